@@ -1,0 +1,245 @@
+"""Background delivery: a bounded queue, the official OTLP/HTTP exporter, backoff and the spool.
+
+The caller's thread only appends a finished span to a deque. One daemon thread takes batches off
+it and exports them; when the collector is unreachable (or answers 429/503) the batch goes to the
+spool and the thread backs off exponentially, honouring ``Retry-After``. While backing off, new
+batches go straight to the spool; once the collector answers again the spool is drained.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import requests  # the HTTP stack of the OTLP exporter; a session lets us read Retry-After
+from google.protobuf.message import DecodeError
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from . import _otlp
+from ._settings import Settings
+from ._spool import Spool
+
+logger = logging.getLogger("threadline.sdk")
+
+OVERFLOW_BATCH = 256  # spans the caller's threads collect before writing an overflow batch to disk
+SPOOL_FILES_PER_ROUND = 8  # spooled batches sent per round, so live events are never held up long
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+class Delivery:
+    """The official OTLP/HTTP span exporter, with a session that remembers the server's Retry-After."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.retry_after: float | None = None
+        session = requests.Session()
+        session.hooks["response"].append(self._on_response)
+        headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
+        self._exporter = OTLPSpanExporter(
+            endpoint=settings.endpoint, headers=headers, timeout=settings.export_timeout_s, session=session
+        )
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code in (429, 503):
+            self.retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+
+    def send(self, spans: Sequence[ReadableSpan]) -> bool:
+        self.retry_after = None
+        try:
+            return self._exporter.export(spans) is SpanExportResult.SUCCESS
+        except Exception:  # the exporter should not raise; if it does, treat it as a failed delivery
+            logger.exception("threadline: the OTLP exporter failed")
+            return False
+
+    def shutdown(self) -> None:
+        try:
+            self._exporter.shutdown()
+        except Exception:
+            logger.debug("threadline: exporter shutdown failed", exc_info=True)
+
+
+class DeliveryProcessor(SpanProcessor):
+    """Queues finished business spans and delivers them from one background thread."""
+
+    def __init__(self, settings: Settings, delivery: Delivery | None = None) -> None:
+        self.settings = settings
+        self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
+        self.delivered_spans = 0
+        self._delivery = delivery or Delivery(settings)
+        self._queue: deque[ReadableSpan] = deque()
+        self._overflow: list[ReadableSpan] = []
+        self._overflow_lock = threading.Lock()
+        self._inflight: Sequence[ReadableSpan] = ()
+        self._wake = threading.Event()
+        self._flush_requests: list[threading.Event] = []
+        self._flush_lock = threading.Lock()
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="threadline-delivery", daemon=True)
+        self._thread.start()
+
+    # --- the caller's side: never blocks on the network -------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if len(self._queue) < self.settings.queue_size:
+            self._queue.append(span)
+            if len(self._queue) >= self.settings.batch_size:
+                self._wake.set()
+            return
+        with self._overflow_lock:  # queue full: collect, then write to disk in one batch
+            self._overflow.append(span)
+            if len(self._overflow) < OVERFLOW_BATCH:
+                return
+            batch, self._overflow = self._overflow, []
+        self._spool(batch)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.flush(timeout_millis / 1000)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Deliver what is queued and what is spooled; True if all of it reached the collector."""
+        done = threading.Event()
+        with self._flush_lock:
+            self._flush_requests.append(done)
+        self._wake.set()
+        return done.wait(max(timeout_s, 0.0)) and not self._queue and not self.spool.pending()
+
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        self._stopping = True
+        finished = self.flush(timeout_s)
+        if self._thread.is_alive() and not finished:
+            # The worker is stuck on the network: keep what it holds on disk. The collector
+            # deduplicates by event_id should the in-flight batch still arrive.
+            leftover = list(self._inflight) + self._take(len(self._queue))
+            with self._overflow_lock:
+                leftover += self._overflow
+                self._overflow = []
+            if leftover:
+                self._spool(leftover)
+        self._delivery.shutdown()
+        self._thread.join(timeout=0.5)
+
+    # --- the worker ---------------------------------------------------------------------------
+
+    def _take(self, limit: int) -> list[ReadableSpan]:
+        batch: list[ReadableSpan] = []
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.popleft())
+            except IndexError:
+                break
+        return batch
+
+    def _spool(self, spans: Sequence[ReadableSpan]) -> None:
+        try:
+            payload = _otlp.encode(spans)
+        except Exception as error:
+            self.spool._count_drop(len(spans), f"encoding failed: {error}")
+            return
+        self.spool.write(payload, len(spans))
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.settings.schedule_delay_s)
+            self._wake.clear()
+            with self._flush_lock:
+                flushes, self._flush_requests = self._flush_requests, []
+            try:
+                self._round(flushing=bool(flushes))
+            except Exception:  # the worker must survive anything
+                logger.exception("threadline: delivery round failed")
+            for done in flushes:
+                done.set()
+            if self._stopping and flushes:
+                return
+
+    def _round(self, flushing: bool) -> None:
+        if flushing:
+            self._retry_at = 0.0  # an explicit flush tries the collector now
+        with self._overflow_lock:
+            overflow, self._overflow = self._overflow, []
+        if overflow:
+            self._spool(overflow)
+        while self._queue:
+            self._deliver(self._take(self.settings.batch_size))
+        self._drain_spool(limit=None if flushing else SPOOL_FILES_PER_ROUND)
+
+    def _backing_off(self) -> bool:
+        return time.monotonic() < self._retry_at
+
+    def _deliver(self, batch: list[ReadableSpan]) -> None:
+        if self._backing_off():
+            self._spool(batch)
+            return
+        self._inflight = batch
+        delivered = self._delivery.send(batch)
+        self._inflight = ()
+        if delivered:
+            self._succeeded(len(batch))
+        else:
+            self._spool(batch)
+            self._failed()
+
+    def _drain_spool(self, limit: int | None) -> None:
+        for sent, path in enumerate(self.spool.pending()):
+            if self._backing_off() or (limit is not None and sent >= limit):
+                return
+            self._send_spooled(path)
+
+    def _send_spooled(self, path: Path) -> None:
+        with self.spool.claim(path) as payload:
+            if payload is None:
+                return
+            try:
+                spans = _otlp.decode(payload)
+            except (DecodeError, ValueError) as error:
+                self.spool.quarantine(path, str(error) or type(error).__name__)
+                return
+            if self._delivery.send(spans):
+                self.spool.done(path)
+                self._succeeded(len(spans))
+            else:
+                self._failed()
+
+    def _succeeded(self, spans: int) -> None:
+        self.delivered_spans += spans
+        if self._backoff_s:
+            logger.info("threadline: the collector answers again")
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+
+    def _failed(self) -> None:
+        self._backoff_s = min(max(self._backoff_s * 2, 1.0), self.settings.max_backoff_s)
+        wait = self._delivery.retry_after
+        if wait is None:
+            wait = self._backoff_s * random.uniform(0.8, 1.2)
+        self._retry_at = time.monotonic() + wait
+        logger.warning(
+            "threadline: the collector is unreachable; events are spooled, next try in %.1fs", wait
+        )
