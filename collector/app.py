@@ -1,0 +1,97 @@
+"""The collector's FastAPI application: ingest, query API, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from threadline import __version__
+
+from . import api, errors, ingest
+from .config import CollectorSettings
+from .metrics import Metrics
+from .runtime import Collector, get_collector
+from .storage import Store
+from .workflows import WorkflowError
+from .workflows import load as load_workflows
+from .writer import Writer
+
+logger = logging.getLogger("threadline.collector")
+
+
+def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
+    """``kill -HUP`` reloads the workflow definitions (keeping the old ones if the file is bad)."""
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def reload(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError, WorkflowError):
+            collector.reload_workflows()
+
+    previous = signal.signal(signal.SIGHUP, reload)
+    return lambda: signal.signal(signal.SIGHUP, previous)
+
+
+def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+    settings = settings or CollectorSettings.from_environment()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        workflows = load_workflows(settings.workflows)  # a bad definition stops the start, naming the line
+        store = Store(settings.store, cluster=settings.cluster, ttl_days=settings.ttl_days).open()
+        metrics = Metrics()
+        writer = Writer(
+            store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events
+        )
+        writer.start()
+        collector = Collector(settings, store, writer, metrics, workflows)
+        app.state.collector = collector
+        restore_sighup = _reload_on_sighup(collector)
+        logger.info(
+            "threadline: collector ready, store %s, %d workflows from %s",
+            store.redacted_dsn,
+            len(workflows),
+            workflows.source,
+        )
+        try:
+            yield
+        finally:
+            restore_sighup()
+            writer.stop()
+            store.close()
+
+    app = FastAPI(
+        title="Threadline collector",
+        version=__version__,
+        description="Business-transaction tracing for enterprise integrations: ingest and query API.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(ingest.router)
+    app.include_router(api.router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The store answers", responses={503: {}})
+    async def readyz(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
+        if await run_in_threadpool(collector.store.ping):
+            return errors.json_response({"status": "ready", "store": collector.store.redacted_dsn})
+        body = {"status": "unavailable", "store": collector.store.redacted_dsn}
+        return errors.json_response(body, 503, {"Retry-After": "5"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    async def metrics(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
+        return Response(generate_latest(collector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

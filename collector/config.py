@@ -1,0 +1,42 @@
+"""Collector settings: command-line options override ``THREADLINE_*`` variables override defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .storage import DEFAULT_DSN
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WORKFLOWS = PROJECT_ROOT / "workflows.example.yaml"
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    store: str = DEFAULT_DSN
+    workflows: Path = DEFAULT_WORKFLOWS
+    host: str = "127.0.0.1"
+    port: int = 4318
+    max_body_bytes: int = 16 * 1024 * 1024
+    batch_window_s: float = 0.005
+    max_pending_events: int = 200_000
+    cluster: str | None = None
+    ttl_days: int | None = None
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> CollectorSettings:
+        env = os.environ
+        settings = cls(
+            store=env.get("THREADLINE_STORE", DEFAULT_DSN),
+            workflows=Path(env.get("THREADLINE_WORKFLOWS", str(DEFAULT_WORKFLOWS))),
+            host=env.get("THREADLINE_HOST", "127.0.0.1"),
+            port=int(env.get("THREADLINE_PORT", "4318")),
+            max_body_bytes=int(env.get("THREADLINE_MAX_BODY_BYTES", str(16 * 1024 * 1024))),
+            batch_window_s=float(env.get("THREADLINE_BATCH_WINDOW_MS", "5")) / 1000,
+            max_pending_events=int(env.get("THREADLINE_MAX_PENDING_EVENTS", "200000")),
+            cluster=env.get("THREADLINE_CLUSTER") or None,
+            ttl_days=int(env["THREADLINE_TTL_DAYS"]) if env.get("THREADLINE_TTL_DAYS") else None,
+        )
+        return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,160 @@
+"""Ingest endpoints: ``POST /v1/events`` (the JSON contract) and ``POST /v1/traces`` (OTLP/HTTP).
+
+Bodies are read with a size limit measured after decompression, so a gzip bomb is refused
+(413) without ever being inflated in full. A request is answered 2xx only once the store has
+everything it carried.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from . import otlp
+from .errors import ApiError
+from .runtime import Collector, get_collector
+from .schema import InvalidBatch, Problem, parse_batch
+
+router = APIRouter(tags=["ingest"])
+
+JSON_TYPES = ("application/json",)
+PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, decompressed; 413 past ``limit`` bytes, 415 for an unknown encoding."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "deflate"):
+        raise ApiError(
+            415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip"
+        )
+    inflater = None
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj()
+    too_large = ApiError(
+        413, "body_too_large", f"the body is larger than {limit} bytes (after decompression)"
+    )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            if inflater is None:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+                continue
+            while chunk:
+                # Inflate at most what is still allowed (+1 to notice going over), never more.
+                piece = inflater.decompress(chunk, limit - size + 1)
+                size += len(piece)
+                if size > limit:
+                    raise too_large
+                chunks.append(piece)
+                chunk = inflater.unconsumed_tail
+        if inflater is not None:
+            piece = inflater.flush()
+            size += len(piece)
+            if size > limit:
+                raise too_large
+            chunks.append(piece)
+    except zlib.error as error:
+        raise ApiError(400, "bad_compression", f"the body is not valid {encoding}: {error}") from None
+    return b"".join(chunks)
+
+
+@router.post(
+    "/v1/events",
+    response_model=IngestResult,
+    summary="Send business events (JSON)",
+    responses={
+        400: {"description": "Invalid events; nothing of the batch was stored"},
+        413: {},
+        415: {},
+        503: {},
+    },
+)
+async def post_events(
+    request: Request, collector: Annotated[Collector, Depends(get_collector)]
+) -> IngestResult:
+    """Store a batch ``{"events": [...]}``. All or nothing: one invalid event refuses the batch."""
+    started = time.perf_counter()
+    if _media_type(request) not in JSON_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send application/json")
+    tenant = collector.tenant_of(request)
+    body = await read_body(request, collector.settings.max_body_bytes)
+    try:
+        events = await run_in_threadpool(parse_batch, body)
+    except InvalidBatch as invalid:
+        collector.metrics.events_rejected.labels("events", "invalid").inc(max(len(invalid.problems), 1))
+        raise ApiError(
+            400,
+            "invalid_events",
+            f"{len(invalid.problems)} problem(s) in the batch; nothing was stored",
+            problems=invalid.problems,
+        ) from None
+    collector.metrics.events_received.labels("events").inc(len(events))
+    result = await collector.writer.submit(tenant, "json", events)
+    collector.metrics.events_accepted.labels("events").inc(result.accepted)
+    collector.metrics.duplicates.labels("events").inc(result.duplicates)
+    collector.metrics.batch_seconds.labels("events").observe(time.perf_counter() - started)
+    return IngestResult(accepted=result.accepted, duplicates=result.duplicates)
+
+
+@router.post(
+    "/v1/traces",
+    summary="OTLP/HTTP trace export (protobuf or JSON)",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/x-protobuf": {}, "application/json": {}}},
+        400: {},
+        413: {},
+        415: {},
+    },
+)
+async def post_traces(request: Request, collector: Annotated[Collector, Depends(get_collector)]) -> Response:
+    """Accept an ``ExportTraceServiceRequest``; answer an ``ExportTraceServiceResponse``."""
+    started = time.perf_counter()
+    media_type = _media_type(request)
+    if media_type not in JSON_TYPES + PROTOBUF_TYPES:
+        raise ApiError(
+            415, "unsupported_media_type", "send application/x-protobuf or application/json (OTLP)"
+        )
+    as_json = media_type in JSON_TYPES
+    tenant = collector.tenant_of(request)
+    body = await read_body(request, collector.settings.max_body_bytes)
+    try:
+        request_message = await run_in_threadpool(otlp.decode, body, as_json)
+    except otlp.InvalidPayload as invalid:
+        problems = [Problem(field="body", reason=str(invalid))]
+        raise ApiError(400, "invalid_otlp", str(invalid), problems=problems) from None
+    converted = await run_in_threadpool(otlp.convert, request_message, tenant)
+    metrics = collector.metrics
+    metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))
+    if converted.rejected:
+        metrics.events_rejected.labels("traces", "invalid").inc(len(converted.rejected))
+    result = await collector.writer.submit(tenant, "otlp", converted.events, converted.spans)
+    metrics.events_accepted.labels("traces").inc(result.accepted)
+    metrics.duplicates.labels("traces").inc(result.duplicates)
+    metrics.batch_seconds.labels("traces").observe(time.perf_counter() - started)
+    message = "; ".join(converted.rejected[:20])
+    return Response(
+        content=otlp.encode_response(len(converted.rejected), message, as_json),
+        media_type="application/json" if as_json else "application/x-protobuf",
+    )

@@ -1,0 +1,68 @@
+"""The collector's own Prometheus metrics (``GET /metrics``).
+
+Each collector app has its own registry, so several apps in one process (tests) never collide.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_received = Counter(
+            "threadline_events_received",
+            "Business events received, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.events_accepted = Counter(
+            "threadline_events_accepted",
+            "Business events stored (duplicates excluded)",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.events_rejected = Counter(
+            "threadline_events_rejected",
+            "Business events refused, by endpoint and reason",
+            ["endpoint", "reason"],
+            registry=self.registry,
+        )
+        self.duplicates = Counter(
+            "threadline_events_duplicates_dropped",
+            "Events already stored (same event_id), not stored again",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.spans_stored = Counter(
+            "threadline_spans_stored", "Technical spans stored", registry=self.registry
+        )
+        self.events_relinked = Counter(
+            "threadline_events_relinked",
+            "Stored events that joined a transaction through a later alias",
+            registry=self.registry,
+        )
+        self.alias_conflicts = Counter(
+            "threadline_alias_conflicts",
+            "Aliases claimed by a second transaction (the first claim stands)",
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "threadline_ingest_batch_seconds",
+            "Time to accept one ingest request, from body read to stored",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.insert_seconds = Histogram(
+            "threadline_store_insert_seconds",
+            "Time of one store write (dedup, aliases and insert)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.pending_events = Gauge(
+            "threadline_ingest_pending_events", "Events waiting for the store writer", registry=self.registry
+        )

@@ -1,0 +1,154 @@
+"""The business-event wire contract (DESIGN.md, "Business event"), validated with pydantic.
+
+A batch is all-or-nothing: ``parse_batch`` either returns every event or raises ``InvalidBatch``
+listing each problem by index, field and reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+ErrorKind = Literal["transient", "business", "validation", "auth", "timeout"]
+Status = Literal["ok", "error", "retrying", "pending"]
+
+MAX_ATTRIBUTES = 128
+MAX_ALIASES = 32
+MAX_ATTRIBUTE_VALUE = 16 * 1024
+MAX_EVENTS_PER_BATCH = 10_000
+# Event times must fit ClickHouse's DateTime64(6) and OTLP's 64-bit nanoseconds.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2261, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+Key = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL)]
+AttributeValue = Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE)]
+
+
+def _in_range(value: dt.datetime) -> dt.datetime:
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError("must be between 1970-01-01 and 2261-12-31")
+    return value.astimezone(dt.UTC)
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+class EventError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ErrorKind
+    message: Annotated[str, StringConstraints(max_length=4096)] = ""
+
+
+class BusinessEvent(BaseModel):
+    """One business event. Unknown fields are refused, so a misspelt field never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    correlation_id: Key
+    workflow: Name
+    step: Key
+    system: Name
+    timestamp: Annotated[AwareDatetime, AfterValidator(_in_range)]
+    status: Status = "ok"
+    event_id: Key | None = None
+    duration_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    aliases: Annotated[dict[Name, Key], Field(max_length=MAX_ALIASES)] = Field(default_factory=dict)
+    error: EventError | None = None
+    attempt: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    amount: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    currency: Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    attributes: Annotated[dict[Key, AttributeValue], Field(max_length=MAX_ATTRIBUTES)] = Field(
+        default_factory=dict
+    )
+    trace_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = None
+    span_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] | None = None
+
+    @model_validator(mode="after")
+    def _default_event_id(self) -> BusinessEvent:
+        # Without an event_id, the same event sent twice must still count once: derive the id
+        # from the content, so an identical retry gets the identical id.
+        if self.event_id is None:
+            content = self.model_dump(mode="json", exclude={"event_id"})
+            digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+            object.__setattr__(self, "event_id", "sha256:" + digest[:40])
+        return self
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[BusinessEvent], Field(min_length=1, max_length=MAX_EVENTS_PER_BATCH)]
+
+
+class Problem(BaseModel):
+    """One reason a batch was refused."""
+
+    index: int | None = None
+    field: str
+    reason: str
+
+
+class InvalidBatch(ValueError):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = list(problems)
+
+
+def problems_of(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[Problem]:
+    """Pydantic's errors as (index, field, reason): ``events.3.timestamp`` → index 3, ``timestamp``."""
+    problems = []
+    for item in error.errors(include_url=False):
+        location = [*prefix, *item["loc"]]
+        index = None
+        if len(location) >= 2 and location[0] == "events" and isinstance(location[1], int):
+            index, location = location[1], location[2:]
+        field = ".".join(str(part) for part in location) or "body"
+        problems.append(Problem(index=index, field=field, reason=_reason(item)))
+    return problems
+
+
+def _reason(item: Mapping[str, Any]) -> str:
+    message = str(item["msg"])
+    if item["type"] == "missing":
+        return "is required"
+    if item["type"] == "extra_forbidden":
+        return "is not a field of a business event"
+    return message[len("Value error, ") :] if message.startswith("Value error, ") else message
+
+
+def parse_batch(body: bytes) -> list[BusinessEvent]:
+    """Events of a ``{"events": [...]}`` JSON body; raises ``InvalidBatch`` naming every problem."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidBatch([Problem(field="body", reason=f"is not valid JSON: {error}")]) from None
+    if isinstance(document, list):  # a bare list of events is accepted too
+        document = {"events": document}
+    try:
+        return EventBatch.model_validate(document).events
+    except ValidationError as error:
+        raise InvalidBatch(problems_of(error)) from None
+
+
+def validate_event(fields: Mapping[str, Any]) -> BusinessEvent:
+    """One event from fields gathered elsewhere (an OTLP span, a replayed row); raises ValidationError."""
+    return BusinessEvent.model_validate(fields)

@@ -1,0 +1,191 @@
+"""Transaction state, derived from events in ClickHouse SQL against the workflow definitions.
+
+One query (``SUMMARY``) decides, for every transaction as of a given time, its workflow, state
+(completed, failed, stuck, in_progress), the steps it waits on and since when, its SLA clock,
+missing steps and governance violations. The definitions travel as bound array parameters (one
+element per workflow), so the same SQL serves the operations queue, the overview aggregates and a
+single transaction's detail: a transaction's state is decided in exactly one place.
+
+The rules, per transaction:
+- a step is *done* once one of its events has status ``ok`` (a later success recovers retries);
+- it *fails* when any event of a ``fail_on`` step exists, and *completes* when a ``complete_on``
+  step is done; whichever came first decides;
+- a step is *waiting* when it is not done, every step in its ``after`` is done and no step that
+  comes after it is done (then it is *missing*, not waited on); it is due since the last of its
+  prerequisites was done (or since the transaction started, with none);
+- it is *stuck* when not terminal, waiting on a step, and nothing was done for ``stuck_after``;
+- the SLA runs from the first event to completion (or failure, or ``as_of`` while open);
+- a *violation* is a done step whose prerequisite was not done before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from .workflows import Workflows
+
+
+@dataclass(frozen=True)
+class WorkflowParameters:
+    """The workflow definitions as parallel arrays, ready to bind into the state SQL."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, workflows: Workflows) -> WorkflowParameters:
+        definitions = list(workflows)
+        return cls(
+            {
+                "wf_names": [d.name for d in definitions],
+                "wf_steps": [[s.name for s in d.steps] for d in definitions],
+                "wf_systems": [[s.system or "" for s in d.steps] for d in definitions],
+                "wf_after": [[list(s.after) for s in d.steps] for d in definitions],
+                "wf_successors": [[sorted(d.successors(s.name)) for s in d.steps] for d in definitions],
+                "wf_within": [[float(s.within_s or 0) for s in d.steps] for d in definitions],
+                "wf_complete": [list(d.complete_on) for d in definitions],
+                "wf_fail": [list(d.fail_on) for d in definitions],
+                "wf_sla": [float(d.sla_s or 0) for d in definitions],
+                "wf_stuck": [float(d.stuck_after_s) for d in definitions],
+            }
+        )
+
+
+# Per transaction and step, then per transaction; {scope} narrows the events read (static SQL only).
+SUMMARY = """
+WITH
+    {{as_of:DateTime64(6, 'UTC')}} AS as_of_time,
+    {{wf_names:Array(String)}} AS wf_names,
+    {{wf_steps:Array(Array(String))}} AS wf_steps,
+    {{wf_systems:Array(Array(String))}} AS wf_systems,
+    {{wf_after:Array(Array(Array(String)))}} AS wf_after,
+    {{wf_successors:Array(Array(Array(String)))}} AS wf_successors,
+    {{wf_within:Array(Array(Float64))}} AS wf_within,
+    {{wf_complete:Array(Array(String))}} AS wf_complete,
+    {{wf_fail:Array(Array(String))}} AS wf_fail,
+    {{wf_sla:Array(Float64)}} AS wf_sla,
+    {{wf_stuck:Array(Float64)}} AS wf_stuck
+SELECT
+    transaction_id,
+    workflow,
+    started_at,
+    last_activity,
+    systems,
+    event_count,
+    error_count,
+    retry_count,
+    amount,
+    currency,
+    state,
+    waiting,
+    waiting_systems,
+    due_since,
+    waiting_within,
+    sla_limit,
+    sla_elapsed,
+    sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
+    missing,
+    violations,
+    completed_at,
+    failed_at
+FROM
+(
+    SELECT
+        *,
+        indexOf(wf_names, workflow) AS wf,
+        wf_steps[wf] AS expected,
+        arrayFilter((s, d) -> d, seen, dones) AS done_steps,
+        arrayFilter(s -> has(done_steps, s), wf_complete[wf]) AS completed_by,
+        arrayFilter(s -> has(seen, s), wf_fail[wf]) AS failed_by,
+        if(notEmpty(completed_by), arrayMin(arrayMap(s -> ok_times[indexOf(seen, s)], completed_by)), NULL)
+            AS completed_at,
+        if(notEmpty(failed_by), arrayMin(arrayMap(s -> first_times[indexOf(seen, s)], failed_by)), NULL)
+            AS failed_at,
+        multiIf(
+            failed_at IS NOT NULL AND (completed_at IS NULL OR failed_at <= completed_at), 'failed',
+            completed_at IS NOT NULL, 'completed',
+            '') AS terminal,
+        if(terminal != '', CAST([], 'Array(String)'),
+            arrayFilter((s, pre, after_it) ->
+                NOT has(done_steps, s) AND NOT has(wf_fail[wf], s)
+                AND hasAll(done_steps, pre) AND NOT hasAny(done_steps, after_it),
+                expected, wf_after[wf], wf_successors[wf])) AS waiting,
+        arrayMap(s -> wf_systems[wf][indexOf(expected, s)], waiting) AS waiting_systems,
+        arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> ok_times[indexOf(seen, p)], pre))),
+                 arrayMap(s -> wf_after[wf][indexOf(expected, s)], waiting)) AS due_since,
+        arrayMap(s -> wf_within[wf][indexOf(expected, s)], waiting) AS waiting_within,
+        if(empty(done_steps), started_at, arrayMax(arrayMap(s -> ok_times[indexOf(seen, s)], done_steps)))
+            AS last_progress,
+        (toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)) / 1e6 AS idle_seconds,
+        multiIf(
+            terminal != '', terminal,
+            wf > 0 AND notEmpty(waiting) AND idle_seconds >= wf_stuck[wf], 'stuck',
+            'in_progress') AS state,
+        wf_sla[wf] AS sla_limit,
+        (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
+                                        terminal = 'failed', assumeNotNull(failed_at),
+                                        as_of_time))
+         - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
+        arrayFilter((s, after_it) ->
+            NOT has(done_steps, s) AND NOT has(wf_fail[wf], s) AND hasAny(done_steps, after_it),
+            expected, wf_successors[wf]) AS missing,
+        arrayFlatten(arrayMap(i ->
+            if(has(done_steps, expected[i]),
+               arrayMap(p -> (expected[i], p),
+                        arrayFilter(p -> NOT has(done_steps, p)
+                                         OR ok_times[indexOf(seen, p)] > ok_times[indexOf(seen, expected[i])],
+                                    wf_after[wf][i])),
+               CAST([], 'Array(Tuple(String, String))')),
+            arrayEnumerate(expected))) AS violations
+    FROM
+    (
+        SELECT
+            transaction_id,
+            argMin(step_workflow, first_at) AS workflow,
+            min(first_at) AS started_at,
+            max(last_at) AS last_activity,
+            groupArray(step) AS seen,
+            groupArray(done) AS dones,
+            groupArray(first_ok_at) AS ok_times,
+            groupArray(first_at) AS first_times,
+            groupUniqArray(step_system) AS systems,
+            sum(events) AS event_count,
+            sum(errors) AS error_count,
+            sum(retries) AS retry_count,
+            argMaxIf(step_amount, last_at, step_amount IS NOT NULL) AS amount,
+            argMaxIf(step_currency, last_at, step_currency != '') AS currency
+        FROM
+        (
+            SELECT
+                transaction_id,
+                step,
+                argMin(workflow, timestamp) AS step_workflow,
+                min(timestamp) AS first_at,
+                max(timestamp) AS last_at,
+                countIf(status = 'ok') > 0 AS done,
+                minIf(timestamp, status = 'ok') AS first_ok_at,
+                argMax(system, timestamp) AS step_system,
+                count() AS events,
+                countIf(status = 'error') AS errors,
+                countIf(status = 'retrying' OR attempt > 1) AS retries,
+                argMaxIf(amount, timestamp, amount IS NOT NULL) AS step_amount,
+                argMaxIf(currency, timestamp, currency != '') AS step_currency
+            FROM events FINAL
+            WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time {scope}
+            GROUP BY transaction_id, step
+        )
+        GROUP BY transaction_id
+    )
+)
+"""
+
+ONE_TRANSACTION = "AND transaction_id = {transaction:String}"
+
+
+def summary_sql(one_transaction: bool = False) -> str:
+    return SUMMARY.format(scope=ONE_TRANSACTION if one_transaction else "")
+
+
+def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:
+    return {**WorkflowParameters.of(workflows).values, "tenant": tenant, "as_of": as_of, **extra}

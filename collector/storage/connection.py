@@ -1,0 +1,154 @@
+"""The connection to ClickHouse: embedded (``chdb://dir``) or a server (``http://host:8123``).
+
+Everything goes through ``clickhouse-connect`` and one ``Store``; nothing else in the collector
+depends on which deployment it is. The embedded engine is not safe for concurrent use from many
+threads, so every call is serialized by a lock (a server would not need it, and it costs little).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.query import QueryResult
+
+from . import migrations
+
+logger = logging.getLogger("threadline.collector")
+
+DEFAULT_DSN = "chdb://./.threadline/store"
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached or refused the operation; nothing of the operation was stored."""
+
+
+def normalize_dsn(dsn: str) -> str:
+    """``chdb://relative/dir`` → ``chdb:///absolute/dir`` (created if missing); other DSNs unchanged."""
+    if not dsn.startswith("chdb://"):
+        return dsn
+    location = dsn[len("chdb://") :]
+    if location in ("memory", ":memory:") or location.startswith("memory/"):
+        return dsn
+    path = Path(location).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"chdb://{path}"
+
+
+class Store:
+    def __init__(
+        self, dsn: str = DEFAULT_DSN, cluster: str | None = None, ttl_days: int | None = None
+    ) -> None:
+        self.dsn = normalize_dsn(dsn)
+        self.cluster = cluster
+        self.ttl_days = ttl_days
+        self.embedded = self.dsn.startswith("chdb:")
+        self._client: Client | None = None
+        self._lock = threading.RLock()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def open(self) -> Store:
+        """Connect and bring the schema up to date. Raises StoreUnavailable if the store cannot be reached."""
+        with self._lock:
+            self._connect()
+            self.migrate()
+        return self
+
+    def _connect(self) -> Client:
+        if self._client is None:
+            try:
+                self._client = clickhouse_connect.get_client(dsn=self.dsn, **self._server_options())
+            except Exception as error:
+                raise StoreUnavailable(f"cannot connect to {self.redacted_dsn}: {error}") from error
+        return self._client
+
+    def _server_options(self) -> dict[str, Any]:
+        if self.embedded:
+            return {}
+        return {"connect_timeout": 5, "send_receive_timeout": 60, "autogenerate_session_id": False}
+
+    @property
+    def redacted_dsn(self) -> str:
+        """The DSN without its password, for logs and messages."""
+        if "@" not in self.dsn:
+            return self.dsn
+        scheme, _, rest = self.dsn.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.close()
+                finally:
+                    self._client = None
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the store's version; returns the version now."""
+        self.command(migrations.VERSION_TABLE)
+        current = self.query("SELECT max(version) FROM schema_migrations").result_rows[0][0] or 0
+        for version, statements in migrations.migrations(self.cluster, self.ttl_days):
+            if version <= current:
+                continue
+            for statement in statements:
+                self.command(statement)
+            self.insert("schema_migrations", [[version]], ["version"])
+            logger.info("threadline: store schema migrated to version %d", version)
+            current = version
+        return current
+
+    # --- statements: all values travel as bound parameters ----------------------------------
+
+    @contextmanager
+    def _call(self) -> Iterator[Client]:
+        with self._lock:
+            client = self._connect()
+            try:
+                yield client
+            except ClickHouseError as error:
+                if not self._is_connection_error(error):
+                    raise  # a query the store refused: a bug to fix, not an outage
+                self._client = None  # reconnect on the next call
+                raise StoreUnavailable(str(error).splitlines()[0]) from error
+            except OSError as error:
+                self._client = None
+                raise StoreUnavailable(str(error)) from error
+
+    @staticmethod
+    def _is_connection_error(error: Exception) -> bool:
+        text = str(error).lower()
+        return any(
+            word in text for word in ("connection", "timed out", "refused", "network", "reset by peer")
+        )
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        with self._call() as client:
+            return client.query(sql, parameters=parameters)
+
+    def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = self.query(sql, parameters)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        with self._call() as client:
+            return client.command(sql, parameters=parameters)
+
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        if not rows:
+            return
+        with self._call() as client:
+            client.insert(table, rows, column_names=list(columns))
+
+    def ping(self) -> bool:
+        try:
+            return self.query("SELECT 1").result_rows[0][0] == 1
+        except StoreUnavailable:
+            return False

@@ -1,0 +1,241 @@
+"""Reading transactions: find one by any of its keys, list them for the operations queue."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .models import EventErrorView, EventView, Sla, TransactionSummary, Violation, WaitingStep
+from .state import summary_parameters, summary_sql
+from .storage import Store
+from .storage.writes import EVENT_COLUMNS
+from .workflows import Workflows
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)
+
+RESOLVE_KEY = """
+SELECT transaction_id FROM
+(
+    SELECT argMax(transaction_id, version) AS transaction_id, 1 AS rank
+    FROM aliases WHERE tenant = {tenant:String} AND alias = {key:String}
+    HAVING count() > 0
+    UNION ALL
+    SELECT transaction_id, 2 AS rank
+    FROM events FINAL WHERE tenant = {tenant:String} AND correlation_id = {key:String}
+    LIMIT 1
+)
+ORDER BY rank
+LIMIT 1
+"""
+
+KEYS_OF_TRANSACTION = """
+SELECT alias, argMax(kind, version) AS kind
+FROM aliases
+WHERE tenant = {tenant:String}
+GROUP BY alias
+HAVING argMax(transaction_id, version) = {transaction:String}
+"""
+
+EVENTS_OF_TRANSACTION = f"""
+SELECT {", ".join(EVENT_COLUMNS)}
+FROM events FINAL
+WHERE tenant = {{tenant:String}}
+  AND correlation_id IN {{keys:Array(String)}}
+  AND transaction_id = {{transaction:String}}
+  AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
+ORDER BY timestamp, received_at, event_id
+"""
+
+LIST = """
+SELECT * FROM
+(
+    SELECT *, count() OVER () AS total
+    FROM ({summary})
+    WHERE (empty({{workflow:String}}) OR workflow = {{workflow:String}})
+      AND (empty({{states:Array(String)}}) OR has({{states:Array(String)}}, state))
+      AND (empty({{system:String}})
+           OR has(systems, {{system:String}}) OR has(waiting_systems, {{system:String}}))
+      AND ({{breached:Int8}} < 0 OR breached = {{breached:Int8}})
+      AND (NOT {{with_violations:Bool}} OR notEmpty(violations))
+      AND (NOT {{attention:Bool}} OR state IN ('stuck', 'failed') OR breached OR notEmpty(violations))
+      AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
+)
+WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{after_id:String}})
+ORDER BY last_activity DESC, transaction_id DESC
+LIMIT {{limit:UInt32}}
+"""
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """ClickHouse hands back naive datetimes in UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
+    limit = row["sla_limit"] or None
+    elapsed = max(float(row["sla_elapsed"]), 0.0)
+    waiting = []
+    for step, system, due_since, within in zip(
+        row["waiting"], row["waiting_systems"], row["due_since"], row["waiting_within"], strict=True
+    ):
+        due = utc(due_since)
+        waiting.append(
+            WaitingStep(
+                step=step,
+                system=system or None,
+                due_since=due,
+                within_seconds=within or None,
+                overdue=bool(within) and (as_of - due).total_seconds() > within,
+            )
+        )
+    return TransactionSummary(
+        correlation_id=row["transaction_id"],
+        workflow=row["workflow"],
+        state=row["state"],
+        started_at=utc(row["started_at"]),
+        last_activity=utc(row["last_activity"]),
+        completed_at=utc(row["completed_at"]) if row["completed_at"] else None,
+        failed_at=utc(row["failed_at"]) if row["failed_at"] else None,
+        waiting_on=waiting,
+        sla=Sla(
+            limit_seconds=limit,
+            elapsed_seconds=elapsed,
+            breached=bool(row["breached"]),
+            breached_by_seconds=max(elapsed - limit, 0.0) if limit else 0.0,
+        ),
+        missing_steps=list(row["missing"]),
+        violations=[Violation(step=step, before=before) for step, before in row["violations"]],
+        systems=sorted(row["systems"]),
+        amount=row["amount"],
+        currency=row["currency"] or None,
+        event_count=row["event_count"],
+        error_count=row["error_count"],
+        retry_count=row["retry_count"],
+    )
+
+
+def event_view(row: dict[str, Any]) -> EventView:
+    return EventView(
+        event_id=row["event_id"],
+        correlation_id=row["correlation_id"],
+        workflow=row["workflow"],
+        step=row["step"],
+        system=row["system"],
+        status=row["status"],
+        timestamp=utc(row["timestamp"]),
+        received_at=utc(row["received_at"]),
+        duration_ms=row["duration_ms"],
+        attempt=row["attempt"],
+        error=EventErrorView(kind=row["error_kind"], message=row["error_message"])
+        if row["error_kind"]
+        else None,
+        amount=row["amount"],
+        currency=row["currency"] or None,
+        aliases=dict(row["aliases"]),
+        attributes=dict(row["attributes"]),
+        trace_id=row["trace_id"] or None,
+        span_id=row["span_id"] or None,
+        source=row["source"],
+    )
+
+
+@dataclass(frozen=True)
+class Found:
+    summary: TransactionSummary
+    aliases: dict[str, str]
+    events: list[EventView]
+
+
+def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.datetime) -> Found | None:
+    """The transaction that ``key`` (its correlation id or any alias) belongs to, as of ``as_of``."""
+    resolved = store.query(RESOLVE_KEY, {"tenant": tenant, "key": key}).result_rows
+    if not resolved:
+        return None
+    transaction = resolved[0][0]
+    aliases = {
+        alias: kind
+        for alias, kind in store.query(
+            KEYS_OF_TRANSACTION, {"tenant": tenant, "transaction": transaction}
+        ).result_rows
+    }
+    parameters = summary_parameters(workflows, tenant, as_of, transaction=transaction)
+    rows = store.rows(summary_sql(one_transaction=True), parameters)
+    if not rows:
+        return None  # every event of it is after as_of
+    events = store.rows(
+        EVENTS_OF_TRANSACTION,
+        {"tenant": tenant, "keys": [transaction, *aliases], "transaction": transaction, "as_of": as_of},
+    )
+    return Found(
+        summary=summary_of(rows[0], as_of),
+        aliases={kind: alias for alias, kind in sorted(aliases.items())},
+        events=[event_view(row) for row in events],
+    )
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    workflow: str = ""
+    states: tuple[str, ...] = ()
+    system: str = ""
+    breached: bool | None = None
+    with_violations: bool = False
+    attention: bool = False
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(summary: TransactionSummary) -> str:
+    raw = orjson.dumps([summary.last_activity.isoformat(), summary.correlation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        moment, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return utc(dt.datetime.fromisoformat(moment)), str(key)
+    except (ValueError, TypeError) as error:
+        raise BadCursor("is not a cursor this API handed out") from error
+
+
+def page(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    filters: ListFilters,
+    as_of: dt.datetime,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[TransactionSummary], int, str | None]:
+    """A page of transactions, newest activity first, with the total and the next cursor."""
+    after_time, after_id = decode_cursor(cursor) if cursor else (FAR_FUTURE, "")
+    parameters = summary_parameters(
+        workflows,
+        tenant,
+        as_of,
+        workflow=filters.workflow,
+        states=list(filters.states),
+        system=filters.system,
+        breached=-1 if filters.breached is None else int(filters.breached),
+        with_violations=filters.with_violations,
+        attention=filters.attention,
+        since=filters.since or EPOCH,
+        until=filters.until or FAR_FUTURE,
+        after_time=after_time,
+        after_id=after_id if cursor else "\U0010ffff",
+        limit=limit + 1,
+    )
+    rows = store.rows(LIST.format(summary=summary_sql()), parameters)
+    total = rows[0]["total"] if rows else 0
+    items = [summary_of(row, as_of) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return items, total, next_cursor
