@@ -83,8 +83,8 @@ async def list_transactions(
     request: Request,
     workflow: str = "",
     state: Annotated[
-        list[State] | None,
-        Query(description="One or more states (repeat the parameter or separate by commas)"),
+        list[str] | None,
+        Query(description="completed, failed, stuck or in_progress; several: repeat or use commas"),
     ] = None,
     system: Annotated[
         str, Query(description="Transactions with events from, or waiting on, this system")

@@ -36,10 +36,19 @@ anything = st.one_of(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    workflow=anything, step=anything, correlation_id=anything, status=anything, event_id=anything,
-    aliases=anything, amount=anything, currency=anything, error=anything, attempt=anything,
-    attributes=anything, timestamp=anything,
-)  # fmt: skip
+    workflow=anything,
+    step=anything,
+    correlation_id=anything,
+    status=anything,
+    event_id=anything,
+    aliases=anything,
+    amount=anything,
+    currency=anything,
+    error=anything,
+    attempt=anything,
+    attributes=anything,
+    timestamp=anything,
+)
 def test_no_argument_ever_raises_into_the_caller(configured: OtlpReceiver, **arguments: object) -> None:
     sdk.event(**arguments)  # type: ignore[arg-type]
     step_arguments = {key: value for key, value in arguments.items() if key != "timestamp"}
@@ -113,8 +122,12 @@ def test_an_event_without_its_required_fields_is_not_sent(configured: OtlpReceiv
 
 
 def test_user_attributes_cannot_overwrite_the_contract(configured: OtlpReceiver) -> None:
-    sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-4",
-              attributes={"threadline.workflow": "something-else"})  # fmt: skip
+    sdk.event(
+        "quote-to-cash",
+        "erp.order.created",
+        correlation_id="OPP-4",
+        attributes={"threadline.workflow": "something-else"},
+    )
     assert sdk.flush(10)
     [span] = configured.business_events()
     assert span.attributes["threadline.workflow"] == "quote-to-cash"

@@ -43,16 +43,25 @@ def test_configured_keys_are_redacted_before_leaving_the_process(
     )
     try:
         sdk.event(
-            "onboarding", "crm.account.created", correlation_id="ACC-1",
-            attributes={"customer_email": "jane@example.com", "contract_holder": "Jane Doe",
-                        "loyalty_number": "LN-778", "region": "emea"},
-        )  # fmt: skip
+            "onboarding",
+            "crm.account.created",
+            correlation_id="ACC-1",
+            attributes={
+                "customer_email": "jane@example.com",
+                "contract_holder": "Jane Doe",
+                "loyalty_number": "LN-778",
+                "region": "emea",
+            },
+        )
         assert sdk.flush(10)
     finally:
         sdk.shutdown(2)
     [span] = receiver.business_events()
-    for key, clear in [("customer_email", "jane@example.com"), ("contract_holder", "Jane Doe"),
-                       ("loyalty_number", "LN-778")]:  # fmt: skip
+    for key, clear in [
+        ("customer_email", "jane@example.com"),
+        ("contract_holder", "Jane Doe"),
+        ("loyalty_number", "LN-778"),
+    ]:
         assert span.attributes[key].startswith("redacted:")
         assert clear not in span.attributes[key]
     assert span.attributes["region"] == "emea"
