@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import report, sdk_event
+from bench import ingest, report, sdk_event
 
-BENCHMARKS = [sdk_event]
+BENCHMARKS = [sdk_event, ingest]
 
 
 def main() -> None:

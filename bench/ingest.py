@@ -1,0 +1,158 @@
+"""HTTP ingest throughput against a raw clickhouse-connect insert of the same rows, same engine, same run.
+
+The collector runs in this process (uvicorn on a thread) so that the baseline can insert into the
+very same embedded engine; the senders are separate processes speaking real HTTP. The OTLP figure
+uses the official OpenTelemetry exporter in a separate process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+
+from bench import senders
+from bench.report import Figure
+from threadline.collector.app import create_app
+from threadline.collector.config import CollectorSettings
+from threadline.collector.schema import BusinessEvent
+from threadline.collector.storage.writes import EVENT_COLUMNS, event_row
+
+STEPS = [
+    ("crm.opportunity.won", "salesforce"),
+    ("erp.customer.validated", "netsuite"),
+    ("cpq.quote.approved", "cpq"),
+    ("erp.order.created", "netsuite"),
+]
+
+
+def make_events(count: int, prefix: str) -> list[dict[str, object]]:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    events = []
+    for n in range(count):
+        step, system = STEPS[n % len(STEPS)]
+        events.append(
+            {
+                "correlation_id": f"{prefix}-{n // len(STEPS)}",
+                "workflow": "quote-to-cash",
+                "step": step,
+                "system": system,
+                "timestamp": (start + dt.timedelta(seconds=n)).isoformat(),
+                "event_id": f"{prefix}-e{n}",
+                "amount": 100.0 + n % 50,
+                "currency": "USD",
+                "attributes": {"region": "emea"},
+            }
+        )
+    return events
+
+
+class _Server:
+    def __init__(self, store_dir: Path) -> None:
+        with __import__("socket").socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        settings = CollectorSettings(store=f"chdb://{store_dir}", port=self.port)
+        self.app = create_app(settings)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def _timed(context: Any, jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> float:
+    """Seconds from the moment every sender process is ready until the last one is done."""
+    go = context.Event()
+    readiness = [context.Event() for _ in jobs]
+    processes = [
+        context.Process(target=target, args=(*args, ready, go))
+        for (target, args), ready in zip(jobs, readiness, strict=True)
+    ]
+    for process in processes:
+        process.start()
+    for ready in readiness:
+        ready.wait(120)
+    started = time.perf_counter()
+    go.set()
+    for process in processes:
+        process.join()
+    elapsed = time.perf_counter() - started
+    if any(process.exitcode != 0 for process in processes):
+        raise RuntimeError("a sender process failed")
+    return elapsed
+
+
+def run(scale: str) -> list[Figure]:
+    total, clients, batch = (8_000, 4, 1000) if scale == "small" else (40_000, 4, 1000)
+    rounds = 3
+    otlp_spans = 4_000 if scale == "small" else 20_000
+    context = multiprocessing.get_context("spawn")
+    ingest_s, raw_s = [], []
+    with tempfile.TemporaryDirectory() as folder, _Server(Path(folder) / "store") as server:
+        url = f"http://127.0.0.1:{server.port}"
+        store = server.app.state.collector.store
+        for round_ in range(rounds):
+            events = make_events(total, f"R{round_}")
+            bodies = [orjson.dumps({"events": events[i : i + batch]}) for i in range(0, total, batch)]
+            shares = [bodies[c::clients] for c in range(clients)]
+            ingest_s.append(_timed(context, [(senders.post_batches, (url, share)) for share in shares]))
+
+            received = dt.datetime.now(dt.UTC)
+            rows = [
+                event_row(
+                    BusinessEvent.model_validate({**e, "event_id": f"raw-{e['event_id']}"}),
+                    "raw-baseline",
+                    str(e["correlation_id"]),
+                    "json",
+                    received,
+                    1,
+                )
+                for e in events
+            ]
+            started = time.perf_counter()
+            for i in range(0, total, batch):
+                store.insert("events", rows[i : i + batch], EVENT_COLUMNS)
+            raw_s.append(time.perf_counter() - started)
+
+        before = server.app.state.collector.metrics.spans_stored._value.get()
+        otlp_s = _timed(context, [(senders.export_spans, (url, otlp_spans))])
+        stored = server.app.state.collector.metrics.spans_stored._value.get() - before
+        assert stored == otlp_spans, f"{stored} of {otlp_spans} spans stored"
+
+    ingest, raw = statistics.median(ingest_s), statistics.median(raw_s)
+    ratio = raw / ingest
+    return [
+        Figure(
+            name=f"HTTP ingest, JSON batches of {batch}, {clients} clients ({total} events)",
+            value=f"{total / ingest:,.0f} events/s",
+            baseline=f"raw insert {total / raw:,.0f} rows/s",
+            ratio=ratio,
+            goal=">= 0.5",
+            met=ratio >= 0.5,
+        ),
+        Figure(
+            name=f"OTLP protobuf ingest, official exporter ({otlp_spans} spans)",
+            value=f"{otlp_spans / otlp_s:,.0f} spans/s",
+            baseline=f"raw insert {total / raw:,.0f} rows/s",
+            ratio=(otlp_spans / otlp_s) / (total / raw),
+            goal=">= 0.4",
+            met=(otlp_spans / otlp_s) / (total / raw) >= 0.4,
+        ),
+    ]
