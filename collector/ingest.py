@@ -61,19 +61,27 @@ async def read_body(request: Request, limit: int) -> bytes:
                 chunks.append(chunk)
                 continue
             while chunk:
+                if inflater.eof:
+                    # Data after the end of the stream: gzip allows several members one after
+                    # the other (RFC 1952); for deflate it is garbage, refused like any corruption.
+                    if encoding != "gzip":
+                        raise zlib.error("data after the end of the compressed stream")
+                    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
                 # Inflate at most what is still allowed (+1 to notice going over), never more.
                 piece = inflater.decompress(chunk, limit - size + 1)
                 size += len(piece)
                 if size > limit:
                     raise too_large
                 chunks.append(piece)
-                chunk = inflater.unconsumed_tail
+                chunk = inflater.unconsumed_tail or inflater.unused_data
         if inflater is not None:
             piece = inflater.flush()
             size += len(piece)
             if size > limit:
                 raise too_large
             chunks.append(piece)
+            if not inflater.eof:  # cut short: what was inflated may parse, but is not what was sent
+                raise zlib.error("the compressed stream ends early")
     except zlib.error as error:
         raise ApiError(400, "bad_compression", f"the body is not valid {encoding}: {error}") from None
     return b"".join(chunks)
@@ -102,7 +110,12 @@ async def post_events(
     try:
         events = await run_in_threadpool(parse_batch, body)
     except InvalidBatch as invalid:
-        collector.metrics.events_rejected.labels("events", "invalid").inc(max(len(invalid.problems), 1))
+        # All or nothing: every event of the batch is refused, however many problems it has.
+        if invalid.events:
+            collector.metrics.events_received.labels("events").inc(invalid.events)
+            collector.metrics.events_rejected.labels("events", "invalid").inc(invalid.events)
+        else:  # not a batch at all: its events cannot be counted, the body counts once
+            collector.metrics.events_rejected.labels("events", "malformed").inc()
         raise ApiError(
             400,
             "invalid_events",
@@ -142,6 +155,7 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
     try:
         request_message = await run_in_threadpool(otlp.decode, body, as_json)
     except otlp.InvalidPayload as invalid:
+        collector.metrics.events_rejected.labels("traces", "malformed").inc()
         problems = [Problem(field="body", reason=str(invalid))]
         raise ApiError(400, "invalid_otlp", str(invalid), problems=problems) from None
     converted = await run_in_threadpool(otlp.convert, request_message, tenant)

@@ -27,7 +27,8 @@ class Metrics:
         )
         self.events_rejected = Counter(
             "threadline_events_rejected",
-            "Business events refused, by endpoint and reason",
+            "Business events refused, by endpoint and reason (invalid: every event of a refused batch; "
+            "malformed: a body that is not a batch at all, counted once)",
             ["endpoint", "reason"],
             registry=self.registry,
         )

@@ -177,7 +177,8 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
         fields["trace_id"] = span.trace_id.hex()
     if len(span.span_id) == 8:
         fields["span_id"] = span.span_id.hex()
-    return fields
+    # An absent attribute is a missing field ("is required"), not a field of the wrong type.
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def convert(request: ExportTraceServiceRequest, tenant: str) -> Converted:

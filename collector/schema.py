@@ -108,9 +108,10 @@ class Problem(BaseModel):
 
 
 class InvalidBatch(ValueError):
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], events: int = 0) -> None:
         super().__init__(f"{len(problems)} problem(s)")
         self.problems = list(problems)
+        self.events = events  # how many events the refused batch carried; 0 if the body is not a batch
 
 
 def problems_of(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[Problem]:
@@ -146,7 +147,8 @@ def parse_batch(body: bytes) -> list[BusinessEvent]:
     try:
         return EventBatch.model_validate(document).events
     except ValidationError as error:
-        raise InvalidBatch(problems_of(error)) from None
+        events = document.get("events") if isinstance(document, dict) else None
+        raise InvalidBatch(problems_of(error), len(events) if isinstance(events, list) else 0) from None
 
 
 def validate_event(fields: Mapping[str, Any]) -> BusinessEvent:
