@@ -11,6 +11,7 @@ from pydantic import AwareDatetime
 
 from . import overview as overview_module
 from . import process_map, systems, traces, transactions
+from .auth import require
 from .errors import ApiError
 from .models import (
     Overview,
@@ -28,7 +29,7 @@ from .schema import Problem
 from .timeline import step_views
 from .workflows import WorkflowError, Workflows
 
-router = APIRouter(prefix="/api", tags=["query"])
+router = APIRouter(prefix="/api", tags=["query"], dependencies=[Depends(require("read"))])
 STATES = get_args(State)
 
 CollectorDep = Annotated[Collector, Depends(get_collector)]
@@ -184,7 +185,12 @@ async def list_workflows(collector: CollectorDep) -> list[WorkflowView]:
     return _workflow_view(collector.workflows)
 
 
-@router.post("/workflows/reload", response_model=list[WorkflowView], responses={400: {}})
+@router.post(
+    "/workflows/reload",
+    response_model=list[WorkflowView],
+    responses={400: {}},
+    dependencies=[Depends(require("admin"))],
+)
 async def reload_workflows(collector: CollectorDep) -> list[WorkflowView]:
     """Read the definitions file again (as SIGHUP does); on an error the current ones stay."""
     try:

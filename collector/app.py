@@ -15,8 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from threadline import __version__
+from threadline.sdk._redact import Redactor
 
 from . import api, errors, ingest
+from .auth import load_keys, require
 from .config import CollectorSettings
 from .metrics import Metrics
 from .runtime import Collector, get_collector
@@ -47,13 +49,22 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workflows = load_workflows(settings.workflows)  # a bad definition stops the start, naming the line
+        keys = load_keys(settings.api_keys)
         store = Store(settings.store, cluster=settings.cluster, ttl_days=settings.ttl_days).open()
         metrics = Metrics()
         writer = Writer(
             store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events
         )
         writer.start()
-        collector = Collector(settings, store, writer, metrics, workflows)
+        collector = Collector(
+            settings,
+            store,
+            writer,
+            metrics,
+            workflows,
+            keys=keys,
+            redactor=Redactor(settings.redact_keys, settings.redact_salt),
+        )
         app.state.collector = collector
         restore_sighup = _reload_on_sighup(collector)
         logger.info(
@@ -90,7 +101,13 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         body = {"status": "unavailable", "store": collector.store.redacted_dsn}
         return errors.json_response(body, 503, {"Retry-After": "5"})
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        dependencies=[Depends(require("admin"))],
+    )
     async def metrics(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
         return Response(generate_latest(collector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -24,6 +24,9 @@ class CollectorSettings:
     max_pending_events: int = 200_000
     cluster: str | None = None
     ttl_days: int | None = None
+    api_keys: Path | None = None
+    redact_keys: tuple[str, ...] = ()
+    redact_salt: str = "threadline"
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -38,5 +41,10 @@ class CollectorSettings:
             max_pending_events=int(env.get("THREADLINE_MAX_PENDING_EVENTS", "200000")),
             cluster=env.get("THREADLINE_CLUSTER") or None,
             ttl_days=int(env["THREADLINE_TTL_DAYS"]) if env.get("THREADLINE_TTL_DAYS") else None,
+            api_keys=Path(env["THREADLINE_API_KEYS"]) if env.get("THREADLINE_API_KEYS") else None,
+            redact_keys=tuple(
+                k.strip() for k in env.get("THREADLINE_REDACT_KEYS", "").split(",") if k.strip()
+            ),
+            redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -16,11 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from . import otlp
+from .auth import enforce_rate, require
 from .errors import ApiError
 from .runtime import Collector, get_collector
 from .schema import InvalidBatch, Problem, parse_batch
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], dependencies=[Depends(require("ingest"))])
 
 JSON_TYPES = ("application/json",)
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
@@ -123,7 +124,8 @@ async def post_events(
             problems=invalid.problems,
         ) from None
     collector.metrics.events_received.labels("events").inc(len(events))
-    result = await collector.writer.submit(tenant, "json", events)
+    enforce_rate(collector.principal_of(request), len(events))
+    result = await collector.writer.submit(tenant, "json", collector.redact(events))
     collector.metrics.events_accepted.labels("events").inc(result.accepted)
     collector.metrics.duplicates.labels("events").inc(result.duplicates)
     collector.metrics.batch_seconds.labels("events").observe(time.perf_counter() - started)
@@ -158,12 +160,15 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
         collector.metrics.events_rejected.labels("traces", "malformed").inc()
         problems = [Problem(field="body", reason=str(invalid))]
         raise ApiError(400, "invalid_otlp", str(invalid), problems=problems) from None
-    converted = await run_in_threadpool(otlp.convert, request_message, tenant)
+    converted = await run_in_threadpool(otlp.convert, request_message, tenant, collector.redactor)
     metrics = collector.metrics
     metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))
     if converted.rejected:
         metrics.events_rejected.labels("traces", "invalid").inc(len(converted.rejected))
-    result = await collector.writer.submit(tenant, "otlp", converted.events, converted.spans)
+    enforce_rate(collector.principal_of(request), len(converted.spans))
+    result = await collector.writer.submit(
+        tenant, "otlp", collector.redact(converted.events), converted.spans
+    )
     metrics.events_accepted.labels("traces").inc(result.accepted)
     metrics.duplicates.labels("traces").inc(result.duplicates)
     metrics.batch_seconds.labels("traces").observe(time.perf_counter() - started)

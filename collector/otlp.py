@@ -26,6 +26,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import ValidationError
 
+from threadline.sdk._redact import Redactor
+
 from .schema import BusinessEvent, problems_of, validate_event
 
 PREFIX = "threadline."
@@ -181,7 +183,12 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def convert(request: ExportTraceServiceRequest, tenant: str) -> Converted:
+def _redacted(attributes: dict[str, str], redactor: Redactor | None) -> dict[str, str]:
+    return redactor.redact(attributes) if redactor is not None else attributes
+
+
+def convert(request: ExportTraceServiceRequest, tenant: str, redactor: Redactor | None = None) -> Converted:
+    """Rows of technical spans and validated business events; sensitive attributes hashed by ``redactor``."""
     converted = Converted()
     received_at = dt.datetime.now(dt.UTC)
     for resource, span in _spans(request):
@@ -206,7 +213,9 @@ def convert(request: ExportTraceServiceRequest, tenant: str) -> Converted:
                 max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
                 _STATUS.get(span.status.code, "unset"),
                 span.status.message,
-                {key: _text(value) for key, value in attributes.items() if value is not None},
+                _redacted(
+                    {key: _text(value) for key, value in attributes.items() if value is not None}, redactor
+                ),
                 {key: _text(value) for key, value in resource.items() if value is not None},
                 orjson.dumps(
                     [

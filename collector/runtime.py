@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from threadline.sdk._redact import Redactor
+
+from .auth import ANONYMOUS, ApiKeys, Principal
 from .config import CollectorSettings
 from .metrics import Metrics
+from .schema import BusinessEvent
 from .storage import Store
 from .workflows import WorkflowError, Workflows, load
 from .writer import Writer
@@ -24,6 +28,8 @@ class Collector:
     writer: Writer
     metrics: Metrics
     workflows: Workflows
+    keys: ApiKeys = field(default_factory=ApiKeys)
+    redactor: Redactor = field(default_factory=Redactor)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reload_workflows(self) -> Workflows:
@@ -39,8 +45,24 @@ class Collector:
             return fresh
 
     def tenant_of(self, request: Request) -> str:
-        """The tenant a request acts for; one tenant ("") until API keys are configured."""
-        return ""
+        """The tenant a request acts for (set by the auth dependency; one anonymous tenant without keys)."""
+        return self.principal_of(request).tenant
+
+    @staticmethod
+    def principal_of(request: Request) -> Principal:
+        return getattr(request.state, "principal", ANONYMOUS)
+
+    def redact(self, events: list[BusinessEvent]) -> list[BusinessEvent]:
+        """Sensitive attribute values are stored only as a salted hash, whoever sent them."""
+        redacted = []
+        for event in events:
+            attributes = self.redactor.redact(event.attributes) if event.attributes else event.attributes
+            redacted.append(
+                event
+                if attributes == event.attributes
+                else event.model_copy(update={"attributes": attributes})
+            )
+        return redacted
 
 
 def get_collector(request: Request) -> Collector:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import runpy
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -33,15 +34,37 @@ def collector(
         Path | None, typer.Option(help="Workflow definitions YAML [env THREADLINE_WORKFLOWS]")
     ] = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on [env THREADLINE_HOST]")] = None,
+    api_keys: Annotated[
+        Path | None, typer.Option(help="API keys YAML: keys, tenants, roles [env THREADLINE_API_KEYS]")
+    ] = None,
 ) -> None:
     """Run the collector: OTLP/HTTP and JSON ingest, query API, /metrics."""
     import uvicorn
 
     from threadline.collector.app import create_app
+    from threadline.collector.auth import KeyFileError, load_keys
     from threadline.collector.config import CollectorSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = CollectorSettings.from_environment(port=port, store=store, workflows=workflows, host=host)
+    settings = CollectorSettings.from_environment(
+        port=port, store=store, workflows=workflows, host=host, api_keys=api_keys
+    )
+    try:
+        keys = load_keys(settings.api_keys)
+    except KeyFileError as error:
+        typer.echo(f"threadline: {error}", err=True)
+        raise typer.Exit(2) from None
+    if not keys.enabled and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"No API keys configured: listening on 127.0.0.1 only, not {settings.host} "
+            "(configure --api-keys to accept other machines).",
+            err=True,
+        )
+        settings = replace(settings, host="127.0.0.1")
+    elif not keys.enabled:
+        typer.echo("No API keys configured: listening on 127.0.0.1 only, every request is trusted.")
+    else:
+        typer.echo(f"{len(keys)} API keys configured: every endpoint but /healthz and /readyz needs one.")
     typer.echo(f"Threadline collector on http://{settings.host}:{settings.port} (store {settings.store})")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 

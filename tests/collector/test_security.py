@@ -1,0 +1,192 @@
+"""API keys, tenants, roles, rate limits and redaction, against a real collector process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.collector_process import ROOT, CollectorProcess
+
+ACME_INGEST, ACME_READ, GLOBEX_ADMIN, SLOW = "tl_acme_ingest", "tl_acme_read", "tl_globex_admin", "tl_slow"
+READ_DIGEST = hashlib.sha256(ACME_READ.encode()).hexdigest()  # a key kept out of the file
+KEYS = f"""
+keys:
+  - {{name: acme-integrations, key: {ACME_INGEST}, tenant: acme, roles: [ingest]}}
+  - {{name: acme-dashboard, sha256: {READ_DIGEST}, tenant: acme, roles: [read]}}
+  - {{name: globex, key: {GLOBEX_ADMIN}, tenant: globex, roles: [admin]}}
+  - {{name: throttled, key: {SLOW}, tenant: acme, roles: [ingest], events_per_second: 5}}
+"""
+TRACE_ID = "5b8efff798038103d269b633813fc60c"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def event(key: str, step: str = "crm.opportunity.won", **fields: Any) -> dict[str, Any]:
+    return {
+        "correlation_id": key,
+        "workflow": "quote-to-cash",
+        "step": step,
+        "system": "salesforce",
+        "timestamp": dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC).isoformat(),
+        **fields,
+    }
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    folder = tmp_path_factory.mktemp("security")
+    keys = folder / "keys.yaml"
+    keys.write_text(KEYS)
+    running = CollectorProcess(
+        store_dir=folder / "store",
+        env={"THREADLINE_API_KEYS": str(keys), "THREADLINE_REDACT_KEYS": "contract_holder"},
+        isolated=True,
+    )
+    yield running.start()
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def http(collector: CollectorProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=collector.url, timeout=30) as client:
+        acme = [
+            event(
+                "OPP-1",
+                aliases={"erp.sales_order": "SO-1"},
+                trace_id=TRACE_ID,
+                span_id="051581bf3cb55c13",
+                attributes={"customer_email": "jane@example.com", "contract_holder": "Jane Doe"},
+            )
+        ]
+        assert (
+            client.post("/v1/events", json={"events": acme}, headers=bearer(ACME_INGEST)).status_code == 200
+        )
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/events"),
+        ("POST", "/v1/traces"),
+        ("GET", "/api/transactions"),
+        ("GET", "/api/overview"),
+        ("GET", "/api/transactions/OPP-1"),
+        ("GET", "/metrics"),
+        ("POST", "/api/workflows/reload"),
+    ],
+)
+def test_every_endpoint_needs_a_key(http: httpx.Client, method: str, path: str) -> None:
+    for headers in ({}, bearer("tl_unknown"), {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = http.request(method, path, headers=headers, json={"events": [event("X")]})
+        assert response.status_code == 401, (path, headers)
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_probes_stay_open(http: httpx.Client) -> None:
+    assert http.get("/healthz").status_code == 200
+    assert http.get("/readyz").status_code == 200
+
+
+def test_roles_limit_what_a_key_may_do(http: httpx.Client) -> None:
+    assert http.get("/api/transactions", headers=bearer(ACME_INGEST)).status_code == 403
+    denied = http.post("/v1/events", json={"events": [event("X")]}, headers=bearer(ACME_READ))
+    assert denied.status_code == 403 and "ingest" in denied.json()["message"]
+    assert http.post("/api/workflows/reload", headers=bearer(ACME_READ)).status_code == 403
+    assert http.get("/metrics", headers=bearer(GLOBEX_ADMIN)).status_code == 200
+
+
+def test_a_tenant_reads_its_own_transactions(http: httpx.Client) -> None:
+    found = http.get("/api/transactions/SO-1", headers=bearer(ACME_READ))
+    assert found.status_code == 200 and found.json()["correlation_id"] == "OPP-1"
+    assert (
+        http.get(f"/api/traces/{TRACE_ID}", headers=bearer(ACME_READ)).json()["events"][0]["correlation_id"]
+        == "OPP-1"
+    )
+
+
+def test_another_tenant_cannot_see_its_key_alias_trace_or_counts(http: httpx.Client) -> None:
+    globex = bearer(GLOBEX_ADMIN)
+    for path in ("/api/transactions/OPP-1", "/api/transactions/SO-1", f"/api/traces/{TRACE_ID}"):
+        assert http.get(path, headers=globex).status_code == 404, path
+    assert http.get("/api/transactions", headers=globex).json()["total"] == 0
+    assert http.get("/api/overview", headers=globex).json()["totals"]["transactions"] == 0
+    assert http.get("/api/systems", headers=globex).json()["systems"] == []
+    assert http.get("/api/workflows/quote-to-cash/map", headers=globex).json()["transactions"] == 0
+
+
+def test_the_same_key_in_two_tenants_is_two_transactions(http: httpx.Client) -> None:
+    mine = [event("OPP-1", "erp.customer.validated", system="netsuite")]
+    assert (
+        http.post("/v1/events", json={"events": mine}, headers=bearer(GLOBEX_ADMIN)).json()["accepted"] == 1
+    )
+    globex = http.get("/api/transactions/OPP-1", headers=bearer(GLOBEX_ADMIN)).json()
+    acme = http.get("/api/transactions/OPP-1", headers=bearer(ACME_READ)).json()
+    assert [e["step"] for e in globex["events"]] == ["erp.customer.validated"]
+    assert [e["step"] for e in acme["events"]] == ["crm.opportunity.won"]
+    assert globex["aliases"] == {}
+
+
+def test_a_key_over_its_rate_is_told_to_retry_later(http: httpx.Client) -> None:
+    burst = [event(f"RATE-{n}") for n in range(50)]  # ten seconds' worth at 5 events/s
+    assert http.post("/v1/events", json={"events": burst}, headers=bearer(SLOW)).status_code == 200
+    refused = http.post("/v1/events", json={"events": [event("RATE-X")]}, headers=bearer(SLOW))
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert http.get("/api/transactions/RATE-X", headers=bearer(ACME_READ)).status_code == 404  # not stored
+
+
+def test_sensitive_attributes_are_stored_hashed_whoever_sent_them(http: httpx.Client) -> None:
+    stored = http.get("/api/transactions/OPP-1", headers=bearer(ACME_READ)).json()["events"][0]["attributes"]
+    assert stored["customer_email"].startswith("redacted:")  # built-in key
+    assert stored["contract_holder"].startswith("redacted:")  # THREADLINE_REDACT_KEYS
+    assert "jane" not in str(stored).lower()
+
+
+def test_a_bad_keys_file_stops_the_collector(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("keys:\n  - {key: abc, tenant: acme, roles: [superuser]}\n")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "threadline",
+            "collector",
+            "--api-keys",
+            str(keys),
+            "--store",
+            f"chdb://{tmp_path / 'store'}",
+            "--port",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert "roles must be a list of admin, ingest, read" in run.stderr
+
+
+def test_without_keys_the_collector_listens_on_loopback_only_and_says_so(tmp_path: Path) -> None:
+    collector = CollectorProcess(
+        store_dir=tmp_path / "store", isolated=True, env={"THREADLINE_HOST": "0.0.0.0"}
+    )
+    try:
+        collector.start()
+        assert "listening on 127.0.0.1 only" in collector.log()
+        assert httpx.get(collector.url + "/api/transactions").status_code == 200  # trusted, no key needed
+    finally:
+        collector.stop()
