@@ -70,6 +70,44 @@ def collector(
 
 
 @app.command()
+def simulate(
+    endpoint: Annotated[
+        str, typer.Option(envvar="OTEL_EXPORTER_OTLP_ENDPOINT", help="The collector")
+    ] = "http://localhost:4318",
+    rate: Annotated[float, typer.Option(help="New transactions per minute, live")] = 6.0,
+    seed: Annotated[int | None, typer.Option(help="The same seed sends the same events")] = None,
+    backfill_days: Annotated[float, typer.Option(help="Days of history sent first (0: none)")] = 3.0,
+    backfill_per_day: Annotated[float, typer.Option(help="Transactions a day in the history")] = 1000.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds of live traffic (default: until Ctrl-C)")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Live business time runs this many times faster")] = 1.0,
+    spool_dir: Annotated[str | None, typer.Option(help="The SDK's spool [env THREADLINE_SPOOL_DIR]")] = None,
+    workflows: Annotated[
+        Path | None, typer.Option(help="Workflow definitions (default: the example)")
+    ] = None,
+) -> None:
+    """Fake CRM, CPQ, billing, support and ERP integrations sending business events through the SDK."""
+    from threadline.simulator import simulate as run_simulation
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stats = run_simulation(
+        endpoint,
+        rate,
+        seed=seed,
+        backfill_days=backfill_days,
+        duration_s=duration,
+        spool_dir=spool_dir,
+        speed=speed,
+        backfill_per_day=backfill_per_day,
+        workflows=workflows,
+    )
+    typer.echo(stats.summary())
+    if not stats.delivered:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo() -> None:
     """Run the instrumented example integration (a CRM → ERP hand-off over a queue)."""
     runpy.run_path(str(PROJECT_ROOT / "examples" / "queue_consumer.py"), run_name="__main__")

@@ -223,7 +223,7 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
             [tenant, alias, kind, transactions.transaction_of(alias), announced_by, received_at, version]
             for alias, (kind, announced_by) in transactions.new_aliases.items()
         ] + [
-            [*row[:3], transactions.transaction_of(row[1]), row[4], _utc(row[5]), version]
+            [*row[:3], transactions.transaction_of(row[3]), row[4], _utc(row[5]), version]
             for row in moved_aliases.result_rows
         ]
         store.insert("aliases", alias_rows, ALIAS_COLUMNS)
@@ -232,7 +232,8 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
         relink_rows = []
         for row in earlier.result_rows:
             record = dict(zip(EVENT_COLUMNS, row, strict=True))
-            record["transaction_id"] = transactions.transaction_of(record["correlation_id"])
+            # Its old transaction was one of the new aliases: follow that to the transaction it joined.
+            record["transaction_id"] = transactions.transaction_of(record["transaction_id"])
             record["timestamp"] = _utc(record["timestamp"])
             record["received_at"] = _utc(record["received_at"])
             record["version"] = version

@@ -314,3 +314,29 @@ def test_a_bad_as_of_is_a_400_naming_it(api: httpx.Client) -> None:
     assert response.json()["problems"][0]["field"] == "as_of"
     naive = api.get("/api/transactions", params={"as_of": "2026-03-02T09:00:00"})
     assert naive.status_code == 400 and naive.json()["problems"][0]["field"] == "as_of"
+
+
+def test_an_alias_chain_announced_from_the_far_end_first_is_one_transaction(api: httpx.Client) -> None:
+    key, invoice, sales_order = new_key(), new_key("INV"), new_key("SO")
+    renewal = {"workflow": "subscription-renewal"}
+    send(
+        api,
+        event(
+            invoice,
+            "middleware.payment.synced",
+            "mulesoft",
+            30,
+            aliases={"erp.sales_order": sales_order},
+            **renewal,
+        ),
+    )
+    send(api, event(sales_order, "erp.revenue_schedule.updated", "netsuite", 40, **renewal))
+    send(
+        api,
+        event(key, "billing.invoice.created", "stripe", 10, aliases={"billing.invoice": invoice}, **renewal),
+    )
+    for lookup in (key, invoice, sales_order):
+        found = state(api, lookup, 60)
+        assert found["correlation_id"] == key, lookup
+        assert found["event_count"] == 3
+        assert found["aliases"] == {"billing.invoice": invoice, "erp.sales_order": sales_order}
