@@ -122,17 +122,37 @@ class DeliveryProcessor(SpanProcessor):
         return self.flush(timeout_millis / 1000)
 
     def flush(self, timeout_s: float) -> bool:
-        """Deliver what is queued and what is spooled; True if all of it reached the collector."""
+        """Deliver what is queued and what is spooled, retrying (with backoff) until ``timeout_s``.
+
+        True once all of it reached the collector; False if the time ran out first.
+        """
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while True:
+            if self._flush_round(deadline - time.monotonic()) and self._all_delivered():
+                return True
+            # The round failed: wait as the backoff says (or until the deadline), then try again.
+            pause = min(max(self._retry_at - time.monotonic(), 0.05), deadline - time.monotonic())
+            if pause <= 0:
+                return False
+            time.sleep(pause)
+
+    def _all_delivered(self) -> bool:
+        return not self._queue and not self._inflight and not self.spool.pending()
+
+    def _flush_round(self, timeout_s: float) -> bool:
+        """One delivery round of everything queued and spooled, now; False if it did not finish in time."""
         done = threading.Event()
         with self._flush_lock:
             self._flush_requests.append(done)
         self._wake.set()
-        return done.wait(max(timeout_s, 0.0)) and not self._queue and not self.spool.pending()
+        return done.wait(max(timeout_s, 0.0))
 
     def shutdown(self, timeout_s: float | None = None) -> None:
         timeout_s = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
         self._stopping = True
-        finished = self.flush(timeout_s)
+        # One round only: at exit an unreachable collector must not hold the process for long;
+        # what is not delivered now is on disk for the next process.
+        finished = self._flush_round(timeout_s) and self._all_delivered()
         if self._thread.is_alive() and not finished:
             # The worker is stuck on the network: keep what it holds on disk. The collector
             # deduplicates by event_id should the in-flight batch still arrive.

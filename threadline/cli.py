@@ -108,6 +108,59 @@ def simulate(
 
 
 @app.command()
+def replay(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV, XES or OCEL 2.0 JSON (.gz too)")
+    ],
+    endpoint: Annotated[
+        str, typer.Option(envvar="OTEL_EXPORTER_OTLP_ENDPOINT", help="The collector")
+    ] = "http://localhost:4318",
+    format: Annotated[str | None, typer.Option(help="csv, xes or ocel (default: from the file name)")] = None,
+    map: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CSV/XES mapping, repeatable: field=column, attribute:name=column, alias:kind=column"
+        ),
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option(help="The workflow of every event (overrides the file)")
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="The system of events that name none")] = None,
+    object_type: Annotated[
+        str | None, typer.Option(help="OCEL: the object type that is the transaction")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="Time zone of timestamps written without one")] = "UTC",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="THREADLINE_API_KEY", help="Bearer key (ingest)")
+    ] = None,
+) -> None:
+    """Import a historical event log through the same validation as ingest; bad rows are reported by line."""
+    from threadline.replay import ReplayError, format_report, mapping_from_args
+    from threadline.replay import replay as run_replay
+
+    try:
+        report = run_replay(
+            file,
+            endpoint,
+            format=format,
+            mapping=mapping_from_args(map or ()),
+            workflow=workflow,
+            system=system,
+            object_type=object_type,
+            api_key=api_key,
+            timezone=timezone,
+        )
+    except ReplayError as error:
+        typer.echo(f"threadline replay: {error}", err=True)
+        if error.report is not None:
+            typer.echo(format_report(error.report), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_report(report))
+    if report.rejected_rows:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo() -> None:
     """Run the instrumented example integration (a CRM → ERP hand-off over a queue)."""
     runpy.run_path(str(PROJECT_ROOT / "examples" / "queue_consumer.py"), run_name="__main__")

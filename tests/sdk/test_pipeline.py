@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_the_spool_is_bounded_and_drops_the_oldest_with_a_logged_count(
                     correlation_id=f"ACC-{batch}-{n}",
                     event_id=f"{batch}-{n}",
                 )
-            assert not sdk.flush(10)  # each round becomes one spooled batch
+            assert not sdk.flush(0.5)  # the collector is down: this round becomes one spooled batch
         sdk.shutdown(2)
 
     assert sum(path.stat().st_size for path in Spool(spool_dir, 0).pending()) <= 6000
@@ -196,3 +197,17 @@ def test_two_processes_never_send_the_same_spooled_batch_at_once(spool_dir: Path
             assert second is None
         spool.done(path)
     assert spool.pending() == []
+
+
+def test_flush_keeps_trying_until_the_collector_answers_or_its_time_is_up(
+    down_receiver: OtlpReceiver, spool_dir: Path
+) -> None:
+    sdk.configure(service="s", endpoint=down_receiver.endpoint, spool_dir=spool_dir)
+    try:
+        sdk.event("renewal", "crm.renewal.opened", correlation_id="ACC-1")
+        assert not sdk.flush(1)  # down all along: gives up when its time is up
+        threading.Timer(2, down_receiver.start).start()
+        assert sdk.flush(30)  # comes back while flush waits
+    finally:
+        sdk.shutdown(2)
+    assert len(down_receiver.business_events()) == 1
