@@ -7,7 +7,7 @@ from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from . import overview as overview_module
 from . import process_map, systems, traces, transactions
@@ -25,7 +25,7 @@ from .models import (
     WorkflowView,
 )
 from .runtime import Collector, get_collector
-from .schema import Problem
+from .schema import Problem, in_storable_range
 from .timeline import step_views
 from .workflows import WorkflowError, Workflows
 
@@ -33,12 +33,14 @@ router = APIRouter(prefix="/api", tags=["query"], dependencies=[Depends(require(
 STATES = get_args(State)
 
 CollectorDep = Annotated[Collector, Depends(get_collector)]
+# A time the store can hold (1970 to 2261), with a zone.
+Moment = Annotated[AwareDatetime, AfterValidator(in_storable_range)]
 AsOf = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(description="Answer as of this time (RFC 3339 with zone): later events are ignored. Default: now."),
 ]
-Since = Annotated[AwareDatetime | None, Query(description="Only transactions started at or after this time")]
-Until = Annotated[AwareDatetime | None, Query(description="Only transactions started at or before this time")]
+Since = Annotated[Moment | None, Query(description="Only transactions started at or after this time")]
+Until = Annotated[Moment | None, Query(description="Only transactions started at or before this time")]
 
 
 def _as_of(value: dt.datetime | None) -> dt.datetime:

@@ -41,7 +41,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_N
 AttributeValue = Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE)]
 
 
-def _in_range(value: dt.datetime) -> dt.datetime:
+def in_storable_range(value: dt.datetime) -> dt.datetime:
     if not EARLIEST <= value <= LATEST:
         raise ValueError("must be between 1970-01-01 and 2261-12-31")
     return value.astimezone(dt.UTC)
@@ -67,7 +67,7 @@ class BusinessEvent(BaseModel):
     workflow: Name
     step: Key
     system: Name
-    timestamp: Annotated[AwareDatetime, AfterValidator(_in_range)]
+    timestamp: Annotated[AwareDatetime, AfterValidator(in_storable_range)]
     status: Status = "ok"
     event_id: Key | None = None
     duration_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None

@@ -1,0 +1,211 @@
+"""Bad input never crashes the collector, never gets a 5xx, and never touches what was stored.
+
+The whole HTTP API is fuzzed from its own OpenAPI schema (schemathesis), the OTLP endpoint with
+random and mutated protobuf, and the JSON contract with extreme values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+
+from tests.support.collector_process import CollectorProcess
+
+pytestmark = pytest.mark.slow
+
+KNOWN = [
+    {
+        "correlation_id": "KEEP-1",
+        "workflow": "quote-to-cash",
+        "step": "crm.opportunity.won",
+        "system": "salesforce",
+        "timestamp": "2026-03-02T09:00:00Z",
+        "event_id": "keep-1",
+        "amount": 10.5,
+        "currency": "EUR",
+        "aliases": {"erp.sales_order": "KEEP-SO"},
+        "attributes": {"region": "emea"},
+    },
+    {
+        "correlation_id": "KEEP-1",
+        "workflow": "quote-to-cash",
+        "step": "erp.customer.validated",
+        "system": "netsuite",
+        "timestamp": "2026-03-02T09:05:00Z",
+        "event_id": "keep-2",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    running = CollectorProcess(store_dir=tmp_path_factory.mktemp("fuzz") / "store", isolated=True).start()
+    assert httpx.post(running.url + "/v1/events", json={"events": KNOWN}).status_code == 200
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def before(collector: CollectorProcess) -> dict[str, Any]:
+    return httpx.get(
+        collector.url + "/api/transactions/KEEP-SO", params={"as_of": "2026-03-03T00:00:00Z"}
+    ).json()
+
+
+def unchanged(collector: CollectorProcess, before: dict[str, Any]) -> None:
+    after = httpx.get(
+        collector.url + "/api/transactions/KEEP-SO", params={"as_of": "2026-03-03T00:00:00Z"}
+    ).json()
+    assert after == before
+    assert httpx.get(collector.url + "/readyz").status_code == 200
+
+
+def operations(collector: CollectorProcess) -> list[Any]:
+    schema = schemathesis.openapi.from_url(collector.url + "/openapi.json")
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def test_no_request_the_schema_allows_gets_a_server_error(collector: CollectorProcess) -> None:
+    """Every operation, valid and invalid requests drawn from its schema (a few thousand in all)."""
+    found = operations(collector)
+    assert len(found) >= 12
+    for operation in found:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+            def call(case: Any) -> None:
+                case.call_and_validate(base_url=collector.url, checks=[not_a_server_error])
+
+            try:
+                call()
+            except Unsatisfiable:
+                assert mode is GenerationMode.NEGATIVE  # nothing to get wrong, e.g. GET /healthz
+
+
+def test_the_fuzzed_api_left_stored_transactions_untouched(
+    collector: CollectorProcess, before: dict[str, Any]
+) -> None:
+    assert before["event_count"] == 2
+    unchanged(collector, before)
+
+
+def valid_request() -> bytes:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("fuzz")
+    for n in range(5):
+        with tracer.start_as_current_span(
+            "erp.order.created",
+            attributes={
+                "threadline.correlation_id": f"FZ-{n}",
+                "threadline.workflow": "quote-to-cash",
+                "n": n,
+            },
+        ):
+            pass
+    return encode_spans(exporter.get_finished_spans()).SerializeToString()
+
+
+def test_random_and_mutated_protobuf_never_gets_a_server_error(
+    collector: CollectorProcess, before: dict[str, Any]
+) -> None:
+    rng = random.Random(20261125)
+    valid = valid_request()
+    bodies = [rng.randbytes(rng.randint(0, 4096)) for _ in range(150)]
+    for _ in range(350):
+        body = bytearray(valid)
+        for _ in range(rng.randint(1, 8)):
+            action = rng.random()
+            position = rng.randrange(len(body))
+            if action < 0.5:
+                body[position] ^= 1 << rng.randrange(8)
+            elif action < 0.75:
+                del body[position : position + rng.randint(1, 16)]
+            else:
+                body[position:position] = rng.randbytes(rng.randint(1, 16))
+            if not body:
+                break
+        bodies.append(bytes(body))
+    with httpx.Client(base_url=collector.url, timeout=30) as client:
+        for body in bodies:
+            response = client.post(
+                "/v1/traces", content=body, headers={"content-type": "application/x-protobuf"}
+            )
+            assert response.status_code in (200, 400), (response.status_code, response.text[:300])
+    unchanged(collector, before)
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    return {
+        "correlation_id": "EXT-1",
+        "workflow": "w",
+        "step": "s",
+        "system": "x",
+        "timestamp": "2026-03-02T09:00:00Z",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"attributes": {"note": "x" * 1_000_000}}, "attributes.note", "at most 16384 characters"),
+        ({"attributes": {f"k{n}": "v" for n in range(10_000)}}, "attributes", "at most 128 items"),
+        ({"step": "bad\x00step"}, "step", "should match pattern"),
+        ({"correlation_id": "line\nbreak"}, "correlation_id", "should match pattern"),
+        ({"timestamp": "0001-01-01T00:00:00Z"}, "timestamp", "between 1970-01-01 and 2261-12-31"),
+        ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp", "between 1970-01-01 and 2261-12-31"),
+        ({"amount": "NaN"}, "amount", "finite number"),
+        ({"amount": 1e400}, "body", "not valid JSON"),
+        ({"currency": "€€€"}, "currency", "should match pattern"),
+    ],
+)
+def test_extreme_values_get_a_clear_400_naming_the_field(
+    collector: CollectorProcess, fields: dict[str, Any], field: str, reason: str
+) -> None:
+    import orjson
+
+    try:
+        body = orjson.dumps({"events": [event(**fields)]})
+    except (orjson.JSONEncodeError, OverflowError):
+        body = b'{"events": [{"amount": 1e400}]}'  # not even representable: send the text as is
+    response = httpx.post(
+        collector.url + "/v1/events", content=body, headers={"content-type": "application/json"}, timeout=60
+    )
+    assert response.status_code == 400, response.text[:300]
+    problems = response.json()["problems"]
+    assert any(p["field"] == field and reason in p["reason"] for p in problems), problems
+
+
+def test_unicode_keys_and_values_are_kept_as_sent(collector: CollectorProcess) -> None:
+    key = "注文-ÄÖÜ-🧾"
+    body = {"events": [event(correlation_id=key, attributes={"städte": "Zürich → 東京", "emoji🙂": "✓"})]}
+    assert httpx.post(collector.url + "/v1/events", json=body).status_code == 200
+    found = httpx.get(f"{collector.url}/api/transactions/{key}").json()
+    assert found["events"][0]["attributes"] == {"städte": "Zürich → 東京", "emoji🙂": "✓"}
+
+
+def test_a_time_at_the_edge_of_the_range_is_accepted(collector: CollectorProcess) -> None:
+    edge = dt.datetime(2261, 12, 31, 23, 0, tzinfo=dt.UTC).isoformat()
+    assert (
+        httpx.post(
+            collector.url + "/v1/events", json={"events": [event(correlation_id="EDGE", timestamp=edge)]}
+        ).status_code
+        == 200
+    )
