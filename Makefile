@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -e '.[test,bench]'
 	$(BIN)/python -m bench $(if $(SCALE),--scale $(SCALE),)
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak $(if $(MINUTES),--minutes $(MINUTES),)
 
 clean:
 	rm -rf $(VENV) .threadline .pytest_cache
