@@ -17,7 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from threadline import __version__
 from threadline.sdk._redact import Redactor
 
-from . import api, errors, ingest
+from . import api, errors, exceptions, ingest
+from .alerts import api as alerts_api
+from .alerts.service import Alerting
 from .auth import load_keys, require
 from .config import CollectorSettings
 from .metrics import Metrics
@@ -66,6 +68,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             redactor=Redactor(settings.redact_keys, settings.redact_salt),
         )
         app.state.collector = collector
+        alerting = collector.alerting = Alerting(collector).start()
         restore_sighup = _reload_on_sighup(collector)
         logger.info(
             "threadline: collector ready, store %s, %d workflows from %s",
@@ -77,6 +80,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             yield
         finally:
             restore_sighup()
+            alerting.stop()
             writer.stop()
             store.close()
 
@@ -89,6 +93,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(exceptions.router)
+    app.include_router(alerts_api.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
@@ -54,6 +54,7 @@ class TransactionSummary(BaseModel):
     event_count: int
     error_count: int
     retry_count: int
+    resolved: bool = Field(False, description="An operator marked it resolved (see /api/audit)")
 
 
 class EventView(BaseModel):
@@ -119,6 +120,7 @@ class WorkflowFigures(BaseModel):
     in_progress: int
     breached: int
     with_violations: int
+    resolved: int = Field(description="Marked resolved by an operator; left out of stuck and value at risk")
     completion_rate: float | None
     sla_attainment: float | None = Field(description="Share of SLA-bound transactions not breached")
     cycle_time_p50_seconds: float | None
@@ -249,3 +251,179 @@ class TraceView(BaseModel):
     trace_id: str
     spans: list[SpanView]
     events: list[EventView] = Field(description="Business events linked to this trace")
+
+
+# --- Alerts (collector/alerts) ------------------------------------------------------------------
+
+AlertStatus = Literal["firing", "resolved"]
+NotificationStatus = Literal["pending", "delivered", "failed", "skipped"]
+
+
+class DeliveryAttemptView(BaseModel):
+    attempt: int
+    at: dt.datetime
+    ok: bool
+    status_code: int | None = Field(description="The receiver's HTTP status; None when it did not answer")
+    error: str
+    duration_ms: float
+
+
+class NotificationView(BaseModel):
+    id: str = Field(description="Also sent as the Idempotency-Key header, so a receiver can drop a repeat")
+    receiver: str
+    receiver_type: str
+    event: AlertStatus = Field(description="Which notification: the alert firing, or it resolving")
+    status: NotificationStatus = Field(
+        description="pending (to be sent or retried), delivered, failed (given up after the last attempt), "
+        "skipped (the receiver has no URL: its url_env variable is not set)"
+    )
+    attempts: int
+    last_error: str
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None = Field(description="When it is tried next, while pending")
+    delivered_at: dt.datetime | None
+    history: list[DeliveryAttemptView] = Field(
+        default_factory=list, description="Every attempt (only on GET /api/alerts/{id})"
+    )
+
+
+class AlertView(BaseModel):
+    id: str
+    rule: str
+    condition: str
+    severity: str
+    workflow: str | None
+    subject: str = Field(
+        description="The transaction, system or currency it is about; empty for the rule's scope"
+    )
+    status: AlertStatus
+    summary: str
+    fired_at: dt.datetime
+    resolved_at: dt.datetime | None
+    resolution: str | None = Field(description="Why it resolved")
+    transactions: list[str] = Field(
+        description="Correlation ids behind it (the first few for aggregate rules)"
+    )
+    link: str = Field(description="The dashboard page of the alert's transaction or of the alert")
+    notifications: list[NotificationView]
+
+
+class AlertDetail(AlertView):
+    context: dict[str, Any] = Field(description="The payload sent when it fired: rule, figures, transactions")
+
+
+class AlertPage(BaseModel):
+    firing: int = Field(description="Alerts firing now (whatever the filters)")
+    resolved: int = Field(description="Alerts resolved so far (whatever the filters)")
+    total: int = Field(description="Alerts matching the filters, over all pages")
+    items: list[AlertView]
+    next_cursor: str | None
+
+
+class ReceiverView(BaseModel):
+    name: str
+    type: str
+    target: str = Field(description="The url_env variable, never the URL itself (it may carry a token)")
+    configured: bool = Field(description="False while its url_env variable is not set")
+
+
+class AlertRuleView(BaseModel):
+    name: str
+    when: str
+    severity: str
+    workflow: str | None
+    description: str | None
+    per_transaction: bool = Field(
+        description="Fires once per transaction (else once per rule/system/currency)"
+    )
+    parameters: dict[str, float | int | str]
+    receivers: list[str]
+
+
+class AlertRules(BaseModel):
+    interval_seconds: float
+    last_evaluation: dt.datetime | None
+    rules: list[AlertRuleView]
+    receivers: list[ReceiverView]
+
+
+# --- Exceptions and the operators' audit trail (collector/exceptions.py) ------------------------
+
+ExceptionKind = Literal["transient", "business", "validation", "auth", "timeout", "unknown"]
+AuditAction = Literal["acknowledge", "resolve", "reopen"]
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+OperatorName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+
+
+class AuditEntry(BaseModel):
+    id: str
+    at: dt.datetime
+    action: AuditAction
+    actor: str = Field(description="The name of the API key that did it")
+    operator: str | None = Field(description="The person, as the caller named them (e.g. the dashboard user)")
+    correlation_id: str | None = Field(description="The transaction (resolve, reopen)")
+    kind: str | None = Field(description="The exception kind (acknowledge)")
+    system: str | None
+    workflow: str | None
+    comment: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class ExceptionItem(BaseModel):
+    correlation_id: str
+    workflow: str
+    state: State
+    step: str
+    message: str
+    error_at: dt.datetime = Field(description="Event time of the step's latest error")
+    errors: int = Field(description="Error events of the step")
+    acknowledged: bool
+
+
+class ExceptionGroup(BaseModel):
+    kind: str
+    system: str
+    transactions: int = Field(description="Open transactions with this kind of error in this system")
+    exceptions: int = Field(description="Their failing steps (a transaction may fail at several)")
+    acknowledged: int = Field(
+        description="Exceptions an acknowledgement covers (made after the error arrived)"
+    )
+    workflows: dict[str, int] = Field(description="Transactions per workflow")
+    last_error_at: dt.datetime
+    acknowledgement: AuditEntry | None = Field(description="The latest acknowledgement of the group")
+    items: list[ExceptionItem] = Field(description="Newest error first, at most `limit`")
+
+
+class ExceptionsReport(BaseModel):
+    as_of: dt.datetime
+    transactions: int
+    exceptions: int
+    groups: list[ExceptionGroup]
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ExceptionKind
+    system: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    workflow: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)] = Field(
+        "", description="Only this workflow's exceptions; empty: every workflow"
+    )
+    comment: Comment
+    operator: OperatorName = ""
+
+
+class AcknowledgeResult(BaseModel):
+    entry: AuditEntry
+    covered: int = Field(description="Open exceptions this acknowledgement covers now")
+
+
+class CommentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: Comment
+    operator: OperatorName = ""

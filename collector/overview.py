@@ -23,9 +23,10 @@ SELECT
     count() AS transactions,
     countIf(state = 'completed') AS completed,
     countIf(state = 'failed') AS failed,
-    countIf(state = 'stuck') AS stuck,
+    countIf(state = 'stuck' AND NOT resolved) AS stuck,
     countIf(state = 'in_progress') AS in_progress,
     countIf(breached) AS breached,
+    countIf(resolved) AS resolved_count,
     countIf(sla_limit > 0) AS with_sla,
     countIf(notEmpty(violations)) AS with_violations,
     quantilesIf(0.5, 0.95)(
@@ -45,7 +46,7 @@ SELECT
     sum(amount) AS total_amount,
     count() AS transactions
 FROM ({summary})
-WHERE {scope} AND (state = 'stuck' OR breached) AND amount IS NOT NULL AND currency != ''
+WHERE {scope} AND (state = 'stuck' OR breached) AND NOT resolved AND amount IS NOT NULL AND currency != ''
 GROUP BY GROUPING SETS ((workflow, currency), (currency))
 """
 
@@ -57,7 +58,7 @@ SELECT
     countIf(state = 'stuck') AS stuck_transactions
 FROM ({summary})
 ARRAY JOIN arrayZip(waiting, waiting_systems) AS waiting_on
-WHERE {scope} AND state IN ('stuck', 'in_progress')
+WHERE {scope} AND state IN ('stuck', 'in_progress') AND NOT resolved
 GROUP BY step, system
 ORDER BY stuck_transactions DESC, waiting_transactions DESC, step
 LIMIT 10
@@ -69,7 +70,7 @@ SELECT
     count() AS started,
     countIf(state = 'completed') AS completed,
     countIf(state = 'failed') AS failed,
-    countIf(state = 'stuck') AS stuck,
+    countIf(state = 'stuck' AND NOT resolved) AS stuck,
     countIf(breached) AS breached
 FROM ({summary})
 WHERE {scope}
@@ -104,6 +105,7 @@ def _figures(row: dict[str, Any], value_at_risk: list[CurrencyAmount]) -> Workfl
         in_progress=row["in_progress"],
         breached=row["breached"],
         with_violations=row["with_violations"],
+        resolved=row["resolved_count"],
         completion_rate=row["completed"] / total if total else None,
         sla_attainment=1 - row["breached"] / row["with_sla"] if row["with_sla"] else None,
         cycle_time_p50_seconds=p50,
@@ -143,6 +145,7 @@ def overview(
         "stuck": 0,
         "in_progress": 0,
         "breached": 0,
+        "resolved_count": 0,
         "with_sla": 0,
         "with_violations": 0,
         "cycle_time": [0, 0],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -18,6 +19,9 @@ from .storage import Store
 from .workflows import WorkflowError, Workflows, load
 from .writer import Writer
 
+if TYPE_CHECKING:
+    from .alerts.service import Alerting
+
 logger = logging.getLogger("threadline.collector")
 
 
@@ -30,6 +34,7 @@ class Collector:
     workflows: Workflows
     keys: ApiKeys = field(default_factory=ApiKeys)
     redactor: Redactor = field(default_factory=Redactor)
+    alerting: Alerting | None = None  # evaluates alert rules and delivers notifications (alerts.service)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reload_workflows(self) -> Workflows:

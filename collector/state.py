@@ -15,7 +15,9 @@ The rules, per transaction:
   prerequisites was done (or since the transaction started, with none);
 - it is *stuck* when not terminal, waiting on a step, and nothing was done for ``stuck_after``;
 - the SLA runs from the first event to completion (or failure, or ``as_of`` while open);
-- a *violation* is a done step whose prerequisite was not done before it.
+- a *violation* is a done step whose prerequisite was not done before it;
+- it is *resolved* when an operator's latest resolve/reopen (the audit log) is a resolve: it then
+  leaves the attention set, the stuck counts and the value at risk, but keeps its state.
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ SELECT
     missing,
     violations,
     completed_at,
-    failed_at
+    failed_at,
+    transaction_id IN ({resolved}) AS resolved
 FROM
 (
     SELECT
@@ -182,9 +185,20 @@ FROM
 
 ONE_TRANSACTION = "AND transaction_id = {transaction:String}"
 
+# Transactions resolved as of `as_of`: those whose latest resolve/reopen in the audit log is a resolve.
+RESOLVED_TRANSACTIONS = """
+SELECT transaction_id
+FROM audit_log
+WHERE tenant = {tenant:String}
+  AND action IN ('resolve', 'reopen')
+  AND at <= {as_of:DateTime64(6, 'UTC')}
+GROUP BY transaction_id
+HAVING argMax(action, (at, action_id)) = 'resolve'
+"""
+
 
 def summary_sql(one_transaction: bool = False) -> str:
-    return SUMMARY.format(scope=ONE_TRANSACTION if one_transaction else "")
+    return SUMMARY.format(scope=ONE_TRANSACTION if one_transaction else "", resolved=RESOLVED_TRANSACTIONS)
 
 
 def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:

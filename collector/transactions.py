@@ -62,7 +62,8 @@ SELECT * FROM
            OR has(systems, {{system:String}}) OR has(waiting_systems, {{system:String}}))
       AND ({{breached:Int8}} < 0 OR breached = {{breached:Int8}})
       AND (NOT {{with_violations:Bool}} OR notEmpty(violations))
-      AND (NOT {{attention:Bool}} OR state IN ('stuck', 'failed') OR breached OR notEmpty(violations))
+      AND (NOT {{attention:Bool}}
+           OR (NOT resolved AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations))))
       AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
 )
 WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{after_id:String}})
@@ -116,6 +117,7 @@ def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
         event_count=row["event_count"],
         error_count=row["error_count"],
         retry_count=row["retry_count"],
+        resolved=bool(row["resolved"]),
     )
 
 

@@ -22,6 +22,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .alerts.rules import AlertRule, parse_alerts
+
 DEFAULT_STUCK_AFTER_S = 3600.0
 
 _TOP_KEYS = frozenset({"workflows", "alerts"})
@@ -113,11 +115,11 @@ class WorkflowDefinition:
 
 @dataclass(frozen=True)
 class Workflows:
-    """Every definition of one file, in file order, plus the raw alert rules kept for a later issue."""
+    """Every definition of one file, in file order, plus its alert rules (``alerts.rules``)."""
 
     definitions: Mapping[str, WorkflowDefinition]
     source: str  # the path, or "<string>"
-    alerts: tuple[Mapping[str, Any], ...] = ()
+    alerts: tuple[AlertRule, ...] = ()
 
     def get(self, name: str) -> WorkflowDefinition | None:
         return self.definitions.get(name)
@@ -183,7 +185,7 @@ def parse(text: str, source: str = "<string>") -> Workflows:
     if not entries:
         raise reader.error(workflows_node, '"workflows" defines no workflow')
     definitions = {name: _workflow(reader, name, key, node) for name, (key, node) in entries.items()}
-    alerts = _alerts(reader, top["alerts"][1]) if "alerts" in top else ()
+    alerts = _alerts(reader, top["alerts"][1], definitions.keys()) if "alerts" in top else ()
     return Workflows(MappingProxyType(definitions), source, alerts)
 
 
@@ -436,9 +438,6 @@ def _reachable(edges: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
     return closure
 
 
-def _alerts(reader: _Reader, node: Node) -> tuple[Mapping[str, Any], ...]:
-    """Alert rules are validated by a later issue; here only their shape: a list of mappings."""
-    items = reader.sequence(node, '"alerts"')
-    for item in items:
-        reader.mapping(item, "an alert")
-    return tuple(reader.raw(item) for item in items)
+def _alerts(reader: _Reader, node: Node, workflows: Container[str]) -> tuple[AlertRule, ...]:
+    """The alert rules, validated here so a bad rule fails the load (or reload) like a bad step."""
+    return parse_alerts(reader, node, workflows)

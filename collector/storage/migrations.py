@@ -108,6 +108,102 @@ SPANS = Table(
 )
 
 
+# --- Migration 2: alerting and the operators' audit trail --------------------------------------
+# Small tables, read with FINAL. Every row carries its tenant; each sorts by tenant first.
+
+ALERTS = Table(
+    name="alerts",
+    columns="""
+    tenant LowCardinality(String),
+    alert_id String,
+    rule String,
+    condition LowCardinality(String),
+    severity LowCardinality(String),
+    workflow String,
+    subject String,
+    status LowCardinality(String),
+    summary String,
+    transactions Array(String),
+    context String,
+    fired_at DateTime64(6, 'UTC'),
+    resolved_at Nullable(DateTime64(6, 'UTC')),
+    resolution String,
+    version UInt64
+    """,
+    order_by="(tenant, alert_id)",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="cityHash64(tenant, alert_id)",
+    version_column="version",
+)
+
+ALERT_NOTIFICATIONS = Table(
+    name="alert_notifications",
+    columns="""
+    tenant LowCardinality(String),
+    notification_id String,
+    alert_id String,
+    rule String,
+    receiver String,
+    receiver_type LowCardinality(String),
+    event LowCardinality(String),
+    payload String,
+    status LowCardinality(String),
+    attempts UInt32,
+    next_attempt_at DateTime64(6, 'UTC'),
+    last_error String,
+    created_at DateTime64(6, 'UTC'),
+    delivered_at Nullable(DateTime64(6, 'UTC')),
+    version UInt64
+    """,
+    order_by="(tenant, notification_id)",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="cityHash64(tenant, notification_id)",
+    version_column="version",
+)
+
+ALERT_DELIVERIES = Table(
+    name="alert_deliveries",
+    columns="""
+    tenant LowCardinality(String),
+    notification_id String,
+    attempt UInt32,
+    at DateTime64(6, 'UTC'),
+    ok Bool,
+    status_code UInt16,
+    error String,
+    duration_ms Float64
+    """,
+    order_by="(tenant, notification_id, attempt)",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="cityHash64(tenant, notification_id)",
+)
+
+AUDIT_LOG = Table(
+    name="audit_log",
+    columns="""
+    tenant LowCardinality(String),
+    transaction_id String,
+    at DateTime64(6, 'UTC'),
+    action_id String,
+    action LowCardinality(String),
+    actor String,
+    operator String,
+    correlation_id String,
+    kind LowCardinality(String),
+    system String,
+    workflow String,
+    comment String
+    """,
+    order_by="(tenant, transaction_id, at, action_id)",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="cityHash64(tenant, transaction_id)",
+)
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -153,6 +249,15 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *create_table(EVENTS, cluster, ttl_days),
                 *create_table(ALIASES, cluster, None),
                 *create_table(SPANS, cluster, ttl_days),
+            ],
+        ),
+        (
+            2,
+            [
+                *create_table(ALERTS, cluster, None),
+                *create_table(ALERT_NOTIFICATIONS, cluster, None),
+                *create_table(ALERT_DELIVERIES, cluster, None),
+                *create_table(AUDIT_LOG, cluster, None),
             ],
         ),
     ]

@@ -340,3 +340,41 @@ def test_an_alias_chain_announced_from_the_far_end_first_is_one_transaction(api:
         assert found["correlation_id"] == key, lookup
         assert found["event_count"] == 3
         assert found["aliases"] == {"billing.invoice": invoice, "erp.sales_order": sales_order}
+
+
+def test_a_transaction_resolved_by_an_operator_leaves_the_attention_set_until_reopened(
+    api: httpx.Client,
+) -> None:
+    key = new_key()
+    later = 14 * 24 * 60  # two weeks after T0: this test's own slice of the overview
+    send(api, *[{**item, "timestamp": at(later + n)} for n, item in enumerate(happy_path(key, until=4))])
+    as_of, window = at(later + 300), {"since": at(later - 1), "until": at(later + 10)}
+
+    def attention() -> set[str]:
+        page = api.get("/api/transactions", params={"attention": "true", "as_of": as_of, **window}).json()
+        return {item["correlation_id"] for item in page["items"]}
+
+    def stuck_in_overview() -> int:
+        return int(api.get("/api/overview", params={"as_of": as_of, **window}).json()["totals"]["stuck"])
+
+    assert key in attention() and stuck_in_overview() == 1
+    resolved = api.post(f"/api/transactions/{key}/resolve", json={"comment": "activated by hand in Stripe"})
+    assert resolved.status_code == 201, resolved.text
+    now = dt.datetime.now(dt.UTC).isoformat()
+    assert key not in {
+        item["correlation_id"]
+        for item in api.get("/api/transactions", params={"attention": "true", "as_of": now, **window}).json()[
+            "items"
+        ]
+    }
+    detail = api.get(f"/api/transactions/{key}", params={"as_of": now}).json()
+    assert detail["state"] == "stuck" and detail["resolved"] is True  # the facts stay; the alarm goes
+    overview = api.get("/api/overview", params={"as_of": now, **window}).json()["totals"]
+    assert (overview["stuck"], overview["resolved"]) == (0, 1)
+    assert (
+        api.post(f"/api/transactions/{key}/reopen", json={"comment": "still not active"}).status_code == 201
+    )
+    assert key in {
+        item["correlation_id"]
+        for item in api.get("/api/transactions", params={"attention": "true", **window}).json()["items"]
+    }

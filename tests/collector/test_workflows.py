@@ -181,19 +181,6 @@ def test_steps_may_be_written_in_block_style_and_share_settings_through_yaml_mer
     )
 
 
-def test_alerts_are_kept_raw_for_later() -> None:
-    workflows = parse(
-        textwrap.dedent("""
-            workflows:
-              w:
-                steps: [{name: a.b.created}]
-            alerts:
-              - {name: stuck orders, workflow: w, when: stuck}
-        """)
-    )
-    assert workflows.alerts == ({"name": "stuck orders", "workflow": "w", "when": "stuck"},)
-
-
 def test_load_names_the_file_as_its_source(tmp_path: Path) -> None:
     path = tmp_path / "workflows.yaml"
     path.write_text(DESIGN_EXAMPLE, encoding="utf-8")
@@ -574,22 +561,10 @@ BAD_DEFINITIONS = [
         workflows:
           w:
             steps: [{name: a.b.created}]
-        alerts: {when: stuck}   # <-
+        alerts: [{when: stuck}]   # <-
         """,
-        '"alerts" must be a list',
-        id="alerts not a list",
-    ),
-    pytest.param(
-        """
-        workflows:
-          w:
-            steps: [{name: a.b.created}]
-        alerts:
-          - {when: stuck}
-          - stuck   # <-
-        """,
-        "an alert must be a mapping",
-        id="alert not a mapping",
+        '"alerts" must be a mapping',
+        id="alerts not a mapping",
     ),
     pytest.param(
         """

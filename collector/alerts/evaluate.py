@@ -1,0 +1,351 @@
+"""Which alert rules hold now, for one tenant, read from the one state query.
+
+State is never re-derived here: every figure comes from ``state.summary_sql`` (wrapped, as the
+overview does) or, for error rates, from the events as ``systems`` counts them. The rules are then
+matched in Python against the *attention set* (stuck, failed, SLA-breached or violating
+transactions, exactly the queue's ``attention`` filter), which stays small next to all transactions.
+
+Transactions an operator marked resolved (the state query's ``resolved``) leave every
+per-transaction rule, the stuck/failed count and the value at risk, so their alerts resolve.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..models import TransactionSummary
+from ..state import summary_parameters, summary_sql
+from ..storage import Store
+from ..transactions import summary_of
+from ..workflows import Workflows
+from .rules import AlertRule
+
+ATTENTION = """
+SELECT *
+FROM ({summary})
+WHERE state IN ('stuck', 'failed') OR breached OR notEmpty(violations)
+"""
+
+# Per workflow, state and currency, so one pass over the state gives every gauge. "Stuck" and the
+# value at risk leave out what an operator resolved; the other counts are outcomes and keep it.
+GAUGES = """
+SELECT
+    workflow,
+    state,
+    currency,
+    countIf(NOT (state = 'stuck' AND resolved)) AS transactions,
+    countIf(breached) AS breached,
+    countIf(resolved) AS resolved_count,
+    countIf(at_risk) AS at_risk_transactions,
+    sumIf(ifNull(amount, 0), at_risk) AS at_risk_amount
+FROM
+(
+    SELECT
+        *,
+        (state = 'stuck' OR breached) AND amount IS NOT NULL AND NOT resolved AS at_risk
+    FROM ({summary})
+)
+GROUP BY workflow, state, currency
+"""
+
+SUMMARIES_OF = """
+SELECT *
+FROM ({summary})
+WHERE transaction_id IN {{ids:Array(String)}}
+"""
+
+# Errors and events per system over a window of event time, as ``systems.py`` counts them.
+ERROR_RATES = """
+SELECT
+    system,
+    count() AS events,
+    countIf(status = 'error') AS errors,
+    groupUniqArrayIf(50)(transaction_id, status = 'error') AS failing
+FROM events FINAL
+WHERE tenant = {tenant:String}
+  AND timestamp > {since:DateTime64(6, 'UTC')} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
+  AND (empty({workflow:String}) OR workflow = {workflow:String})
+  AND (empty({system:String}) OR system = {system:String})
+GROUP BY system
+"""
+
+# Every other key (alias) of the given transactions: the latest claim of each alias wins.
+KEYS_OF = """
+SELECT transaction_id, groupArray((kind, alias)) AS keys
+FROM
+(
+    SELECT alias, argMax(kind, version) AS kind, argMax(transaction_id, version) AS transaction_id
+    FROM aliases
+    WHERE tenant = {tenant:String}
+      AND alias IN (
+          SELECT alias FROM aliases
+          WHERE tenant = {tenant:String} AND transaction_id IN {ids:Array(String)}
+      )
+    GROUP BY alias
+)
+WHERE transaction_id IN {ids:Array(String)}
+GROUP BY transaction_id
+"""
+
+
+def _sql(template: str) -> str:
+    return template.format(summary=summary_sql())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A transaction of the attention set, and whether an operator marked it resolved."""
+
+    summary: TransactionSummary
+    resolved: bool
+
+
+@dataclass(frozen=True)
+class GaugeRow:
+    workflow: str
+    state: str
+    currency: str
+    transactions: int
+    breached: int
+    resolved: int
+    at_risk_transactions: int
+    at_risk: float
+
+
+@dataclass(frozen=True)
+class SystemRate:
+    system: str
+    events: int
+    errors: int
+    failing: tuple[str, ...]  # transactions with an error in the window (at most 50)
+
+
+@dataclass(frozen=True)
+class Match:
+    """What one rule measured for one subject; ``holds`` when the alert should be firing."""
+
+    rule: AlertRule
+    subject: str  # the transaction, system or currency it is about; "" for the rule's whole scope
+    holds: bool
+    summary: str  # one line for people
+    transactions: tuple[str, ...] = ()  # the transactions behind it (the first few for aggregates)
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.rule.name, self.subject
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def attention(store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> list[Candidate]:
+    rows = store.rows(_sql(ATTENTION), summary_parameters(workflows, tenant, as_of))
+    return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
+
+
+def gauge_rows(store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> list[GaugeRow]:
+    return [
+        GaugeRow(
+            workflow=row["workflow"],
+            state=row["state"],
+            currency=row["currency"] or "",
+            transactions=row["transactions"],
+            breached=row["breached"],
+            resolved=row["resolved_count"],
+            at_risk_transactions=row["at_risk_transactions"],
+            at_risk=float(row["at_risk_amount"] or 0.0),
+        )
+        for row in store.rows(_sql(GAUGES), summary_parameters(workflows, tenant, as_of))
+    ]
+
+
+def summaries(
+    store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime, ids: Iterable[str]
+) -> dict[str, Candidate]:
+    """The current state of these transactions (any state, not only the attention set)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = store.rows(_sql(SUMMARIES_OF), summary_parameters(workflows, tenant, as_of, ids=wanted))
+    return {row["transaction_id"]: Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows}
+
+
+def keys_of(store: Store, tenant: str, ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each transaction's other keys, ``{kind: alias}`` (e.g. ``{"erp.sales_order": "SO-88812"}``)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = store.rows(KEYS_OF, {"tenant": tenant, "ids": wanted})
+    return {row["transaction_id"]: {kind: alias for kind, alias in sorted(row["keys"])} for row in rows}
+
+
+def error_rates(store: Store, tenant: str, rule: AlertRule, as_of: dt.datetime) -> list[SystemRate]:
+    since = as_of - dt.timedelta(seconds=rule.window_s or 0)
+    parameters = {
+        "tenant": tenant,
+        "since": since,
+        "as_of": as_of,
+        "workflow": rule.workflow or "",
+        "system": rule.system or "",
+    }
+    return [
+        SystemRate(row["system"], row["events"], row["errors"], tuple(sorted(row["failing"])))
+        for row in store.rows(ERROR_RATES, parameters)
+    ]
+
+
+# --- matching (pure) --------------------------------------------------------------------------
+
+
+def human_duration(seconds: float) -> str:
+    """2h30m, 45m, 1d4h, 30s: how long, the way the definitions file writes it."""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts[:2])
+
+
+def money(amount: float) -> str:
+    return f"{amount:,.2f}".removesuffix(".00")
+
+
+def waited_s(summary: TransactionSummary, as_of: dt.datetime) -> float:
+    """How long it has waited on the step due longest (0 when it waits on nothing)."""
+    if not summary.waiting_on:
+        return 0.0
+    return (as_of - min(step.due_since for step in summary.waiting_on)).total_seconds()
+
+
+def _waiting(summary: TransactionSummary) -> str:
+    if not summary.waiting_on:
+        return ""
+    steps = ", ".join(f"{s.step} ({s.system})" if s.system else s.step for s in summary.waiting_on)
+    return f", waiting on {steps}"
+
+
+def _transaction_match(rule: AlertRule, summary: TransactionSummary, as_of: dt.datetime) -> Match | None:
+    """The match of a per-transaction rule, or None when the transaction does not meet it."""
+    is_open = summary.state not in ("completed", "failed")
+    name = f"{summary.workflow} {summary.correlation_id}"
+    figures: dict[str, Any] = {}
+    if rule.when == "sla_breached" and is_open and summary.sla.breached:
+        limit = summary.sla.limit_seconds or 0
+        figures = {"sla_seconds": limit, "breached_by_seconds": summary.sla.breached_by_seconds}
+        text = (
+            f"{name} breached its {human_duration(limit)} SLA by "
+            f"{human_duration(summary.sla.breached_by_seconds)}{_waiting(summary)}"
+        )
+    elif rule.when == "stuck_longer_than" and summary.state == "stuck":
+        waited = waited_s(summary, as_of)
+        if waited < (rule.duration_s or 0):
+            return None
+        figures = {"waiting_seconds": waited}
+        text = f"{name} is stuck: no progress for {human_duration(waited)}{_waiting(summary)}"
+    elif rule.when == "failed" and summary.state == "failed":
+        when = f" at {summary.failed_at:%Y-%m-%d %H:%M} UTC" if summary.failed_at else ""
+        text = f"{name} failed{when}{_waiting(summary)}"
+    elif rule.when == "violation" and summary.violations:
+        figures = {"violations": len(summary.violations)}
+        text = f"{name}: " + "; ".join(f"{v.step} ran before {v.before}" for v in summary.violations)
+    else:
+        return None
+    return Match(rule, summary.correlation_id, True, text, (summary.correlation_id,), figures)
+
+
+def _scope(rule: AlertRule) -> str:
+    return f" in {rule.workflow}" if rule.workflow else ""
+
+
+def _count_match(rule: AlertRule, candidates: Sequence[Candidate], as_of: dt.datetime) -> Match:
+    """Stuck now, or failed within the window (a failure stays failed, so only recent ones count)."""
+    since = as_of - dt.timedelta(seconds=rule.window_s or 0)
+    behind = [
+        c.summary
+        for c in candidates
+        if c.summary.state == "stuck"
+        or (c.summary.state == "failed" and (c.summary.failed_at or as_of) >= since)
+    ]
+    behind.sort(key=lambda s: (s.last_activity, s.correlation_id), reverse=True)
+    stuck = sum(1 for s in behind if s.state == "stuck")
+    threshold = rule.threshold or 0
+    text = (
+        f"{len(behind)} transactions{_scope(rule)} stuck, or failed in the last "
+        f"{human_duration(rule.window_s or 0)} ({stuck} stuck, {len(behind) - stuck} failed; "
+        f"threshold {threshold})"
+    )
+    figures = {"count": len(behind), "stuck": stuck, "failed": len(behind) - stuck, "threshold": threshold}
+    return Match(rule, "", len(behind) > threshold, text, tuple(s.correlation_id for s in behind), figures)
+
+
+def _error_rate_matches(rule: AlertRule, rates: Sequence[SystemRate]) -> list[Match]:
+    matches = []
+    for rate in rates:
+        percent = 100.0 * rate.errors / rate.events if rate.events else 0.0
+        holds = rate.events >= rule.min_events and percent > (rule.percent or 0)
+        text = (
+            f"{rate.system} error rate{_scope(rule)} {percent:.1f}% ({rate.errors} of {rate.events} events) "
+            f"in the last {human_duration(rule.window_s or 0)}; the limit is {rule.percent:g}%"
+        )
+        figures = {"error_rate_percent": percent, "errors": rate.errors, "events": rate.events}
+        matches.append(Match(rule, rate.system, holds, text, rate.failing, figures))
+    return matches
+
+
+def _value_at_risk_matches(rule: AlertRule, candidates: Sequence[Candidate]) -> list[Match]:
+    """Value of stuck or SLA-breached transactions per currency, as the overview counts it."""
+    by_currency: dict[str, list[TransactionSummary]] = {}
+    for c in candidates:
+        s = c.summary
+        at_risk = (s.state == "stuck" or s.sla.breached) and s.amount is not None and s.currency
+        if at_risk and s.currency and (rule.currency is None or s.currency == rule.currency):
+            by_currency.setdefault(s.currency, []).append(s)
+    if rule.currency and rule.currency not in by_currency:
+        by_currency[rule.currency] = []
+    matches = []
+    for currency, behind in sorted(by_currency.items()):
+        behind.sort(key=lambda s: (-(s.amount or 0), s.correlation_id))
+        total = sum(s.amount or 0 for s in behind)
+        text = (
+            f"{currency} {money(total)} at risk{_scope(rule)} in {len(behind)} stuck or SLA-breached "
+            f"transactions; the limit is {currency} {money(rule.amount or 0)}"
+        )
+        figures = {"value_at_risk": total, "currency": currency, "transactions": len(behind)}
+        holds = total > (rule.amount or 0)
+        matches.append(Match(rule, currency, holds, text, tuple(s.correlation_id for s in behind), figures))
+    return matches
+
+
+def evaluate_rules(
+    rules: Sequence[AlertRule],
+    candidates: Sequence[Candidate],
+    rates: Callable[[AlertRule], Sequence[SystemRate]],
+    as_of: dt.datetime,
+) -> dict[tuple[str, str], Match]:
+    """Every (rule, subject) measured now: per-transaction rules only where they hold, aggregate
+    rules for every subject seen (so a resolved notification can say where the figure stands)."""
+    found: dict[tuple[str, str], Match] = {}
+    for rule in rules:
+        scoped = [
+            c
+            for c in candidates
+            if not c.resolved and (rule.workflow is None or c.summary.workflow == rule.workflow)
+        ]
+        if rule.per_transaction:
+            matches = [m for c in scoped if (m := _transaction_match(rule, c.summary, as_of)) is not None]
+        elif rule.when == "stuck_or_failed_count_above":
+            matches = [_count_match(rule, scoped, as_of)]
+        elif rule.when == "system_error_rate_above":
+            matches = _error_rate_matches(rule, rates(rule))
+        else:
+            matches = _value_at_risk_matches(rule, scoped)
+        found.update((match.key, match) for match in matches)
+    return found

@@ -1,0 +1,123 @@
+"""The Prometheus side of alerting: transaction gauges per workflow and state, and alert health.
+
+Refreshed at each evaluation and swapped in whole, so a scrape never sees half of one evaluation,
+and a workflow/state that no longer has transactions disappears instead of keeping a stale value.
+Alertmanager rules can then alert on them directly (deploy/prometheus/threadline-rules.yml).
+
+- ``threadline_transactions{tenant,workflow,state}``: transactions by state. ``stuck`` leaves out
+  those an operator resolved (as the overview does); the other states are outcomes and keep them.
+- ``threadline_transactions_breached{tenant,workflow,state}``: of those, SLA breached.
+- ``threadline_transactions_resolved{tenant,workflow}``: resolved by an operator.
+- ``threadline_value_at_risk{tenant,workflow,currency}``: amount of stuck or SLA-breached ones
+  (not resolved), as the overview's value at risk.
+- ``threadline_alerts_firing{tenant,rule,severity}``, ``threadline_alert_notifications_pending``,
+  ``threadline_alert_deliveries_total{receiver,result}``,
+  ``threadline_alert_last_evaluation_timestamp_seconds``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every gauge value of one evaluation."""
+
+    transactions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # tenant, workflow, state
+    breached: Mapping[tuple[str, str, str], int] = field(default_factory=dict)
+    resolved: Mapping[tuple[str, str], int] = field(default_factory=dict)  # tenant, workflow
+    value_at_risk: Mapping[tuple[str, str, str], float] = field(
+        default_factory=dict
+    )  # tenant, workflow, currency
+    firing: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # tenant, rule, severity
+    evaluated_at: float | None = None  # Unix time
+
+
+class AlertingMetrics(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._snapshot = Snapshot()
+        self._pending = 0
+        self._lock = threading.Lock()
+        registry.register(self)
+        self.deliveries = Counter(
+            "threadline_alert_deliveries",
+            "Alert notification delivery attempts, by receiver and result (delivered, failed)",
+            ["receiver", "result"],
+            registry=registry,
+        )
+
+    def update(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def set_pending(self, count: int) -> None:
+        with self._lock:
+            self._pending = count
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families(Snapshot(evaluated_at=0.0), 0))
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            snapshot, pending = self._snapshot, self._pending
+        yield from self._families(snapshot, pending)
+
+    @staticmethod
+    def _families(snapshot: Snapshot, pending: int) -> Iterator[Metric]:
+        def gauge(name: str, text: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> Metric:
+            family = GaugeMetricFamily(name, text, labels=labels)
+            for key, value in sorted(values.items()):
+                family.add_metric(list(key), value)
+            return family
+
+        yield gauge(
+            "threadline_transactions",
+            "Transactions by workflow and state (stuck: not resolved by an operator), at the last evaluation",
+            ["tenant", "workflow", "state"],
+            snapshot.transactions,
+        )
+        yield gauge(
+            "threadline_transactions_breached",
+            "SLA-breached transactions by workflow and state, at the last evaluation",
+            ["tenant", "workflow", "state"],
+            snapshot.breached,
+        )
+        yield gauge(
+            "threadline_transactions_resolved",
+            "Transactions an operator marked resolved, by workflow",
+            ["tenant", "workflow"],
+            snapshot.resolved,
+        )
+        yield gauge(
+            "threadline_value_at_risk",
+            "Amount of stuck or SLA-breached transactions (not resolved), by workflow and currency",
+            ["tenant", "workflow", "currency"],
+            snapshot.value_at_risk,
+        )
+        yield gauge(
+            "threadline_alerts_firing",
+            "Alerts firing, by rule and severity",
+            ["tenant", "rule", "severity"],
+            snapshot.firing,
+        )
+        yield gauge(
+            "threadline_alert_notifications_pending",
+            "Alert notifications waiting to be delivered or retried",
+            [],
+            {(): pending},
+        )
+        if snapshot.evaluated_at is not None:
+            yield gauge(
+                "threadline_alert_last_evaluation_timestamp_seconds",
+                "When alert rules were last evaluated successfully (Unix time)",
+                [],
+                {(): snapshot.evaluated_at},
+            )

@@ -1,0 +1,177 @@
+"""What receivers are sent: the generic webhook JSON, and its Slack-compatible rendering.
+
+A notification must let someone act without opening anything else: which rule, how bad, which
+transactions (with every key the business knows them by), where each waits and since when, and a
+link into the dashboard. The generic payload is built once, when the alert fires or resolves, and
+stored in the outbox; each receiver type renders it when it is sent.
+
+Generic webhook body (``schema: threadline.alert/v1``)::
+
+    {"schema": "threadline.alert/v1", "status": "firing", "notification_id": "...", "tenant": "acme",
+     "summary": "quote-to-cash OPP-1042 breached its 4h SLA by 1h12m, waiting on ...",
+     "alert": {"id": "...", "rule": "q2c-sla-breach", "condition": "sla_breached", "severity": "critical",
+               "workflow": "quote-to-cash", "subject": "OPP-1042", "description": null, "parameters": {},
+               "fired_at": "...", "resolved_at": null, "resolution": null, "link": "http://.../alerts?alert=..."},
+     "figures": {"sla_seconds": 14400, "breached_by_seconds": 4320},
+     "transactions_total": 1,
+     "transactions": [{"correlation_id": "OPP-1042", "keys": {"erp.sales_order": "SO-88812"},
+                       "workflow": "quote-to-cash", "state": "in_progress", "resolved_by_operator": false,
+                       "started_at": "...", "last_activity": "...",
+                       "waiting_on": [{"step": "billing.subscription.activated", "system": "stripe",
+                                       "due_since": "...", "overdue": true}],
+                       "sla": {...}, "violations": [], "missing_steps": [],
+                       "amount": 48000, "currency": "USD",
+                       "link": "http://localhost:8050/transactions/OPP-1042"}]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from ..models import TransactionSummary
+from .records import AlertRecord
+from .rules import AlertRule
+
+SCHEMA = "threadline.alert/v1"
+SLACK_TRANSACTIONS = 10  # listed in a Slack message; the rest are counted
+_SLACK_TEXT_LIMIT = 2900  # Slack refuses a section text over 3000 characters
+_SEVERITY_ICONS = {"critical": ":red_circle:", "warning": ":warning:", "info": ":information_source:"}
+
+
+def transaction_link(dashboard_url: str, key: str) -> str:
+    return f"{dashboard_url}/transactions/{quote(key, safe='')}"
+
+
+def alert_link(dashboard_url: str, alert_id: str) -> str:
+    return f"{dashboard_url}/alerts?alert={alert_id}"
+
+
+def transaction_view(
+    summary: TransactionSummary, keys: Mapping[str, str], resolved: bool, dashboard_url: str
+) -> dict[str, Any]:
+    """One transaction as a notification shows it: its keys, state, where it waits, its value."""
+    return {
+        "correlation_id": summary.correlation_id,
+        "keys": dict(keys),
+        "workflow": summary.workflow,
+        "state": summary.state,
+        "resolved_by_operator": resolved,
+        "started_at": summary.started_at.isoformat(),
+        "last_activity": summary.last_activity.isoformat(),
+        "waiting_on": [
+            {
+                "step": step.step,
+                "system": step.system,
+                "due_since": step.due_since.isoformat(),
+                "overdue": step.overdue,
+            }
+            for step in summary.waiting_on
+        ],
+        "sla": summary.sla.model_dump(mode="json"),
+        "violations": [violation.model_dump(mode="json") for violation in summary.violations],
+        "missing_steps": list(summary.missing_steps),
+        "amount": summary.amount,
+        "currency": summary.currency,
+        "link": transaction_link(dashboard_url, summary.correlation_id),
+    }
+
+
+def alert_payload(
+    *,
+    event: str,
+    alert: AlertRecord,
+    rule: AlertRule | None,
+    summary: str,
+    figures: Mapping[str, Any],
+    transactions: Sequence[Mapping[str, Any]],
+    transactions_total: int,
+    dashboard_url: str,
+) -> dict[str, Any]:
+    """The generic payload of one alert event (``firing`` or ``resolved``)."""
+    return {
+        "schema": SCHEMA,
+        "status": event,
+        "tenant": alert.tenant,
+        "summary": summary,
+        "alert": {
+            "id": alert.alert_id,
+            "rule": alert.rule,
+            "condition": alert.condition,
+            "severity": alert.severity,
+            "workflow": alert.workflow or None,
+            "subject": alert.subject,
+            "description": rule.description if rule else None,
+            "parameters": rule.parameters() if rule else {},
+            "fired_at": alert.fired_at.isoformat(),
+            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+            "resolution": alert.resolution or None,
+            "link": alert_link(dashboard_url, alert.alert_id),
+        },
+        "figures": dict(figures),
+        "transactions_total": transactions_total,
+        "transactions": list(transactions),
+    }
+
+
+def _slack_escape(text: object) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_transaction(item: Mapping[str, Any]) -> str:
+    keys = ", ".join(f"{kind} {alias}" for kind, alias in item["keys"].items())
+    waiting = "; ".join(
+        f"waiting on {w['step']}" + (f" ({w['system']})" if w["system"] else "") + f" since {w['due_since']}"
+        for w in item["waiting_on"]
+    )
+    parts = [f"<{item['link']}|{_slack_escape(item['correlation_id'])}>"]
+    parts.append(_slack_escape(f"{item['workflow']}, {item['state'].replace('_', ' ')}"))
+    if keys:
+        parts.append(_slack_escape(f"({keys})"))
+    if item.get("amount") is not None and item.get("currency"):
+        parts.append(_slack_escape(f"{item['currency']} {item['amount']:,.2f}"))
+    if waiting:
+        parts.append(_slack_escape(waiting))
+    return "• " + " · ".join(parts)
+
+
+def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A Slack incoming-webhook message (``text`` plus Block Kit ``blocks``) for the payload."""
+    alert = payload["alert"]
+    firing = payload["status"] == "firing"
+    icon = _SEVERITY_ICONS.get(alert["severity"], ":bell:") if firing else ":white_check_mark:"
+    title = f"{icon} {'FIRING' if firing else 'RESOLVED'} [{alert['severity']}] {alert['rule']}"
+    headline = payload["summary"] + (f" ({alert['resolution']})" if alert["resolution"] else "")
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*{_slack_escape(title)}*\n{_slack_escape(headline)}"[:_SLACK_TEXT_LIMIT],
+            },
+        }
+    ]
+    shown = payload["transactions"][:SLACK_TRANSACTIONS]
+    if shown:
+        lines = [_slack_transaction(item) for item in shown]
+        hidden = payload["transactions_total"] - len(shown)
+        if hidden > 0:
+            lines.append(f"… and {hidden} more")
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:_SLACK_TEXT_LIMIT]}}
+        )
+    context = (
+        f"<{alert['link']}|Open in Threadline> · rule `{_slack_escape(alert['rule'])}` · {alert['condition']}"
+    )
+    if payload["tenant"]:
+        context += f" · tenant {_slack_escape(payload['tenant'])}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
+    return {"text": f"{title}: {headline}", "blocks": blocks}
+
+
+def render(receiver_type: str, payload: Mapping[str, Any], notification_id: str) -> dict[str, Any]:
+    """The body a receiver of this type is sent."""
+    if receiver_type == "slack":
+        return slack_message(payload)
+    return {**payload, "notification_id": notification_id}

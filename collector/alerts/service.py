@@ -1,0 +1,341 @@
+"""The alerting service the collector runs: evaluate the rules on a schedule, deliver what fires.
+
+Two daemon threads, so a slow receiver never delays an evaluation and an evaluation never delays a
+delivery: the evaluator (every ``THREADLINE_ALERT_INTERVAL`` seconds, or at once when an operator
+acts) and the dispatcher (``delivery.Dispatcher``). Both only talk to the store through ``Store``,
+whose lock serializes them with ingest one query at a time; an evaluation is a handful of queries
+per tenant, so ingest waits at most one query, never a whole evaluation.
+
+One evaluation, per tenant, as of now: read the attention set and the gauge figures (state SQL),
+measure every rule, compare with the alerts firing in the store, and write what changed: first the
+notifications (the outbox), then the alerts. A crash between the two leaves notifications whose
+alert is not recorded; the next evaluation fires the same alert with the same id (see
+``records``), so its notifications are the same rows: nothing is lost, nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import orjson
+
+from ..models import State
+from ..storage import StoreUnavailable
+from ..workflows import Workflows
+from . import evaluate, payloads, records
+from .delivery import Dispatcher
+from .evaluate import Candidate, Match
+from .metrics import AlertingMetrics, Snapshot
+from .records import AlertRecord, NotificationRecord
+from .rules import PER_TRANSACTION, AlertRule, Receiver
+from .settings import AlertSettings
+
+if TYPE_CHECKING:
+    from ..runtime import Collector
+
+logger = logging.getLogger("threadline.collector")
+
+STATES: tuple[State, ...] = ("completed", "failed", "stuck", "in_progress")
+
+
+@dataclass
+class _Figures:
+    """The gauge values of one evaluation, gathered tenant by tenant."""
+
+    transactions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    breached: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    resolved: Counter[tuple[str, str]] = field(default_factory=Counter)
+    value_at_risk: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    firing: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def add(self, tenant: str, rows: Sequence[evaluate.GaugeRow]) -> None:
+        for workflow in {row.workflow for row in rows}:
+            for state in STATES:  # every state of a workflow, so a count that drops to 0 reads 0
+                self.transactions[tenant, workflow, state] += 0
+                self.breached[tenant, workflow, state] += 0
+            self.resolved[tenant, workflow] += 0
+        for row in rows:
+            self.transactions[tenant, row.workflow, row.state] += row.transactions
+            self.breached[tenant, row.workflow, row.state] += row.breached
+            self.resolved[tenant, row.workflow] += row.resolved
+            if row.currency and row.at_risk_transactions:
+                key = (tenant, row.workflow, row.currency)
+                self.value_at_risk[key] = self.value_at_risk.get(key, 0.0) + row.at_risk
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            transactions=dict(self.transactions),
+            breached=dict(self.breached),
+            resolved=dict(self.resolved),
+            value_at_risk=dict(self.value_at_risk),
+            firing=dict(self.firing),
+            evaluated_at=time.time(),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation changed."""
+
+    fired: list[AlertRecord] = field(default_factory=list)
+    resolved: list[AlertRecord] = field(default_factory=list)
+
+
+class Alerting:
+    def __init__(
+        self,
+        collector: Collector,
+        settings: AlertSettings | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.collector = collector
+        self.settings = settings or AlertSettings.from_environment(environ)
+        self.environ = environ
+        self.metrics = AlertingMetrics(collector.metrics.registry)
+        self.dispatcher = Dispatcher(collector.store, self.settings, self.receivers, self.metrics, environ)
+        self.last_evaluation: dt.datetime | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="threadline-alert-evaluator", daemon=True)
+
+    def receivers(self) -> dict[str, Receiver]:
+        """The receivers the rules in force name (a reload may change them)."""
+        return {
+            receiver.name: receiver for rule in self.collector.workflows.alerts for receiver in rule.receivers
+        }
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> Alerting:
+        if not self.settings.enabled:
+            logger.warning(
+                "threadline: THREADLINE_ALERT_INTERVAL=0: alert rules are not evaluated, nothing is sent"
+            )
+            return self
+        for receiver in self.receivers().values():
+            if receiver.resolve_url(self.environ) is None:
+                logger.warning(
+                    "threadline: receiver %s has no URL ($%s is not set): its notifications are skipped",
+                    receiver.name,
+                    receiver.url_env,
+                )
+        self.dispatcher.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(60)
+        self.dispatcher.stop()
+
+    def request_evaluation(self) -> None:
+        """Evaluate now (an operator resolved something) instead of at the next tick."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            started = time.monotonic()
+            try:
+                self.evaluate()
+            except StoreUnavailable as error:
+                logger.warning("threadline: alert evaluation skipped, the store is unavailable: %s", error)
+            except Exception:
+                logger.exception("threadline: alert evaluation failed; trying again at the next interval")
+            elapsed = time.monotonic() - started
+            # Never back to back, even when one evaluation takes longer than the interval.
+            self._wake.wait(max(self.settings.interval_s - elapsed, 0.1 * self.settings.interval_s))
+
+    # --- one evaluation -----------------------------------------------------------------------
+
+    def evaluate(self, as_of: dt.datetime | None = None) -> Outcome:
+        """Evaluate every rule for every tenant as of ``as_of`` (now), store and send what changed."""
+        moment = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        workflows = self.collector.workflows
+        figures = _Figures()
+        outcome = Outcome()
+        for tenant in records.tenants(self.collector.store):
+            self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
+        self.metrics.update(figures.snapshot())
+        self.last_evaluation = moment
+        if outcome.fired or outcome.resolved:
+            logger.info(
+                "threadline: alerts: %d fired, %d resolved (%s)",
+                len(outcome.fired),
+                len(outcome.resolved),
+                ", ".join(sorted({record.rule for record in outcome.fired + outcome.resolved})),
+            )
+            self.dispatcher.wake()
+        return outcome
+
+    def _evaluate_tenant(
+        self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
+    ) -> None:
+        store = self.collector.store
+        rules = workflows.alerts
+        candidates = evaluate.attention(store, workflows, tenant, as_of) if rules else []
+        figures.add(tenant, evaluate.gauge_rows(store, workflows, tenant, as_of))
+        measured = evaluate.evaluate_rules(
+            rules, candidates, lambda rule: evaluate.error_rates(store, tenant, rule, as_of), as_of
+        )
+        holding = {key: match for key, match in measured.items() if match.holds}
+        current = records.firing(store, tenant)
+        new = [key for key in holding if key not in current]
+        cleared = [record for key, record in current.items() if key not in holding]
+        for key, record in current.items():
+            if key in holding:
+                figures.firing[tenant, record.rule, record.severity] += 1
+        for key in new:
+            figures.firing[tenant, holding[key].rule.name, holding[key].rule.severity] += 1
+        if not new and not cleared:
+            return
+
+        # The transactions the notifications list: behind each new alert, and behind each one that
+        # resolves (as measured now for an aggregate rule, its own transaction for the others).
+        limit = self.settings.max_transactions
+        behind = {tx for key in new for tx in holding[key].transactions[:limit]}
+        for record in cleared:
+            now_measured = measured.get((record.rule, record.subject))
+            behind |= set((now_measured.transactions if now_measured else record.transactions)[:limit])
+        states = {c.summary.correlation_id: c for c in candidates if c.summary.correlation_id in behind}
+        states |= evaluate.summaries(store, workflows, tenant, as_of, behind - states.keys())
+        keys = evaluate.keys_of(store, tenant, behind)
+        url = self.settings.dashboard_url
+
+        def views(transactions: Sequence[str]) -> list[dict[str, object]]:
+            return [
+                payloads.transaction_view(states[tx].summary, keys.get(tx, {}), states[tx].resolved, url)
+                for tx in transactions[:limit]
+                if tx in states
+            ]
+
+        by_name = {rule.name: rule for rule in rules}
+        alerts: list[AlertRecord] = []
+        notifications: list[NotificationRecord] = []
+        previous = records.episodes(store, tenant, new)
+        for key in new:
+            match = holding[key]
+            alert = self._fired(tenant, match, previous.get(key, 0), as_of)
+            payload = payloads.alert_payload(
+                event="firing",
+                alert=alert,
+                rule=match.rule,
+                summary=match.summary,
+                figures=match.figures,
+                transactions=views(match.transactions),
+                transactions_total=len(match.transactions),
+                dashboard_url=url,
+            )
+            alert = replace(alert, context=orjson.dumps(payload).decode())
+            notifications += self._notifications(alert, "firing", match.rule, payload, as_of)
+            alerts.append(alert)
+            outcome.fired.append(alert)
+        for record in cleared:
+            rule = by_name.get(record.rule)
+            if rule is None:  # removed from the definitions: nobody to tell, it just stops firing
+                alerts.append(record.resolved(as_of, "the rule is no longer defined"))
+                outcome.resolved.append(alerts[-1])
+                continue
+            summary, reason, measures, transactions = _resolution(
+                record, measured.get((record.rule, record.subject)), states
+            )
+            resolved = record.resolved(as_of, reason)
+            payload = payloads.alert_payload(
+                event="resolved",
+                alert=resolved,
+                rule=rule,
+                summary=summary,
+                figures=measures,
+                transactions=views(transactions),
+                transactions_total=len(transactions),
+                dashboard_url=url,
+            )
+            notifications += self._notifications(resolved, "resolved", rule, payload, as_of)
+            alerts.append(resolved)
+            outcome.resolved.append(resolved)
+        records.save_notifications(store, notifications)  # the outbox first: see the module docstring
+        records.save_alerts(store, alerts)
+
+    def _fired(self, tenant: str, match: Match, episode: int, as_of: dt.datetime) -> AlertRecord:
+        rule = match.rule
+        return AlertRecord(
+            tenant=tenant,
+            alert_id=records.alert_id(tenant, rule.name, match.subject, episode),
+            rule=rule.name,
+            condition=rule.when,
+            severity=rule.severity,
+            workflow=rule.workflow or "",
+            subject=match.subject,
+            status="firing",
+            summary=match.summary,
+            transactions=tuple(match.transactions[: self.settings.max_transactions]),
+            context="",
+            fired_at=as_of,
+            resolved_at=None,
+            resolution="",
+            version=records.next_version(),
+        )
+
+    @staticmethod
+    def _notifications(
+        alert: AlertRecord, event: str, rule: AlertRule, payload: Mapping[str, object], now: dt.datetime
+    ) -> list[NotificationRecord]:
+        body = orjson.dumps(payload).decode()
+        return [
+            NotificationRecord(
+                tenant=alert.tenant,
+                notification_id=records.notification_id(alert.alert_id, event, receiver.name),
+                alert_id=alert.alert_id,
+                rule=alert.rule,
+                receiver=receiver.name,
+                receiver_type=receiver.type,
+                event=event,
+                payload=body,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+                created_at=now,
+                delivered_at=None,
+                version=0,  # below any attempt's version: writing it again never undoes one
+            )
+            for receiver in rule.receivers
+        ]
+
+
+def _resolution(
+    record: AlertRecord, measured: Match | None, states: Mapping[str, Candidate]
+) -> tuple[str, str, Mapping[str, object], tuple[str, ...]]:
+    """Why an alert resolved: (summary, reason, figures, transactions) for its notification."""
+    if record.condition in PER_TRANSACTION:
+        candidate = states.get(record.subject)
+        if candidate is None:
+            reason = "no transaction has this key any more (it joined another one through an alias)"
+        elif candidate.resolved:
+            reason = "resolved by an operator"
+        elif candidate.summary.state == "completed":
+            reason = "the transaction completed"
+        elif candidate.summary.state == "failed":
+            reason = "the transaction failed"
+        else:
+            reason = "the condition cleared"
+        workflow = candidate.summary.workflow if candidate else record.workflow
+        return f"{workflow} {record.subject}: {reason}".strip(), reason, {}, (record.subject,)
+    if measured is None:
+        return (
+            f"{record.rule} {record.subject}: no longer measured".strip(),
+            "nothing left to measure",
+            {},
+            (),
+        )
+    return measured.summary, "back within the limit", measured.figures, measured.transactions

@@ -1,0 +1,539 @@
+"""Alerting end to end: a real collector process, a real webhook receiver, events timed to breach now.
+
+The receiver is a real HTTP server in a thread that records every request and can be told to
+answer 500 or to stop listening (the receiver is down). Every collector here runs its own store
+with a short evaluation interval; the tests wait for evaluations to happen (``/api/alerts/rules``
+says when the last one ran) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from tests.support.collector_process import CollectorProcess
+from tests.support.ingest import MetricsSnapshot
+from tests.support.otlp_receiver import free_port
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+DASHBOARD = "http://dashboard.example:8050"
+WORKFLOWS = """\
+workflows:
+  order:
+    sla: 1h
+    stuck_after: 30m
+    steps:
+      - {name: order.received, system: crm}
+      - {name: order.booked, system: erp}
+      - {name: order.billed, system: billing}
+  refund:
+    sla: 2h
+    stuck_after: 1h
+    fail_on: [refund.refused]
+    steps:
+      - {name: refund.requested, system: support}
+      - {name: refund.paid, system: billing}
+      - {name: refund.refused, system: billing, after: [refund.requested]}
+alerts:
+  receivers:
+    hook: {type: webhook, url_env: TEST_HOOK_URL}
+    chat: {type: slack, url_env: TEST_CHAT_URL}
+  rules:
+"""
+SLA_RULE = """\
+    - name: order-sla
+      workflow: order
+      when: sla_breached
+      severity: critical
+      receivers: [hook, chat]
+"""
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    answered: int
+
+    @property
+    def status(self) -> str:
+        """firing or resolved: a webhook says so, a Slack message in its text."""
+        if "status" in self.body:
+            return str(self.body["status"])
+        return "firing" if " FIRING " in self.body.get("text", "") else "resolved"
+
+    def about(self, key: str) -> bool:
+        if "transactions" in self.body:
+            return any(item["correlation_id"] == key for item in self.body["transactions"])
+        return f"|{key}>" in orjson.dumps(self.body).decode()  # a Slack message links each key
+
+
+@dataclass
+class WebhookReceiver:
+    """Records every POST; answers ``status``; ``stop()`` makes the port refuse connections."""
+
+    port: int = field(default_factory=free_port)
+    status: int = 200
+    requests: list[Request] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                status = receiver.status
+                with receiver._lock:
+                    receiver.requests.append(
+                        Request(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            orjson.loads(body),
+                            status,
+                        )
+                    )
+                self.send_response(status)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def received(
+        self, key: str, path: str = "/hook", status: str | None = None, ok: bool = True
+    ) -> list[Request]:
+        """Requests about transaction ``key`` to ``path`` (answered 2xx unless ``ok`` is False)."""
+        with self._lock:
+            requests = list(self.requests)
+        return [
+            r
+            for r in requests
+            if r.path == path
+            and r.about(key)
+            and (not ok or 200 <= r.answered < 300)
+            and (status is None or r.status == status)
+        ]
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    running = WebhookReceiver().start()
+    yield running
+    running.stop()
+
+
+def eventually(check: Callable[[], T], timeout: float = 30, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what or check}; last: {value!r}")
+        time.sleep(0.1)
+
+
+def evaluations(http: httpx.Client, count: int = 2) -> None:
+    """Wait until ``count`` evaluations have started and finished after now."""
+    for _ in range(count):
+        moment = dt.datetime.now(dt.UTC)
+
+        def evaluated(moment: dt.datetime = moment) -> bool:
+            last = http.get("/api/alerts/rules").json()["last_evaluation"]
+            return last is not None and dt.datetime.fromisoformat(last) > moment
+
+        eventually(evaluated, what="an evaluation")
+
+
+def ago(minutes: float) -> str:
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=minutes)).isoformat()
+
+
+def event(key: str, step: str, system: str, minutes_ago: float, **fields: Any) -> dict[str, Any]:
+    workflow = fields.pop("workflow", "order")
+    return {
+        "correlation_id": key,
+        "workflow": workflow,
+        "step": step,
+        "system": system,
+        "timestamp": ago(minutes_ago),
+        **fields,
+    }
+
+
+@dataclass
+class Setup:
+    """Collectors on one store (restartable), the definitions file, the receiver they post to."""
+
+    folder: Path
+    receiver: WebhookReceiver
+    rules: str
+    env: dict[str, str] = field(default_factory=dict)
+    running: CollectorProcess | None = None
+
+    @property
+    def workflows(self) -> Path:
+        return self.folder / "workflows.yaml"
+
+    def start(self) -> httpx.Client:
+        self.workflows.write_text(WORKFLOWS + self.rules)
+        env = {
+            "THREADLINE_ALERT_INTERVAL": "0.5",
+            "THREADLINE_ALERT_RETRY_SECONDS": "0.2",
+            "THREADLINE_ALERT_RETRY_MAX_SECONDS": "0.5",
+            "THREADLINE_DASHBOARD_URL": DASHBOARD,
+            "TEST_HOOK_URL": self.receiver.url("/hook"),
+            "TEST_CHAT_URL": self.receiver.url("/chat"),
+            **self.env,
+        }
+        self.running = CollectorProcess(
+            store_dir=self.folder / "store", workflows=self.workflows, env=env, isolated=True
+        ).start()
+        return httpx.Client(base_url=self.running.url, timeout=30)
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+
+@pytest.fixture
+def setup(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Callable[[str], Setup]]:
+    made: list[Setup] = []
+
+    def make(rules: str) -> Setup:
+        made.append(Setup(tmp_path, receiver, rules))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.stop()
+
+
+def send(http: httpx.Client, *events: dict[str, Any]) -> None:
+    response = http.post("/v1/events", json={"events": list(events)})
+    assert response.status_code == 200, response.text
+
+
+def alerts(http: httpx.Client, **params: str) -> list[dict[str, Any]]:
+    response = http.get("/api/alerts", params=params)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def test_an_alert_fires_once_not_again_after_a_restart_and_resolves_when_the_transaction_completes(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    run = setup(SLA_RULE)
+    http = run.start()
+    send(
+        http,
+        event(
+            "ORD-1", "order.received", "crm", 90, amount=48000, currency="USD", aliases={"erp.order": "SO-1"}
+        ),
+        event("ORD-OK", "order.received", "crm", 5),  # within its SLA: no alert
+    )
+
+    [fired] = eventually(lambda: receiver.received("ORD-1", status="firing"), what="the firing webhook")
+    body = fired.body
+    assert body["schema"] == "threadline.alert/v1" and body["status"] == "firing"
+    assert fired.headers["idempotency-key"] == body["notification_id"]
+    assert body["alert"]["rule"] == "order-sla" and body["alert"]["severity"] == "critical"
+    assert body["alert"]["condition"] == "sla_breached" and body["alert"]["subject"] == "ORD-1"
+    assert re.fullmatch(
+        r"order ORD-1 breached its 1h SLA by 3\dm, waiting on order\.booked \(erp\)", body["summary"]
+    )
+    [transaction] = body["transactions"]
+    assert transaction["keys"] == {"erp.order": "SO-1"}
+    assert transaction["state"] == "stuck" and (transaction["amount"], transaction["currency"]) == (
+        48000,
+        "USD",
+    )
+    assert [(w["step"], w["system"]) for w in transaction["waiting_on"]] == [("order.booked", "erp")]
+    assert transaction["link"] == f"{DASHBOARD}/transactions/ORD-1"
+    [slack] = eventually(lambda: receiver.received("ORD-1", path="/chat"), what="the Slack message")
+    assert set(slack.body) == {"text", "blocks"} and "FIRING [critical] order-sla" in slack.body["text"]
+    assert f"<{DASHBOARD}/transactions/ORD-1|ORD-1>" in slack.body["blocks"][1]["text"]["text"]
+
+    evaluations(http, 3)
+    assert len(receiver.received("ORD-1")) == 1 and len(receiver.received("ORD-1", path="/chat")) == 1
+    assert receiver.received("ORD-OK") == []
+    run.stop()
+    http = run.start()  # the same store
+    evaluations(http, 3)
+    assert len(receiver.received("ORD-1")) == 1, "fired again after a restart"
+    assert len(receiver.received("ORD-1", path="/chat")) == 1
+
+    send(http, event("ORD-1", "order.booked", "erp", 1), event("ORD-1", "order.billed", "billing", 0))
+
+    [resolved] = eventually(
+        lambda: receiver.received("ORD-1", status="resolved"), what="the resolved webhook"
+    )
+    assert resolved.body["alert"]["resolution"] == "the transaction completed"
+    assert resolved.body["alert"]["id"] == body["alert"]["id"]
+    assert resolved.body["transactions"][0]["state"] == "completed"
+    eventually(lambda: len(receiver.received("ORD-1", path="/chat")) == 2, what="the resolved Slack message")
+    [alert] = alerts(http, transaction="SO-1")  # by any key of the transaction
+    assert alert["status"] == "resolved" and alert["resolution"] == "the transaction completed"
+    assert alert["link"] == f"{DASHBOARD}/transactions/ORD-1"
+    assert sorted((n["receiver"], n["event"], n["status"]) for n in alert["notifications"]) == [
+        ("chat", "firing", "delivered"),
+        ("chat", "resolved", "delivered"),
+        ("hook", "firing", "delivered"),
+        ("hook", "resolved", "delivered"),
+    ]
+    evaluations(http, 2)
+    assert len(receiver.received("ORD-1")) == 2  # one firing, one resolved, nothing more
+
+
+def test_a_notification_is_retried_while_the_receiver_is_down_and_delivered_once_even_across_a_restart(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    run = setup(SLA_RULE.replace("[hook, chat]", "[hook]"))
+    receiver.status = 500
+    http = run.start()
+    send(http, event("ORD-2", "order.received", "crm", 90))
+
+    eventually(lambda: len(receiver.received("ORD-2", ok=False)) >= 2, what="two refused attempts")
+    receiver.stop()  # now nobody listens at all
+
+    def attempts_while_down() -> int:
+        found = alerts(http, transaction="ORD-2")
+        notification = found[0]["notifications"][0] if found else None
+        ok = notification and notification["status"] == "pending" and "Connect" in notification["last_error"]
+        return notification["attempts"] if ok else 0
+
+    eventually(attempts_while_down, what="an attempt with nobody listening")
+    run.stop()  # with the notification still pending
+    receiver.status = 200
+    receiver.start()
+    http = run.start()
+
+    eventually(lambda: receiver.received("ORD-2"), what="the delivery after the restart")
+    evaluations(http, 3)
+    assert len(receiver.received("ORD-2")) == 1, "delivered more than once"
+    [alert] = alerts(http, transaction="ORD-2")
+    detail = http.get(f"/api/alerts/{alert['id']}").json()
+    [notification] = detail["notifications"]
+    assert notification["status"] == "delivered" and notification["last_error"] == ""
+    history = notification["history"]
+    assert [attempt["attempt"] for attempt in history] == list(range(1, len(history) + 1))
+    assert notification["attempts"] == len(history) >= 4
+    assert [attempt["ok"] for attempt in history] == [False] * (len(history) - 1) + [True]
+    assert history[0]["status_code"] == 500 and history[0]["error"].startswith("HTTP 500")
+    assert any(attempt["status_code"] is None for attempt in history)  # refused while down
+    assert history[-1]["status_code"] == 200
+    assert detail["context"]["transactions"][0]["correlation_id"] == "ORD-2"
+
+
+def test_aggregate_rules_fire_once_per_subject_and_resolve_when_the_figure_drops(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    run = setup(
+        "    - {name: many-stuck, when: stuck_or_failed_count_above, threshold: 1, window: 1h,"
+        " severity: warning, receivers: [hook]}\n"
+        "    - {name: erp-errors, when: system_error_rate_above, percent: 20, window: 15m, min_events: 2,"
+        " severity: warning, receivers: [hook]}\n"
+        "    - {name: at-risk, when: value_at_risk_above, amount: 1000, severity: critical,"
+        " receivers: [hook]}\n"
+    )
+    http = run.start()
+    send(
+        http,
+        event("AGG-1", "order.received", "crm", 50, amount=800, currency="USD"),
+        event("AGG-2", "order.received", "crm", 50, amount=800, currency="USD"),
+        event("AGG-3", "order.received", "crm", 3),
+        event(
+            "AGG-3", "order.booked", "erp", 2, status="error", error={"kind": "transient", "message": "502"}
+        ),
+        event("AGG-3", "order.booked", "erp", 1),
+    )
+
+    def fired(rule: str) -> list[Request]:
+        return [
+            r for r in receiver.requests if r.body["alert"]["rule"] == rule and r.body["status"] == "firing"
+        ]
+
+    eventually(lambda: fired("many-stuck") and fired("erp-errors") and fired("at-risk"), what="three alerts")
+    [count] = fired("many-stuck")
+    assert count.body["alert"]["subject"] == "" and count.body["figures"]["count"] == 2
+    assert {t["correlation_id"] for t in count.body["transactions"]} == {"AGG-1", "AGG-2"}
+    [errors] = fired("erp-errors")
+    assert errors.body["alert"]["subject"] == "erp" and errors.body["figures"]["error_rate_percent"] == 50
+    assert [t["correlation_id"] for t in errors.body["transactions"]] == ["AGG-3"]
+    [risk] = fired("at-risk")
+    assert risk.body["alert"]["subject"] == "USD" and risk.body["figures"]["value_at_risk"] == 1600
+
+    resolved = http.post("/api/transactions/AGG-2/resolve", json={"comment": "booked by hand in the ERP"})
+    assert resolved.status_code == 201, resolved.text
+
+    def resolutions() -> dict[str, str]:
+        return {
+            r.body["alert"]["rule"]: r.body["alert"]["resolution"]
+            for r in receiver.requests
+            if r.body["status"] == "resolved"
+        }
+
+    assert eventually(lambda: len(resolutions()) == 2 and resolutions()) == {
+        "many-stuck": "back within the limit",
+        "at-risk": "back within the limit",
+    }
+    evaluations(http, 2)
+    assert sorted(r.body["alert"]["rule"] for r in receiver.requests) == [
+        "at-risk",
+        "at-risk",
+        "erp-errors",
+        "many-stuck",
+        "many-stuck",
+    ]
+    page = http.get("/api/alerts").json()
+    assert (page["firing"], page["resolved"]) == (1, 2)
+    assert [a["rule"] for a in alerts(http, status="firing")] == ["erp-errors"]
+
+
+def test_an_operator_resolving_a_transaction_resolves_its_alert_and_reopening_fires_a_new_one(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    run = setup(SLA_RULE.replace("[hook, chat]", "[hook]"))
+    http = run.start()
+    send(http, event("ORD-3", "order.received", "crm", 90))
+    eventually(lambda: receiver.received("ORD-3", status="firing"))
+
+    assert (
+        http.post(
+            "/api/transactions/ORD-3/resolve", json={"comment": "cancelled by the customer"}
+        ).status_code
+        == 201
+    )
+
+    [resolved] = eventually(lambda: receiver.received("ORD-3", status="resolved"))
+    assert resolved.body["alert"]["resolution"] == "resolved by an operator"
+    assert resolved.body["transactions"][0]["resolved_by_operator"] is True
+
+    assert (
+        http.post("/api/transactions/ORD-3/reopen", json={"comment": "the customer came back"}).status_code
+        == 201
+    )
+
+    eventually(lambda: len(receiver.received("ORD-3", status="firing")) == 2, what="a second alert")
+    first, second = receiver.received("ORD-3", status="firing")
+    assert first.body["alert"]["id"] != second.body["alert"]["id"]
+    assert [a["status"] for a in alerts(http, transaction="ORD-3")] == ["firing", "resolved"]
+
+
+def test_metrics_gauges_match_the_overview_and_follow_resolutions(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    run = setup(SLA_RULE)
+    http = run.start()
+    send(
+        http,
+        *[
+            event("G-DONE", step, system, 20 - n)
+            for n, (step, system) in enumerate(
+                [("order.received", "crm"), ("order.booked", "erp"), ("order.billed", "billing")]
+            )
+        ],
+        event("G-LATE", "order.received", "crm", 200, amount=100, currency="EUR"),
+        event("G-LATE", "order.booked", "erp", 150),
+        event("G-LATE", "order.billed", "billing", 100),  # completed, SLA breached
+        event("G-STUCK-1", "order.received", "crm", 45, amount=700, currency="USD"),
+        event("G-STUCK-2", "order.received", "crm", 80, amount=300, currency="USD"),  # also breached
+        event("G-OPEN", "order.received", "crm", 1, amount=5000, currency="USD"),
+        event("R-FAIL", "refund.requested", "support", 30, workflow="refund"),
+        event(
+            "R-FAIL",
+            "refund.refused",
+            "billing",
+            20,
+            workflow="refund",
+            status="error",
+            error={"kind": "business", "message": "outside the refund window"},
+        ),
+    )
+    evaluations(http, 2)
+    metrics = MetricsSnapshot.scrape(http)
+    overview = http.get("/api/overview").json()
+
+    assert metrics.types["threadline_transactions"] == "gauge"
+    for figures in overview["workflows"]:
+        workflow = figures["workflow"]
+        for state in ("completed", "failed", "stuck", "in_progress"):
+            labels = {"tenant": "", "workflow": workflow, "state": state}
+            assert metrics.value("threadline_transactions", **labels) == figures[state], (workflow, state)
+        breached = sum(
+            metrics.value("threadline_transactions_breached", tenant="", workflow=workflow, state=state)
+            for state in ("completed", "failed", "stuck", "in_progress")
+        )
+        assert breached == figures["breached"], workflow
+        for risk in figures["value_at_risk"]:
+            labels = {"tenant": "", "workflow": workflow, "currency": risk["currency"]}
+            assert metrics.value("threadline_value_at_risk", **labels) == risk["amount"]
+    assert metrics.value("threadline_transactions", tenant="", workflow="order", state="stuck") == 2
+    assert metrics.value("threadline_value_at_risk", tenant="", workflow="order", currency="USD") == 1000
+    assert metrics.value("threadline_value_at_risk", tenant="", workflow="order", currency="EUR") == 100
+    assert metrics.value("threadline_transactions", tenant="", workflow="refund", state="failed") == 1
+    assert metrics.value("threadline_alerts_firing", tenant="", rule="order-sla", severity="critical") == 1
+
+    resolve = http.post("/api/transactions/G-STUCK-1/resolve", json={"comment": "handled by phone"})
+    assert resolve.status_code == 201
+    evaluations(http, 2)
+    after = MetricsSnapshot.scrape(http)
+
+    assert after.value("threadline_transactions", tenant="", workflow="order", state="stuck") == 1
+    assert after.value("threadline_transactions_resolved", tenant="", workflow="order") == 1
+    assert after.value("threadline_value_at_risk", tenant="", workflow="order", currency="USD") == 300
+    assert after.value("threadline_alert_notifications_pending") == 0
+    assert after.value("threadline_alert_deliveries_total", receiver="hook", result="delivered") >= 1
+
+
+def test_the_example_prometheus_rules_use_only_metrics_the_collector_exposes(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    rules_file = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "threadline-rules.yml"
+    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    expressions = [rule["expr"] for group in groups for rule in group["rules"]]
+    run = setup(SLA_RULE)
+    http = run.start()
+    send(http, event("P-1", "order.received", "crm", 90, amount=1, currency="USD"))
+    evaluations(http, 1)
+    exposed = set(MetricsSnapshot.scrape(http).types) | {
+        name + "_total" for name, kind in MetricsSnapshot.scrape(http).types.items() if kind == "counter"
+    }
+
+    used = {name for expr in expressions for name in re.findall(r"\b(threadline_[a-z_]+)\b", expr)}
+    assert used and used <= exposed, used - exposed
+    assert all(rule.get("alert") and rule.get("annotations") for group in groups for rule in group["rules"])

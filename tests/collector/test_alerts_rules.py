@@ -1,0 +1,596 @@
+"""Alert rules without a collector: the ``alerts:`` section, rule matching, payloads and backoff.
+
+Every problem in the section is a WorkflowError reading ``file:line: reason``, like the rest of the
+definitions file; the error cases below mark the line they expect with ``# <-``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from threadline.collector.alerts.evaluate import Candidate, Match, SystemRate, evaluate_rules, human_duration
+from threadline.collector.alerts.payloads import render, slack_message
+from threadline.collector.alerts.rules import AlertRule, Condition, Receiver
+from threadline.collector.alerts.settings import AlertSettings
+from threadline.collector.models import Sla, State, TransactionSummary, Violation, WaitingStep
+from threadline.collector.workflows import WorkflowError, load, parse
+
+EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "workflows.example.yaml"
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+HEAD = """\
+workflows:
+  order:
+    sla: 1h
+    steps: [{name: order.received, system: crm}, {name: order.booked, system: erp}]
+"""
+
+
+def rules_of(section: str) -> tuple[AlertRule, ...]:
+    return parse(HEAD + textwrap.dedent(section)).alerts
+
+
+def test_the_example_file_defines_receivers_from_the_environment_and_one_rule_of_each_kind() -> None:
+    rules = {rule.name: rule for rule in load(EXAMPLE_FILE).alerts}
+
+    assert {rule.when for rule in rules.values()} == {
+        "sla_breached",
+        "stuck_longer_than",
+        "stuck_or_failed_count_above",
+        "system_error_rate_above",
+        "violation",
+        "value_at_risk_above",
+    }
+    breach = rules["q2c-sla-breach"]
+    assert (breach.workflow, breach.severity) == ("quote-to-cash", "critical")
+    assert [receiver.name for receiver in breach.receivers] == ["ops-webhook", "ops-slack"]
+    webhook = breach.receivers[0]
+    assert (webhook.name, webhook.type, webhook.url_env, webhook.url) == (
+        "ops-webhook",
+        "webhook",
+        "OPS_WEBHOOK_URL",
+        None,
+    )
+    assert rules["stuck-over-2h"].duration_s == 7200
+    assert rules["netsuite-errors"].parameters() == {
+        "window_seconds": 900.0,
+        "system": "netsuite",
+        "percent": 5.0,
+        "min_events": 20,
+    }
+    assert (rules["value-at-risk"].amount, rules["value-at-risk"].currency) == (100000, "USD")
+
+
+def test_a_rule_reads_every_parameter_of_its_condition() -> None:
+    rules = rules_of("""
+        alerts:
+          receivers:
+            hook: {type: webhook, url: "http://127.0.0.1:9/hook"}
+            chat: {type: slack, url_env: CHAT_URL}
+          rules:
+            - {name: a, when: stuck_or_failed_count_above, threshold: 3, window: 90m, severity: info,
+               receivers: hook}
+            - {name: b, when: system_error_rate_above, percent: 2.5, window: 15m, severity: warning,
+               receivers: [hook, chat], workflow: order, description: ERP errors}
+            - {name: c, when: value_at_risk_above, amount: 1_000, currency: eur, severity: critical,
+               receivers: [chat]}
+    """)
+
+    a, b, c = rules
+    assert (a.threshold, a.window_s, a.per_transaction, a.receivers[0].url) == (
+        3,
+        5400,
+        False,
+        "http://127.0.0.1:9/hook",
+    )
+    assert (b.percent, b.min_events, b.system, b.workflow, b.description) == (
+        2.5,
+        1,
+        None,
+        "order",
+        "ERP errors",
+    )
+    assert (c.amount, c.currency) == (1000, "EUR")
+    assert [receiver.type for receiver in b.receivers] == ["webhook", "slack"]
+
+
+def test_a_receiver_url_comes_from_its_variable_when_it_is_sent_and_never_shows() -> None:
+    receiver = Receiver("chat", "slack", url_env="CHAT_URL")
+
+    assert receiver.resolve_url({}) is None
+    assert receiver.resolve_url({"CHAT_URL": " https://hooks.example/T0 "}) == "https://hooks.example/T0"
+    assert receiver.target == "$CHAT_URL"
+    assert "hooks" not in Receiver("x", "webhook", url="https://hooks.example/secret").target
+
+
+def test_no_alerts_section_means_no_rules() -> None:
+    assert parse(HEAD).alerts == ()
+    assert rules_of("alerts: {receivers: {hook: {type: webhook, url: 'http://x/y'}}}") == ()
+
+
+BAD_SECTIONS = [
+    pytest.param("alerts: []   # <-", '"alerts" must be a mapping', id="not a mapping"),
+    pytest.param(
+        """
+        alerts:
+          rule: []   # <-
+        """,
+        '"alerts": unknown key "rule" (allowed: receivers, rules)',
+        id="unknown section key",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook: {url: "http://x/y"}   # <-
+        """,
+        'receiver "hook" has no type (webhook or slack)',
+        id="receiver without type",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook: {type: email, url: "http://x/y"}   # <-
+        """,
+        "receiver \"hook\": type must be webhook or slack, not 'email'",
+        id="unknown receiver type",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook: {type: webhook, url: "http://x/y", url_env: HOOK}   # <-
+        """,
+        'receiver "hook" needs exactly one of url or url_env',
+        id="url and url_env",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook:
+              type: webhook
+              url: ftp://x/y   # <-
+        """,
+        'receiver "hook": url must start with http:// or https://',
+        id="not an http url",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook: {type: webhook, url_env: "not a name"}   # <-
+        """,
+        'receiver "hook": url_env must be an environment variable name',
+        id="bad variable name",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - {when: failed, severity: info, receivers: [hook]}   # <-
+        """,
+        "alert rule 1 has no name",
+        id="rule without name",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: stuck   # <-
+              severity: info
+              receivers: [hook]
+        """,
+        'alert rule "r": when must be one of sla_breached, stuck_longer_than, failed, violation, '
+        "stuck_or_failed_count_above, system_error_rate_above, value_at_risk_above, not 'stuck'",
+        id="unknown condition",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - {name: r, when: stuck_longer_than, severity: info, receivers: [hook]}   # <-
+        """,
+        'alert rule "r": when: stuck_longer_than needs duration',
+        id="missing duration",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r   # <-
+              when: system_error_rate_above
+              percent: 5
+              severity: info
+              receivers: [hook]
+        """,
+        'alert rule "r": when: system_error_rate_above needs window',
+        id="missing window",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: sla_breached
+              amount: 5   # <-
+              severity: info
+              receivers: [hook]
+        """,
+        'alert rule "r" (when: sla_breached): unknown key "amount"',
+        id="parameter of another condition",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - {name: r, when: failed, receivers: [hook]}   # <-
+        """,
+        'alert rule "r" has no severity (critical, warning, info)',
+        id="no severity",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: failed
+              severity: page-me   # <-
+              receivers: [hook]
+        """,
+        "alert rule \"r\": severity must be one of critical, warning, info, not 'page-me'",
+        id="unknown severity",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: failed
+              severity: info
+              receivers: [hook, pager]   # <-
+        """,
+        'alert rule "r": receivers names unknown receiver "pager" (known: hook)',
+        id="unknown receiver",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: failed
+              severity: info
+              receivers: []   # <-
+        """,
+        'alert rule "r" names no receivers',
+        id="no receivers",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: failed
+              workflow: orders   # <-
+              severity: info
+              receivers: [hook]
+        """,
+        'alert rule "r": workflow names unknown workflow "orders"',
+        id="unknown workflow",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - {name: r, when: failed, severity: info, receivers: [hook]}
+            - {name: r, when: violation, severity: info, receivers: [hook]}   # <-
+        """,
+        'duplicate alert rule "r" (first defined on line 8)',
+        id="duplicate rule",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: stuck_or_failed_count_above
+              threshold: 2.5   # <-
+              window: 1h
+              severity: info
+              receivers: [hook]
+        """,
+        "alert rule \"r\": threshold must be a whole number at least 0, not '2.5'",
+        id="threshold not whole",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: system_error_rate_above
+              percent: 150   # <-
+              window: 1h
+              severity: info
+              receivers: [hook]
+        """,
+        "alert rule \"r\": percent must be a number from 0 to 100, not '150'",
+        id="percent over 100",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: system_error_rate_above
+              percent: 5
+              window: soon   # <-
+              severity: info
+              receivers: [hook]
+        """,
+        "alert rule \"r\": window: invalid duration 'soon'",
+        id="bad window",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url_env: HOOK}}
+          rules:
+            - name: r
+              when: value_at_risk_above
+              amount: 1000
+              currency: dollars   # <-
+              severity: info
+              receivers: [hook]
+        """,
+        'alert rule "r": currency must be a 3-letter code like USD',
+        id="bad currency",
+    ),
+    pytest.param(
+        """
+        alerts:
+          rules:
+            - {name: !!python/object/apply:os.system [echo unsafe]}   # <-
+        """,
+        "invalid YAML: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply",
+        id="unsafe tag",
+    ),
+]
+
+
+@pytest.mark.parametrize(("section", "reason"), BAD_SECTIONS)
+def test_a_bad_alerts_section_names_the_file_the_line_and_the_reason(
+    tmp_path: Path, section: str, reason: str
+) -> None:
+    text = HEAD + textwrap.dedent(section).lstrip("\n")
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if "# <-" in content)
+    path = tmp_path / "workflows.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(WorkflowError) as caught:
+        load(path)
+
+    assert str(caught.value).startswith(f"{path}:{line}: {reason}"), str(caught.value)
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+HOOK = Receiver("hook", "webhook", url="http://127.0.0.1:9/hook")
+
+
+def rule(when: Condition, **fields: Any) -> AlertRule:
+    return AlertRule(
+        name=fields.pop("name", when), when=when, severity="warning", receivers=(HOOK,), **fields
+    )
+
+
+def summary(key: str, state: State = "stuck", waiting_hours: float = 3, **fields: Any) -> TransactionSummary:
+    started = NOW - dt.timedelta(hours=5)
+    values: dict[str, Any] = {
+        "correlation_id": key,
+        "workflow": "order",
+        "state": state,
+        "started_at": started,
+        "last_activity": started,
+        "completed_at": None,
+        "failed_at": None,
+        "waiting_on": [
+            WaitingStep(
+                step="order.booked",
+                system="erp",
+                due_since=NOW - dt.timedelta(hours=waiting_hours),
+                within_seconds=None,
+                overdue=False,
+            )
+        ]
+        if state in ("stuck", "in_progress")
+        else [],
+        "sla": Sla(limit_seconds=3600, elapsed_seconds=5 * 3600, breached=True, breached_by_seconds=4 * 3600),
+        "missing_steps": [],
+        "violations": [],
+        "systems": ["crm"],
+        "amount": None,
+        "currency": None,
+        "event_count": 1,
+        "error_count": 0,
+        "retry_count": 0,
+    }
+    values.update(fields)
+    return TransactionSummary(**values)
+
+
+def holding(
+    rules: list[AlertRule], candidates: list[Candidate], rates: Sequence[SystemRate] = ()
+) -> dict[tuple[str, str], Match]:
+    measured = evaluate_rules(rules, candidates, lambda _: rates, NOW)
+    return {key: match for key, match in measured.items() if match.holds}
+
+
+def test_per_transaction_rules_hold_per_transaction_and_never_for_a_resolved_one() -> None:
+    candidates = [
+        Candidate(summary("A", waiting_hours=3), resolved=False),
+        Candidate(summary("B", waiting_hours=1), resolved=False),
+        Candidate(summary("C", waiting_hours=9), resolved=True),
+        Candidate(summary("D", state="completed"), resolved=False),  # completed late: breached, not open
+        Candidate(summary("E", state="failed", failed_at=NOW), resolved=False),
+        Candidate(
+            summary("F", state="in_progress", violations=[Violation(step="b", before="a")]), resolved=False
+        ),
+    ]
+
+    assert set(holding([rule("stuck_longer_than", duration_s=2 * 3600)], candidates)) == {
+        ("stuck_longer_than", "A")
+    }
+    assert set(holding([rule("sla_breached")], candidates)) == {
+        ("sla_breached", "A"),
+        ("sla_breached", "B"),
+        ("sla_breached", "F"),
+    }
+    assert set(holding([rule("failed")], candidates)) == {("failed", "E")}
+    assert set(holding([rule("violation")], candidates)) == {("violation", "F")}
+    assert set(holding([rule("failed", workflow="other")], candidates)) == set()
+    text = holding([rule("stuck_longer_than", duration_s=60)], candidates)["stuck_longer_than", "A"].summary
+    assert text == "order A is stuck: no progress for 3h, waiting on order.booked (erp)"
+
+
+def test_the_count_rule_counts_stuck_now_and_failed_within_the_window_only() -> None:
+    candidates = [
+        Candidate(summary("A"), resolved=False),
+        Candidate(summary("B"), resolved=True),
+        Candidate(summary("C", state="failed", failed_at=NOW - dt.timedelta(minutes=10)), resolved=False),
+        Candidate(summary("D", state="failed", failed_at=NOW - dt.timedelta(hours=2)), resolved=False),
+    ]
+    count = rule("stuck_or_failed_count_above", threshold=1, window_s=3600)
+
+    match = evaluate_rules([count], candidates, lambda _: [], NOW)["stuck_or_failed_count_above", ""]
+
+    assert match.holds and set(match.transactions) == {"A", "C"}
+    assert match.figures == {"count": 2, "stuck": 1, "failed": 1, "threshold": 1}
+    assert not evaluate_rules(
+        [rule("stuck_or_failed_count_above", threshold=2, window_s=3600)], candidates, lambda _: [], NOW
+    )["stuck_or_failed_count_above", ""].holds
+
+
+def test_error_rate_and_value_at_risk_hold_per_system_and_per_currency() -> None:
+    rates = [
+        SystemRate("erp", 10, 2, ("A",)),
+        SystemRate("crm", 100, 2, ("B",)),
+        SystemRate("billing", 1, 1, ("C",)),
+    ]
+    candidates = [
+        Candidate(summary("A", amount=700.0, currency="USD"), resolved=False),
+        Candidate(summary("B", amount=500.0, currency="USD"), resolved=False),
+        Candidate(summary("C", amount=900.0, currency="EUR"), resolved=False),
+        Candidate(summary("D", amount=5000.0, currency="USD"), resolved=True),
+    ]
+
+    errors = holding([rule("system_error_rate_above", percent=5, window_s=900, min_events=2)], [], rates)
+    risk = holding([rule("value_at_risk_above", amount=1000)], candidates)
+    usd_only = holding([rule("value_at_risk_above", amount=100, currency="USD")], candidates)
+
+    assert set(errors) == {("system_error_rate_above", "erp")}  # crm is at 2%, billing has too few events
+    assert errors["system_error_rate_above", "erp"].figures["error_rate_percent"] == 20
+    assert set(risk) == {("value_at_risk_above", "USD")}  # 1200 USD; D is resolved; 900 EUR is under
+    assert risk["value_at_risk_above", "USD"].transactions == ("A", "B")
+    assert set(usd_only) == {("value_at_risk_above", "USD")}
+
+
+def test_durations_read_like_the_definitions_file() -> None:
+    assert [human_duration(s) for s in (5, 60, 5400, 86400 + 4 * 3600 + 60)] == ["5s", "1m", "1h30m", "1d4h"]
+
+
+# --- payloads and delivery settings -----------------------------------------------------------
+
+PAYLOAD: dict[str, Any] = {
+    "schema": "threadline.alert/v1",
+    "status": "firing",
+    "tenant": "acme",
+    "summary": "order A <1> is stuck",
+    "alert": {
+        "id": "a1",
+        "rule": "stuck",
+        "condition": "stuck_longer_than",
+        "severity": "critical",
+        "workflow": "order",
+        "subject": "A",
+        "description": None,
+        "parameters": {},
+        "fired_at": NOW.isoformat(),
+        "resolved_at": None,
+        "resolution": None,
+        "link": "http://dash/alerts?alert=a1",
+    },
+    "figures": {},
+    "transactions_total": 12,
+    "transactions": [
+        {
+            "correlation_id": f"K-{n}",
+            "keys": {"erp.order": f"SO-{n}"},
+            "workflow": "order",
+            "state": "stuck",
+            "waiting_on": [{"step": "order.booked", "system": "erp", "due_since": NOW.isoformat()}],
+            "amount": 10.0,
+            "currency": "USD",
+            "link": f"http://dash/transactions/K-{n}",
+        }
+        for n in range(12)
+    ],
+}
+
+
+def test_a_slack_message_has_text_and_blocks_with_links_to_the_dashboard() -> None:
+    message = slack_message(PAYLOAD)
+
+    assert set(message) == {"text", "blocks"}
+    assert message["text"].startswith(":red_circle: FIRING [critical] stuck: order A <1> is stuck")
+    headline, listing, context = message["blocks"]
+    assert headline["text"]["type"] == "mrkdwn" and "order A &lt;1&gt; is stuck" in headline["text"]["text"]
+    lines = listing["text"]["text"].splitlines()
+    assert lines[0].startswith("• <http://dash/transactions/K-0|K-0> · order, stuck · (erp.order SO-0)")
+    assert "waiting on order.booked (erp)" in lines[0]
+    assert lines[-1] == "… and 2 more" and len(lines) == 11
+    assert context["elements"][0]["text"].startswith("<http://dash/alerts?alert=a1|Open in Threadline>")
+
+
+def test_a_webhook_gets_the_payload_with_its_notification_id() -> None:
+    assert render("webhook", PAYLOAD, "n1") == {**PAYLOAD, "notification_id": "n1"}
+    assert render("slack", PAYLOAD, "n1") == slack_message(PAYLOAD)
+
+
+def test_retries_back_off_exponentially_up_to_a_bound() -> None:
+    settings = AlertSettings.from_environment(
+        {"THREADLINE_ALERT_RETRY_SECONDS": "2", "THREADLINE_ALERT_RETRY_MAX_SECONDS": "20"}
+    )
+
+    assert [settings.backoff_s(n) for n in range(1, 7)] == [2, 4, 8, 16, 20, 20]
+    assert AlertSettings.from_environment({}).interval_s == 30
+    assert (
+        AlertSettings.from_environment({"THREADLINE_DASHBOARD_URL": "http://d:1/"}).dashboard_url
+        == "http://d:1"
+    )
+
+
+def test_a_setting_that_is_not_a_number_names_its_variable() -> None:
+    with pytest.raises(ValueError, match="THREADLINE_ALERT_INTERVAL='soon' is not a number"):
+        AlertSettings.from_environment({"THREADLINE_ALERT_INTERVAL": "soon"})
