@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import runpy
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -13,8 +12,6 @@ import typer
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Business-transaction tracing for integrations."
 )
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @app.callback()
@@ -67,6 +64,26 @@ def collector(
         typer.echo(f"{len(keys)} API keys configured: every endpoint but /healthz and /readyz needs one.")
     typer.echo(f"Threadline collector on http://{settings.host}:{settings.port} (store {settings.store})")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port (Dash's usual: 8050)")] = 8050,
+    api: Annotated[str, typer.Option(envvar="THREADLINE_API", help="The collector's base URL")] = (
+        "http://127.0.0.1:4318"
+    ),
+    api_key: Annotated[
+        str | None, typer.Option(envvar="THREADLINE_API_KEY", help="Bearer key with the read role")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(envvar="THREADLINE_DASHBOARD_HOST", help="Interface (default 127.0.0.1)")
+    ] = None,
+) -> None:
+    """Run the dashboard: overview, operations queue, transactions, process maps, systems, alerts."""
+    from threadline.dashboard.app import run
+
+    typer.echo(f"Threadline dashboard on http://{host or '127.0.0.1'}:{port} (API {api})")
+    run(port, api, api_key=api_key, host=host)
 
 
 @app.command()
@@ -161,6 +178,18 @@ def replay(
 
 
 @app.command()
-def demo() -> None:
-    """Run the instrumented example integration (a CRM → ERP hand-off over a queue)."""
-    runpy.run_path(str(PROJECT_ROOT / "examples" / "queue_consumer.py"), run_name="__main__")
+def demo(
+    seconds: Annotated[
+        float | None, typer.Option(envvar="THREADLINE_DEMO_SECONDS", help="Stop after this many seconds")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Live transactions per minute")] = 30.0,
+    seed: Annotated[int, typer.Option(help="The simulator's seed")] = 7,
+) -> None:
+    """Collector + dashboard + simulator on a fresh embedded store (ports 4318 and 8050)."""
+    from threadline.demo import DemoError, run
+
+    try:
+        run(seconds=seconds, rate=rate, seed=seed)
+    except DemoError as error:
+        typer.echo(f"threadline demo: {error}", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,135 @@
+"""The router: draws the page the URL names, and the API banner when the API cannot answer.
+
+One callback for every page, fired by the URL, the refresh timer or button, the colour mode and the
+browser's time zone. A page never shows a traceback: API failures become a banner, anything else a
+short message (with the details in the dashboard's log).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from . import formatting as fmt
+from .client import ApiError, ApiUnavailable, QueryClient
+from .components import card, empty_state
+from .layout import banner_for
+from .page import PageContext, Rendered
+from .pages import overview, process_map, queue, systems, transaction
+from .theme import palette
+from .urls import OVERVIEW, QUEUE, SYSTEMS, TRANSACTIONS, WORKFLOWS, Query
+
+logger = logging.getLogger("threadline.dashboard")
+Renderer = Callable[[PageContext], Rendered]
+
+
+def page_for(pathname: str) -> Renderer | None:
+    """The page that draws ``pathname``; None for a path no page has."""
+    path = pathname.rstrip("/") or "/"
+    if path == OVERVIEW:
+        return overview.render
+    if path == QUEUE:
+        return queue.render
+    if path == SYSTEMS:
+        return systems.render
+    if path + "/" == WORKFLOWS or pathname.startswith(WORKFLOWS):
+        return process_map.render
+    if pathname.startswith(TRANSACTIONS) or path + "/" == TRANSACTIONS:
+        return transaction.render
+    return None
+
+
+def _not_found(pathname: str) -> Rendered:
+    body = empty_state(
+        "This page does not exist",
+        [f"Nothing lives at {pathname}. ", dcc.Link("Go to the overview", href=OVERVIEW), "."],
+        "signpost",
+    )
+    return Rendered("Not found", card(body=body))
+
+
+def _unavailable() -> Rendered:
+    body = empty_state(
+        "Waiting for the collector",
+        "The figures appear as soon as the query API answers again.",
+        "hourglass-split",
+    )
+    return Rendered("Unavailable", card(body=html.Div(body, id="page-unavailable")))
+
+
+def register(app: dash.Dash, client: QueryClient) -> None:
+    """The router callback, and each page's own callbacks (filters into the URL, clicks)."""
+    for module in (overview, queue, transaction, process_map, systems):
+        module.register(app)
+
+    @app.callback(
+        Output("page", "children"),
+        Output("api-banner", "children"),
+        Output("page-title", "data"),
+        Output("last-updated", "children"),
+        Output("queue-badge", "children"),
+        Input("url", "pathname"),
+        Input("url", "search"),
+        Input("refresh-timer", "n_intervals"),
+        Input("refresh-now", "n_clicks"),
+        Input("theme", "data"),
+        Input("client-tz", "data"),
+        State("refresh-every", "value"),
+    )
+    def route(
+        pathname: str | None,
+        search: str | None,
+        _ticks: int | None,
+        _clicks: int | None,
+        theme: str | None,
+        tz_name: str | None,
+        refresh: str | None,
+    ) -> tuple[Any, Any, str, Any, Any]:
+        """The page, the banner (if any), the tab title, "updated at" and the queue badge."""
+        pathname = pathname or "/"
+        now = dt.datetime.now(dt.UTC)
+        tz = fmt.zone(tz_name)
+        updated = [
+            f"Updated {fmt.clock(now, tz, now)}",
+            html.Span(f" · times in {tz_name or 'UTC'}", className="tl-muted"),
+        ]
+        render = page_for(pathname)
+        if render is None:
+            result = _not_found(pathname)
+            return result.content, None, result.title, updated, dash.no_update
+        context = PageContext(client, pathname, Query.parse(search), palette(theme), tz, now)
+        try:
+            result = render(context)
+            badge = _queue_badge(client)
+        except ApiUnavailable as error:
+            seconds = int(refresh or 0) or None
+            result = _unavailable()
+            return result.content, banner_for(error, seconds), result.title, updated, None
+        except ApiError as error:
+            return (
+                card(body=empty_state("The API refused this view", str(error), "exclamation-triangle")),
+                banner_for(error, None),
+                "Error",
+                updated,
+                dash.no_update,
+            )
+        except Exception:
+            logger.exception("threadline dashboard: drawing %s%s failed", pathname, search or "")
+            body = empty_state(
+                "This view could not be drawn",
+                "Something unexpected happened; the dashboard's log has the details. Try refreshing.",
+                "bug",
+            )
+            return card(body=body), None, "Error", updated, dash.no_update
+        return result.content, None, result.title, updated, badge
+
+
+def _queue_badge(client: QueryClient) -> Any:
+    """How many open transactions need attention (the queue's default view), next to the Queue link."""
+    total = client.transactions(attention=True, states=queue.OPEN_STATES, limit=1)["total"]
+    return f"{total:,}" if total else None

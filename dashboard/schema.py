@@ -1,0 +1,252 @@
+"""The JSON the collector's query API answers, as the dashboard reads it (collector/models.py).
+
+Typed dictionaries rather than imports from the collector: the dashboard talks to the API over HTTP
+only, and may run against a collector of another version. Times are RFC 3339 strings in UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+State = Literal["completed", "failed", "stuck", "in_progress"]
+StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
+
+
+class EventError(TypedDict):
+    kind: str
+    message: str
+
+
+class WaitingStep(TypedDict):
+    step: str
+    system: str | None
+    due_since: str
+    within_seconds: float | None
+    overdue: bool
+
+
+class Sla(TypedDict):
+    limit_seconds: float | None
+    elapsed_seconds: float
+    breached: bool
+    breached_by_seconds: float
+
+
+class Violation(TypedDict):
+    step: str
+    before: str
+
+
+class TransactionSummary(TypedDict):
+    correlation_id: str
+    workflow: str
+    state: State
+    started_at: str
+    last_activity: str
+    completed_at: str | None
+    failed_at: str | None
+    waiting_on: list[WaitingStep]
+    sla: Sla
+    missing_steps: list[str]
+    violations: list[Violation]
+    systems: list[str]
+    amount: float | None
+    currency: str | None
+    event_count: int
+    error_count: int
+    retry_count: int
+
+
+class Event(TypedDict):
+    event_id: str
+    correlation_id: str
+    workflow: str
+    step: str
+    system: str
+    status: str
+    timestamp: str
+    received_at: str
+    duration_ms: float | None
+    attempt: int | None
+    error: EventError | None
+    amount: float | None
+    currency: str | None
+    aliases: dict[str, str]
+    attributes: dict[str, str]
+    trace_id: str | None
+    span_id: str | None
+    source: str
+
+
+class Step(TypedDict):
+    name: str
+    system: str | None
+    expected: bool
+    state: StepState
+    status: str | None
+    attempts: int
+    first_at: str | None
+    last_at: str | None
+    duration_ms: float | None
+    error: EventError | None
+
+
+class TransactionDetail(TransactionSummary):
+    as_of: str
+    aliases: dict[str, str]
+    steps: list[Step]
+    events: list[Event]
+
+
+class TransactionPage(TypedDict):
+    as_of: str
+    total: int
+    items: list[TransactionSummary]
+    next_cursor: str | None
+
+
+class CurrencyAmount(TypedDict):
+    currency: str
+    amount: float
+    transactions: int
+
+
+class WorkflowFigures(TypedDict):
+    workflow: str
+    transactions: int
+    completed: int
+    failed: int
+    stuck: int
+    in_progress: int
+    breached: int
+    with_violations: int
+    completion_rate: float | None
+    sla_attainment: float | None
+    cycle_time_p50_seconds: float | None
+    cycle_time_p95_seconds: float | None
+    value_at_risk: list[CurrencyAmount]
+
+
+class Bottleneck(TypedDict):
+    step: str
+    system: str | None
+    waiting: int
+    stuck: int
+
+
+class TrendPoint(TypedDict):
+    start: str
+    started: int
+    completed: int
+    failed: int
+    stuck: int
+    breached: int
+
+
+class Overview(TypedDict):
+    as_of: str
+    since: str | None
+    until: str | None
+    totals: WorkflowFigures
+    workflows: list[WorkflowFigures]
+    bottlenecks: list[Bottleneck]
+    trend_bucket_seconds: int
+    trend: list[TrendPoint]
+
+
+class StepDefinition(TypedDict):
+    name: str
+    system: str | None
+    after: list[str]
+    within_seconds: float | None
+
+
+class Workflow(TypedDict):
+    name: str
+    sla_seconds: float | None
+    stuck_after_seconds: float
+    complete_on: list[str]
+    fail_on: list[str]
+    steps: list[StepDefinition]
+
+
+class MapNode(TypedDict):
+    step: str
+    system: str | None
+    events: int
+    transactions: int
+    expected: bool
+
+
+class MapEdge(TypedDict):
+    source: str
+    target: str
+    count: int
+    median_seconds: float
+    p95_seconds: float
+    expected: bool
+
+
+class Variant(TypedDict):
+    steps: list[str]
+    transactions: int
+    share: float
+
+
+class ProcessMap(TypedDict):
+    workflow: str
+    since: str | None
+    until: str | None
+    transactions: int
+    nodes: list[MapNode]
+    edges: list[MapEdge]
+    variants: list[Variant]
+
+
+class SystemPoint(TypedDict):
+    start: str
+    events: int
+    errors: int
+    retries: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+class SystemHealth(TypedDict):
+    system: str
+    events: int
+    errors: int
+    error_rate: float
+    retries: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    series: list[SystemPoint]
+
+
+class SystemsReport(TypedDict):
+    since: str | None
+    until: str | None
+    bucket_seconds: int
+    systems: list[SystemHealth]
+
+
+class Span(TypedDict):
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    service: str
+    kind: str
+    start_time: str
+    end_time: str
+    duration_ms: float
+    status_code: str
+    status_message: str
+    attributes: dict[str, str]
+
+
+class Trace(TypedDict):
+    trace_id: str
+    spans: list[Span]
+    events: list[Event]

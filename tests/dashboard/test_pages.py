@@ -1,0 +1,282 @@
+"""What a person sees on each page of the dashboard, against a real collector with real events.
+
+Each page is checked against the query API's own answer (formatted the way the dashboard formats
+it), and saved as a screenshot in both colour modes under test-artifacts/dashboard/.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from tests.dashboard import scenario
+from tests.dashboard.browser import Browser
+from threadline.dashboard import formatting as fmt
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("seeded")]
+
+
+def seconds_of(text: str) -> float:
+    """A duration as the dashboard writes it ("2h 41m", "58m 12s") back in seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(part[:-1]) * units[part[-1]] for part in text.split())
+
+
+def screenshots(browser: Browser, name: str) -> None:
+    """The page as it is now, in the light and the dark theme (ending in light)."""
+    for theme in ("light", "dark"):
+        browser.set_theme(theme)
+        path = browser.screenshot(f"{name}-{theme}")
+        assert path.stat().st_size > 10_000
+    browser.set_theme("light")
+
+
+def test_overview_shows_the_apis_figures(browser: Browser, api: httpx.Client) -> None:
+    browser.open("/?range=all", ready="#kpi-transactions")
+    overview = api.get("/api/overview").json()
+    totals = overview["totals"]
+
+    assert browser.text("#kpi-transactions") == fmt.count(totals["transactions"])
+    assert browser.text("#kpi-completed") == fmt.count(totals["completed"])
+    assert browser.text("#kpi-in-progress") == fmt.count(totals["in_progress"])
+    assert browser.text("#kpi-failed") == fmt.count(totals["failed"])
+    assert browser.text("#kpi-completion-rate") == fmt.percent(totals["completion_rate"])
+    assert browser.text("#kpi-cycle-p50") == fmt.duration(totals["cycle_time_p50_seconds"])
+    assert browser.text("#kpi-cycle-p95") == fmt.duration(totals["cycle_time_p95_seconds"])
+    assert browser.text("#kpi-sla-attainment") == fmt.percent(totals["sla_attainment"])
+    assert browser.text("#kpi-breached") == fmt.count(totals["breached"])
+    assert browser.text("#kpi-stuck") == fmt.count(totals["stuck"])
+
+    # At risk: stuck or breached, each once; value at risk: their amounts by currency.
+    def total(**filters: str) -> int:
+        return api.get("/api/transactions", params={**filters, "limit": 1}).json()["total"]
+
+    at_risk = total(state="stuck") + total(breached="true") - total(state="stuck", breached="true")
+    assert browser.text("#kpi-at-risk") == fmt.count(at_risk)
+    risk = totals["value_at_risk"]
+    assert {item["currency"] for item in risk} == {"USD", "EUR", "GBP"}
+    assert browser.text("#kpi-value-at-risk") == fmt.money(
+        risk[0]["amount"], risk[0]["currency"], compact=True
+    )
+    more = browser.text("#kpi-value-at-risk-more")
+    for item in risk[1:]:
+        assert fmt.money(item["amount"], item["currency"], compact=True) in more
+
+    # The top bottleneck, and one row per workflow.
+    assert browser.text("#top-bottleneck-step") == overview["bottlenecks"][0]["step"]
+    rows = browser.all_text("#overview-workflows .ag-center-cols-container .ag-row")
+    assert len(rows) == len(overview["workflows"]) == 4
+    for figures in overview["workflows"]:
+        assert browser.text(f'#overview-workflows .ag-row a[href^="/workflows/{figures["workflow"]}"]')
+    assert browser.visible("#overview-trend .main-svg")
+    screenshots(browser, "overview")
+
+
+def test_overview_filters_live_in_the_url(browser: Browser, api: httpx.Client) -> None:
+    browser.open("/?workflow=quote-to-cash&range=all", ready="#kpi-transactions")
+    figures = api.get("/api/overview", params={"workflow": "quote-to-cash"}).json()["totals"]
+    assert browser.text("#kpi-transactions") == fmt.count(figures["transactions"])
+    assert "quote-to-cash" in browser.text(".tl-page-subtitle")
+
+    # A range preset is a link: it changes the URL, and the figures follow it.
+    browser.click('.tl-segmented a[href*="range=24h"]')
+    browser.until(lambda: "range=24h" in browser.path())
+    assert "workflow=quote-to-cash" in browser.path()
+    browser.wait_text(".tl-page-subtitle", "last 24 hours")
+
+
+def test_the_theme_is_remembered(browser: Browser) -> None:
+    browser.open("/")
+    browser.set_theme("dark")
+    browser.open("/queue", ready="#queue-grid")
+    assert browser.driver.execute_script("return document.documentElement.dataset.bsTheme") == "dark"
+    browser.set_theme("light")
+
+
+def test_queue_lists_the_stuck_transaction_where_it_waits(browser: Browser, api: httpx.Client) -> None:
+    browser.open("/queue", ready="#queue-grid .ag-row")
+    browser.visible(f'#queue-grid .ag-row[row-id="{scenario.STUCK_KEY}"]')
+    cells = {  # the row is split in two: the pinned key column, and the rest
+        cell.get_attribute("col-id"): cell.text.strip()
+        for cell in browser.driver.find_elements(
+            By.CSS_SELECTOR, f'#queue-grid .ag-row[row-id="{scenario.STUCK_KEY}"] .ag-cell'
+        )
+    }
+    assert cells["key"] == scenario.STUCK_KEY
+    assert cells["state"] == "Stuck"
+    assert "billing.subscription.activated" in cells["waiting_on"] and "stripe" in cells["waiting_on"]
+    detail = api.get(f"/api/transactions/{scenario.STUCK_KEY}").json()
+    waited = fmt.parse_time(detail["as_of"]) - fmt.parse_time(detail["waiting_on"][0]["due_since"])
+    assert abs(seconds_of(cells["waiting_seconds"]) - waited.total_seconds()) < 120
+    assert cells["amount"] == "$48,000"
+
+    # The queue holds the open transactions that need attention, as the API counts them.
+    open_states = {"state": "stuck,failed,in_progress", "attention": "true", "limit": 1000}
+    queue = api.get("/api/transactions", params=open_states).json()
+    shown = {
+        e.get_attribute("row-id")
+        for e in browser.driver.find_elements(By.CSS_SELECTOR, "#queue-grid .ag-row")
+    }
+    assert shown == {item["correlation_id"] for item in queue["items"]}
+    assert browser.text("#queue-badge") == str(queue["total"])
+    stuck = sum(1 for item in queue["items"] if item["state"] == "stuck")
+    assert browser.text("#queue-count-stuck").startswith(str(stuck))
+    screenshots(browser, "queue")
+
+    # Filters are in the URL: only stuck quote-to-cash transactions.
+    browser.open("/queue?issue=stuck&workflow=quote-to-cash", ready="#queue-grid .ag-row")
+    keys = {
+        e.get_attribute("row-id")
+        for e in browser.driver.find_elements(By.CSS_SELECTOR, "#queue-grid .ag-row")
+    }
+    assert scenario.STUCK_KEY in keys
+    assert scenario.BREACHED_KEY not in keys  # breached but progressing: not stuck
+    assert all(key.startswith("OPP-") for key in keys)
+
+    # Completed ones (late, say) are history: listed only when the state filter asks for them.
+    browser.open("/queue?state=completed", ready="#queue-grid .ag-row")
+    states = {
+        e.text for e in browser.driver.find_elements(By.CSS_SELECTOR, '#queue-grid .ag-cell[col-id="state"]')
+    }
+    assert states == {"Completed"}
+
+    # A chip filters too (it is a link); then one click on a row opens the transaction.
+    browser.open("/queue", ready="#queue-grid .ag-row")
+    browser.click("#queue-count-breached")
+    browser.until(lambda: "issue=breached" in browser.path())
+    browser.click(f'#queue-grid .ag-row[row-id="{scenario.BREACHED_KEY}"] .ag-cell[col-id="workflow"]')
+    browser.until(lambda: browser.path().startswith(f"/transactions/{scenario.BREACHED_KEY}"))
+    browser.wait_text(".tl-page-title", scenario.BREACHED_KEY)
+
+
+def test_search_finds_a_transaction_by_its_alias(
+    browser: Browser, api: httpx.Client, seeded: scenario.Scenario
+) -> None:
+    browser.open("/")
+    search = browser.visible("#search-input")
+    search.send_keys(scenario.STUCK_ALIAS, Keys.ENTER)
+    browser.until(lambda: browser.path() == f"/transactions/{scenario.STUCK_ALIAS}")
+    browser.wait_text(".tl-page-title", scenario.STUCK_KEY)
+    browser.settle()
+
+    assert browser.text("#transaction-state") == "Stuck"
+    assert scenario.STUCK_ALIAS in browser.text("#transaction-aliases")
+    assert "erp.sales_order" in browser.text("#found-by")
+    waiting = browser.text("#callout-waiting")
+    assert "billing.subscription.activated" in waiting and "stripe" in waiting and "overdue" in waiting
+    detail = api.get(f"/api/transactions/{scenario.STUCK_ALIAS}").json()
+    left = detail["sla"]["limit_seconds"] - detail["sla"]["elapsed_seconds"]
+    headline = browser.text("#sla-clock .tl-sla-headline")
+    assert headline.endswith(" left")
+    assert abs(seconds_of(headline.removesuffix(" left")) - left) < 120  # the page was drawn moments earlier
+
+    # The swimlane timeline: one lane per system, every event on it (three failed billing attempts).
+    lanes = browser.all_text("#transaction-timeline .ytick text")
+    assert set(lanes) == set(detail["systems"])
+    points = browser.driver.find_elements(By.CSS_SELECTOR, "#transaction-timeline .scatterlayer .point")
+    assert len(points) >= len(detail["events"])
+    steps = browser.text("#transaction-steps")
+    assert "billing.subscription.activated" in steps and "3 attempts" in steps
+    assert "timeout: Stripe API did not answer within 30s" in steps
+
+    # An event links to its technical trace, drawn as a span waterfall; the selection is in the URL.
+    browser.visible('#events-grid .ag-row .ag-cell[col-id="step"]')
+    rows = browser.driver.find_elements(By.CSS_SELECTOR, "#events-grid .ag-center-cols-container .ag-row")
+    order_row = next(r for r in rows if "erp.order.created" in r.text)
+    browser.click(order_row.find_element(By.CSS_SELECTOR, '.ag-cell[col-id="system"]'))
+    browser.until(lambda: f"trace={seeded.stuck_trace_id}" in browser.path())
+    browser.visible("#trace-waterfall .main-svg")
+    names = " ".join(browser.all_text("#trace-waterfall .annotation-text"))
+    assert "POST /orders" in names and "salesOrder.create" in names and "INSERT sales_order" in names
+    assert "3 spans" in browser.text("#trace-card")
+    screenshots(browser, "transaction")
+
+
+def test_an_unknown_key_says_so(browser: Browser) -> None:
+    browser.open("/systems")
+    before = browser.path()
+    browser.visible("#search-input").send_keys("NO-SUCH-KEY-42", Keys.ENTER)
+    assert "No transaction has the key “NO-SUCH-KEY-42”" in browser.text("#search-not-found")
+    assert browser.path() == before
+
+    browser.open(f"/transactions/{quote('NO-SUCH-KEY-42')}", ready="#not-found")
+    assert "No transaction has the key “NO-SUCH-KEY-42”" in browser.text("#not-found")
+    browser.screenshot("unknown-key")
+
+
+def test_violations_and_failures_are_called_out(browser: Browser) -> None:
+    browser.open(f"/transactions/{scenario.VIOLATION_KEY}", ready="#callout-violation")
+    assert "billing.credit.posted ran before erp.credit.approved" in browser.text("#callout-violation")
+
+    browser.open("/transactions/OPP-1044", ready="#callout-failed")
+    failed = browser.text("#callout-failed")
+    assert "erp.order.rejected" in failed and "Credit limit exceeded" in failed
+    assert browser.text("#transaction-state") == "Failed"
+
+
+def test_process_map_is_drawn(browser: Browser, api: httpx.Client) -> None:
+    browser.open("/workflows/quote-to-cash?range=all", ready="#process-map canvas")
+    process = api.get("/api/workflows/quote-to-cash/map").json()
+    assert browser.text("#map-transactions") == fmt.count(process["transactions"])
+    assert browser.text("#map-variants") == fmt.count(len(process["variants"]))
+
+    # Read the graph Cytoscape drew: every step a node, every directly-follows edge an edge.
+    graph = browser.until(
+        lambda: browser.driver.execute_script(
+            "const cy = document.querySelector('#process-map')._cyreg.cy;"
+            "return cy && {nodes: cy.nodes().map(n => n.id()),"
+            " edges: cy.edges().map(e => [e.source().id(), e.target().id(), e.data('label'), e.classes()]),"
+            " visible: cy.nodes().filter(n => n.renderedBoundingBox().w > 40).length};"
+        )
+    )
+    assert {node["step"] for node in process["nodes"]} <= set(graph["nodes"])
+    assert len(graph["edges"]) == len(process["edges"])
+    assert graph["visible"] == len(graph["nodes"])  # drawn large enough to read
+    labels = {(source, target): label for source, target, label, _ in graph["edges"]}
+    for edge in process["edges"]:
+        assert (
+            labels[(edge["source"], edge["target"])]
+            == f"{edge['count']:,} · {fmt.duration(edge['median_seconds'], parts=1)}"
+        )
+    # Slow: the median transition exceeds the time the target step may take (else stuck_after).
+    workflow = next(w for w in api.get("/api/workflows").json() if w["name"] == "quote-to-cash")
+    allowed = {s["name"]: s["within_seconds"] or workflow["stuck_after_seconds"] for s in workflow["steps"]}
+    expected_slow = {
+        (e["source"], e["target"])
+        for e in process["edges"]
+        if e["source"] != e["target"] and e["median_seconds"] > allowed[e["target"]]
+    }
+    assert expected_slow  # the scenario has slow hand-offs
+    assert {(s, t) for s, t, _, classes in graph["edges"] if "slow" in classes} == expected_slow
+
+    first = browser.visible('#variants-grid .ag-row[row-index="0"]').text
+    assert fmt.percent(process["variants"][0]["share"]) in first
+    screenshots(browser, "process-map")
+
+
+def test_system_health_matches_the_api(browser: Browser, api: httpx.Client) -> None:
+    browser.open("/systems?range=all", ready="#system-tile-stripe")
+    report = api.get("/api/systems").json()
+    for system in report["systems"]:
+        tile = browser.text(f"#system-tile-{system['system']}")
+        assert fmt.percent(system["error_rate"]) in tile
+        assert fmt.milliseconds(system["latency_p95_ms"]) in tile
+    for chart in ("#systems-error-rate", "#systems-latency", "#systems-events", "#systems-retries"):
+        assert browser.visible(f"{chart} .main-svg")
+    screenshots(browser, "systems")
+
+    # A tile narrows the charts to its system, through the URL.
+    browser.click("#system-tile-stripe")
+    browser.until(lambda: "system=stripe" in browser.path())
+    browser.settle()
+    drawn = browser.until(
+        lambda: browser.driver.execute_script(
+            "const plot = document.querySelector('#systems-events .js-plotly-plot');"
+            "return plot && plot.data && plot.data.length === 1 && plot.data.map(trace => trace.name);"
+        )
+    )
+    assert drawn == ["stripe"]

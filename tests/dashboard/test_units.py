@@ -1,0 +1,197 @@
+"""The dashboard's pure parts: how it writes figures for people, reads URLs, and calls the API.
+
+The API client is exercised through httpx's transport hook (the request it would send, the answer
+it would get), so its error mapping is checked without a collector; the browser tests use a real one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+
+from threadline.dashboard import formatting as fmt
+from threadline.dashboard.client import ApiRejected, ApiUnavailable, NotFound, QueryClient
+from threadline.dashboard.pages.process_map import _ancestors, _wrap, columns, out_of_order
+from threadline.dashboard.urls import Query, age_seconds, href, tail, transaction_path
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "—"),
+        (0.25, "250 ms"),
+        (4.5, "4.5s"),
+        (45, "45s"),
+        (59.6, "1m"),
+        (3 * 3600 + 12 * 60 + 30, "3h 12m"),
+        (2 * 3600 + 5, "2h"),
+        (2 * 86400 + 4 * 3600, "2d 4h"),
+        (-90, "-1m 30s"),
+    ],
+)
+def test_durations_read_like_a_person_says_them(seconds: float | None, text: str) -> None:
+    assert fmt.duration(seconds) == text
+
+
+def test_numbers_money_and_shares() -> None:
+    assert fmt.percent(0.6667) == "66.7%"
+    assert fmt.percent(1.0) == "100%"
+    assert fmt.percent(None) == "—"
+    assert fmt.money(48_000, "USD") == "$48,000"
+    assert fmt.money(12_500.5, "EUR") == "€12,500.50"
+    assert fmt.money(1_200, "CHF") == "1,200 CHF"
+    assert fmt.money(755_600, "USD", compact=True) == "$755.6K"
+    assert fmt.money(2_000_000, "GBP", compact=True) == "£2M"
+    assert fmt.money(-50, "USD") == "-$50"
+    assert fmt.count(12345) == "12,345"
+    assert fmt.milliseconds(85) == "85 ms"
+    assert fmt.milliseconds(1260) == "1.3 s"
+
+
+def test_times_are_relative_and_in_the_readers_zone() -> None:
+    assert fmt.ago(NOW - dt.timedelta(hours=2, minutes=5), NOW) == "2h 5m ago"
+    assert fmt.ago("2026-03-02T11:59:40Z", NOW) == "just now"
+    berlin = fmt.zone("Europe/Berlin")
+    assert fmt.clock("2026-03-02T09:05:00Z", berlin, NOW) == "10:05:00"
+    assert fmt.clock("2026-02-27T09:05:00Z", berlin, NOW) == "27 Feb 10:05"
+    assert fmt.zone("Not/AZone") is dt.UTC
+    assert fmt.full_time("2026-03-02T09:05:00Z", dt.UTC).startswith("Mon 2 Mar 2026, 09:05:00")
+
+
+def test_urls_hold_every_filter() -> None:
+    query = Query.parse("?workflow=quote-to-cash&issue=stuck,breached&range=24h&bogus=")
+    assert query.get("workflow") == "quote-to-cash"
+    assert query.list("issue") == ["stuck", "breached"]
+    assert query.window(NOW) == (NOW - dt.timedelta(days=1), None)
+    assert Query.parse("?range=nonsense").range_key() == "7d"
+    assert Query.parse("?range=all").window(NOW) == (None, None)
+    explicit = Query.parse("?since=2026-03-01T00:00:00Z&range=24h").window(NOW)
+    assert explicit == (dt.datetime(2026, 3, 1, tzinfo=dt.UTC), None)
+    assert href("/queue", query.with_(issue=None, system="stripe")) == (
+        "/queue?range=24h&system=stripe&workflow=quote-to-cash"
+    )
+    assert age_seconds("4h") == 14400 and age_seconds("soon") is None
+    assert transaction_path("SO/88 12") == "/transactions/SO%2F88%2012"
+    assert tail("/transactions/SO%2F88%2012", "/transactions/") == "SO/88 12"
+
+
+def test_process_map_columns_follow_the_real_flow() -> None:
+    process = {
+        "workflow": "w",
+        "since": None,
+        "until": None,
+        "transactions": 3,
+        "nodes": [],
+        "edges": [
+            {
+                "source": "a",
+                "target": "b",
+                "count": 3,
+                "median_seconds": 1,
+                "p95_seconds": 1,
+                "expected": True,
+            },
+            {
+                "source": "b",
+                "target": "c",
+                "count": 3,
+                "median_seconds": 1,
+                "p95_seconds": 1,
+                "expected": True,
+            },
+            {
+                "source": "c",
+                "target": "b",
+                "count": 1,
+                "median_seconds": 1,
+                "p95_seconds": 1,
+                "expected": False,
+            },
+            {
+                "source": "c",
+                "target": "c",
+                "count": 2,
+                "median_seconds": 1,
+                "p95_seconds": 1,
+                "expected": False,
+            },
+        ],
+        "variants": [{"steps": ["a", "b", "c"], "transactions": 3, "share": 1.0}],
+    }
+    assert columns(process, None) == {"a": 0, "b": 1, "c": 2}  # the redo c -> b does not loop the layout
+    assert _wrap("middleware.credit_request.validated") == "middleware.credit_request.\nvalidated"
+
+    # Going back to an earlier step is out of order; parallel branches in either order are not.
+    workflow = {
+        "name": "w",
+        "sla_seconds": None,
+        "stuck_after_seconds": 3600,
+        "complete_on": ["d"],
+        "fail_on": [],
+        "steps": [
+            {"name": "a", "system": "s", "after": [], "within_seconds": None},
+            {"name": "b", "system": "s", "after": ["a"], "within_seconds": None},
+            {"name": "c", "system": "s", "after": ["a"], "within_seconds": None},
+            {"name": "d", "system": "s", "after": ["b", "c"], "within_seconds": None},
+        ],
+    }
+    ancestors = _ancestors(workflow)
+    edge = {"count": 1, "median_seconds": 1, "p95_seconds": 1, "expected": False}
+    assert out_of_order({**edge, "source": "d", "target": "a"}, ancestors)
+    assert not out_of_order({**edge, "source": "b", "target": "c"}, ancestors)
+    assert not out_of_order({**edge, "source": "c", "target": "c"}, ancestors)
+
+
+def client_answering(status: int, body: object, seen: list[httpx.Request] | None = None) -> QueryClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        return httpx.Response(status, json=body)
+
+    return QueryClient("http://collector.test/", api_key="k-123", transport=httpx.MockTransport(answer))
+
+
+def test_the_client_sends_the_api_key_and_only_the_filters_set() -> None:
+    seen: list[httpx.Request] = []
+    page = {"as_of": "2026-03-02T12:00:00Z", "total": 0, "items": [], "next_cursor": None}
+    client = client_answering(200, page, seen)
+    assert client.transactions(states=["stuck", "failed"], breached=False, attention=False, limit=10) == page
+    request = seen[0]
+    assert request.headers["Authorization"] == "Bearer k-123"
+    assert request.url.path == "/api/transactions"
+    assert request.url.params.get_list("state") == ["stuck", "failed"]
+    assert sorted(request.url.params.multi_items()) == [
+        ("breached", "false"),
+        ("limit", "10"),
+        ("state", "failed"),
+        ("state", "stuck"),
+    ]
+    client.overview(since=dt.datetime(2026, 3, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))))
+    assert seen[1].url.params["since"] == "2026-02-28T23:00:00Z"
+    client.transaction("SO/1")
+    assert seen[2].url.raw_path == b"/api/transactions/SO%2F1"
+
+
+def test_the_client_maps_failures_to_what_the_pages_show() -> None:
+    with pytest.raises(NotFound, match="no transaction"):
+        client_answering(
+            404, {"error": "not_found", "message": "no transaction has the key 'X'"}
+        ).transaction("X")
+    with pytest.raises(ApiRejected, match="since is after until") as rejected:
+        client_answering(400, {"error": "invalid_request", "message": "since is after until"}).overview()
+    assert rejected.value.status == 400
+    with pytest.raises(ApiUnavailable, match="HTTP 503"):
+        client_answering(503, {"error": "store_unavailable", "message": "retry later"}).systems()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    down = QueryClient("http://127.0.0.1:9", transport=httpx.MockTransport(refuse))
+    with pytest.raises(ApiUnavailable, match="cannot connect") as unavailable:
+        down.workflows()
+    assert unavailable.value.base_url == "http://127.0.0.1:9"
+    assert "Authorization" not in down._http.headers
