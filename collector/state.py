@@ -79,13 +79,23 @@ SELECT
     retry_count,
     amount,
     currency,
-    state,
+    multiIf(
+        terminal != '', terminal,
+        wf > 0 AND notEmpty(waiting)
+            AND toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)
+                >= stuck_after * 1e6,
+            'stuck',
+        'in_progress') AS state,
     waiting,
-    waiting_systems,
-    due_since,
-    waiting_within,
+    arrayMap(s -> expected_systems[indexOf(expected, s)], waiting) AS waiting_systems,
+    arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> ok_times[indexOf(seen, p)], pre))),
+             arrayMap(s -> expected_after[indexOf(expected, s)], waiting)) AS due_since,
+    arrayMap(s -> expected_within[indexOf(expected, s)], waiting) AS waiting_within,
     sla_limit,
-    sla_elapsed,
+    (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
+                                    terminal = 'failed', assumeNotNull(failed_at),
+                                    as_of_time))
+     - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
     sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
     missing,
     violations,
@@ -94,96 +104,109 @@ SELECT
     transaction_id IN ({resolved}) AS resolved
 FROM
 (
+    -- Layers, innermost first, so that each derived value is computed once and read as a column:
+    -- the analyzer would otherwise copy every alias into each expression that uses it.
     SELECT
         *,
-        indexOf(wf_names, workflow) AS wf,
-        wf_steps[wf] AS expected,
-        arrayFilter((s, d) -> d, seen, dones) AS done_steps,
-        arrayFilter(s -> has(done_steps, s), wf_complete[wf]) AS completed_by,
-        arrayFilter(s -> has(seen, s), wf_fail[wf]) AS failed_by,
-        if(notEmpty(completed_by), arrayMin(arrayMap(s -> ok_times[indexOf(seen, s)], completed_by)), NULL)
-            AS completed_at,
-        if(notEmpty(failed_by), arrayMin(arrayMap(s -> first_times[indexOf(seen, s)], failed_by)), NULL)
-            AS failed_at,
         multiIf(
             failed_at IS NOT NULL AND (completed_at IS NULL OR failed_at <= completed_at), 'failed',
             completed_at IS NOT NULL, 'completed',
             '') AS terminal,
-        if(terminal != '', CAST([], 'Array(String)'),
-            arrayFilter((s, pre, after_it) ->
-                NOT has(done_steps, s) AND NOT has(wf_fail[wf], s)
-                AND hasAll(done_steps, pre) AND NOT hasAny(done_steps, after_it),
-                expected, wf_after[wf], wf_successors[wf])) AS waiting,
-        arrayMap(s -> wf_systems[wf][indexOf(expected, s)], waiting) AS waiting_systems,
-        arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> ok_times[indexOf(seen, p)], pre))),
-                 arrayMap(s -> wf_after[wf][indexOf(expected, s)], waiting)) AS due_since,
-        arrayMap(s -> wf_within[wf][indexOf(expected, s)], waiting) AS waiting_within,
-        if(empty(done_steps), started_at, arrayMax(arrayMap(s -> ok_times[indexOf(seen, s)], done_steps)))
-            AS last_progress,
-        (toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)) / 1e6 AS idle_seconds,
-        multiIf(
-            terminal != '', terminal,
-            wf > 0 AND notEmpty(waiting) AND idle_seconds >= wf_stuck[wf], 'stuck',
-            'in_progress') AS state,
-        wf_sla[wf] AS sla_limit,
-        (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
-                                        terminal = 'failed', assumeNotNull(failed_at),
-                                        as_of_time))
-         - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
-        arrayFilter((s, after_it) ->
-            NOT has(done_steps, s) AND NOT has(wf_fail[wf], s) AND hasAny(done_steps, after_it),
-            expected, wf_successors[wf]) AS missing,
-        arrayFlatten(arrayMap(i ->
-            if(has(done_steps, expected[i]),
-               arrayMap(p -> (expected[i], p),
-                        arrayFilter(p -> NOT has(done_steps, p)
-                                         OR ok_times[indexOf(seen, p)] > ok_times[indexOf(seen, expected[i])],
-                                    wf_after[wf][i])),
-               CAST([], 'Array(Tuple(String, String))')),
-            arrayEnumerate(expected))) AS violations
+        if(terminal != '', CAST([], 'Array(String)'), open_steps) AS waiting
     FROM
     (
         SELECT
-            transaction_id,
-            argMin(step_workflow, first_at) AS workflow,
-            min(first_at) AS started_at,
-            max(last_at) AS last_activity,
-            groupArray(step) AS seen,
-            groupArray(done) AS dones,
-            groupArray(first_ok_at) AS ok_times,
-            groupArray(first_at) AS first_times,
-            groupUniqArray(step_system) AS systems,
-            sum(events) AS event_count,
-            sum(errors) AS error_count,
-            sum(retries) AS retry_count,
-            argMaxIf(step_amount, last_at, step_amount IS NOT NULL) AS amount,
-            argMaxIf(step_currency, last_at, step_currency != '') AS currency
+            *,
+            if(notEmpty(completed_by),
+               arrayMin(arrayMap(s -> ok_times[indexOf(seen, s)], completed_by)), NULL) AS completed_at,
+            if(notEmpty(failed_by),
+               arrayMin(arrayMap(s -> first_times[indexOf(seen, s)], failed_by)), NULL) AS failed_at
         FROM
         (
             SELECT
-                transaction_id,
-                step,
-                argMin(workflow, timestamp) AS step_workflow,
-                min(timestamp) AS first_at,
-                max(timestamp) AS last_at,
-                countIf(status = 'ok') > 0 AS done,
-                minIf(timestamp, status = 'ok') AS first_ok_at,
-                argMax(system, timestamp) AS step_system,
-                count() AS events,
-                countIf(status = 'error') AS errors,
-                countIf(status = 'retrying' OR attempt > 1) AS retries,
-                argMaxIf(amount, timestamp, amount IS NOT NULL) AS step_amount,
-                argMaxIf(currency, timestamp, currency != '') AS step_currency
-            FROM events FINAL
-            WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time {scope}
-            GROUP BY transaction_id, step
+                *,
+                arrayFilter(s -> has(done_steps, s), complete_on) AS completed_by,
+                arrayFilter(s -> has(seen, s), fail_on) AS failed_by,
+                if(empty(done_steps), started_at,
+                   arrayMax(arrayMap(s -> ok_times[indexOf(seen, s)], done_steps))) AS last_progress,
+                arrayFilter((s, pre, after_it) ->
+                    NOT has(done_steps, s) AND NOT has(fail_on, s)
+                    AND hasAll(done_steps, pre) AND NOT hasAny(done_steps, after_it),
+                    expected, expected_after, expected_successors) AS open_steps,
+                arrayFilter((s, after_it) ->
+                    NOT has(done_steps, s) AND NOT has(fail_on, s) AND hasAny(done_steps, after_it),
+                    expected, expected_successors) AS missing,
+                arrayFlatten(arrayMap(i ->
+                    if(has(done_steps, expected[i]),
+                       arrayMap(p -> (expected[i], p),
+                                arrayFilter(p -> NOT has(done_steps, p)
+                                                 OR ok_times[indexOf(seen, p)]
+                                                    > ok_times[indexOf(seen, expected[i])],
+                                            expected_after[i])),
+                       CAST([], 'Array(Tuple(String, String))')),
+                    arrayEnumerate(expected))) AS violations
+            FROM
+            (
+                SELECT
+                    *,
+                    indexOf(wf_names, workflow) AS wf,
+                    wf_steps[wf] AS expected,
+                    wf_systems[wf] AS expected_systems,
+                    wf_after[wf] AS expected_after,
+                    wf_successors[wf] AS expected_successors,
+                    wf_within[wf] AS expected_within,
+                    wf_complete[wf] AS complete_on,
+                    wf_fail[wf] AS fail_on,
+                    wf_sla[wf] AS sla_limit,
+                    wf_stuck[wf] AS stuck_after,
+                    arrayFilter((s, d) -> d, seen, dones) AS done_steps
+                FROM
+                (
+                    SELECT
+                        transaction_id,
+                        argMin(step_workflow, first_at) AS workflow,
+                        min(first_at) AS started_at,
+                        max(last_at) AS last_activity,
+                        groupArray(step) AS seen,
+                        groupArray(done) AS dones,
+                        groupArray(first_ok_at) AS ok_times,
+                        groupArray(first_at) AS first_times,
+                        groupUniqArray(step_system) AS systems,
+                        sum(events) AS event_count,
+                        sum(errors) AS error_count,
+                        sum(retries) AS retry_count,
+                        argMaxIf(step_amount, last_at, step_amount IS NOT NULL) AS amount,
+                        argMaxIf(step_currency, last_at, step_currency != '') AS currency
+                    FROM
+                    (
+                        SELECT
+                            transaction_id,
+                            step,
+                            argMin(workflow, timestamp) AS step_workflow,
+                            min(timestamp) AS first_at,
+                            max(timestamp) AS last_at,
+                            countIf(status = 'ok') > 0 AS done,
+                            minIf(timestamp, status = 'ok') AS first_ok_at,
+                            argMax(system, timestamp) AS step_system,
+                            count() AS events,
+                            countIf(status = 'error') AS errors,
+                            countIf(status = 'retrying' OR attempt > 1) AS retries,
+                            argMaxIf(amount, timestamp, amount IS NOT NULL) AS step_amount,
+                            argMaxIf(currency, timestamp, currency != '') AS step_currency
+                        FROM events FINAL
+                        WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time {scope}
+                        GROUP BY transaction_id, step
+                    )
+                    GROUP BY transaction_id
+                )
+            )
         )
-        GROUP BY transaction_id
     )
 )
 """
 
-ONE_TRANSACTION = "AND transaction_id = {transaction:String}"
+# One transaction, found through the sort key (its keys), then by its id (a key may have moved on).
+ONE_TRANSACTION = "AND correlation_id IN {keys:Array(String)} AND transaction_id = {transaction:String}"
 
 # Transactions resolved as of `as_of`: those whose latest resolve/reopen in the audit log is a resolve.
 RESOLVED_TRANSACTIONS = """

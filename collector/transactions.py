@@ -33,10 +33,14 @@ ORDER BY rank
 LIMIT 1
 """
 
+# The skip index on transaction_id finds the candidates; the latest version of each must still agree.
 KEYS_OF_TRANSACTION = """
 SELECT alias, argMax(kind, version) AS kind
 FROM aliases
 WHERE tenant = {tenant:String}
+  AND alias IN (
+      SELECT alias FROM aliases WHERE tenant = {tenant:String} AND transaction_id = {transaction:String}
+  )
 GROUP BY alias
 HAVING argMax(transaction_id, version) = {transaction:String}
 """
@@ -165,13 +169,13 @@ def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.da
             KEYS_OF_TRANSACTION, {"tenant": tenant, "transaction": transaction}
         ).result_rows
     }
-    parameters = summary_parameters(workflows, tenant, as_of, transaction=transaction)
+    keys = [transaction, *aliases]  # its events are stored under these: the sort key finds them
+    parameters = summary_parameters(workflows, tenant, as_of, transaction=transaction, keys=keys)
     rows = store.rows(summary_sql(one_transaction=True), parameters)
     if not rows:
         return None  # every event of it is after as_of
     events = store.rows(
-        EVENTS_OF_TRANSACTION,
-        {"tenant": tenant, "keys": [transaction, *aliases], "transaction": transaction, "as_of": as_of},
+        EVENTS_OF_TRANSACTION, {"tenant": tenant, "keys": keys, "transaction": transaction, "as_of": as_of}
     )
     return Found(
         summary=summary_of(rows[0], as_of),
