@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dash
 
-from . import layout, router
+from . import actions, layout, router
 from .client import QueryClient
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -42,6 +42,7 @@ def create_app(
     )
     app.layout = layout.shell(client.base_url)
     layout.register(app, client)
+    actions.register(app, client)
     router.register(app, client)
     return app
 

@@ -3,6 +3,9 @@
 Every failure becomes one of three exceptions the pages know how to show: ``ApiUnavailable`` (the
 collector cannot be reached or is failing: a banner, retried on the next refresh), ``NotFound`` (an
 unknown key, workflow or trace: an empty state) and ``ApiRejected`` (the API refused the request).
+
+The operators' actions (acknowledge, resolve, reopen) are the only writes; they go out with the same
+bearer key as the reads, so the audit trail names the dashboard's key as the actor.
 """
 
 from __future__ import annotations
@@ -16,7 +19,22 @@ import httpx
 
 from threadline import __version__
 
-from .schema import Overview, ProcessMap, SystemsReport, Trace, TransactionDetail, TransactionPage, Workflow
+from .schema import (
+    AcknowledgeResult,
+    AlertDetail,
+    AlertPage,
+    AlertRules,
+    AuditEntry,
+    AuditPage,
+    ExceptionsReport,
+    Overview,
+    ProcessMap,
+    SystemsReport,
+    Trace,
+    TransactionDetail,
+    TransactionPage,
+    Workflow,
+)
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 Params = Mapping[str, str | int | bool | dt.datetime | Iterable[str] | None]
@@ -95,8 +113,15 @@ class QueryClient:
         self._http.close()
 
     def _get(self, path: str, params: Params | None = None) -> Any:
+        return self._send("GET", path, params=_params(params or {}))
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """A write; never retried here, so an action is never recorded twice by the dashboard."""
+        return self._send("POST", path, json=dict(body))
+
+    def _send(self, method: str, path: str, **request: Any) -> Any:
         try:
-            response = self._http.get(path, params=_params(params or {}))
+            response = self._http.request(method, path, **request)
         except httpx.TimeoutException:
             raise ApiUnavailable(self.base_url, "it did not answer in time") from None
         except httpx.TransportError as error:
@@ -180,6 +205,94 @@ class QueryClient:
     def trace(self, trace_id: str) -> Trace:
         """``/api/traces/{trace_id}``: the technical spans and the business events linked to them."""
         return cast(Trace, self._get(f"/api/traces/{quote(trace_id, safe='')}"))
+
+    def alerts(
+        self,
+        *,
+        status: str = "",
+        rule: str = "",
+        severity: str = "",
+        workflow: str = "",
+        transaction: str = "",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> AlertPage:
+        """``/api/alerts``: alerts newest first (no status: the whole history), and the firing count."""
+        params = {
+            "status": status,
+            "rule": rule,
+            "severity": severity,
+            "workflow": workflow,
+            "transaction": transaction,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return cast(AlertPage, self._get("/api/alerts", params))
+
+    def alert(self, alert_id: str) -> AlertDetail:
+        """One alert with the payload it fired with and every delivery attempt; ``NotFound`` if unknown."""
+        return cast(AlertDetail, self._get(f"/api/alerts/{quote(alert_id, safe='')}"))
+
+    def alert_rules(self) -> AlertRules:
+        """``/api/alerts/rules``: the rules and receivers in force, and the last evaluation."""
+        return cast(AlertRules, self._get("/api/alerts/rules"))
+
+    def exceptions(
+        self,
+        *,
+        kind: str = "",
+        system: str = "",
+        workflow: str = "",
+        as_of: dt.datetime | None = None,
+        limit: int = 100,
+    ) -> ExceptionsReport:
+        """``/api/exceptions``: open exceptions grouped by error kind and system (``limit`` items each)."""
+        params = {"kind": kind, "system": system, "workflow": workflow, "as_of": as_of, "limit": limit}
+        return cast(ExceptionsReport, self._get("/api/exceptions", params))
+
+    def acknowledge(
+        self, *, kind: str, system: str, comment: str, workflow: str = "", operator: str = ""
+    ) -> AcknowledgeResult:
+        """Acknowledge a group of exceptions (every workflow unless ``workflow``), with a comment."""
+        body = {
+            "kind": kind,
+            "system": system,
+            "workflow": workflow,
+            "comment": comment,
+            "operator": operator,
+        }
+        return cast(AcknowledgeResult, self._post("/api/exceptions/ack", body))
+
+    def resolve(self, key: str, comment: str, operator: str = "") -> AuditEntry:
+        """Mark a transaction resolved; ``ApiRejected`` (409) when it already is."""
+        path = f"/api/transactions/{quote(key, safe='')}/resolve"
+        return cast(AuditEntry, self._post(path, {"comment": comment, "operator": operator}))
+
+    def reopen(self, key: str, comment: str, operator: str = "") -> AuditEntry:
+        """Undo a resolution; ``ApiRejected`` (409) when the transaction is not resolved."""
+        path = f"/api/transactions/{quote(key, safe='')}/reopen"
+        return cast(AuditEntry, self._post(path, {"comment": comment, "operator": operator}))
+
+    def audit(
+        self,
+        *,
+        action: str = "",
+        transaction: str = "",
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """``/api/audit``: the operators' actions, newest first (``transaction``: any key of one)."""
+        params = {
+            "action": action,
+            "transaction": transaction,
+            "since": since,
+            "until": until,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        return cast(AuditPage, self._get("/api/audit", params))
 
 
 def _message(response: httpx.Response) -> str:

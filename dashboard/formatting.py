@@ -107,6 +107,11 @@ def count(value: int | None) -> str:
     return DASH if value is None else f"{value:,}"
 
 
+def plural(value: int, noun: str) -> str:
+    """A count with its noun: "1 step", "3 steps", "1,200 transactions" (regular plurals only)."""
+    return f"{value:,} {noun}{'' if value == 1 else 's'}"
+
+
 def percent(value: float | None, digits: int = 1) -> str:
     """A share as a percentage: 0.6667 -> "66.7%"; whole numbers lose the decimals ("100%")."""
     if value is None or math.isnan(value):

@@ -38,7 +38,7 @@ def column(
         definition["cellRenderer"] = renderer
     if numeric:
         definition["type"] = "rightAligned"
-        definition["cellClass"] = "tl-num"
+        definition["cellClass"] = "tl-num ag-right-aligned-cell"  # a cellClass replaces the type's own
     if sort:
         definition["sort"] = sort
     if tooltip:

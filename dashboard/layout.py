@@ -10,9 +10,10 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 
+from . import actions
 from .client import ApiError, ApiRejected, ApiUnavailable, NotFound, QueryClient
 from .components import icon
-from .urls import OVERVIEW, QUEUE, SYSTEMS, WORKFLOWS, transaction_path
+from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, WORKFLOWS, transaction_path
 
 REFRESH_CHOICES = {"0": "Off", "10": "10 s", "30": "30 s", "60": "1 min", "300": "5 min"}
 DEFAULT_REFRESH = "30"
@@ -40,6 +41,16 @@ def _nav() -> dbc.Nav:
                 href=QUEUE,
                 active="exact",
                 id="nav-queue",
+            ),
+            dbc.NavLink(
+                [
+                    icon("bell"),
+                    "Alerts",
+                    html.Span(id="alerts-badge", className="tl-nav-badge tl-nav-badge-alert"),
+                ],
+                href=ALERTS,
+                active="exact",
+                id="nav-alerts",
             ),
             dbc.NavLink([icon("diagram-3"), "Process maps"], href=WORKFLOWS, active="partial", id="nav-maps"),
             dbc.NavLink([icon("hdd-network"), "Systems"], href=SYSTEMS, active="exact", id="nav-systems"),
@@ -151,6 +162,7 @@ def shell(api_url: str) -> html.Div:
                 ],
                 className="tl-footer",
             ),
+            *actions.shell_parts(),
         ],
         className="tl-app",
     )

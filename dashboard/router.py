@@ -1,8 +1,9 @@
 """The router: draws the page the URL names, and the API banner when the API cannot answer.
 
-One callback for every page, fired by the URL, the refresh timer or button, the colour mode and the
-browser's time zone. A page never shows a traceback: API failures become a banner, anything else a
-short message (with the details in the dashboard's log).
+One callback for every page, fired by the URL, the refresh timer or button, the colour mode, the
+browser's time zone and ``data-version`` (an operator's action was recorded: redraw from the API).
+A page never shows a traceback: API failures become a banner, anything else a short message (with
+the details in the dashboard's log).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import dash
 from dash import Input, Output, State, dcc, html
 
 from . import formatting as fmt
-from .client import ApiError, ApiUnavailable, QueryClient
+from .client import ApiError, ApiUnavailable, NotFound, QueryClient
 from .components import card, empty_state
 from .layout import banner_for
 from .page import PageContext, Rendered
-from .pages import overview, process_map, queue, systems, transaction
+from .pages import alerts, overview, process_map, queue, systems, transaction
 from .theme import palette
-from .urls import OVERVIEW, QUEUE, SYSTEMS, TRANSACTIONS, WORKFLOWS, Query
+from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, TRANSACTIONS, WORKFLOWS, Query
 
 logger = logging.getLogger("threadline.dashboard")
 Renderer = Callable[[PageContext], Rendered]
@@ -35,6 +36,8 @@ def page_for(pathname: str) -> Renderer | None:
         return overview.render
     if path == QUEUE:
         return queue.render
+    if path == ALERTS:
+        return alerts.render
     if path == SYSTEMS:
         return systems.render
     if path + "/" == WORKFLOWS or pathname.startswith(WORKFLOWS):
@@ -64,7 +67,7 @@ def _unavailable() -> Rendered:
 
 def register(app: dash.Dash, client: QueryClient) -> None:
     """The router callback, and each page's own callbacks (filters into the URL, clicks)."""
-    for module in (overview, queue, transaction, process_map, systems):
+    for module in (overview, queue, alerts, transaction, process_map, systems):
         module.register(app)
 
     @app.callback(
@@ -73,12 +76,14 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         Output("page-title", "data"),
         Output("last-updated", "children"),
         Output("queue-badge", "children"),
+        Output("alerts-badge", "children"),
         Input("url", "pathname"),
         Input("url", "search"),
         Input("refresh-timer", "n_intervals"),
         Input("refresh-now", "n_clicks"),
         Input("theme", "data"),
         Input("client-tz", "data"),
+        Input("data-version", "data"),
         State("refresh-every", "value"),
     )
     def route(
@@ -88,9 +93,10 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         _clicks: int | None,
         theme: str | None,
         tz_name: str | None,
+        _version: int | None,
         refresh: str | None,
-    ) -> tuple[Any, Any, str, Any, Any]:
-        """The page, the banner (if any), the tab title, "updated at" and the queue badge."""
+    ) -> tuple[Any, Any, str, Any, Any, Any]:
+        """The page, the banner (if any), the tab title, "updated at" and the queue and alerts badges."""
         pathname = pathname or "/"
         now = dt.datetime.now(dt.UTC)
         tz = fmt.zone(tz_name)
@@ -101,21 +107,22 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         render = page_for(pathname)
         if render is None:
             result = _not_found(pathname)
-            return result.content, None, result.title, updated, dash.no_update
+            return result.content, None, result.title, updated, dash.no_update, dash.no_update
         context = PageContext(client, pathname, Query.parse(search), palette(theme), tz, now)
         try:
             result = render(context)
-            badge = _queue_badge(client)
+            badge, firing = _queue_badge(client), _alerts_badge(client)
         except ApiUnavailable as error:
             seconds = int(refresh or 0) or None
             result = _unavailable()
-            return result.content, banner_for(error, seconds), result.title, updated, None
+            return result.content, banner_for(error, seconds), result.title, updated, None, None
         except ApiError as error:
             return (
                 card(body=empty_state("The API refused this view", str(error), "exclamation-triangle")),
                 banner_for(error, None),
                 "Error",
                 updated,
+                dash.no_update,
                 dash.no_update,
             )
         except Exception:
@@ -125,11 +132,20 @@ def register(app: dash.Dash, client: QueryClient) -> None:
                 "Something unexpected happened; the dashboard's log has the details. Try refreshing.",
                 "bug",
             )
-            return card(body=body), None, "Error", updated, dash.no_update
-        return result.content, None, result.title, updated, badge
+            return card(body=body), None, "Error", updated, dash.no_update, dash.no_update
+        return result.content, None, result.title, updated, badge, firing
 
 
 def _queue_badge(client: QueryClient) -> Any:
     """How many open transactions need attention (the queue's default view), next to the Queue link."""
     total = client.transactions(attention=True, states=queue.OPEN_STATES, limit=1)["total"]
     return f"{total:,}" if total else None
+
+
+def _alerts_badge(client: QueryClient) -> Any:
+    """How many alerts are firing, next to the Alerts link (none from a collector without alerting)."""
+    try:
+        firing = client.alerts(status="firing", limit=1)["firing"]
+    except NotFound:
+        return None
+    return f"{firing:,}" if firing else None

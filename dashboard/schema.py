@@ -6,10 +6,13 @@ only, and may run against a collector of another version. Times are RFC 3339 str
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
+AlertStatus = Literal["firing", "resolved"]
+NotificationStatus = Literal["pending", "delivered", "failed", "skipped"]
+AuditAction = Literal["acknowledge", "resolve", "reopen"]
 
 
 class EventError(TypedDict):
@@ -55,6 +58,7 @@ class TransactionSummary(TypedDict):
     event_count: int
     error_count: int
     retry_count: int
+    resolved: NotRequired[bool]  # an operator marked it resolved (absent from collectors before alerts)
 
 
 class Event(TypedDict):
@@ -120,6 +124,7 @@ class WorkflowFigures(TypedDict):
     in_progress: int
     breached: int
     with_violations: int
+    resolved: NotRequired[int]
     completion_rate: float | None
     sla_attainment: float | None
     cycle_time_p50_seconds: float | None
@@ -250,3 +255,139 @@ class Trace(TypedDict):
     trace_id: str
     spans: list[Span]
     events: list[Event]
+
+
+# --- Alerts (/api/alerts) ------------------------------------------------------------------------
+
+
+class DeliveryAttempt(TypedDict):
+    attempt: int
+    at: str
+    ok: bool
+    status_code: int | None
+    error: str
+    duration_ms: float
+
+
+class Notification(TypedDict):
+    id: str
+    receiver: str
+    receiver_type: str
+    event: AlertStatus
+    status: NotificationStatus
+    attempts: int
+    last_error: str
+    created_at: str
+    next_attempt_at: str | None
+    delivered_at: str | None
+    history: list[DeliveryAttempt]
+
+
+class Alert(TypedDict):
+    id: str
+    rule: str
+    condition: str
+    severity: str
+    workflow: str | None
+    subject: str
+    status: AlertStatus
+    summary: str
+    fired_at: str
+    resolved_at: str | None
+    resolution: str | None
+    transactions: list[str]
+    link: str
+    notifications: list[Notification]
+
+
+class AlertDetail(Alert):
+    context: dict[str, Any]  # the payload it fired with: alert, figures, transactions (payloads.py)
+
+
+class AlertPage(TypedDict):
+    firing: int
+    resolved: int
+    total: int
+    items: list[Alert]
+    next_cursor: str | None
+
+
+class Receiver(TypedDict):
+    name: str
+    type: str
+    target: str
+    configured: bool
+
+
+class AlertRule(TypedDict):
+    name: str
+    when: str
+    severity: str
+    workflow: str | None
+    description: str | None
+    per_transaction: bool
+    parameters: dict[str, float | int | str]
+    receivers: list[str]
+
+
+class AlertRules(TypedDict):
+    interval_seconds: float
+    last_evaluation: str | None
+    rules: list[AlertRule]
+    receivers: list[Receiver]
+
+
+# --- Exceptions and the operators' audit trail (/api/exceptions, /api/audit) ---------------------
+
+
+class AuditEntry(TypedDict):
+    id: str
+    at: str
+    action: AuditAction
+    actor: str
+    operator: str | None
+    correlation_id: str | None
+    kind: str | None
+    system: str | None
+    workflow: str | None
+    comment: str
+
+
+class AuditPage(TypedDict):
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+class ExceptionItem(TypedDict):
+    correlation_id: str
+    workflow: str
+    state: State
+    step: str
+    message: str
+    error_at: str
+    errors: int
+    acknowledged: bool
+
+
+class ExceptionGroup(TypedDict):
+    kind: str
+    system: str
+    transactions: int
+    exceptions: int
+    acknowledged: int
+    workflows: dict[str, int]
+    last_error_at: str
+    acknowledgement: AuditEntry | None
+    items: list[ExceptionItem]
+
+
+class ExceptionsReport(TypedDict):
+    as_of: str
+    transactions: int
+    exceptions: int
+    groups: list[ExceptionGroup]
+
+
+class AcknowledgeResult(TypedDict):
+    entry: AuditEntry
+    covered: int

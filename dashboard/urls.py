@@ -16,6 +16,7 @@ from .formatting import parse_time
 
 OVERVIEW = "/"
 QUEUE = "/queue"
+ALERTS = "/alerts"
 SYSTEMS = "/systems"
 TRANSACTIONS = "/transactions/"
 WORKFLOWS = "/workflows/"
@@ -105,6 +106,11 @@ def search_of(params: Mapping[str, str]) -> str:
 def transaction_path(key: str) -> str:
     """The detail page of any key; a key may hold "/" or spaces, so it is escaped whole."""
     return TRANSACTIONS + quote(key, safe="")
+
+
+def alert_path(alert_id: str) -> str:
+    """The Alerts page with one alert's detail open: the link alert notifications carry."""
+    return href(ALERTS, {"alert": alert_id})
 
 
 def workflow_path(name: str) -> str:

@@ -88,6 +88,44 @@
     return h("span", { className: "tl-path" }, parts);
   };
 
+  /* An alert's severity: critical red, warning amber, info blue (the row's severity, or the cell's). */
+  var SEVERITY_ICONS = { critical: "exclamation-octagon-fill", warning: "exclamation-triangle-fill", info: "info-circle-fill" };
+  funcs.Severity = function (props) {
+    var severity = (props.data && props.data.severity) || props.value;
+    if (!severity) { return null; }
+    return h("span", { className: "tl-badge tl-severity tl-severity-" + severity },
+      h("i", { className: "bi bi-" + (SEVERITY_ICONS[severity] || "bell") }), label(severity));
+  };
+
+  funcs.AlertStatus = function (props) {
+    if (props.value === "firing") {
+      return h("span", { className: "tl-badge tl-alert-firing" }, h("span", { className: "tl-dot tl-pulse" }), "Firing");
+    }
+    return h("span", { className: "tl-badge tl-state-completed" }, h("i", { className: "bi bi-check2" }), "Resolved");
+  };
+
+  var DELIVERY_ICONS = { delivered: "check-circle-fill", failed: "x-circle-fill", pending: "arrow-repeat", skipped: "dash-circle" };
+
+  /* One line per receiver: its latest notification, with the attempts and the last error. */
+  funcs.Deliveries = function (props) {
+    var lines = props.value || [];
+    if (!lines.length) { return h("span", { className: "tl-muted" }, "no receiver"); }
+    return h("span", { className: "tl-deliveries" }, lines.map(function (line) {
+      return h("span", { key: line.receiver, className: "tl-delivery tl-delivery-" + line.status, title: line.title },
+        h("i", { className: "bi bi-" + (DELIVERY_ICONS[line.status] || "circle") }),
+        h("span", { className: "tl-delivery-receiver" }, line.receiver),
+        h("span", { className: "tl-delivery-text" }, line.text),
+        line.error ? h("span", { className: "tl-delivery-error" }, line.error) : null);
+    }));
+  };
+
+  /* One delivery attempt's result. */
+  funcs.Delivery = function (props) {
+    if (!props.value) { return null; }
+    return h("span", { className: "tl-delivery tl-delivery-" + props.value },
+      h("i", { className: "bi bi-" + (DELIVERY_ICONS[props.value] || "circle") }), label(props.value));
+  };
+
   funcs.SystemName = function (props) {
     var tone = (props.data && props.data.tone) || "neutral";
     return h("span", { className: "tl-system-name" },

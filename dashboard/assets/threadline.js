@@ -44,6 +44,11 @@
         document.title = title ? title + " · Threadline" : "Threadline";
         return window.dash_clientside.no_update;
       },
+      /* A click that opens a panel at the top of the page (the Alerts page's detail) scrolls up to it. */
+      toTop: function (cell) {
+        if (cell && cell.colId !== "subject") { window.scrollTo({ top: 0, behavior: "smooth" }); }
+        return window.dash_clientside.no_update;
+      },
       refreshInterval: function (seconds) {
         var value = parseInt(seconds || "0", 10);
         return [value > 0 ? value * 1000 : 3600000, !(value > 0)];

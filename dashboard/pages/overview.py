@@ -97,8 +97,13 @@ def _range_label(query: Query) -> str:
 def _at_risk(
     context: PageContext, workflow: str, since: dt.datetime | None, until: dt.datetime | None
 ) -> int:
-    """Stuck or SLA-breached transactions: each counted once, though it may be both."""
-    client, scope = context.client, {"workflow": workflow, "since": since, "until": until, "limit": 1}
+    """Stuck or SLA-breached transactions: each counted once, though it may be both.
+
+    Within the attention set, so that the ones an operator resolved are left out, as the API leaves
+    them out of the stuck count and value at risk beside it.
+    """
+    scope = {"workflow": workflow, "since": since, "until": until, "attention": True, "limit": 1}
+    client = context.client
     stuck = client.transactions(states=["stuck"], **scope)["total"]
     breached = client.transactions(breached=True, **scope)["total"]
     both = client.transactions(states=["stuck"], breached=True, **scope)["total"]

@@ -3,7 +3,9 @@
 Stuck, failed, SLA-breached and governance-violating transactions, filterable by workflow, system,
 state, issue and how long they have waited (all in the URL), with where each waits and since when.
 Completed transactions (late ones, say) are history: they are listed only when the state filter asks.
-One click on a row opens the transaction.
+Transactions an operator marked resolved have been dealt with: they are left out whatever the filters.
+Above them, the open exceptions grouped by error kind and system (exception_groups.py), each with
+its acknowledgement. One click on a row opens the transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html
 
+from .. import exception_groups
 from .. import formatting as fmt
 from ..components import card, empty_state, icon, labelled, page_header, select
 from ..grids import column, grid
@@ -58,9 +61,19 @@ def waiting_seconds(item: TransactionSummary, now: dt.datetime) -> float | None:
 def _fetch(
     context: PageContext, issues: list[str], states: list[str], workflow: str, system: str
 ) -> tuple[list[TransactionSummary], int, bool]:
-    """Ask the API for as narrow a set as it can filter; several issues are matched here (any of them)."""
+    """Ask the API for as narrow a set as it can filter; several issues are matched here (any of them).
+
+    Every issue is part of the API's attention set, which leaves resolved transactions out: so
+    ``attention`` goes with every query, whichever issue narrows it further.
+    """
     states = states or OPEN_STATES
-    filters: dict[str, Any] = {"workflow": workflow, "system": system, "states": states, "limit": LIMIT}
+    filters: dict[str, Any] = {
+        "workflow": workflow,
+        "system": system,
+        "states": states,
+        "attention": True,
+        "limit": LIMIT,
+    }
     if len(issues) == 1 and issues[0] in ("stuck", "failed"):
         filters["states"] = [state for state in states if state == issues[0]]
         if not filters["states"]:
@@ -69,8 +82,6 @@ def _fetch(
         filters["breached"] = True
     elif issues == ["violations"]:
         filters["violations"] = True
-    else:
-        filters["attention"] = True
     page = context.client.transactions(**filters)
     items = [item for item in page["items"] if not issues or issues_of(item) & set(issues)]
     return items, page["total"], page["next_cursor"] is not None
@@ -137,6 +148,7 @@ def render(context: PageContext) -> Rendered:
         filters,
     )
     counts = _counts(items, query)
+    exceptions = exception_groups.panel(context, workflow, system)
     if not items:
         filtered = bool(workflow or system or issues or min_age or states)
         body = empty_state(
@@ -149,7 +161,7 @@ def render(context: PageContext) -> Rendered:
             if not filtered
             else dcc.Link("Clear filters", href=QUEUE, className="btn btn-outline-primary"),
         )
-        return Rendered("Queue", [header, counts, card(body=body)])
+        return Rendered("Queue", [header, counts, exceptions, card(body=body)])
     note = (
         f"Showing the {len(items):,} most recently active of {total:,}; narrow the filters to see the rest."
         if truncated
@@ -164,7 +176,9 @@ def render(context: PageContext) -> Rendered:
         clickable=True,
     )
     table.dashGridOptions["getRowHeight"] = {"function": "params.data.height"}
-    return Rendered(f"Queue ({len(items)})", [header, counts, card(None, table, flush=True), _note(note)])
+    table.className += " tl-grid-middle"
+    content = [header, counts, exceptions, card(None, table, flush=True), _note(note)]
+    return Rendered(f"Queue ({len(items)})", content)
 
 
 def _note(text: str) -> html.Div:

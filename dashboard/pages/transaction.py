@@ -3,7 +3,8 @@
 The header answers "where is it and is it late" (state, SLA clock, aliases); the swimlane timeline
 shows every event per system with retries and errors; expected-but-missing steps and governance
 violations are called out; a click on an event opens its technical trace as a span waterfall
-(``?trace=<id>`` in the URL, so the selection can be shared too).
+(``?trace=<id>`` in the URL, so the selection can be shared too). Operators mark it resolved or
+reopen it from the header, and its audit trail lists what they did (audit_trail.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html
 
+from .. import audit_trail, timeline, waterfall
 from .. import formatting as fmt
-from .. import timeline, waterfall
 from ..client import NotFound
 from ..components import card, empty_state, icon, page_header, state_badge, system_chip, tag
 from ..grids import column, grid
 from ..page import PageContext, Rendered
-from ..schema import Step, TransactionDetail
+from ..schema import AuditEntry, Step, TransactionDetail
 from ..urls import QUEUE, TRANSACTIONS, Query, search_of, tail, workflow_path
 
 STEP_ICONS = {
@@ -43,11 +44,12 @@ def render(context: PageContext) -> Rendered:
         return Rendered("Not found", _unknown(key))
     trace_id = context.query.get("trace")
     fail_on = next((w["fail_on"] for w in context.client.workflows() if w["name"] == detail["workflow"]), [])
+    trail = audit_trail.entries(context, detail["correlation_id"])
     return Rendered(
         detail["correlation_id"],
         [
-            _header(detail, key, context),
-            _callouts(detail, context, fail_on),
+            _header(detail, key, context, trail is not None),
+            _callouts(detail, context, fail_on, trail or []),
             card(
                 "Timeline",
                 dcc.Graph(
@@ -79,6 +81,7 @@ def render(context: PageContext) -> Rendered:
                 className="tl-grid-row",
             ),
             html.Div(_trace(context, trace_id) if trace_id else None, id="trace-panel"),
+            audit_trail.trail_card(trail, context) if trail is not None else None,
         ],
     )
 
@@ -94,7 +97,8 @@ def _unknown(key: str) -> Any:
     return card(body=html.Div(empty_state(title, body, "search"), id="not-found"))
 
 
-def _header(detail: TransactionDetail, key: str, context: PageContext) -> html.Div:
+def _header(detail: TransactionDetail, key: str, context: PageContext, actions: bool) -> html.Div:
+    """Key, state (and "Resolved"), aliases, the resolve/reopen action, the facts and the SLA clock."""
     aliases = detail["aliases"]
     found_by = next((kind for kind, alias in aliases.items() if alias == key), None)
     kicker = [
@@ -107,6 +111,7 @@ def _header(detail: TransactionDetail, key: str, context: PageContext) -> html.D
     ]
     subtitle = [
         state_badge(detail["state"], id="transaction-state"),
+        audit_trail.badge(detail),
         html.Span(chips or "no aliases", className="tl-aliases", id="transaction-aliases"),
     ]
     if found_by:
@@ -115,6 +120,8 @@ def _header(detail: TransactionDetail, key: str, context: PageContext) -> html.D
                 [icon("link-45deg"), f" found by its {found_by} “{key}”"], className="tl-muted", id="found-by"
             )
         )
+    if actions:
+        subtitle.append(audit_trail.action(detail))
     now = fmt.parse_time(detail["as_of"]) or context.now
     amount = fmt.money(detail["amount"], detail["currency"]) if detail["amount"] is not None else "—"
     facts = html.Div(
@@ -193,9 +200,11 @@ def _sla_clock(detail: TransactionDetail) -> html.Div:
     )
 
 
-def _callouts(detail: TransactionDetail, context: PageContext, fail_on: list[str]) -> html.Div:
+def _callouts(
+    detail: TransactionDetail, context: PageContext, fail_on: list[str], trail: list[AuditEntry]
+) -> html.Div:
     now = fmt.parse_time(detail["as_of"]) or context.now
-    alerts = []
+    alerts = [audit_trail.callout(detail, trail, context)]
     if detail["state"] == "failed":
         failing = next((s for s in detail["steps"] if s["name"] in fail_on and s["first_at"]), None)
         error = next((e["error"] for e in reversed(detail["events"]) if e["error"]), None)

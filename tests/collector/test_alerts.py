@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import orjson
 import pytest
 import yaml
 
 from tests.support.collector_process import CollectorProcess
 from tests.support.ingest import MetricsSnapshot
-from tests.support.otlp_receiver import free_port
+from tests.support.polling import eventually
+from tests.support.webhook_receiver import Request, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -63,106 +60,11 @@ SLA_RULE = """\
 """
 
 
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    answered: int
-
-    @property
-    def status(self) -> str:
-        """firing or resolved: a webhook says so, a Slack message in its text."""
-        if "status" in self.body:
-            return str(self.body["status"])
-        return "firing" if " FIRING " in self.body.get("text", "") else "resolved"
-
-    def about(self, key: str) -> bool:
-        if "transactions" in self.body:
-            return any(item["correlation_id"] == key for item in self.body["transactions"])
-        return f"|{key}>" in orjson.dumps(self.body).decode()  # a Slack message links each key
-
-
-@dataclass
-class WebhookReceiver:
-    """Records every POST; answers ``status``; ``stop()`` makes the port refuse connections."""
-
-    port: int = field(default_factory=free_port)
-    status: int = 200
-    requests: list[Request] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def start(self) -> WebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                status = receiver.status
-                with receiver._lock:
-                    receiver.requests.append(
-                        Request(
-                            self.path,
-                            {k.lower(): v for k, v in self.headers.items()},
-                            orjson.loads(body),
-                            status,
-                        )
-                    )
-                self.send_response(status)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def received(
-        self, key: str, path: str = "/hook", status: str | None = None, ok: bool = True
-    ) -> list[Request]:
-        """Requests about transaction ``key`` to ``path`` (answered 2xx unless ``ok`` is False)."""
-        with self._lock:
-            requests = list(self.requests)
-        return [
-            r
-            for r in requests
-            if r.path == path
-            and r.about(key)
-            and (not ok or 200 <= r.answered < 300)
-            and (status is None or r.status == status)
-        ]
-
-
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
     running = WebhookReceiver().start()
     yield running
     running.stop()
-
-
-def eventually(check: Callable[[], T], timeout: float = 30, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what or check}; last: {value!r}")
-        time.sleep(0.1)
 
 
 def evaluations(http: httpx.Client, count: int = 2) -> None:

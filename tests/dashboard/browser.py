@@ -162,6 +162,14 @@ class Browser:
             self.until(lambda: self.theme() == theme, message=f"the theme never became {theme}")
         self.settle()
 
+    def screenshots(self, name: str) -> None:
+        """The page as it is now, in the light and the dark theme (ending in light)."""
+        for theme in ("light", "dark"):
+            self.set_theme(theme)
+            path = self.screenshot(f"{name}-{theme}")
+            assert path.stat().st_size > 10_000
+        self.set_theme("light")
+
     def screenshot(self, name: str) -> Path:
         """A full-page PNG in test-artifacts/dashboard/ (the window grows to the page's height)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

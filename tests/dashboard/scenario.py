@@ -95,9 +95,10 @@ class Scenario:
         self.events.append(event)
         return event
 
-    def send(self, collector_url: str) -> None:
+    def send(self, collector_url: str, api_key: str | None = None) -> None:
         """POST the events (in batches) and the technical spans to a running collector."""
-        with httpx.Client(base_url=collector_url, timeout=30) as client:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        with httpx.Client(base_url=collector_url, timeout=30, headers=headers) as client:
             for start in range(0, len(self.events), 500):
                 response = client.post("/v1/events", json={"events": self.events[start : start + 500]})
                 response.raise_for_status()

@@ -58,7 +58,7 @@ def test_an_empty_collector_explains_how_to_send_the_first_event(
 def test_an_unreachable_api_shows_a_banner_not_a_traceback(unreachable: DashboardProcess) -> None:
     window = Browser(unreachable.url)
     try:
-        for path in ("/", "/queue", "/transactions/OPP-1", "/workflows/quote-to-cash", "/systems"):
+        for path in ("/", "/queue", "/alerts", "/transactions/OPP-1", "/workflows/quote-to-cash", "/systems"):
             window.open(path, ready="#api-unavailable")
             banner = window.text("#api-unavailable")
             assert "Cannot reach the Threadline collector" in banner

@@ -26,15 +26,6 @@ def seconds_of(text: str) -> float:
     return sum(float(part[:-1]) * units[part[-1]] for part in text.split())
 
 
-def screenshots(browser: Browser, name: str) -> None:
-    """The page as it is now, in the light and the dark theme (ending in light)."""
-    for theme in ("light", "dark"):
-        browser.set_theme(theme)
-        path = browser.screenshot(f"{name}-{theme}")
-        assert path.stat().st_size > 10_000
-    browser.set_theme("light")
-
-
 def test_overview_shows_the_apis_figures(browser: Browser, api: httpx.Client) -> None:
     browser.open("/?range=all", ready="#kpi-transactions")
     overview = api.get("/api/overview").json()
@@ -73,7 +64,7 @@ def test_overview_shows_the_apis_figures(browser: Browser, api: httpx.Client) ->
     for figures in overview["workflows"]:
         assert browser.text(f'#overview-workflows .ag-row a[href^="/workflows/{figures["workflow"]}"]')
     assert browser.visible("#overview-trend .main-svg")
-    screenshots(browser, "overview")
+    browser.screenshots("overview")
 
 
 def test_overview_filters_live_in_the_url(browser: Browser, api: httpx.Client) -> None:
@@ -125,7 +116,7 @@ def test_queue_lists_the_stuck_transaction_where_it_waits(browser: Browser, api:
     assert browser.text("#queue-badge") == str(queue["total"])
     stuck = sum(1 for item in queue["items"] if item["state"] == "stuck")
     assert browser.text("#queue-count-stuck").startswith(str(stuck))
-    screenshots(browser, "queue")
+    browser.screenshots("queue")
 
     # Filters are in the URL: only stuck quote-to-cash transactions.
     browser.open("/queue?issue=stuck&workflow=quote-to-cash", ready="#queue-grid .ag-row")
@@ -193,7 +184,7 @@ def test_search_finds_a_transaction_by_its_alias(
     names = " ".join(browser.all_text("#trace-waterfall .annotation-text"))
     assert "POST /orders" in names and "salesOrder.create" in names and "INSERT sales_order" in names
     assert "3 spans" in browser.text("#trace-card")
-    screenshots(browser, "transaction")
+    browser.screenshots("transaction")
 
 
 def test_an_unknown_key_says_so(browser: Browser) -> None:
@@ -255,7 +246,7 @@ def test_process_map_is_drawn(browser: Browser, api: httpx.Client) -> None:
 
     first = browser.visible('#variants-grid .ag-row[row-index="0"]').text
     assert fmt.percent(process["variants"][0]["share"]) in first
-    screenshots(browser, "process-map")
+    browser.screenshots("process-map")
 
 
 def test_system_health_matches_the_api(browser: Browser, api: httpx.Client) -> None:
@@ -267,7 +258,7 @@ def test_system_health_matches_the_api(browser: Browser, api: httpx.Client) -> N
         assert fmt.milliseconds(system["latency_p95_ms"]) in tile
     for chart in ("#systems-error-rate", "#systems-latency", "#systems-events", "#systems-retries"):
         assert browser.visible(f"{chart} .main-svg")
-    screenshots(browser, "systems")
+    browser.screenshots("systems")
 
     # A tile narrows the charts to its system, through the URL.
     browser.click("#system-tile-stripe")

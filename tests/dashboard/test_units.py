@@ -12,9 +12,12 @@ import httpx
 import pytest
 
 from threadline.dashboard import formatting as fmt
+from threadline.dashboard.actions import ActionRequest, refusal
+from threadline.dashboard.alerting import delivery_lines, delivery_phrase, describe_rule, figure_facts
 from threadline.dashboard.client import ApiRejected, ApiUnavailable, NotFound, QueryClient
 from threadline.dashboard.pages.process_map import _ancestors, _wrap, columns, out_of_order
-from threadline.dashboard.urls import Query, age_seconds, href, tail, transaction_path
+from threadline.dashboard.schema import Notification
+from threadline.dashboard.urls import Query, age_seconds, alert_path, href, tail, transaction_path
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
@@ -76,6 +79,7 @@ def test_urls_hold_every_filter() -> None:
     )
     assert age_seconds("4h") == 14400 and age_seconds("soon") is None
     assert transaction_path("SO/88 12") == "/transactions/SO%2F88%2012"
+    assert alert_path("5e9c9d79") == "/alerts?alert=5e9c9d79"  # the link alert notifications carry
     assert tail("/transactions/SO%2F88%2012", "/transactions/") == "SO/88 12"
 
 
@@ -195,3 +199,126 @@ def test_the_client_maps_failures_to_what_the_pages_show() -> None:
         down.workflows()
     assert unavailable.value.base_url == "http://127.0.0.1:9"
     assert "Authorization" not in down._http.headers
+
+
+def test_alert_rules_read_as_sentences() -> None:
+    assert describe_rule("sla_breached", {}) == "SLA breached"
+    assert describe_rule("stuck_longer_than", {"duration_seconds": 7200.0}) == "Stuck longer than 2h"
+    assert (
+        describe_rule("stuck_or_failed_count_above", {"threshold": 10, "window_seconds": 3600.0})
+        == "More than 10 stuck or failed in 1h"
+    )
+    rate = {"system": "netsuite", "percent": 5.0, "window_seconds": 900.0, "min_events": 20}
+    assert describe_rule("system_error_rate_above", rate) == (
+        "netsuite error rate above 5% over 15m (at least 20 events)"
+    )
+    assert describe_rule("value_at_risk_above", {"amount": 100000.0, "currency": "USD"}) == (
+        "Value at risk above $100,000"
+    )
+    assert describe_rule("value_at_risk_above", {"amount": 5000.0}).endswith("in any currency")
+    assert describe_rule("some_new_condition", {}) == "Some new condition"  # a newer collector's
+
+
+def notification(
+    receiver: str, status: str, attempts: int, event: str = "firing", error: str = ""
+) -> Notification:
+    return {
+        "id": f"{receiver}-{event}",
+        "receiver": receiver,
+        "receiver_type": "webhook",
+        "event": event,  # type: ignore[typeddict-item]
+        "status": status,  # type: ignore[typeddict-item]
+        "attempts": attempts,
+        "last_error": error,
+        "created_at": "2026-03-02T12:00:00Z" if event == "firing" else "2026-03-02T12:30:00Z",
+        "next_attempt_at": None,
+        "delivered_at": None,
+        "history": [],
+    }
+
+
+def test_deliveries_say_what_became_of_each_notification() -> None:
+    assert delivery_phrase(notification("hook", "delivered", 1)) == "delivered"
+    assert delivery_phrase(notification("hook", "delivered", 3)) == "delivered after 3 attempts"
+    assert delivery_phrase(notification("pager", "failed", 3)) == "failed after 3 attempts"
+    assert delivery_phrase(notification("pager", "pending", 2)) == "retrying (2 attempts so far)"
+    assert delivery_phrase(notification("slack", "skipped", 0)) == "skipped"
+    assert delivery_phrase(notification("hook", "delivered", 1, "resolved")) == "resolution delivered"
+
+    # One line per receiver, from its latest notification; errors only where it did not arrive.
+    lines = delivery_lines(
+        [
+            notification("pager", "failed", 3, error="HTTP 500"),
+            notification("hook", "delivered", 1),
+            notification("hook", "pending", 1, "resolved", error="ConnectError"),
+        ]
+    )
+    assert [(line["receiver"], line["text"], line["error"]) for line in lines] == [
+        ("hook", "resolution retrying (1 attempt so far)", "ConnectError"),
+        ("pager", "failed after 3 attempts", "HTTP 500"),
+    ]
+    assert "firing: delivered" in lines[0]["title"] and "resolved: retrying" in lines[0]["title"]
+
+
+def test_alert_figures_read_like_the_rest_of_the_dashboard() -> None:
+    assert figure_facts({"sla_seconds": 14400.0, "breached_by_seconds": 3900.0}) == [
+        ("SLA", "4h"),
+        ("Breached by", "1h 5m"),
+    ]
+    assert figure_facts({"value_at_risk": 667950.0, "currency": "USD", "transactions": 12}) == [
+        ("Value at risk", "$667,950"),
+        ("Transactions", "12"),
+    ]
+    assert figure_facts({"error_rate_percent": 12.5, "errors": 3}) == [
+        ("Error rate", "12.5%"),
+        ("Errors", "3"),
+    ]
+
+
+def test_an_action_request_survives_its_button_id() -> None:
+    request = ActionRequest("acknowledge", kind="timeout", system="stripe", exceptions=3, acknowledged=1)
+    assert ActionRequest.decode(request.encode()) == request
+    assert ActionRequest.decode({"action": "resolve", "key": "OPP-1"}) == ActionRequest(
+        "resolve", key="OPP-1"
+    )
+    for bad in ("not json", '{"action": "delete"}', '{"action": "resolve", "extra": 1}', None, "[]"):
+        assert ActionRequest.decode(bad) is None
+    assert "2 unacknowledged of 3 open" in str(request.explanation())
+    assert "already resolved" in refusal(ApiRejected(409, "'OPP-1' was not resolved: already resolved by x"))
+
+
+def test_the_client_posts_actions_with_the_same_key() -> None:
+    seen: list[httpx.Request] = []
+    entry = {"id": "a1", "action": "resolve", "comment": "fixed by hand"}
+    client = client_answering(201, entry, seen)
+    assert client.resolve("SO/1", "fixed by hand", operator="Dana") == entry
+    client.acknowledge(kind="timeout", system="stripe", comment="on it")
+    client.audit(transaction="SO/1", action="resolve")
+    client.alerts(status="firing", limit=1)
+    client.alert("abc")
+    resolve, ack, audit, alerts, alert = seen
+    assert resolve.method == "POST" and resolve.url.raw_path == b"/api/transactions/SO%2F1/resolve"
+    assert resolve.headers["Authorization"] == "Bearer k-123"
+    assert httpx.Response(200, content=resolve.content).json() == {
+        "comment": "fixed by hand",
+        "operator": "Dana",
+    }
+    assert ack.url.path == "/api/exceptions/ack" and ack.headers["Authorization"] == "Bearer k-123"
+    assert httpx.Response(200, content=ack.content).json() == {
+        "kind": "timeout",
+        "system": "stripe",
+        "workflow": "",
+        "comment": "on it",
+        "operator": "",
+    }
+    assert sorted(audit.url.params.multi_items()) == [
+        ("action", "resolve"),
+        ("limit", "100"),
+        ("transaction", "SO/1"),
+    ]
+    assert sorted(alerts.url.params.multi_items()) == [("limit", "1"), ("status", "firing")]
+    assert alert.url.path == "/api/alerts/abc"
+
+    with pytest.raises(ApiRejected, match="already resolved") as conflict:
+        client_answering(409, {"error": "conflict", "message": "already resolved"}).reopen("OPP-1", "x")
+    assert conflict.value.status == 409

@@ -1,0 +1,286 @@
+"""What operators do from the dashboard: acknowledge an exception group, resolve or reopen a transaction.
+
+Each action asks for a comment (the audit trail's "why") and, optionally, the person's name, which
+the browser remembers (local storage) so it is typed once. The dialog lives in the shell, outside
+the page, so an auto-refresh never wipes a half-typed comment; pages only draw ``button``s, each
+carrying its request in its id. Once the API has recorded an action, ``data-version`` changes and
+the router redraws the page from the API: the result shows without a reload, and a toast says
+what was done. The API is the only record: nothing here assumes an action happened until it
+answered 201.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, dcc, html
+
+from . import formatting as fmt
+from .client import ApiError, ApiRejected, ApiUnavailable, QueryClient
+from .components import Child, icon
+
+Action = Literal["acknowledge", "resolve", "reopen"]
+BUTTON = "tl-action"
+SUBMIT_LABELS: dict[str, str] = {"acknowledge": "Acknowledge", "resolve": "Mark resolved", "reopen": "Reopen"}
+BUTTON_ICONS: dict[str, str] = {
+    "acknowledge": "eye",
+    "resolve": "check2-circle",
+    "reopen": "arrow-counterclockwise",
+}
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One action, before it is confirmed: what it is about, and what the dialog says about it."""
+
+    action: Action
+    key: str = ""  # resolve, reopen: the transaction as the page names it
+    kind: str = ""  # acknowledge: the group
+    system: str = ""
+    workflow: str = ""  # acknowledge: only this workflow's exceptions; empty: every workflow
+    exceptions: int = 0  # acknowledge: for the dialog's wording
+    acknowledged: int = 0
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, text: str | dict[str, Any] | None) -> ActionRequest | None:
+        """The request a button or the dialog's store holds; None for anything else."""
+        try:
+            values = json.loads(text) if isinstance(text, str) else text
+            request = cls(**values) if isinstance(values, dict) else None
+        except (TypeError, ValueError):
+            return None
+        return request if request and request.action in SUBMIT_LABELS else None
+
+    def title(self) -> str:
+        if self.action == "acknowledge":
+            return f"Acknowledge {self.kind} errors in {self.system}"
+        return f"{SUBMIT_LABELS[self.action]}: {self.key}"
+
+    def explanation(self) -> list[Child]:
+        """What the action changes, said before it is done."""
+        if self.action == "acknowledge":
+            open_now = self.exceptions - self.acknowledged
+            scope = f" in {self.workflow}" if self.workflow else " in every workflow"
+            return [
+                html.Strong(f"{open_now} unacknowledged of {self.exceptions} open"),
+                f" {self.kind} exception{'' if self.exceptions == 1 else 's'} in {self.system}{scope}. ",
+                "Acknowledging says someone is on it; it covers the errors that have arrived so far, "
+                "and a later error shows as new again.",
+            ]
+        if self.action == "resolve":
+            return [
+                html.Strong(self.key),
+                " leaves the queue, the stuck count and value at risk, and its alerts resolve, "
+                "until someone reopens it. Its state stays what its events say.",
+            ]
+        return [
+            html.Strong(self.key),
+            " counts again as its state says: back in the queue if it needs attention, "
+            "and its alerts may fire again.",
+        ]
+
+
+def button(request: ActionRequest, label: str | None = None, class_name: str = "") -> html.Button:
+    """A button that opens the dialog for ``request`` (its id carries the request)."""
+    return html.Button(
+        [icon(BUTTON_ICONS[request.action]), label or SUBMIT_LABELS[request.action]],
+        id={"type": BUTTON, "index": request.encode()},
+        n_clicks=0,
+        className=f"btn btn-sm btn-outline-primary tl-action tl-action-{request.action} {class_name}".strip(),
+        title=request.title(),
+    )
+
+
+def shell_parts() -> list[Any]:
+    """The dialog, the stores it needs and the toast slot, for the shell (outside the page)."""
+    dialog = dbc.Modal(
+        [
+            dbc.ModalHeader(dbc.ModalTitle(id="action-title")),
+            dbc.ModalBody(
+                [
+                    html.P(id="action-explanation", className="tl-action-explanation"),
+                    dbc.Label("Comment", html_for="action-comment", className="tl-filter-label"),
+                    dbc.Textarea(
+                        id="action-comment",
+                        placeholder="Why: what you found, what you did, what happens next",
+                        rows=3,
+                        maxLength=2000,
+                        className="tl-action-input",
+                    ),
+                    dbc.FormFeedback("Say why: the comment goes into the audit trail.", type="invalid"),
+                    dbc.Label("Your name", html_for="action-operator", className="tl-filter-label mt-3"),
+                    dbc.Input(
+                        id="action-operator",
+                        placeholder="Optional; remembered in this browser",
+                        maxLength=128,
+                        autoComplete="name",
+                        className="tl-action-input",
+                    ),
+                    dbc.FormText(
+                        "The audit trail records it with the dashboard's API key and the time.",
+                        className="tl-muted",
+                    ),
+                    html.Div(id="action-error", role="alert"),
+                ]
+            ),
+            dbc.ModalFooter(
+                [
+                    html.Button("Cancel", id="action-cancel", n_clicks=0, className="btn btn-link"),
+                    html.Button(id="action-submit", n_clicks=0, className="btn btn-primary"),
+                ]
+            ),
+        ],
+        id="action-dialog",
+        is_open=False,
+        centered=True,
+        className="tl-dialog",
+    )
+    return [
+        dcc.Store(id="operator-name", storage_type="local"),
+        dcc.Store(id="action-request"),
+        dcc.Store(id="data-version", data=0),
+        dialog,
+        html.Div(id="action-toast", className="tl-toast-slot"),
+    ]
+
+
+def perform(client: QueryClient, request: ActionRequest, comment: str, operator: str) -> tuple[str, Child]:
+    """Ask the API to do it; (toast header, what was done). ``ApiError`` when it refused."""
+    if request.action == "acknowledge":
+        result = client.acknowledge(
+            kind=request.kind,
+            system=request.system,
+            workflow=request.workflow,
+            comment=comment,
+            operator=operator,
+        )
+        covered = result["covered"]
+        return "Acknowledged", [
+            f"{request.kind} errors in {request.system}: ",
+            html.Strong(fmt.plural(covered, "open exception")),
+            " now acknowledged.",
+        ]
+    if request.action == "resolve":
+        client.resolve(request.key, comment, operator)
+        return "Resolved", [html.Strong(request.key), " is marked resolved and leaves the queue."]
+    client.reopen(request.key, comment, operator)
+    return "Reopened", [html.Strong(request.key), " is open again."]
+
+
+def refusal(error: ApiError) -> str:
+    """Why the API did not do it, in a sentence a person can act on."""
+    if isinstance(error, ApiUnavailable):
+        return f"The collector did not answer ({error.reason}); nothing was recorded. Try again."
+    if isinstance(error, ApiRejected) and error.status in (401, 403):
+        return f"The collector refused the dashboard's API key: {error}"
+    if isinstance(error, ApiRejected) and error.status == 409:
+        return f"Nothing to do: {error}. The page now shows the current state."
+    return f"The collector refused: {error}"
+
+
+def register(app: dash.Dash, client: QueryClient) -> None:
+    """Open the dialog from any action button; confirm or cancel it."""
+
+    @app.callback(
+        Output("action-dialog", "is_open"),
+        Output("action-request", "data"),
+        Output("action-title", "children"),
+        Output("action-explanation", "children"),
+        Output("action-submit", "children"),
+        Output("action-comment", "value"),
+        Output("action-comment", "invalid"),
+        Output("action-operator", "value"),
+        Output("action-error", "children"),
+        Input({"type": BUTTON, "index": ALL}, "n_clicks"),
+        State("operator-name", "data"),
+        prevent_initial_call=True,
+    )
+    def open_dialog(_clicks: list[int | None], operator: str | None) -> tuple[Any, ...]:
+        """A click on an action button; a button that is merely drawn (n_clicks 0) does nothing."""
+        triggered = dash.ctx.triggered[0] if dash.ctx.triggered else {}
+        request = ActionRequest.decode(dash.ctx.triggered_id["index"]) if triggered.get("value") else None
+        if request is None:
+            return (dash.no_update,) * 9
+        return (
+            True,
+            asdict(request),
+            request.title(),
+            request.explanation(),
+            SUBMIT_LABELS[request.action],
+            "",
+            False,
+            operator or "",
+            None,
+        )
+
+    @app.callback(
+        Output("action-dialog", "is_open", allow_duplicate=True),
+        Input("action-cancel", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def cancel(_clicks: int) -> bool:
+        return False
+
+    @app.callback(
+        Output("action-dialog", "is_open", allow_duplicate=True),
+        Output("action-comment", "invalid", allow_duplicate=True),
+        Output("action-error", "children", allow_duplicate=True),
+        Output("operator-name", "data"),
+        Output("data-version", "data"),
+        Output("action-toast", "children"),
+        Input("action-submit", "n_clicks"),
+        State("action-request", "data"),
+        State("action-comment", "value"),
+        State("action-operator", "value"),
+        State("data-version", "data"),
+        prevent_initial_call=True,
+        running=[(Output("action-submit", "disabled"), True, False)],
+    )
+    def submit(
+        clicks: int,
+        data: dict[str, Any] | None,
+        comment: str | None,
+        operator: str | None,
+        version: int | None,
+    ) -> tuple[Any, ...]:
+        """Record the action; on success close, remember the name, redraw the page and say so."""
+        request = ActionRequest.decode(data)
+        if not clicks or request is None:
+            return (dash.no_update,) * 6
+        comment, operator = (comment or "").strip(), (operator or "").strip()
+        if not comment:
+            return dash.no_update, True, None, dash.no_update, dash.no_update, dash.no_update
+        try:
+            header, done = perform(client, request, comment, operator)
+        except ApiError as error:
+            message = dbc.Alert(
+                [icon("exclamation-triangle", "me-2"), refusal(error)],
+                color="warning",
+                className="tl-action-refused",
+                id="action-refused",
+            )
+            conflict = isinstance(error, ApiRejected) and error.status == 409
+            return (
+                dash.no_update,
+                False,
+                message,
+                dash.no_update,
+                (version or 0) + int(conflict),
+                dash.no_update,
+            )
+        toast = dbc.Toast(
+            html.Div(done, id="action-result"),
+            header=[icon("check2-circle", "me-2 tl-text-completed"), header],
+            is_open=True,
+            dismissable=True,
+            duration=8000,
+            className="tl-toast",
+        )
+        return False, False, None, operator, (version or 0) + 1, toast
