@@ -46,6 +46,8 @@ class Collector:
                 logger.error("threadline: workflows not reloaded, keeping the current ones: %s", error)
                 raise
             self.workflows = fresh
+            if self.store.state_table is not None:
+                self.store.state_table.rebuild(fresh)  # its rows depend on the definitions
             logger.info("threadline: reloaded %d workflows from %s", len(fresh), fresh.source)
             return fresh
 

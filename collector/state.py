@@ -1,6 +1,6 @@
 """Transaction state, derived from events in ClickHouse SQL against the workflow definitions.
 
-One query (``SUMMARY``) decides, for every transaction as of a given time, its workflow, state
+One query (``summary_sql``) decides, for every transaction as of a given time, its workflow, state
 (completed, failed, stuck, in_progress), the steps it waits on and since when, its SLA clock,
 missing steps and governance violations. The definitions travel as bound array parameters (one
 element per workflow), so the same SQL serves the operations queue, the overview aggregates and a
@@ -54,54 +54,34 @@ class WorkflowParameters:
         )
 
 
-# Per transaction and step, then per transaction; {scope} narrows the events read (static SQL only).
-SUMMARY = """
+PARAMETERS = """
 WITH
-    {{as_of:DateTime64(6, 'UTC')}} AS as_of_time,
-    {{wf_names:Array(String)}} AS wf_names,
-    {{wf_steps:Array(Array(String))}} AS wf_steps,
-    {{wf_systems:Array(Array(String))}} AS wf_systems,
-    {{wf_after:Array(Array(Array(String)))}} AS wf_after,
-    {{wf_successors:Array(Array(Array(String)))}} AS wf_successors,
-    {{wf_within:Array(Array(Float64))}} AS wf_within,
-    {{wf_complete:Array(Array(String))}} AS wf_complete,
-    {{wf_fail:Array(Array(String))}} AS wf_fail,
-    {{wf_sla:Array(Float64)}} AS wf_sla,
-    {{wf_stuck:Array(Float64)}} AS wf_stuck
+    {as_of:DateTime64(6, 'UTC')} AS as_of_time,
+    {wf_names:Array(String)} AS wf_names,
+    {wf_steps:Array(Array(String))} AS wf_steps,
+    {wf_systems:Array(Array(String))} AS wf_systems,
+    {wf_after:Array(Array(Array(String)))} AS wf_after,
+    {wf_successors:Array(Array(Array(String)))} AS wf_successors,
+    {wf_within:Array(Array(Float64))} AS wf_within,
+    {wf_complete:Array(Array(String))} AS wf_complete,
+    {wf_fail:Array(Array(String))} AS wf_fail,
+    {wf_sla:Array(Float64)} AS wf_sla,
+    {wf_stuck:Array(Float64)} AS wf_stuck
+"""
+
+# What the events up to as_of say of each transaction, except what depends on as_of itself (stuck,
+# the SLA clock of an open transaction): these columns are what ``transaction_state`` stores.
+# Per transaction and step, then per transaction; {scope} narrows the events read (static SQL only).
+DERIVED = """
 SELECT
-    transaction_id,
-    workflow,
-    started_at,
-    last_activity,
-    systems,
-    event_count,
-    error_count,
-    retry_count,
-    amount,
-    currency,
-    multiIf(
-        terminal != '', terminal,
-        wf > 0 AND notEmpty(waiting)
-            AND toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)
-                >= stuck_after * 1e6,
-            'stuck',
-        'in_progress') AS state,
-    waiting,
+    transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
+    retry_count, amount, currency, terminal, waiting,
     arrayMap(s -> expected_systems[indexOf(expected, s)], waiting) AS waiting_systems,
     arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> ok_times[indexOf(seen, p)], pre))),
              arrayMap(s -> expected_after[indexOf(expected, s)], waiting)) AS due_since,
     arrayMap(s -> expected_within[indexOf(expected, s)], waiting) AS waiting_within,
-    sla_limit,
-    (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
-                                    terminal = 'failed', assumeNotNull(failed_at),
-                                    as_of_time))
-     - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
-    sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
-    missing,
-    violations,
-    completed_at,
-    failed_at,
-    transaction_id IN ({resolved}) AS resolved
+    last_progress, wf > 0 AS has_workflow, stuck_after, sla_limit, missing, violations,
+    completed_at, failed_at
 FROM
 (
     -- Layers, innermost first, so that each derived value is computed once and read as a column:
@@ -205,6 +185,86 @@ FROM
 )
 """
 
+# What depends on as_of itself, over DERIVED's columns from wherever they come ({derived}).
+STATE = """
+SELECT
+    transaction_id,
+    workflow,
+    started_at,
+    last_activity,
+    systems,
+    event_count,
+    error_count,
+    retry_count,
+    amount,
+    currency,
+    multiIf(
+        terminal != '', terminal,
+        has_workflow AND notEmpty(waiting)
+            AND toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)
+                >= stuck_after * 1e6,
+            'stuck',
+        'in_progress') AS state,
+    waiting,
+    waiting_systems,
+    due_since,
+    waiting_within,
+    sla_limit,
+    (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
+                                    terminal = 'failed', assumeNotNull(failed_at),
+                                    as_of_time))
+     - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
+    sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
+    missing,
+    violations,
+    completed_at,
+    failed_at,
+    transaction_id IN ({resolved}) AS resolved
+FROM ({derived})
+"""
+
+DERIVED_COLUMNS = (
+    "transaction_id",
+    "workflow",
+    "started_at",
+    "last_activity",
+    "systems",
+    "event_count",
+    "error_count",
+    "retry_count",
+    "amount",
+    "currency",
+    "terminal",
+    "waiting",
+    "waiting_systems",
+    "due_since",
+    "waiting_within",
+    "last_progress",
+    "has_workflow",
+    "stuck_after",
+    "sla_limit",
+    "missing",
+    "violations",
+    "completed_at",
+    "failed_at",
+)
+
+# DERIVED's columns, stored, of the transactions whose every event is at or before as_of.
+STORED = """
+SELECT {columns}
+FROM transaction_state FINAL
+WHERE tenant = {{tenant:String}} AND NOT deleted AND last_activity <= as_of_time {one}
+"""
+
+# Transactions with an event after as_of (so transaction_state holds more than as_of saw).
+LATE_TRANSACTIONS = """
+SELECT transaction_id
+FROM transaction_state FINAL
+WHERE tenant = {tenant:String} AND NOT deleted AND last_activity > as_of_time
+"""
+
+ONE_MATERIALIZED = "AND transaction_id = {transaction:String}"
+
 # One transaction, found through the sort key (its keys), then by its id (a key may have moved on).
 ONE_TRANSACTION = "AND correlation_id IN {keys:Array(String)} AND transaction_id = {transaction:String}"
 
@@ -220,8 +280,27 @@ HAVING argMax(action, (at, action_id)) = 'resolve'
 """
 
 
-def summary_sql(one_transaction: bool = False) -> str:
-    return SUMMARY.format(scope=ONE_TRANSACTION if one_transaction else "", resolved=RESOLVED_TRANSACTIONS)
+def summary_sql(one_transaction: bool = False, materialized: bool = False, with_late: bool = True) -> str:
+    """The state of every transaction (or of one: ``one_transaction``) as of ``as_of``.
+
+    ``materialized`` reads ``transaction_state`` (kept current by ``state_table``) for each
+    transaction whose events all lie at or before as_of, and aggregates events only for the others:
+    the same columns and the same answer, without reading every event on each call. For one
+    transaction it reads only the stored row: none means the caller must ask the events.
+    ``with_late=False`` leaves out the transactions with events after as_of (the caller knows
+    there are none).
+    """
+    scope = ONE_TRANSACTION if one_transaction else ""
+    if not materialized:
+        derived = DERIVED.format(scope=scope)
+    elif one_transaction:
+        derived = STORED.format(columns=", ".join(DERIVED_COLUMNS), one=ONE_MATERIALIZED)
+    else:
+        derived = STORED.format(columns=", ".join(DERIVED_COLUMNS), one="")
+        if with_late:
+            late = f"AND transaction_id IN ({LATE_TRANSACTIONS})"
+            derived = f"{derived}\nUNION ALL\n{DERIVED.format(scope=late)}"
+    return PARAMETERS + STATE.format(derived=derived, resolved=RESOLVED_TRANSACTIONS)
 
 
 def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import orjson
 
 from .models import EventErrorView, EventView, Sla, TransactionSummary, Violation, WaitingStep
 from .state import summary_parameters, summary_sql
+from .state_table import state_sql, stored_state_current
 from .storage import Store
 from .storage.writes import EVENT_COLUMNS
 from .workflows import Workflows
@@ -25,9 +26,10 @@ SELECT transaction_id FROM
     FROM aliases WHERE tenant = {tenant:String} AND alias = {key:String}
     HAVING count() > 0
     UNION ALL
-    SELECT transaction_id, 2 AS rank
-    FROM events FINAL WHERE tenant = {tenant:String} AND correlation_id = {key:String}
-    LIMIT 1
+    -- Every event under a key belongs to one transaction; a re-link rewrites them all (newer version).
+    SELECT argMax(transaction_id, version) AS transaction_id, 2 AS rank
+    FROM events WHERE tenant = {tenant:String} AND correlation_id = {key:String}
+    HAVING count() > 0
 )
 ORDER BY rank
 LIMIT 1
@@ -45,13 +47,18 @@ GROUP BY alias
 HAVING argMax(transaction_id, version) = {transaction:String}
 """
 
+# The latest version of each event, as FINAL would give, without FINAL's cost of merging parts.
 EVENTS_OF_TRANSACTION = f"""
 SELECT {", ".join(EVENT_COLUMNS)}
-FROM events FINAL
-WHERE tenant = {{tenant:String}}
-  AND correlation_id IN {{keys:Array(String)}}
-  AND transaction_id = {{transaction:String}}
-  AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
+FROM
+(
+    SELECT {", ".join(EVENT_COLUMNS)}
+    FROM events
+    WHERE tenant = {{tenant:String}} AND correlation_id IN {{keys:Array(String)}}
+    ORDER BY version DESC
+    LIMIT 1 BY correlation_id, event_id
+)
+WHERE transaction_id = {{transaction:String}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
 ORDER BY timestamp, received_at, event_id
 """
 
@@ -171,7 +178,11 @@ def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.da
     }
     keys = [transaction, *aliases]  # its events are stored under these: the sort key finds them
     parameters = summary_parameters(workflows, tenant, as_of, transaction=transaction, keys=keys)
-    rows = store.rows(summary_sql(one_transaction=True), parameters)
+    rows = []
+    if stored_state_current(store, workflows):
+        rows = store.rows(summary_sql(one_transaction=True, materialized=True), parameters)
+    if not rows:  # not stored, or it has events after as_of: derived from its events
+        rows = store.rows(summary_sql(one_transaction=True), parameters)
     if not rows:
         return None  # every event of it is after as_of
     events = store.rows(
@@ -240,7 +251,7 @@ def page(
         after_id=after_id if cursor else "\U0010ffff",
         limit=limit + 1,
     )
-    rows = store.rows(LIST.format(summary=summary_sql()), parameters)
+    rows = store.rows(LIST.format(summary=state_sql(store, workflows, tenant, as_of)), parameters)
     total = rows[0]["total"] if rows else 0
     items = [summary_of(row, as_of) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None

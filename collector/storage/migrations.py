@@ -204,6 +204,46 @@ AUDIT_LOG = Table(
 )
 
 
+# --- Migration 3: each transaction's derived state (state_table.py keeps it current) ------------
+
+TRANSACTION_STATE = Table(
+    name="transaction_state",
+    columns="""
+    tenant LowCardinality(String),
+    transaction_id String,
+    workflow LowCardinality(String),
+    started_at DateTime64(6, 'UTC'),
+    last_activity DateTime64(6, 'UTC'),
+    systems Array(LowCardinality(String)),
+    event_count UInt64,
+    error_count UInt64,
+    retry_count UInt64,
+    amount Nullable(Float64),
+    currency LowCardinality(String),
+    terminal LowCardinality(String),
+    waiting Array(String),
+    waiting_systems Array(String),
+    due_since Array(DateTime64(6, 'UTC')),
+    waiting_within Array(Float64),
+    last_progress DateTime64(6, 'UTC'),
+    has_workflow Bool,
+    stuck_after Float64,
+    sla_limit Float64,
+    missing Array(String),
+    violations Array(Tuple(String, String)),
+    completed_at Nullable(DateTime64(6, 'UTC')),
+    failed_at Nullable(DateTime64(6, 'UTC')),
+    deleted Bool,
+    version UInt64
+    """,
+    order_by="(tenant, transaction_id)",
+    partition_by=None,
+    ttl_column="last_activity",
+    shard_key="cityHash64(tenant, transaction_id)",
+    version_column="version",
+)
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -260,6 +300,7 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *create_table(AUDIT_LOG, cluster, None),
             ],
         ),
+        (3, create_table(TRANSACTION_STATE, cluster, ttl_days)),
     ]
 
 

@@ -99,6 +99,8 @@ class StoredEvents:
     new: list[bool]  # per event, in order: False for a duplicate (already stored, or earlier in the batch)
     relinked: int  # events stored earlier that joined another transaction through a new alias
     alias_conflicts: int  # aliases already claimed by another transaction (the first claim stands)
+    changed: frozenset[str] = frozenset()  # transactions with new, re-sent or re-linked events
+    gone: frozenset[str] = frozenset()  # transactions whose every event moved to another one
 
 
 class TransactionKeys:
@@ -216,6 +218,9 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
     version = _version()
     received_at = dt.datetime.now(dt.UTC)
     relinked = 0
+    gone: set[str] = set()
+    # Duplicates too: a retried batch may be one whose first try was stored but not acknowledged.
+    changed = {transactions.transaction_of(event.correlation_id) for event in events}
     if transactions.new_aliases:
         now_aliases = list(transactions.new_aliases)
         moved_aliases = store.query(ALIASES_OF_TRANSACTIONS, {"tenant": tenant, "transactions": now_aliases})
@@ -238,6 +243,8 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
             record["received_at"] = _utc(record["received_at"])
             record["version"] = version
             relink_rows.append([record[column] for column in EVENT_COLUMNS])
+            changed.add(record["transaction_id"])
+        gone = set(now_aliases) - {transactions.transaction_of(alias) for alias in now_aliases}
         store.insert("events", relink_rows, EVENT_COLUMNS)
         relinked = len(relink_rows)
 
@@ -249,7 +256,13 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
         if is_new
     ]
     store.insert("events", rows, EVENT_COLUMNS)
-    return StoredEvents(new=new, relinked=relinked, alias_conflicts=transactions.conflicts)
+    return StoredEvents(
+        new=new,
+        relinked=relinked,
+        alias_conflicts=transactions.conflicts,
+        changed=frozenset(changed - gone),
+        gone=frozenset(gone),
+    )
 
 
 def store_spans(store: Store, rows: Iterable[Sequence[Any]]) -> int:
