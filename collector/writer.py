@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("threadline.collector")
 
 
-REFRESH_UNDER_LOAD_S = 1.0
+REFRESH_UNDER_LOAD_S = 5.0
+QUIET_BEFORE_REFRESH_S = 0.5
 
 
 class Overloaded(RuntimeError):
@@ -149,13 +150,16 @@ class Writer:
     def _refresh_state(self) -> None:
         """Bring the stored transaction state up to date, now that the senders have their answer.
 
-        Under load, once a second rather than after every batch: one refresh of many transactions
-        costs little more than one of a few (planning dominates), and a query refreshes whatever
-        is still pending before it reads, so no answer misses an acknowledged event.
+        Once no batch follows for half a second, and under load every five seconds, rather than
+        after every batch: one refresh of many transactions costs little more than one of a few (planning
+        dominates), and a query refreshes whatever is still pending before it reads, so no answer
+        misses an acknowledged event.
         """
         if self.state is None:
             return
         with self._wake:
+            if not self._jobs and not self._stopping:
+                self._wake.wait(QUIET_BEFORE_REFRESH_S)  # senders often follow up at once
             busy = bool(self._jobs)
         if busy and time.monotonic() - self._refreshed_at < REFRESH_UNDER_LOAD_S:
             return
