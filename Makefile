@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: install demo test lint bench soak clean
 
@@ -24,8 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+# The bench extra (PM4Py, pyinstrument) only here: `make test` and CI never need it.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(if $(SCALE),--scale $(SCALE),)
 
 soak: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ class Figure:
     goal: str
     met: bool
 
+    @classmethod
+    def absolute(cls, name: str, value: str, goal: str, met: bool) -> Figure:
+        """A figure held to a fixed goal, with no baseline to divide by (latencies, memory)."""
+        return cls(name=name, value=value, baseline="—", ratio=None, goal=goal, met=met)
+
 
 def table(figures: list[Figure]) -> str:
     lines = [
@@ -34,10 +40,12 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def write(figures: list[Figure], scale: str) -> str:
+def write(figures: list[Figure], scale: str, elapsed_s: float | None = None) -> str:
+    took = f", the whole run took {elapsed_s / 60:.1f} min" if elapsed_s is not None else ""
     header = (
         f"# Benchmark results\n\nScale `{scale}`, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
-        f"Python {platform.python_version()} on {platform.machine()}.\n\n"
+        f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores{took}.\n"
+        "Ratios and medians are measured in the same run (see bench/README.md for what bounds each).\n\n"
     )
     text = table(figures)
     RESULTS.write_text(header + text + "\n")

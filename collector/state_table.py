@@ -82,7 +82,7 @@ FROM transaction_state FINAL
 WHERE NOT deleted AND version < {rebuild_started:UInt64}
 """
 
-EVENTS_PER_SLICE = 1_000_000  # bounds the rebuild's memory
+EVENTS_PER_SLICE = 250_000  # bounds the rebuild's memory (about 300 MiB at this size); slices cost little
 IDS_PER_REFRESH = 5_000
 
 

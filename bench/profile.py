@@ -1,0 +1,146 @@
+"""Profile one query figure: ``python -m bench.profile [--scale small|full] [--figure overview]``.
+
+Runs the figure's collector function (what the API handler calls, minus HTTP) on the generated data
+set under pyinstrument, prints the profile and writes it as HTML under ``.threadline/``; then times
+each SQL statement of the figure on its own, and its planning alone (``EXPLAIN PLAN``: parse, analyse
+and plan, no execution), which tells what the store spends reading events from what it spends on
+the statement itself. The numbers are what bench/README.md's "what bounds each figure" rests on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyinstrument import Profiler
+
+from bench import dataset
+from threadline.collector import overview, process_map, state, transactions
+from threadline.collector.state_table import TransactionStateTable, state_sql
+from threadline.collector.storage import Store
+from threadline.collector.workflows import load
+
+FIGURES = ("lookup", "stuck", "overview", "map")
+
+
+def _median_ms(call: Callable[[], Any], rounds: int) -> float:
+    samples = []
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - begin)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", choices=list(dataset.SCALES), default="small")
+    parser.add_argument("--figure", choices=FIGURES, default="overview")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    data = dataset.prepare(args.scale)
+    workflows = load(dataset.WORKFLOWS)
+    store = Store(data.dsn).open()
+    # As the collector does: the stored transaction state, rebuilt for these definitions first.
+    store.state_table = TransactionStateTable(store, workflows).start()
+    store.state_table.wait()
+    tenant, as_of = dataset.TENANT, data.anchor
+    summary_parameters = state.summary_parameters(workflows, tenant, as_of)
+    everything = {"workflow": "", "since": transactions.EPOCH, "until": transactions.FAR_FUTURE}
+    key = data.keys[0]
+    transaction = store.query(transactions.RESOLVE_KEY, {"tenant": tenant, "key": key}).result_rows[0][0]
+    aliases = store.query(transactions.KEYS_OF_TRANSACTION, {"tenant": tenant, "transaction": transaction})
+    keys = [transaction, *(alias for alias, _ in aliases.result_rows)]
+
+    calls: dict[str, Callable[[], Any]] = {
+        "lookup": lambda: transactions.find(store, workflows, tenant, key, as_of),
+        "stuck": lambda: transactions.page(
+            store, workflows, tenant, transactions.ListFilters(states=("stuck",)), as_of, 50, None
+        ),
+        "overview": lambda: overview.overview(store, workflows, tenant, "", None, None, as_of),
+        "map": lambda: process_map.process_map(
+            store, tenant, "quote-to-cash", workflows.get("quote-to-cash"), None, None
+        ),
+    }
+    list_parameters = {
+        **summary_parameters,
+        "workflow": "",
+        "states": ["stuck"],
+        "system": "",
+        "breached": -1,
+        "with_violations": False,
+        "attention": False,
+        "since": transactions.EPOCH,
+        "until": transactions.FAR_FUTURE,
+        "after_time": transactions.FAR_FUTURE,
+        "after_id": "\U0010ffff",
+        "limit": 51,
+    }
+    map_parameters = {"tenant": tenant, **everything, "workflow": "quote-to-cash"}
+    statements: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+        "lookup": [
+            ("resolve key", transactions.RESOLVE_KEY, {"tenant": tenant, "key": key}),
+            (
+                "keys of transaction",
+                transactions.KEYS_OF_TRANSACTION,
+                {"tenant": tenant, "transaction": transaction},
+            ),
+            (
+                "summary of one transaction",
+                state.summary_sql(one_transaction=True, materialized=True),
+                {**summary_parameters, "transaction": transaction, "keys": keys},
+            ),
+            (
+                "events of transaction",
+                transactions.EVENTS_OF_TRANSACTION,
+                {"tenant": tenant, "keys": keys, "transaction": transaction, "as_of": as_of},
+            ),
+        ],
+        "stuck": [
+            (
+                "list",
+                transactions.LIST.format(summary=state_sql(store, workflows, tenant, as_of)),
+                list_parameters,
+            )
+        ],
+        "overview": [
+            (
+                name,
+                overview._sql(getattr(overview, name), store, workflows, tenant, as_of),
+                {**summary_parameters, **everything, "bucket": 3600},
+            )
+            for name in ("VALUE_AT_RISK", "FIGURES", "TREND", "BOTTLENECKS")
+        ],
+        "map": [
+            (name, getattr(process_map, name), map_parameters) for name in ("VARIANTS", "NODES", "EDGES")
+        ],
+    }
+
+    call = calls[args.figure]
+    call()  # warm: first-query costs are not the figure's
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    for _ in range(args.rounds):
+        call()
+    profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    target = dataset.CACHE_ROOT / f"bench-profile-{args.figure}-{args.scale}.html"
+    target.write_text(profiler.output_html())
+    print(f"profile written to {target}\n")
+
+    print(f"{'statement':<28} {'run (median)':>14} {'plan only':>11}")
+    for name, sql, parameters in statements[args.figure]:
+        run_ms = _median_ms(lambda sql=sql, parameters=parameters: store.query(sql, parameters), args.rounds)
+        plan_ms = _median_ms(
+            lambda sql=sql, parameters=parameters: store.query("EXPLAIN PLAN " + sql, parameters), args.rounds
+        )
+        print(f"{name:<28} {run_ms:>11,.0f} ms {plan_ms:>8,.0f} ms")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
