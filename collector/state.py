@@ -28,6 +28,8 @@ from typing import Any
 
 from .workflows import Workflows
 
+FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # the latest DateTime64 moment: "every event there is"
+
 
 @dataclass(frozen=True)
 class WorkflowParameters:

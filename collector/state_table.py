@@ -29,14 +29,13 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 
-from .state import DERIVED, DERIVED_COLUMNS, PARAMETERS, summary_parameters, summary_sql
+from .state import DERIVED, DERIVED_COLUMNS, FAR_FUTURE, PARAMETERS, summary_parameters, summary_sql
 from .storage import Store
 from .storage.connection import StoreUnavailable
+from .storage.writes import OF_TRANSACTIONS
 from .workflows import Workflows
 
 logger = logging.getLogger("threadline.collector")
-
-FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # as_of for "every event there is"
 
 # The server's clock versions each row, so a later statement always wins, whoever runs it.
 INSERT_DERIVED = """
@@ -44,14 +43,6 @@ INSERT INTO transaction_state ({columns}, tenant, deleted, version)
 {parameters}
 SELECT {columns}, {{tenant:String}}, false, toUnixTimestamp64Micro(now64(6))
 FROM ({derived})
-"""
-
-# The events of these transactions, found through the sort key: their own ids and their aliases.
-CHANGED = """
-AND transaction_id IN {ids:Array(String)}
-AND (correlation_id IN {ids:Array(String)}
-     OR correlation_id IN (SELECT alias FROM aliases
-                           WHERE tenant = {tenant:String} AND transaction_id IN {ids:Array(String)}))
 """
 
 # One slice of all transactions, for a rebuild that never holds every transaction in memory at once.
@@ -130,8 +121,8 @@ class TransactionStateTable:
                     for start in range(0, len(ordered), IDS_PER_REFRESH):
                         some = ordered[start : start + IDS_PER_REFRESH]
                         self.store.command(
-                            _insert_sql(CHANGED),
-                            summary_parameters(workflows, tenant, FAR_FUTURE, ids=some),
+                            _insert_sql(OF_TRANSACTIONS),
+                            summary_parameters(workflows, tenant, FAR_FUTURE, transactions=some),
                         )
                 for tenant, ids in gone.items():
                     if ids:

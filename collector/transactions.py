@@ -10,14 +10,13 @@ from typing import Any
 import orjson
 
 from .models import EventErrorView, EventView, Sla, TransactionSummary, Violation, WaitingStep
-from .state import summary_parameters, summary_sql
+from .state import FAR_FUTURE, summary_parameters, summary_sql
 from .state_table import state_sql, stored_state_current
 from .storage import Store
 from .storage.writes import EVENT_COLUMNS
 from .workflows import Workflows
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)
 
 RESOLVE_KEY = """
 SELECT transaction_id FROM
