@@ -122,9 +122,10 @@ def run(scale: str) -> list[Figure]:
                     str(e["correlation_id"]),
                     "json",
                     received,
+                    index,
                     1,
                 )
-                for e in events
+                for index, e in enumerate(events)
             ]
             started = time.perf_counter()
             for i in range(0, total, batch):

@@ -33,6 +33,7 @@ import httpx
 from bench import dataset
 from bench.report import Figure
 from bench.server import InProcessCollector, without_alerts
+from threadline.collector import state
 
 WORKFLOW = "quote-to-cash"
 MIN_ROUNDS = 2  # a median of two when one round takes minutes (full-scale state queries)
@@ -97,11 +98,11 @@ def event_log(store: Any, workflow: str) -> Any:
     import pandas as pd
 
     result = store.query(
-        """
-        SELECT transaction_id, step, toUnixTimestamp64Micro(timestamp) AS at, event_id
+        f"""
+        SELECT {state.CURRENT_TRANSACTION} AS case, step, toUnixTimestamp64Micro(timestamp) AS at, event_id
         FROM events FINAL
-        WHERE tenant = {tenant:String} AND workflow = {workflow:String}
-        ORDER BY transaction_id, timestamp, event_id
+        WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}}
+        ORDER BY case, timestamp, seq, event_id
         """,
         {"tenant": dataset.TENANT, "workflow": workflow},
     )
@@ -146,8 +147,8 @@ def run(scale: str) -> list[Figure]:
         httpx.Client(base_url=server.url, timeout=900) as client,
     ):
         print(
-            f"  collector up on {data.transactions:,} transactions: stored state rebuilt after "
-            f"{server.state_rebuilt_s:.1f} s, first alert evaluation after {server.first_evaluation_s:.1f} s",
+            f"  collector up on {data.transactions:,} transactions after {server.ready_s:.1f} s, "
+            f"first alert evaluation after {server.first_evaluation_s:.1f} s",
             flush=True,
         )
         keys = data.keys[: plan.lookups + 5]

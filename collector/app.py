@@ -24,7 +24,6 @@ from .auth import load_keys, require
 from .config import CollectorSettings
 from .metrics import Metrics
 from .runtime import Collector, get_collector
-from .state_table import TransactionStateTable
 from .storage import Store
 from .workflows import WorkflowError
 from .workflows import load as load_workflows
@@ -55,14 +54,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         keys = load_keys(settings.api_keys)
         store = Store(settings.store, cluster=settings.cluster, ttl_days=settings.ttl_days).open()
         metrics = Metrics()
-        if settings.stored_state:
-            store.state_table = TransactionStateTable(store, workflows).start()
         writer = Writer(
-            store,
-            metrics,
-            settings.batch_window_s,
-            max_pending_events=settings.max_pending_events,
-            state=store.state_table,
+            store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events
         )
         writer.start()
         collector = Collector(
@@ -110,10 +103,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     @app.get("/readyz", tags=["health"], summary="The store answers", responses={503: {}})
     async def readyz(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
         if await run_in_threadpool(collector.store.ping):
-            table = collector.store.state_table
-            # Queries answer either way; until the stored state is rebuilt they are slower.
-            state = "current" if table is not None and table.ready else "rebuilding"
-            body = {"status": "ready", "store": collector.store.redacted_dsn, "transaction_state": state}
+            body = {"status": "ready", "store": collector.store.redacted_dsn}
             return errors.json_response(body)
         body = {"status": "unavailable", "store": collector.store.redacted_dsn}
         return errors.json_response(body, 503, {"Retry-After": "5"})

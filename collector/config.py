@@ -27,7 +27,6 @@ class CollectorSettings:
     api_keys: Path | None = None
     redact_keys: tuple[str, ...] = ()
     redact_salt: str = "threadline"
-    stored_state: bool = True  # keep transaction_state (state_table.py); off: derive from events each time
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -47,6 +46,5 @@ class CollectorSettings:
                 k.strip() for k in env.get("THREADLINE_REDACT_KEYS", "").split(",") if k.strip()
             ),
             redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
-            stored_state=env.get("THREADLINE_STORED_STATE", "on").lower() not in ("off", "0", "false"),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -53,8 +53,7 @@ from .models import (
 )
 from .runtime import Collector, get_collector
 from .schema import Problem, in_storable_range
-from .state import RESOLVED_TRANSACTIONS, summary_parameters
-from .state_table import state_sql
+from .state import CURRENT_TRANSACTION, RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
 from .transactions import EPOCH, FAR_FUTURE, RESOLVE_KEY, utc
 from .workflows import Workflows
@@ -86,8 +85,8 @@ FROM
     FROM
     (
         SELECT
-            transaction_id, step, system, status, error_kind, error_message, timestamp, received_at,
-            status = 'error' OR error_kind != '' AS is_error
+            {current} AS transaction_id, step, system, status, error_kind, error_message, timestamp,
+            received_at, status = 'error' OR error_kind != '' AS is_error
         FROM events FINAL
         WHERE tenant = {{tenant:String}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
     )
@@ -153,8 +152,8 @@ LIMIT {limit:UInt32}
 _actions = threading.Lock()
 
 
-def _sql(template: str, store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> str:
-    return template.format(summary=state_sql(store, workflows, tenant, as_of), resolved=RESOLVED_TRANSACTIONS)
+def _sql(template: str) -> str:
+    return template.format(summary=summary_sql(), resolved=RESOLVED_TRANSACTIONS, current=CURRENT_TRANSACTION)
 
 
 def audit_entry(row: dict[str, Any]) -> AuditEntry:
@@ -201,7 +200,7 @@ def open_exceptions(
     parameters = summary_parameters(
         workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
     )
-    rows = store.rows(_sql(OPEN_EXCEPTIONS, store, workflows, tenant, as_of), parameters)
+    rows = store.rows(_sql(OPEN_EXCEPTIONS), parameters)
     acks = [audit_entry(row) for row in store.rows(ACKNOWLEDGEMENTS, {"tenant": tenant, "as_of": as_of})]
     grouped: dict[tuple[str, str], list[tuple[dict[str, Any], AuditEntry | None]]] = {}
     for row in rows:

@@ -41,9 +41,9 @@ class Metrics:
         self.spans_stored = Counter(
             "threadline_spans_stored", "Technical spans stored", registry=self.registry
         )
-        self.events_relinked = Counter(
-            "threadline_events_relinked",
-            "Stored events that joined a transaction through a later alias",
+        self.transactions_linked = Counter(
+            "threadline_transactions_linked",
+            "Transactions with stored events that joined another through a later alias",
             registry=self.registry,
         )
         self.alias_conflicts = Counter(

@@ -45,9 +45,7 @@ class Collector:
             except (OSError, WorkflowError) as error:
                 logger.error("threadline: workflows not reloaded, keeping the current ones: %s", error)
                 raise
-            self.workflows = fresh
-            if self.store.state_table is not None:
-                self.store.state_table.rebuild(fresh)  # its rows depend on the definitions
+            self.workflows = fresh  # applied at query time: nothing stored depends on them
             logger.info("threadline: reloaded %d workflows from %s", len(fresh), fresh.source)
             return fresh
 

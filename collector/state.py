@@ -26,6 +26,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from .storage import aggregates
 from .workflows import Workflows
 
 FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # the latest DateTime64 moment: "every event there is"
@@ -71,15 +72,71 @@ WITH
     {wf_stuck:Array(Float64)} AS wf_stuck
 """
 
-# What the events up to as_of say of each transaction, except what depends on as_of itself (stuck,
-# the SLA clock of an open transaction): these columns are what ``transaction_state`` stores.
-# Per transaction and step, then per transaction; {scope} narrows the events read (static SQL only).
+# The transaction a stored transaction id belongs to now: itself, or the one a link took it into.
+LINKS = """(
+    SELECT (groupArray(transaction_id), groupArray(merged_into))
+    FROM transaction_links FINAL
+    WHERE tenant = {tenant:String}
+)"""
+CURRENT_TRANSACTION = f"transform(transaction_id, {LINKS}.1, {LINKS}.2, transaction_id)"
+LINKED = f"(SELECT arrayJoin(arrayConcat({LINKS}.1, {LINKS}.2)))"
+
+# --- Facts: one row per transaction, the columns of aggregates.ROLLUP, from wherever they come -----
+
+# From the rollups: each transaction's row read with FINAL, except those that links joined, whose
+# rows merge again here; only transactions whose every event is at or before as_of.
+ROLLUP_FACTS = f"""
+SELECT transaction_id, {aggregates.names(aggregates.ROLLUP)}
+FROM transaction_rollups FINAL
+WHERE tenant = {{tenant:String}} AND last_activity <= as_of_time AND transaction_id NOT IN {LINKED}
+UNION ALL
+SELECT current_transaction AS transaction_id, {aggregates.remerged(aggregates.ROLLUP)}
+FROM (
+    SELECT *, {CURRENT_TRANSACTION} AS current_transaction
+    FROM transaction_rollups
+    WHERE tenant = {{tenant:String}} AND transaction_id IN {LINKED}
+)
+GROUP BY current_transaction
+HAVING last_activity <= as_of_time
+"""
+
+# From the events up to as_of, of the transactions with a later event (so their rollups hold more
+# than as_of saw); usually none when as_of is now.
+LATE_KEYS = f"""
+SELECT arrayJoin(keys) FROM transaction_rollups
+WHERE tenant = {{tenant:String}}
+  AND {CURRENT_TRANSACTION} IN (
+      SELECT {CURRENT_TRANSACTION} FROM transaction_rollups
+      WHERE tenant = {{tenant:String}} AND last_activity > as_of_time
+  )
+"""
+
+EVENT_FACTS = f"""
+SELECT current_transaction AS transaction_id, {aggregates.aggregated(aggregates.ROLLUP)}
+FROM (
+    SELECT *, {CURRENT_TRANSACTION} AS current_transaction
+    FROM events FINAL
+    WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time AND correlation_id IN ({{keys}})
+)
+GROUP BY current_transaction
+"""
+
+# One transaction from its events: all of it is stored under its keys.
+ONE_TRANSACTION_FACTS = f"""
+SELECT {{transaction:String}} AS transaction_id, {aggregates.aggregated(aggregates.ROLLUP)}
+FROM events FINAL
+WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time AND correlation_id IN {{keys:Array(String)}}
+HAVING count() > 0
+"""
+
+# What the facts say of each transaction against its workflow's definition, except what depends
+# on as_of itself (stuck, the SLA clock of an open transaction).
 DERIVED = """
 SELECT
     transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
     retry_count, amount, currency, terminal, waiting,
     arrayMap(s -> expected_systems[indexOf(expected, s)], waiting) AS waiting_systems,
-    arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> ok_times[indexOf(seen, p)], pre))),
+    arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> step_first_ok[p], pre))),
              arrayMap(s -> expected_after[indexOf(expected, s)], waiting)) AS due_since,
     arrayMap(s -> expected_within[indexOf(expected, s)], waiting) AS waiting_within,
     last_progress, wf > 0 AS has_workflow, stuck_after, sla_limit, missing, violations,
@@ -100,17 +157,16 @@ FROM
         SELECT
             *,
             if(notEmpty(completed_by),
-               arrayMin(arrayMap(s -> ok_times[indexOf(seen, s)], completed_by)), NULL) AS completed_at,
+               arrayMin(arrayMap(s -> step_first_ok[s], completed_by)), NULL) AS completed_at,
             if(notEmpty(failed_by),
-               arrayMin(arrayMap(s -> first_times[indexOf(seen, s)], failed_by)), NULL) AS failed_at
+               arrayMin(arrayMap(s -> step_first[s], failed_by)), NULL) AS failed_at
         FROM
         (
             SELECT
                 *,
                 arrayFilter(s -> has(done_steps, s), complete_on) AS completed_by,
-                arrayFilter(s -> has(seen, s), fail_on) AS failed_by,
-                if(empty(done_steps), started_at,
-                   arrayMax(arrayMap(s -> ok_times[indexOf(seen, s)], done_steps))) AS last_progress,
+                arrayFilter(s -> mapContains(step_first, s), fail_on) AS failed_by,
+                if(empty(done_steps), started_at, arrayMax(mapValues(step_first_ok))) AS last_progress,
                 arrayFilter((s, pre, after_it) ->
                     NOT has(done_steps, s) AND NOT has(fail_on, s)
                     AND hasAll(done_steps, pre) AND NOT hasAny(done_steps, after_it),
@@ -122,15 +178,26 @@ FROM
                     if(has(done_steps, expected[i]),
                        arrayMap(p -> (expected[i], p),
                                 arrayFilter(p -> NOT has(done_steps, p)
-                                                 OR ok_times[indexOf(seen, p)]
-                                                    > ok_times[indexOf(seen, expected[i])],
+                                                 OR step_first_ok[p] > step_first_ok[expected[i]],
                                             expected_after[i])),
                        CAST([], 'Array(Tuple(String, String))')),
                     arrayEnumerate(expected))) AS violations
             FROM
             (
                 SELECT
-                    *,
+                    transaction_id,
+                    first_event.3 AS workflow,
+                    first_event.1 AS started_at,
+                    last_activity,
+                    systems,
+                    event_count,
+                    error_count,
+                    retry_count,
+                    if(latest_amount.1, latest_amount.4, NULL) AS amount,
+                    if(latest_currency.1, latest_currency.4, '') AS currency,
+                    step_first,
+                    step_first_ok,
+                    mapKeys(step_first_ok) AS done_steps,
                     indexOf(wf_names, workflow) AS wf,
                     wf_steps[wf] AS expected,
                     wf_systems[wf] AS expected_systems,
@@ -140,47 +207,8 @@ FROM
                     wf_complete[wf] AS complete_on,
                     wf_fail[wf] AS fail_on,
                     wf_sla[wf] AS sla_limit,
-                    wf_stuck[wf] AS stuck_after,
-                    arrayFilter((s, d) -> d, seen, dones) AS done_steps
-                FROM
-                (
-                    SELECT
-                        transaction_id,
-                        argMin(step_workflow, first_at) AS workflow,
-                        min(first_at) AS started_at,
-                        max(last_at) AS last_activity,
-                        groupArray(step) AS seen,
-                        groupArray(done) AS dones,
-                        groupArray(first_ok_at) AS ok_times,
-                        groupArray(first_at) AS first_times,
-                        groupUniqArray(step_system) AS systems,
-                        sum(events) AS event_count,
-                        sum(errors) AS error_count,
-                        sum(retries) AS retry_count,
-                        argMaxIf(step_amount, last_at, step_amount IS NOT NULL) AS amount,
-                        argMaxIf(step_currency, last_at, step_currency != '') AS currency
-                    FROM
-                    (
-                        SELECT
-                            transaction_id,
-                            step,
-                            argMin(workflow, timestamp) AS step_workflow,
-                            min(timestamp) AS first_at,
-                            max(timestamp) AS last_at,
-                            countIf(status = 'ok') > 0 AS done,
-                            minIf(timestamp, status = 'ok') AS first_ok_at,
-                            argMax(system, timestamp) AS step_system,
-                            count() AS events,
-                            countIf(status = 'error') AS errors,
-                            countIf(status = 'retrying' OR attempt > 1) AS retries,
-                            argMaxIf(amount, timestamp, amount IS NOT NULL) AS step_amount,
-                            argMaxIf(currency, timestamp, currency != '') AS step_currency
-                        FROM events FINAL
-                        WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time {scope}
-                        GROUP BY transaction_id, step
-                    )
-                    GROUP BY transaction_id
-                )
+                    wf_stuck[wf] AS stuck_after
+                FROM ({facts})
             )
         )
     )
@@ -225,51 +253,6 @@ SELECT
 FROM ({derived})
 """
 
-DERIVED_COLUMNS = (
-    "transaction_id",
-    "workflow",
-    "started_at",
-    "last_activity",
-    "systems",
-    "event_count",
-    "error_count",
-    "retry_count",
-    "amount",
-    "currency",
-    "terminal",
-    "waiting",
-    "waiting_systems",
-    "due_since",
-    "waiting_within",
-    "last_progress",
-    "has_workflow",
-    "stuck_after",
-    "sla_limit",
-    "missing",
-    "violations",
-    "completed_at",
-    "failed_at",
-)
-
-# DERIVED's columns, stored, of the transactions whose every event is at or before as_of.
-STORED = """
-SELECT {columns}
-FROM transaction_state FINAL
-WHERE tenant = {{tenant:String}} AND NOT deleted AND last_activity <= as_of_time {one}
-"""
-
-# Transactions with an event after as_of (so transaction_state holds more than as_of saw).
-LATE_TRANSACTIONS = """
-SELECT transaction_id
-FROM transaction_state FINAL
-WHERE tenant = {tenant:String} AND NOT deleted AND last_activity > as_of_time
-"""
-
-ONE_MATERIALIZED = "AND transaction_id = {transaction:String}"
-
-# One transaction, found through the sort key (its keys), then by its id (a key may have moved on).
-ONE_TRANSACTION = "AND correlation_id IN {keys:Array(String)} AND transaction_id = {transaction:String}"
-
 # Transactions resolved as of `as_of`: those whose latest resolve/reopen in the audit log is a resolve.
 RESOLVED_TRANSACTIONS = """
 SELECT transaction_id
@@ -282,26 +265,18 @@ HAVING argMax(action, (at, action_id)) = 'resolve'
 """
 
 
-def summary_sql(one_transaction: bool = False, materialized: bool = False, with_late: bool = True) -> str:
-    """The state of every transaction (or of one: ``one_transaction``) as of ``as_of``.
+def summary_sql(one_transaction: bool = False) -> str:
+    """The state of every transaction (or of one, found by its keys: ``one_transaction``) as of ``as_of``.
 
-    ``materialized`` reads ``transaction_state`` (kept current by ``state_table``) for each
-    transaction whose events all lie at or before as_of, and aggregates events only for the others:
-    the same columns and the same answer, without reading every event on each call. For one
-    transaction it reads only the stored row: none means the caller must ask the events.
-    ``with_late=False`` leaves out the transactions with events after as_of (the caller knows
-    there are none).
+    Every transaction's facts come from the engine's rollups, one row each, except those with events
+    after as_of, whose facts are aggregated from their events up to as_of by the same expressions.
+    One transaction's come from its events (a handful of rows through the sort key).
     """
-    scope = ONE_TRANSACTION if one_transaction else ""
-    if not materialized:
-        derived = DERIVED.format(scope=scope)
-    elif one_transaction:
-        derived = STORED.format(columns=", ".join(DERIVED_COLUMNS), one=ONE_MATERIALIZED)
+    if one_transaction:
+        facts = ONE_TRANSACTION_FACTS
     else:
-        derived = STORED.format(columns=", ".join(DERIVED_COLUMNS), one="")
-        if with_late:
-            late = f"AND transaction_id IN ({LATE_TRANSACTIONS})"
-            derived = f"{derived}\nUNION ALL\n{DERIVED.format(scope=late)}"
+        facts = f"{ROLLUP_FACTS}\nUNION ALL\n{EVENT_FACTS.replace('{keys}', LATE_KEYS)}"
+    derived = DERIVED.format(facts=facts)
     return PARAMETERS + STATE.format(derived=derived, resolved=RESOLVED_TRANSACTIONS)
 
 

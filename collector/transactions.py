@@ -11,54 +11,57 @@ import orjson
 
 from .models import EventErrorView, EventView, Sla, TransactionSummary, Violation, WaitingStep
 from .state import FAR_FUTURE, summary_parameters, summary_sql
-from .state_table import state_sql, stored_state_current
 from .storage import Store
 from .storage.writes import EVENT_COLUMNS
 from .workflows import Workflows
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
+# The transaction a key belongs to (through the key mapping, else the key itself), the keys its
+# events are stored under and the aliases announced for it: one read of the mapping and the rollups.
 RESOLVE_KEY = """
-SELECT transaction_id FROM
-(
-    SELECT argMax(transaction_id, version) AS transaction_id, 1 AS rank
-    FROM aliases WHERE tenant = {tenant:String} AND alias = {key:String}
-    HAVING count() > 0
-    UNION ALL
-    -- Every event under a key belongs to one transaction; a re-link rewrites them all (newer version).
-    SELECT argMax(transaction_id, version) AS transaction_id, 2 AS rank
-    FROM events WHERE tenant = {tenant:String} AND correlation_id = {key:String}
-    HAVING count() > 0
-)
-ORDER BY rank
-LIMIT 1
-"""
-
-# The skip index on transaction_id finds the candidates; the latest version of each must still agree.
-KEYS_OF_TRANSACTION = """
-SELECT alias, argMax(kind, version) AS kind
-FROM aliases
+WITH ifNull(
+    (SELECT argMax(transaction_id, version) FROM aliases
+     WHERE tenant = {tenant:String} AND alias = {key:String} HAVING count() > 0),
+    {key:String}) AS found
+SELECT found, groupUniqArrayArray(keys) AS keys, groupUniqArrayArray(announced) AS announced
+FROM transaction_rollups
 WHERE tenant = {tenant:String}
-  AND alias IN (
-      SELECT alias FROM aliases WHERE tenant = {tenant:String} AND transaction_id = {transaction:String}
+  AND transaction_id IN (
+      SELECT found
+      UNION ALL
+      SELECT transaction_id FROM transaction_links FINAL
+      WHERE tenant = {tenant:String} AND merged_into = found
   )
-GROUP BY alias
-HAVING argMax(transaction_id, version) = {transaction:String}
+HAVING count() > 0
 """
 
-# The latest version of each event, as FINAL would give, without FINAL's cost of merging parts.
-EVENTS_OF_TRANSACTION = f"""
-SELECT {", ".join(EVENT_COLUMNS)}
-FROM
-(
-    SELECT {", ".join(EVENT_COLUMNS)}
-    FROM events
-    WHERE tenant = {{tenant:String}} AND correlation_id IN {{keys:Array(String)}}
-    ORDER BY version DESC
-    LIMIT 1 BY correlation_id, event_id
-)
-WHERE transaction_id = {{transaction:String}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
-ORDER BY timestamp, received_at, event_id
+# Its state, every event up to as_of in event-time order (ties: arrival), and its aliases.
+ONE = f"""
+SELECT
+    *,
+    (
+        SELECT groupArray(({", ".join(EVENT_COLUMNS)}))
+        FROM (
+            SELECT {", ".join(EVENT_COLUMNS)}
+            FROM events FINAL
+            WHERE tenant = {{tenant:String}} AND correlation_id IN {{keys:Array(String)}}
+              AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
+            ORDER BY timestamp, seq, event_id
+        )
+    ) AS event_rows,
+    (
+        SELECT groupArray((kind, alias))
+        FROM (
+            SELECT alias, argMax(kind, version) AS kind
+            FROM aliases
+            WHERE tenant = {{tenant:String}} AND alias IN {{announced:Array(String)}}
+            GROUP BY alias
+            HAVING argMax(transaction_id, version) = {{transaction:String}}
+            ORDER BY alias
+        )
+    ) AS alias_rows
+FROM ({{summary}})
 """
 
 LIST = """
@@ -165,32 +168,26 @@ class Found:
 
 def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.datetime) -> Found | None:
     """The transaction that ``key`` (its correlation id or any alias) belongs to, as of ``as_of``."""
-    resolved = store.query(RESOLVE_KEY, {"tenant": tenant, "key": key}).result_rows
+    resolved = store.rows(RESOLVE_KEY, {"tenant": tenant, "key": key})
     if not resolved:
         return None
-    transaction = resolved[0][0]
-    aliases = {
-        alias: kind
-        for alias, kind in store.query(
-            KEYS_OF_TRANSACTION, {"tenant": tenant, "transaction": transaction}
-        ).result_rows
-    }
-    keys = [transaction, *aliases]  # its events are stored under these: the sort key finds them
-    parameters = summary_parameters(workflows, tenant, as_of, transaction=transaction, keys=keys)
-    rows = []
-    if stored_state_current(store, workflows):
-        rows = store.rows(summary_sql(one_transaction=True, materialized=True), parameters)
-    if not rows:  # not stored, or it has events after as_of: derived from its events
-        rows = store.rows(summary_sql(one_transaction=True), parameters)
+    transaction = resolved[0]["found"]
+    parameters = summary_parameters(
+        workflows,
+        tenant,
+        as_of,
+        transaction=transaction,
+        keys=resolved[0]["keys"],
+        announced=resolved[0]["announced"],
+    )
+    rows = store.rows(ONE.replace("{summary}", summary_sql(one_transaction=True)), parameters)
     if not rows:
         return None  # every event of it is after as_of
-    events = store.rows(
-        EVENTS_OF_TRANSACTION, {"tenant": tenant, "keys": keys, "transaction": transaction, "as_of": as_of}
-    )
+    row = rows[0]
     return Found(
-        summary=summary_of(rows[0], as_of),
-        aliases={kind: alias for alias, kind in sorted(aliases.items())},
-        events=[event_view(row) for row in events],
+        summary=summary_of(row, as_of),
+        aliases=dict(row["alias_rows"]),
+        events=[event_view(dict(zip(EVENT_COLUMNS, event, strict=True))) for event in row["event_rows"]],
     )
 
 
@@ -250,7 +247,7 @@ def page(
         after_id=after_id if cursor else "\U0010ffff",
         limit=limit + 1,
     )
-    rows = store.rows(LIST.format(summary=state_sql(store, workflows, tenant, as_of)), parameters)
+    rows = store.rows(LIST.format(summary=summary_sql()), parameters)
     total = rows[0]["total"] if rows else 0
     items = [summary_of(row, as_of) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None

@@ -16,21 +16,14 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .metrics import Metrics
 from .schema import BusinessEvent
 from .storage import Store
 from .storage.writes import store_events, store_spans
 
-if TYPE_CHECKING:
-    from .state_table import TransactionStateTable
-
 logger = logging.getLogger("threadline.collector")
-
-
-REFRESH_UNDER_LOAD_S = 5.0
-QUIET_BEFORE_REFRESH_S = 0.5
 
 
 class Overloaded(RuntimeError):
@@ -66,11 +59,8 @@ class Writer:
         window_s: float = 0.005,
         max_batch_events: int = 20_000,
         max_pending_events: int = 200_000,
-        state: TransactionStateTable | None = None,
     ) -> None:
         self.store = store
-        self.state = state
-        self._refreshed_at = 0.0
         self.metrics = metrics
         self.window_s = window_s
         self.max_batch_events = max_batch_events
@@ -145,29 +135,6 @@ class Writer:
                 duplicates = job.new.count(False)
                 result = WriteResult(accepted=len(job.new) - duplicates, duplicates=duplicates)
                 job.loop.call_soon_threadsafe(_set_result, job.future, result)
-            self._refresh_state()
-
-    def _refresh_state(self) -> None:
-        """Bring the stored transaction state up to date, now that the senders have their answer.
-
-        Once no batch follows for half a second, and under load every five seconds, rather than
-        after every batch: one refresh of many transactions costs little more than one of a few (planning
-        dominates), and a query refreshes whatever is still pending before it reads, so no answer
-        misses an acknowledged event.
-        """
-        if self.state is None:
-            return
-        with self._wake:
-            if not self._jobs and not self._stopping:
-                self._wake.wait(QUIET_BEFORE_REFRESH_S)  # senders often follow up at once
-            busy = bool(self._jobs)
-        if busy and time.monotonic() - self._refreshed_at < REFRESH_UNDER_LOAD_S:
-            return
-        self._refreshed_at = time.monotonic()
-        try:
-            self.state.refresh()
-        except Exception as error:  # kept pending: the next batch or query refreshes it
-            logger.warning("threadline: transaction state not refreshed yet: %s", error)
 
     def _write(self, batch: list[_Job]) -> None:
         groups: dict[tuple[str, str], list[_Job]] = defaultdict(list)
@@ -177,10 +144,8 @@ class Writer:
             events = [event for job in jobs for event in job.events]
             if events:
                 stored = store_events(self.store, tenant, events, source)
-                self.metrics.events_relinked.inc(stored.relinked)
+                self.metrics.transactions_linked.inc(stored.linked)
                 self.metrics.alias_conflicts.inc(stored.alias_conflicts)
-                if self.state is not None:  # before the acknowledgement: queries must see it
-                    self.state.changed(tenant, stored.changed, stored.gone)
                 offset = 0
                 for job in jobs:
                     job.new = stored.new[offset : offset + len(job.events)]

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import TransactionSummary
-from ..state import summary_parameters
-from ..state_table import state_sql
+from ..state import CURRENT_TRANSACTION, summary_parameters, summary_sql
 from ..storage import Store
 from ..transactions import summary_of
 from ..workflows import Workflows
@@ -59,17 +58,17 @@ WHERE transaction_id IN {{ids:Array(String)}}
 """
 
 # Errors and events per system over a window of event time, as ``systems.py`` counts them.
-ERROR_RATES = """
+ERROR_RATES = f"""
 SELECT
     system,
     count() AS events,
     countIf(status = 'error') AS errors,
-    groupUniqArrayIf(50)(transaction_id, status = 'error') AS failing
+    groupUniqArrayIf(50)({CURRENT_TRANSACTION}, status = 'error') AS failing
 FROM events FINAL
-WHERE tenant = {tenant:String}
-  AND timestamp > {since:DateTime64(6, 'UTC')} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
-  AND (empty({workflow:String}) OR workflow = {workflow:String})
-  AND (empty({system:String}) OR system = {system:String})
+WHERE tenant = {{tenant:String}}
+  AND timestamp > {{since:DateTime64(6, 'UTC')}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
+  AND (empty({{workflow:String}}) OR workflow = {{workflow:String}})
+  AND (empty({{system:String}}) OR system = {{system:String}})
 GROUP BY system
 """
 
@@ -92,8 +91,8 @@ GROUP BY transaction_id
 """
 
 
-def _sql(template: str, store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> str:
-    return template.format(summary=state_sql(store, workflows, tenant, as_of))
+def _sql(template: str) -> str:
+    return template.format(summary=summary_sql())
 
 
 @dataclass(frozen=True)
@@ -144,9 +143,7 @@ class Match:
 
 
 def attention(store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> list[Candidate]:
-    rows = store.rows(
-        _sql(ATTENTION, store, workflows, tenant, as_of), summary_parameters(workflows, tenant, as_of)
-    )
+    rows = store.rows(_sql(ATTENTION), summary_parameters(workflows, tenant, as_of))
     return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
 
 
@@ -162,9 +159,7 @@ def gauge_rows(store: Store, workflows: Workflows, tenant: str, as_of: dt.dateti
             at_risk_transactions=row["at_risk_transactions"],
             at_risk=float(row["at_risk_amount"] or 0.0),
         )
-        for row in store.rows(
-            _sql(GAUGES, store, workflows, tenant, as_of), summary_parameters(workflows, tenant, as_of)
-        )
+        for row in store.rows(_sql(GAUGES), summary_parameters(workflows, tenant, as_of))
     ]
 
 
@@ -176,7 +171,7 @@ def summaries(
     if not wanted:
         return {}
     rows = store.rows(
-        _sql(SUMMARIES_OF, store, workflows, tenant, as_of),
+        _sql(SUMMARIES_OF),
         summary_parameters(workflows, tenant, as_of, ids=wanted),
     )
     return {row["transaction_id"]: Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows}

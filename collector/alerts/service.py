@@ -146,14 +146,8 @@ class Alerting:
         while not self._stop.is_set():
             self._wake.clear()
             started = time.monotonic()
-            table = self.collector.store.state_table
             try:
-                if table is not None and not table.wait(timeout=self.settings.interval_s):
-                    # Deriving every transaction's state from the events at once would cost
-                    # seconds and memory in proportion to the store; the rebuilt state costs neither.
-                    logger.info("threadline: alert evaluation waits for the transaction state rebuild")
-                else:
-                    self.evaluate()
+                self.evaluate()
             except StoreUnavailable as error:
                 logger.warning("threadline: alert evaluation skipped, the store is unavailable: %s", error)
             except Exception:

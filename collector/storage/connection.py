@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -20,9 +20,6 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from clickhouse_connect.driver.query import QueryResult
 
 from . import migrations
-
-if TYPE_CHECKING:
-    from ..state_table import TransactionStateTable
 
 logger = logging.getLogger("threadline.collector")
 
@@ -55,8 +52,6 @@ class Store:
         self.embedded = self.dsn.startswith("chdb:")
         self._client: Client | None = None
         self._lock = threading.RLock()
-        # The stored transaction state, once the collector keeps it (state_table.py).
-        self.state_table: TransactionStateTable | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -1,17 +1,21 @@
 """The ClickHouse schema, as numbered migrations applied once each and recorded in a version table.
 
 Tables are ordered for the queries that matter: events by (tenant, correlation id) for a
-transaction's lookup, spans by trace id. ReplacingMergeTree keeps one row per key: a re-sent event
-(same event_id) or a re-linked one (a newer ``version``) never counts twice, and every query reads
-with FINAL. On a cluster each table is a ReplicatedReplacingMergeTree ``<name>_local`` on every
-node behind a Distributed ``<name>`` sharded by transaction, so all events of one transaction
-(and all copies of one event) meet on one shard.
+transaction's lookup, spans by trace id, the engine-kept aggregates by transaction (and by
+workflow for the process map). ReplacingMergeTree keeps one row per key, so a re-sent event (same
+event_id) is stored once; AggregatingMergeTree merges the aggregates of one transaction into one
+row, read with FINAL. On a cluster each sharded table is a Replicated* table ``<name>_local`` on
+every node behind a Distributed ``<name>`` sharded by transaction, so all events of one
+transaction (and all copies of one event) meet on one shard; the small key tables are replicated
+whole to every node instead (``everywhere``). docs/scaling.md says why each answer stays exact.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from . import aggregates
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -25,6 +29,8 @@ class Table:
     ttl_column: str | None
     shard_key: str
     version_column: str | None = None
+    engine: str = "ReplacingMergeTree"  # or AggregatingMergeTree (Replicated* on a cluster)
+    everywhere: bool = False  # on a cluster: a full replica on every node, not sharded
 
 
 EVENTS = Table(
@@ -204,44 +210,77 @@ AUDIT_LOG = Table(
 )
 
 
-# --- Migration 3: each transaction's derived state (state_table.py keeps it current) ------------
+# --- Migration 4: state kept by the engine (see aggregates.py) ------------------------------------
 
-TRANSACTION_STATE = Table(
-    name="transaction_state",
+# An absorbed transaction (one whose key was announced as an alias of another after it had events of
+# its own) and the transaction it now belongs to. Events keep the transaction they were stored under;
+# queries map it through here. Small: only late links write it.
+TRANSACTION_LINKS = Table(
+    name="transaction_links",
     columns="""
     tenant LowCardinality(String),
     transaction_id String,
-    workflow LowCardinality(String),
-    started_at DateTime64(6, 'UTC'),
-    last_activity DateTime64(6, 'UTC'),
-    systems Array(LowCardinality(String)),
-    event_count UInt64,
-    error_count UInt64,
-    retry_count UInt64,
-    amount Nullable(Float64),
-    currency LowCardinality(String),
-    terminal LowCardinality(String),
-    waiting Array(String),
-    waiting_systems Array(String),
-    due_since Array(DateTime64(6, 'UTC')),
-    waiting_within Array(Float64),
-    last_progress DateTime64(6, 'UTC'),
-    has_workflow Bool,
-    stuck_after Float64,
-    sla_limit Float64,
-    missing Array(String),
-    violations Array(Tuple(String, String)),
-    completed_at Nullable(DateTime64(6, 'UTC')),
-    failed_at Nullable(DateTime64(6, 'UTC')),
-    deleted Bool,
+    merged_into String,
+    linked_at DateTime64(6, 'UTC'),
     version UInt64
     """,
     order_by="(tenant, transaction_id)",
     partition_by=None,
-    ttl_column="last_activity",
-    shard_key="cityHash64(tenant, transaction_id)",
+    ttl_column=None,
+    shard_key="",
     version_column="version",
+    everywhere=True,
 )
+
+TRANSACTION_ROLLUPS = Table(
+    name="transaction_rollups",
+    columns=f"""
+    tenant LowCardinality(String),
+    transaction_id String,
+    {aggregates.columns(aggregates.ROLLUP)},
+    INDEX idx_last_activity last_activity TYPE minmax GRANULARITY 1
+    """,
+    order_by="(tenant, transaction_id)",
+    partition_by=None,
+    ttl_column="last_activity",  # expires with the transaction's last event
+    shard_key="cityHash64(tenant, transaction_id)",
+    engine="AggregatingMergeTree",
+)
+
+WORKFLOW_TRACES = Table(
+    name="workflow_traces",
+    columns=f"""
+    tenant LowCardinality(String),
+    workflow LowCardinality(String),
+    transaction_id String,
+    {aggregates.columns(aggregates.TRACE)}
+    """,
+    order_by="(tenant, workflow, transaction_id)",
+    partition_by=None,
+    ttl_column="started_at",
+    shard_key="cityHash64(tenant, transaction_id)",
+    engine="AggregatingMergeTree",
+)
+
+# Slices of the events stored before the aggregates existed, and whether each is in them yet.
+AGGREGATE_BACKFILL = Table(
+    name="aggregate_backfill",
+    columns="""
+    slice UInt32,
+    slices UInt32,
+    cutoff DateTime64(6, 'UTC'),
+    done Bool,
+    version UInt64
+    """,
+    order_by="slice",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+EVENTS_PER_BACKFILL_SLICE = 250_000
 
 
 def _checked_identifier(value: str, what: str) -> str:
@@ -251,7 +290,7 @@ def _checked_identifier(value: str, what: str) -> str:
 
 
 def create_table(table: Table, cluster: str | None, ttl_days: int | None) -> list[str]:
-    """DDL for one table: a plain ReplacingMergeTree, or local replicated tables plus a Distributed one."""
+    """DDL for one table: a plain table, or local replicated tables plus a Distributed one."""
     if ttl_days is not None and (not isinstance(ttl_days, int) or ttl_days <= 0):
         raise ValueError(f"ttl_days must be a positive whole number, not {ttl_days!r}")
     version = table.version_column or ""
@@ -265,12 +304,19 @@ def create_table(table: Table, cluster: str | None, ttl_days: int | None) -> lis
     if cluster is None:
         return [
             f"CREATE TABLE IF NOT EXISTS {table.name} ({table.columns})\n"
-            f"ENGINE = ReplacingMergeTree({version})\n{tail}"
+            f"ENGINE = {table.engine}({version})\n{tail}"
         ]
     cluster = _checked_identifier(cluster, "cluster name")
+    if table.everywhere:  # one shard-independent path: every node holds all of it
+        path = "/clickhouse/tables/all/threadline/" + table.name
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table.name} ON CLUSTER {cluster} ({table.columns})\n"
+            f"ENGINE = Replicated{table.engine}('{path}', '{{replica}}'{', ' + version if version else ''})\n"
+            f"{tail}"
+        ]
     local = f"{table.name}_local"
     zookeeper_path = "/clickhouse/tables/{shard}/threadline/" + local
-    engine = f"ReplicatedReplacingMergeTree('{zookeeper_path}', '{{replica}}'"
+    engine = f"Replicated{table.engine}('{zookeeper_path}', '{{replica}}'"
     engine += f", {version})" if version else ")"
     return [
         f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER {cluster} ({table.columns})\n"
@@ -278,6 +324,53 @@ def create_table(table: Table, cluster: str | None, ttl_days: int | None) -> lis
         f"CREATE TABLE IF NOT EXISTS {table.name} ON CLUSTER {cluster} AS {local}\n"
         f"ENGINE = Distributed({cluster}, currentDatabase(), {local}, {table.shard_key})",
     ]
+
+
+def add_column(table: Table, column: str, cluster: str | None) -> list[str]:
+    if cluster is None:
+        return [f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {column}"]
+    cluster = _checked_identifier(cluster, "cluster name")
+    return [
+        f"ALTER TABLE {name} ON CLUSTER {cluster} ADD COLUMN IF NOT EXISTS {column}"
+        for name in (f"{table.name}_local", table.name)
+    ]
+
+
+def materialized_view(
+    target: Table, group_by: str, aggregated: tuple[aggregates.Aggregate, ...], cluster: str | None
+) -> list[str]:
+    """A view that aggregates every block inserted into ``events`` into ``target``.
+
+    On a cluster it lives on every node, from the local events into the local target: a
+    transaction's events and its aggregates are on the same shard.
+    """
+    source, into, on_cluster = EVENTS.name, target.name, ""
+    if cluster is not None:
+        source, into = f"{EVENTS.name}_local", f"{target.name}_local"
+        on_cluster = f" ON CLUSTER {_checked_identifier(cluster, 'cluster name')}"
+    return [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {target.name}_mv{on_cluster} TO {into} AS\n"
+        f"SELECT {group_by},\n    {aggregates.aggregated(aggregated)}\n"
+        f"FROM {source}\nGROUP BY {group_by}"
+    ]
+
+
+def drop_table(name: str, cluster: str | None) -> list[str]:
+    if cluster is None:
+        return [f"DROP TABLE IF EXISTS {name}"]
+    cluster = _checked_identifier(cluster, "cluster name")
+    return [f"DROP TABLE IF EXISTS {table} ON CLUSTER {cluster}" for table in (name, f"{name}_local")]
+
+
+# The events stored before migration 4 (and so before its views), in slices for the background.
+PLAN_BACKFILL = f"""
+INSERT INTO aggregate_backfill (slice, slices, cutoff, done, version)
+WITH
+    (SELECT count() FROM events) AS stored,
+    toUInt32(ceil(ifNull(stored, 0) / {EVENTS_PER_BACKFILL_SLICE})) AS slices
+SELECT toUInt32(number), slices, now64(6), false, 0
+FROM numbers(slices)
+"""
 
 
 def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[tuple[int, list[str]]]:
@@ -300,7 +393,23 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *create_table(AUDIT_LOG, cluster, None),
             ],
         ),
-        (3, create_table(TRANSACTION_STATE, cluster, ttl_days)),
+        (3, []),  # transaction_state, kept by the collector: replaced by migration 4
+        (
+            4,
+            [
+                *add_column(EVENTS, "seq UInt64", cluster),
+                *create_table(TRANSACTION_LINKS, cluster, None),
+                *create_table(TRANSACTION_ROLLUPS, cluster, ttl_days),
+                *create_table(WORKFLOW_TRACES, cluster, ttl_days),
+                *create_table(AGGREGATE_BACKFILL, cluster, None),
+                *materialized_view(TRANSACTION_ROLLUPS, "tenant, transaction_id", aggregates.ROLLUP, cluster),
+                *materialized_view(
+                    WORKFLOW_TRACES, "tenant, workflow, transaction_id", aggregates.TRACE, cluster
+                ),
+                PLAN_BACKFILL,
+                *drop_table("transaction_state", cluster),
+            ],
+        ),
     ]
 
 

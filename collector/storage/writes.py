@@ -1,16 +1,20 @@
 """Storing business events and technical spans: deduplication and alias linking happen here.
 
-Every event is stored under its own correlation id and carries the id of the transaction it
-belongs to. An event's ``aliases`` announce other keys of the same transaction; an event that
-arrives with only such a key joins it, whichever arrives first: when an alias is announced for a
-key that already has events, those events are stored again with the new transaction id and a
-higher ``version``, which replaces the old rows (ReplacingMergeTree, read with FINAL).
+Events are facts: each is stored once, under its own correlation id, with the transaction its key
+belonged to when it arrived, and never rewritten. An event's ``aliases`` announce other keys of
+the same transaction; an event that arrives with only such a key joins it, whichever arrives
+first. The key mapping (``aliases``: key → transaction) says where each key belongs now; when an
+alias is announced for a key that already was a transaction with events of its own, that
+transaction is *linked* into the announcing one (a ``transaction_links`` row), and queries map its
+events and aggregates through the link (the pattern of PostHog's distinct-id overrides). Linking
+writes mapping rows only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,6 +37,7 @@ EVENT_COLUMNS = (
     "status",
     "timestamp",
     "received_at",
+    "seq",
     "duration_ms",
     "attempt",
     "error_kind",
@@ -81,38 +86,35 @@ WHERE tenant = {tenant:String} AND alias IN {keys:Array(String)}
 GROUP BY alias
 """
 
-# The events of these transactions, found through the sort key: they are stored under each
-# transaction's own id and its aliases (the skip index on transaction_id alone took seconds at 10 M).
-OF_TRANSACTIONS = """
-AND correlation_id IN (
-    SELECT arrayJoin({transactions:Array(String)})
-    UNION ALL
-    SELECT alias FROM aliases
-    WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)}
-)
-AND transaction_id IN {transactions:Array(String)}
-"""
+LINK_COLUMNS = ("tenant", "transaction_id", "merged_into", "linked_at", "version")
 
-EVENTS_OF_TRANSACTIONS = f"""
-SELECT {", ".join(EVENT_COLUMNS)}
-FROM events FINAL
-WHERE tenant = {{tenant:String}} {OF_TRANSACTIONS}
-"""
-
+# The aliases that pointed at transactions now linked into another: they follow.
 ALIASES_OF_TRANSACTIONS = f"""
 SELECT {", ".join(ALIAS_COLUMNS)}
 FROM aliases FINAL
 WHERE tenant = {{tenant:String}} AND transaction_id IN {{transactions:Array(String)}}
 """
 
+# The transactions events were stored under, for these keys (through the sort key).
+STORED_UNDER = """
+SELECT DISTINCT transaction_id
+FROM events
+WHERE tenant = {tenant:String} AND correlation_id IN {keys:Array(String)}
+"""
+
+# Transactions linked earlier into these ones: their links follow too, so a link is one hop.
+LINKED_INTO = """
+SELECT transaction_id, merged_into
+FROM transaction_links FINAL
+WHERE tenant = {tenant:String} AND merged_into IN {transactions:Array(String)}
+"""
+
 
 @dataclass(frozen=True)
 class StoredEvents:
     new: list[bool]  # per event, in order: False for a duplicate (already stored, or earlier in the batch)
-    relinked: int  # events stored earlier that joined another transaction through a new alias
+    linked: int  # transactions with events stored earlier that joined another one through a new alias
     alias_conflicts: int  # aliases already claimed by another transaction (the first claim stands)
-    changed: frozenset[str] = frozenset()  # transactions with new, re-sent or re-linked events
-    gone: frozenset[str] = frozenset()  # transactions whose every event moved to another one
 
 
 class TransactionKeys:
@@ -161,6 +163,7 @@ def event_row(
     transaction_id: str,
     source: str,
     received_at: dt.datetime,
+    seq: int,
     version: int,
 ) -> list[Any]:
     error = event.error
@@ -175,6 +178,7 @@ def event_row(
         event.status,
         event.timestamp,
         received_at,
+        seq,
         event.duration_ms,
         event.attempt,
         error.kind if error else "",
@@ -197,9 +201,9 @@ def _version() -> int:
 def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], source: str) -> StoredEvents:
     """Store a batch of validated events for one tenant; duplicates are detected and left out.
 
-    Order matters for safety: aliases, then re-linked events, then the new events. If anything
-    fails the caller does not acknowledge, the sender retries, and the retry finds what was
-    already stored (by event_id) without losing the aliases it announced.
+    Order matters for safety: links, then aliases, then the new events. If anything fails the
+    caller does not acknowledge, the sender retries, and the retry finds what was already stored
+    (by event_id) and writes what was not.
     """
     new = [True] * len(events)
     seen: set[str] = set()
@@ -229,52 +233,74 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
 
     version = _version()
     received_at = dt.datetime.now(dt.UTC)
-    relinked = 0
-    gone: set[str] = set()
-    # Duplicates too: a retried batch may be one whose first try was stored but not acknowledged.
-    changed = {transactions.transaction_of(event.correlation_id) for event in events}
+    linked = 0
     if transactions.new_aliases:
-        now_aliases = list(transactions.new_aliases)
-        moved_aliases = store.query(ALIASES_OF_TRANSACTIONS, {"tenant": tenant, "transactions": now_aliases})
-        alias_rows = [
-            [tenant, alias, kind, transactions.transaction_of(alias), announced_by, received_at, version]
-            for alias, (kind, announced_by) in transactions.new_aliases.items()
-        ] + [
-            [*row[:3], transactions.transaction_of(row[3]), row[4], _utc(row[5]), version]
-            for row in moved_aliases.result_rows
-        ]
-        store.insert("aliases", alias_rows, ALIAS_COLUMNS)
+        linked = _link(store, tenant, transactions, received_at, version)
 
-        earlier = store.query(EVENTS_OF_TRANSACTIONS, {"tenant": tenant, "transactions": now_aliases})
-        relink_rows = []
-        for row in earlier.result_rows:
-            record = dict(zip(EVENT_COLUMNS, row, strict=True))
-            # Its old transaction was one of the new aliases: follow that to the transaction it joined.
-            record["transaction_id"] = transactions.transaction_of(record["transaction_id"])
-            record["timestamp"] = _utc(record["timestamp"])
-            record["received_at"] = _utc(record["received_at"])
-            record["version"] = version
-            relink_rows.append([record[column] for column in EVENT_COLUMNS])
-            changed.add(record["transaction_id"])
-        gone = set(now_aliases) - {transactions.transaction_of(alias) for alias in now_aliases}
-        store.insert("events", relink_rows, EVENT_COLUMNS)
-        relinked = len(relink_rows)
-
+    first_seq = _arrivals.take(len(events), version)  # ties in event time keep arrival order
     rows = [
         event_row(
-            event, tenant, transactions.transaction_of(event.correlation_id), source, received_at, version
+            event,
+            tenant,
+            transactions.transaction_of(event.correlation_id),
+            source,
+            received_at,
+            first_seq + index,
+            version,
         )
-        for event, is_new in zip(events, new, strict=True)
+        for index, (event, is_new) in enumerate(zip(events, new, strict=True))
         if is_new
     ]
     store.insert("events", rows, EVENT_COLUMNS)
-    return StoredEvents(
-        new=new,
-        relinked=relinked,
-        alias_conflicts=transactions.conflicts,
-        changed=frozenset(changed - gone),
-        gone=frozenset(gone),
+    return StoredEvents(new=new, linked=linked, alias_conflicts=transactions.conflicts)
+
+
+def _link(
+    store: Store, tenant: str, transactions: TransactionKeys, received_at: dt.datetime, version: int
+) -> int:
+    """Write the key mapping for the batch's new aliases, and a link for each transaction they absorb.
+
+    A new alias that was a transaction of its own (events were stored under it) is absorbed: it and
+    every transaction linked into it earlier now link to the announcing transaction, and the aliases
+    that pointed at it follow. Mapping rows only; no event is rewritten.
+    """
+    absorbed = list(transactions.new_aliases)
+    moved = store.query(ALIASES_OF_TRANSACTIONS, {"tenant": tenant, "transactions": absorbed}).result_rows
+    alias_rows = [
+        [tenant, alias, kind, transactions.transaction_of(alias), announced_by, received_at, version]
+        for alias, (kind, announced_by) in transactions.new_aliases.items()
+    ] + [[*row[:3], transactions.transaction_of(row[3]), row[4], _utc(row[5]), version] for row in moved]
+    keys = sorted(set(absorbed) | {row[1] for row in moved})
+    stored_under = {row[0] for row in store.query(STORED_UNDER, {"tenant": tenant, "keys": keys}).result_rows}
+    links = {alias: transactions.transaction_of(alias) for alias in absorbed if alias in stored_under}
+    for earlier, into in store.query(LINKED_INTO, {"tenant": tenant, "transactions": absorbed}).result_rows:
+        links[earlier] = transactions.transaction_of(into)
+    # Links before the mapping: while an alias is unknown, a retry announces it again and writes
+    # the same links (the latest version stands), so a failure in between leaves nothing half-linked.
+    store.insert(
+        "transaction_links",
+        [[tenant, earlier, into, received_at, version] for earlier, into in links.items()],
+        LINK_COLUMNS,
     )
+    store.insert("aliases", alias_rows, ALIAS_COLUMNS)
+    return len(links)
+
+
+class _Arrivals:
+    """Arrival order across batches: increasing, from the clock's microseconds where it can."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self, count: int, version: int) -> int:
+        with self._lock:
+            first = max(version * 1000, self._next)
+            self._next = first + count
+            return first
+
+
+_arrivals = _Arrivals()
 
 
 def store_spans(store: Store, rows: Iterable[Sequence[Any]]) -> int:

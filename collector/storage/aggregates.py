@@ -1,0 +1,107 @@
+"""What the engine keeps per transaction at insert time: one definition, three uses.
+
+A materialized view aggregates every inserted block of events into ``transaction_rollups``
+(per tenant and the transaction each event was stored under), and another into
+``workflow_traces`` (per workflow and transaction: its ordered step trace, for the process map).
+Every column is a ``SimpleAggregateFunction``, so a read with FINAL gives plain values, and the
+same functions merge rows again at query time (transactions linked after their events were
+stored). Nothing here depends on the workflow definitions: they are applied at query time
+(``state.py``), so neither a start nor a reload rebuilds anything.
+
+The same expressions aggregate raw events where the rollups cannot answer (a transaction's
+state as of a moment before its last event): the two paths cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIME = "DateTime64(6, 'UTC')"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    name: str
+    function: str  # the SimpleAggregateFunction that merges two values of this column
+    type: str
+    expression: str  # over the columns of ``events``, for one group of them
+
+    @property
+    def column(self) -> str:
+        return f"{self.name} SimpleAggregateFunction({self.function}, {self.type})"
+
+    @property
+    def remerged(self) -> str:
+        """Merges already aggregated values of this column (rows of one transaction, linked later)."""
+        return f"{self.function}({self.name}) AS {self.name}"
+
+    @property
+    def aggregated(self) -> str:
+        return f"{self.expression} AS {self.name}"
+
+
+# Per transaction (the one each event was stored under). Ties in event time break by event id.
+ROLLUP = (
+    Aggregate("keys", "groupUniqArrayArray", "Array(String)", "groupUniqArray(correlation_id)"),
+    Aggregate(
+        "first_event",
+        "min",
+        f"Tuple({TIME}, String, String)",
+        "min((timestamp, event_id, toString(workflow)))",
+    ),
+    Aggregate("last_activity", "max", TIME, "max(timestamp)"),
+    Aggregate("step_first", "minMap", f"Map(String, {TIME})", "minMap(map(toString(step), timestamp))"),
+    Aggregate(
+        "step_first_ok",
+        "minMap",
+        f"Map(String, {TIME})",
+        "minMapIf(map(toString(step), timestamp), status = 'ok')",
+    ),
+    Aggregate("systems", "groupUniqArrayArray", "Array(String)", "groupUniqArray(toString(system))"),
+    Aggregate("event_count", "sum", "UInt64", "toUInt64(count())"),
+    Aggregate("error_count", "sum", "UInt64", "toUInt64(countIf(status = 'error'))"),
+    Aggregate(
+        "retry_count", "sum", "UInt64", "toUInt64(countIf(status = 'retrying' OR ifNull(attempt, 1) > 1))"
+    ),
+    # (has one, time, event id, value): the latest event that carries one wins.
+    Aggregate(
+        "latest_amount",
+        "max",
+        f"Tuple(Bool, {TIME}, String, Float64)",
+        "max((amount IS NOT NULL, timestamp, event_id, ifNull(amount, 0)))",
+    ),
+    Aggregate(
+        "latest_currency",
+        "max",
+        f"Tuple(Bool, {TIME}, String, String)",
+        "max((currency != '', timestamp, event_id, toString(currency)))",
+    ),
+    Aggregate("announced", "groupUniqArrayArray", "Array(String)", "groupUniqArrayArray(mapValues(aliases))"),
+)
+
+# Per workflow and transaction: the events in order (time, arrival, event id) with their step and system.
+TRACE = (
+    Aggregate("started_at", "min", TIME, "min(timestamp)"),
+    Aggregate(
+        "trace",
+        "groupArrayArray",
+        f"Array(Tuple({TIME}, UInt64, String, String, String))",
+        "groupArray((timestamp, seq, event_id, toString(step), toString(system)))",
+    ),
+)
+
+
+def columns(aggregates: tuple[Aggregate, ...]) -> str:
+    return ",\n    ".join(aggregate.column for aggregate in aggregates)
+
+
+def aggregated(aggregates: tuple[Aggregate, ...]) -> str:
+    return ",\n    ".join(aggregate.aggregated for aggregate in aggregates)
+
+
+def remerged(aggregates: tuple[Aggregate, ...]) -> str:
+    return ",\n    ".join(aggregate.remerged for aggregate in aggregates)
+
+
+def names(aggregates: tuple[Aggregate, ...]) -> str:
+    return ", ".join(aggregate.name for aggregate in aggregates)
