@@ -33,7 +33,7 @@ import httpx
 from bench import dataset
 from bench.report import Figure
 from bench.server import InProcessCollector, without_alerts
-from threadline.collector import state
+from threadline.collector.storage import keys
 
 WORKFLOW = "quote-to-cash"
 MIN_ROUNDS = 2  # a median of two when one round takes minutes (full-scale state queries)
@@ -99,10 +99,10 @@ def event_log(store: Any, workflow: str) -> Any:
 
     result = store.query(
         f"""
-        SELECT {state.CURRENT_TRANSACTION} AS case, step, toUnixTimestamp64Micro(timestamp) AS at, event_id
+        SELECT {keys.CURRENT_TRANSACTION} AS case, step, toUnixTimestamp64Micro(timestamp) AS at, event_id
         FROM events FINAL
         WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}}
-        ORDER BY case, timestamp, seq, event_id
+        ORDER BY case, timestamp, seq, cityHash64(event_id)  -- the order of the stored traces
         """,
         {"tenant": dataset.TENANT, "workflow": workflow},
     )

@@ -25,6 +25,7 @@ from .config import CollectorSettings
 from .metrics import Metrics
 from .runtime import Collector, get_collector
 from .storage import Store
+from .storage.backfill import AggregateBackfill
 from .workflows import WorkflowError
 from .workflows import load as load_workflows
 from .writer import Writer
@@ -58,6 +59,9 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events
         )
         writer.start()
+        backfill = AggregateBackfill(store)  # only a store older than the aggregates has any
+        if settings.backfill:
+            backfill.start()
         collector = Collector(
             settings,
             store,
@@ -81,6 +85,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         finally:
             restore_sighup()
             alerting.stop()
+            backfill.stop()
             writer.stop()
             store.close()
 

@@ -27,6 +27,7 @@ class CollectorSettings:
     api_keys: Path | None = None
     redact_keys: tuple[str, ...] = ()
     redact_salt: str = "threadline"
+    backfill: bool = True  # fill the aggregates with an older store's events (storage/backfill.py)
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -46,5 +47,6 @@ class CollectorSettings:
                 k.strip() for k in env.get("THREADLINE_REDACT_KEYS", "").split(",") if k.strip()
             ),
             redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
+            backfill=env.get("THREADLINE_BACKFILL", "on").lower() not in ("off", "0", "false"),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -53,8 +53,9 @@ from .models import (
 )
 from .runtime import Collector, get_collector
 from .schema import Problem, in_storable_range
-from .state import CURRENT_TRANSACTION, RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
+from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
+from .storage.keys import CURRENT_TRANSACTION
 from .transactions import EPOCH, FAR_FUTURE, RESOLVE_KEY, utc
 from .workflows import Workflows
 
@@ -152,8 +153,9 @@ LIMIT {limit:UInt32}
 _actions = threading.Lock()
 
 
-def _sql(template: str) -> str:
-    return template.format(summary=summary_sql(), resolved=RESOLVED_TRANSACTIONS, current=CURRENT_TRANSACTION)
+def _sql(template: str, store: Store) -> str:
+    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+    return template.format(summary=summary, resolved=RESOLVED_TRANSACTIONS, current=CURRENT_TRANSACTION)
 
 
 def audit_entry(row: dict[str, Any]) -> AuditEntry:
@@ -200,7 +202,7 @@ def open_exceptions(
     parameters = summary_parameters(
         workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
     )
-    rows = store.rows(_sql(OPEN_EXCEPTIONS), parameters)
+    rows = store.rows(_sql(OPEN_EXCEPTIONS, store), parameters)
     acks = [audit_entry(row) for row in store.rows(ACKNOWLEDGEMENTS, {"tenant": tenant, "as_of": as_of})]
     grouped: dict[tuple[str, str], list[tuple[dict[str, Any], AuditEntry | None]]] = {}
     for row in rows:

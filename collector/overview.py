@@ -89,8 +89,8 @@ def bucket_seconds(span: dt.timedelta, points: int = 60) -> int:
     return BUCKETS[-1]
 
 
-def _sql(template: str) -> str:
-    return template.format(summary=summary_sql(), scope=SCOPE)
+def _sql(template: str, store: Store) -> str:
+    return template.format(summary=summary_sql(aggregates_complete=store.aggregates_complete()), scope=SCOPE)
 
 
 def _figures(row: dict[str, Any], value_at_risk: list[CurrencyAmount]) -> WorkflowFigures:
@@ -127,14 +127,14 @@ def overview(
         workflows, tenant, as_of, workflow=workflow, since=since or EPOCH, until=until or FAR_FUTURE
     )
     risk: dict[str, list[CurrencyAmount]] = {}
-    for row in store.rows(_sql(VALUE_AT_RISK), parameters):
+    for row in store.rows(_sql(VALUE_AT_RISK, store), parameters):
         key = "" if row["is_total"] else row["workflow"]
         risk.setdefault(key, []).append(
             CurrencyAmount(
                 currency=row["currency"], amount=row["total_amount"], transactions=row["transactions"]
             )
         )
-    rows = store.rows(_sql(FIGURES), parameters)
+    rows = store.rows(_sql(FIGURES, store), parameters)
     totals_row = next((row for row in rows if row["is_total"]), None)
     empty_total = {
         "is_total": True,
@@ -168,7 +168,7 @@ def overview(
             stuck=row["stuck"],
             breached=row["breached"],
         )
-        for row in store.rows(_sql(TREND), {**parameters, "bucket": bucket})
+        for row in store.rows(_sql(TREND, store), {**parameters, "bucket": bucket})
     ]
     bottlenecks = [
         Bottleneck(
@@ -177,7 +177,7 @@ def overview(
             waiting=row["waiting_transactions"],
             stuck=row["stuck_transactions"],
         )
-        for row in store.rows(_sql(BOTTLENECKS), parameters)
+        for row in store.rows(_sql(BOTTLENECKS, store), parameters)
     ]
     return Overview(
         as_of=as_of,

@@ -11,22 +11,26 @@ from collections import Counter
 from typing import Any
 
 from .models import MapEdge, MapNode, ProcessMap, Variant
-from .state import CURRENT_TRANSACTION, LINKED
-from .storage import Store
+from .storage import Store, aggregates
+from .storage.keys import CURRENT_TRANSACTION, LINKED
 from .transactions import EPOCH, FAR_FUTURE
 from .workflows import WorkflowDefinition
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction
 # read with FINAL, except the transactions links joined, whose rows merge here. Events in order of
-# event time, then arrival, then event id; only transactions that started in the range.
-TRACES = f"""
+# event time, then arrival; only transactions that started in the range.
+TRACES = """
 SELECT
     transaction_id,
     arraySort(x -> (x.1, x.2, x.3), trace) AS ordered,
     arrayMap(x -> x.4, ordered) AS steps,
     arrayMap(x -> x.5, ordered) AS step_systems,
     arrayMap(x -> toUnixTimestamp64Micro(x.1), ordered) AS times
-FROM (
+FROM ({traces})
+WHERE started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
+"""
+
+STORED_TRACES = f"""
     SELECT transaction_id, started_at, trace
     FROM workflow_traces FINAL
     WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}} AND transaction_id NOT IN {LINKED}
@@ -38,8 +42,17 @@ FROM (
         WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}} AND transaction_id IN {LINKED}
     )
     GROUP BY current_transaction
-)
-WHERE started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
+"""
+
+# The same from the events, while the stored traces do not hold every stored event yet.
+EVENT_TRACES = f"""
+    SELECT current_transaction AS transaction_id, {aggregates.aggregated(aggregates.TRACE)}
+    FROM (
+        SELECT *, {CURRENT_TRANSACTION} AS current_transaction
+        FROM events FINAL
+        WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}}
+    )
+    GROUP BY current_transaction
 """
 
 # The systems of a variant are those of its first transaction in id order: deterministic.
@@ -101,7 +114,8 @@ def process_map(
         "since": since or EPOCH,
         "until": until or FAR_FUTURE,
     }
-    variants = store.rows(VARIANTS, parameters)
+    traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
+    variants = store.rows(VARIANTS.format(traces=traces), parameters)
     total = sum(row["transactions"] for row in variants)
     expected_pairs = (
         {(before, step.name) for step in definition.steps for before in step.after} if definition else set()
@@ -122,7 +136,7 @@ def process_map(
                 p95_seconds=row["seconds"][1],
                 expected=(row["source"], row["target"]) in expected_pairs,
             )
-            for row in store.rows(EDGES, parameters)
+            for row in store.rows(EDGES.format(traces=traces), parameters)
         ],
         variants=[
             Variant(

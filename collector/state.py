@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .storage import aggregates
+from .storage.keys import CURRENT_TRANSACTION, LINKED
 from .workflows import Workflows
 
 FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # the latest DateTime64 moment: "every event there is"
@@ -48,6 +49,8 @@ class WorkflowParameters:
                 "wf_systems": [[s.system or "" for s in d.steps] for d in definitions],
                 "wf_after": [[list(s.after) for s in d.steps] for d in definitions],
                 "wf_successors": [[sorted(d.successors(s.name)) for s in d.steps] for d in definitions],
+                # (step, a step it must come after), in definition order: the violations to look for
+                "wf_prerequisites": [[(s.name, p) for s in d.steps for p in s.after] for d in definitions],
                 "wf_within": [[float(s.within_s or 0) for s in d.steps] for d in definitions],
                 "wf_complete": [list(d.complete_on) for d in definitions],
                 "wf_fail": [list(d.fail_on) for d in definitions],
@@ -65,21 +68,13 @@ WITH
     {wf_systems:Array(Array(String))} AS wf_systems,
     {wf_after:Array(Array(Array(String)))} AS wf_after,
     {wf_successors:Array(Array(Array(String)))} AS wf_successors,
+    {wf_prerequisites:Array(Array(Tuple(String, String)))} AS wf_prerequisites,
     {wf_within:Array(Array(Float64))} AS wf_within,
     {wf_complete:Array(Array(String))} AS wf_complete,
     {wf_fail:Array(Array(String))} AS wf_fail,
     {wf_sla:Array(Float64)} AS wf_sla,
     {wf_stuck:Array(Float64)} AS wf_stuck
 """
-
-# The transaction a stored transaction id belongs to now: itself, or the one a link took it into.
-LINKS = """(
-    SELECT (groupArray(transaction_id), groupArray(merged_into))
-    FROM transaction_links FINAL
-    WHERE tenant = {tenant:String}
-)"""
-CURRENT_TRANSACTION = f"transform(transaction_id, {LINKS}.1, {LINKS}.2, transaction_id)"
-LINKED = f"(SELECT arrayJoin(arrayConcat({LINKS}.1, {LINKS}.2)))"
 
 # --- Facts: one row per transaction, the columns of aggregates.ROLLUP, from wherever they come -----
 
@@ -116,7 +111,7 @@ SELECT current_transaction AS transaction_id, {aggregates.aggregated(aggregates.
 FROM (
     SELECT *, {CURRENT_TRANSACTION} AS current_transaction
     FROM events FINAL
-    WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time AND correlation_id IN ({{keys}})
+    WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time {{scope}}
 )
 GROUP BY current_transaction
 """
@@ -129,128 +124,86 @@ WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time AND correlation_id 
 HAVING count() > 0
 """
 
-# What the facts say of each transaction against its workflow's definition, except what depends
-# on as_of itself (stuck, the SLA clock of an open transaction).
-DERIVED = """
-SELECT
-    transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
-    retry_count, amount, currency, terminal, waiting,
-    arrayMap(s -> expected_systems[indexOf(expected, s)], waiting) AS waiting_systems,
-    arrayMap(pre -> if(empty(pre), started_at, arrayMax(arrayMap(p -> step_first_ok[p], pre))),
-             arrayMap(s -> expected_after[indexOf(expected, s)], waiting)) AS due_since,
-    arrayMap(s -> expected_within[indexOf(expected, s)], waiting) AS waiting_within,
-    last_progress, wf > 0 AS has_workflow, stuck_after, sla_limit, missing, violations,
-    completed_at, failed_at
-FROM
-(
-    -- Layers, innermost first, so that each derived value is computed once and read as a column:
-    -- the analyzer would otherwise copy every alias into each expression that uses it.
-    SELECT
-        *,
-        multiIf(
-            failed_at IS NOT NULL AND (completed_at IS NULL OR failed_at <= completed_at), 'failed',
-            completed_at IS NOT NULL, 'completed',
-            '') AS terminal,
-        if(terminal != '', CAST([], 'Array(String)'), open_steps) AS waiting
-    FROM
-    (
-        SELECT
-            *,
-            if(notEmpty(completed_by),
-               arrayMin(arrayMap(s -> step_first_ok[s], completed_by)), NULL) AS completed_at,
-            if(notEmpty(failed_by),
-               arrayMin(arrayMap(s -> step_first[s], failed_by)), NULL) AS failed_at
-        FROM
-        (
-            SELECT
-                *,
-                arrayFilter(s -> has(done_steps, s), complete_on) AS completed_by,
-                arrayFilter(s -> mapContains(step_first, s), fail_on) AS failed_by,
-                if(empty(done_steps), started_at, arrayMax(mapValues(step_first_ok))) AS last_progress,
-                arrayFilter((s, pre, after_it) ->
-                    NOT has(done_steps, s) AND NOT has(fail_on, s)
-                    AND hasAll(done_steps, pre) AND NOT hasAny(done_steps, after_it),
-                    expected, expected_after, expected_successors) AS open_steps,
-                arrayFilter((s, after_it) ->
-                    NOT has(done_steps, s) AND NOT has(fail_on, s) AND hasAny(done_steps, after_it),
-                    expected, expected_successors) AS missing,
-                arrayFlatten(arrayMap(i ->
-                    if(has(done_steps, expected[i]),
-                       arrayMap(p -> (expected[i], p),
-                                arrayFilter(p -> NOT has(done_steps, p)
-                                                 OR step_first_ok[p] > step_first_ok[expected[i]],
-                                            expected_after[i])),
-                       CAST([], 'Array(Tuple(String, String))')),
-                    arrayEnumerate(expected))) AS violations
-            FROM
-            (
-                SELECT
-                    transaction_id,
-                    first_event.3 AS workflow,
-                    first_event.1 AS started_at,
-                    last_activity,
-                    systems,
-                    event_count,
-                    error_count,
-                    retry_count,
-                    if(latest_amount.1, latest_amount.4, NULL) AS amount,
-                    if(latest_currency.1, latest_currency.4, '') AS currency,
-                    step_first,
-                    step_first_ok,
-                    mapKeys(step_first_ok) AS done_steps,
-                    indexOf(wf_names, workflow) AS wf,
-                    wf_steps[wf] AS expected,
-                    wf_systems[wf] AS expected_systems,
-                    wf_after[wf] AS expected_after,
-                    wf_successors[wf] AS expected_successors,
-                    wf_within[wf] AS expected_within,
-                    wf_complete[wf] AS complete_on,
-                    wf_fail[wf] AS fail_on,
-                    wf_sla[wf] AS sla_limit,
-                    wf_stuck[wf] AS stuck_after
-                FROM ({facts})
-            )
-        )
-    )
-)
-"""
-
-# What depends on as_of itself, over DERIVED's columns from wherever they come ({derived}).
+# Each transaction's state from its facts, in three layers, each value computed once and read as a
+# column by the next (the analyzer would otherwise copy an alias into each expression that uses it,
+# and every layer costs planning time: the statement is planned on every call, whatever the store).
+# 1. the facts, named as the rules read them, and the index of the transaction's workflow;
+# 2. what the events say against the definition, except what depends on as_of itself;
+# 3. what does (stuck, the SLA clock of an open transaction) and the operators' resolutions.
 STATE = """
 SELECT
-    transaction_id,
-    workflow,
-    started_at,
-    last_activity,
-    systems,
-    event_count,
-    error_count,
-    retry_count,
-    amount,
-    currency,
+    transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
+    retry_count, amount, currency, completed_at, failed_at, missing, violations, sla_limit,
+    multiIf(
+        failed_at IS NOT NULL AND (completed_at IS NULL OR failed_at <= completed_at), 'failed',
+        completed_at IS NOT NULL, 'completed',
+        '') AS terminal,
+    if(terminal != '', CAST([], 'Array(UInt32)'), open_steps) AS waiting_at,
+    arrayMap(i -> wf_steps[wf][i], waiting_at) AS waiting,
+    arrayMap(i -> wf_systems[wf][i], waiting_at) AS waiting_systems,
+    arrayMap(i -> if(empty(wf_after[wf][i]), started_at,
+                     arrayMax(arrayMap(p -> step_first_ok[p], wf_after[wf][i]))), waiting_at) AS due_since,
+    arrayMap(i -> wf_within[wf][i], waiting_at) AS waiting_within,
     multiIf(
         terminal != '', terminal,
-        has_workflow AND notEmpty(waiting)
+        wf > 0 AND notEmpty(waiting_at)
             AND toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)
-                >= stuck_after * 1e6,
+                >= wf_stuck[wf] * 1e6,
             'stuck',
         'in_progress') AS state,
-    waiting,
-    waiting_systems,
-    due_since,
-    waiting_within,
-    sla_limit,
     (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
                                     terminal = 'failed', assumeNotNull(failed_at),
                                     as_of_time))
      - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
     sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
-    missing,
-    violations,
-    completed_at,
-    failed_at,
     transaction_id IN ({resolved}) AS resolved
-FROM ({derived})
+FROM
+(
+    SELECT
+        transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
+        retry_count, amount, currency, step_first_ok, wf,
+        wf_sla[wf] AS sla_limit,
+        if(hasAny(mapKeys(step_first_ok), wf_complete[wf]),
+           arrayMin(arrayMap(s -> step_first_ok[s],
+                             arrayFilter(s -> mapContains(step_first_ok, s), wf_complete[wf]))),
+           NULL) AS completed_at,
+        if(hasAny(mapKeys(step_first), wf_fail[wf]),
+           arrayMin(arrayMap(s -> step_first[s], arrayFilter(s -> mapContains(step_first, s), wf_fail[wf]))),
+           NULL) AS failed_at,
+        if(empty(step_first_ok), started_at, arrayMax(mapValues(step_first_ok))) AS last_progress,
+        -- Indexes of the steps due: not done, not a failure step, every prerequisite done, no
+        -- later step done.
+        arrayFilter(i -> NOT mapContains(step_first_ok, wf_steps[wf][i])
+                         AND NOT has(wf_fail[wf], wf_steps[wf][i])
+                         AND hasAll(mapKeys(step_first_ok), wf_after[wf][i])
+                         AND NOT hasAny(mapKeys(step_first_ok), wf_successors[wf][i]),
+                    arrayEnumerate(wf_steps[wf])) AS open_steps,
+        arrayFilter((s, after_it) -> NOT mapContains(step_first_ok, s) AND NOT has(wf_fail[wf], s)
+                                     AND hasAny(mapKeys(step_first_ok), after_it),
+                    wf_steps[wf], wf_successors[wf]) AS missing,
+        arrayFilter(pair -> mapContains(step_first_ok, pair.1)
+                            AND (NOT mapContains(step_first_ok, pair.2)
+                                 OR step_first_ok[pair.2] > step_first_ok[pair.1]),
+                    wf_prerequisites[wf]) AS violations
+    FROM
+    (
+        SELECT
+            transaction_id,
+            first_event.3 AS workflow,
+            first_event.1 AS started_at,
+            last_activity,
+            systems,
+            event_count,
+            error_count,
+            retry_count,
+            if(latest_amount.1, latest_amount.4, NULL) AS amount,
+            if(latest_currency.1, latest_currency.4, '') AS currency,
+            step_first,
+            step_first_ok,
+            indexOf(wf_names, workflow) AS wf
+        FROM ({facts})
+    )
+)
 """
 
 # Transactions resolved as of `as_of`: those whose latest resolve/reopen in the audit log is a resolve.
@@ -265,19 +218,23 @@ HAVING argMax(action, (at, action_id)) = 'resolve'
 """
 
 
-def summary_sql(one_transaction: bool = False) -> str:
+def summary_sql(one_transaction: bool = False, aggregates_complete: bool = True) -> str:
     """The state of every transaction (or of one, found by its keys: ``one_transaction``) as of ``as_of``.
 
     Every transaction's facts come from the engine's rollups, one row each, except those with events
     after as_of, whose facts are aggregated from their events up to as_of by the same expressions.
-    One transaction's come from its events (a handful of rows through the sort key).
+    One transaction's come from its events (a handful of rows through the sort key). Until the
+    aggregates hold every stored event (``aggregates_complete``: see ``storage.backfill``), every
+    transaction's facts are aggregated from the events.
     """
     if one_transaction:
         facts = ONE_TRANSACTION_FACTS
+    elif not aggregates_complete:  # an older store's events are still being backfilled into them
+        facts = EVENT_FACTS.replace("{scope}", "")
     else:
-        facts = f"{ROLLUP_FACTS}\nUNION ALL\n{EVENT_FACTS.replace('{keys}', LATE_KEYS)}"
-    derived = DERIVED.format(facts=facts)
-    return PARAMETERS + STATE.format(derived=derived, resolved=RESOLVED_TRANSACTIONS)
+        late = EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")
+        facts = f"{ROLLUP_FACTS}\nUNION ALL\n{late}"
+    return PARAMETERS + STATE.format(facts=facts, resolved=RESOLVED_TRANSACTIONS)
 
 
 def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:

@@ -36,6 +36,22 @@ WHERE tenant = {tenant:String}
 HAVING count() > 0
 """
 
+# The same from the key mapping alone, while the rollups do not hold every stored event yet.
+RESOLVE_KEY_FROM_MAPPING = """
+WITH ifNull(
+    (SELECT argMax(transaction_id, version) FROM aliases
+     WHERE tenant = {tenant:String} AND alias = {key:String} HAVING count() > 0),
+    {key:String}) AS found,
+    (SELECT groupArray(alias) FROM aliases FINAL
+     WHERE tenant = {tenant:String} AND transaction_id = found) AS aliases_of_found
+SELECT
+    found,
+    arrayConcat([found], aliases_of_found,
+                (SELECT groupArray(transaction_id) FROM transaction_links FINAL
+                 WHERE tenant = {tenant:String} AND merged_into = found)) AS keys,
+    aliases_of_found AS announced
+"""
+
 # Its state, every event up to as_of in event-time order (ties: arrival), and its aliases.
 ONE = f"""
 SELECT
@@ -168,7 +184,8 @@ class Found:
 
 def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.datetime) -> Found | None:
     """The transaction that ``key`` (its correlation id or any alias) belongs to, as of ``as_of``."""
-    resolved = store.rows(RESOLVE_KEY, {"tenant": tenant, "key": key})
+    resolve = RESOLVE_KEY if store.aggregates_complete() else RESOLVE_KEY_FROM_MAPPING
+    resolved = store.rows(resolve, {"tenant": tenant, "key": key})
     if not resolved:
         return None
     transaction = resolved[0]["found"]
@@ -247,7 +264,8 @@ def page(
         after_id=after_id if cursor else "\U0010ffff",
         limit=limit + 1,
     )
-    rows = store.rows(LIST.format(summary=summary_sql()), parameters)
+    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+    rows = store.rows(LIST.format(summary=summary), parameters)
     total = rows[0]["total"] if rows else 0
     items = [summary_of(row, as_of) for row in rows[:limit]]
     next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None

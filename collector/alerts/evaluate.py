@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import TransactionSummary
-from ..state import CURRENT_TRANSACTION, summary_parameters, summary_sql
+from ..state import summary_parameters, summary_sql
 from ..storage import Store
+from ..storage.keys import CURRENT_TRANSACTION
 from ..transactions import summary_of
 from ..workflows import Workflows
 from .rules import AlertRule
@@ -91,8 +92,8 @@ GROUP BY transaction_id
 """
 
 
-def _sql(template: str) -> str:
-    return template.format(summary=summary_sql())
+def _sql(template: str, store: Store) -> str:
+    return template.format(summary=summary_sql(aggregates_complete=store.aggregates_complete()))
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class Match:
 
 
 def attention(store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> list[Candidate]:
-    rows = store.rows(_sql(ATTENTION), summary_parameters(workflows, tenant, as_of))
+    rows = store.rows(_sql(ATTENTION, store), summary_parameters(workflows, tenant, as_of))
     return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
 
 
@@ -159,7 +160,7 @@ def gauge_rows(store: Store, workflows: Workflows, tenant: str, as_of: dt.dateti
             at_risk_transactions=row["at_risk_transactions"],
             at_risk=float(row["at_risk_amount"] or 0.0),
         )
-        for row in store.rows(_sql(GAUGES), summary_parameters(workflows, tenant, as_of))
+        for row in store.rows(_sql(GAUGES, store), summary_parameters(workflows, tenant, as_of))
     ]
 
 
@@ -171,7 +172,7 @@ def summaries(
     if not wanted:
         return {}
     rows = store.rows(
-        _sql(SUMMARIES_OF),
+        _sql(SUMMARIES_OF, store),
         summary_parameters(workflows, tenant, as_of, ids=wanted),
     )
     return {row["transaction_id"]: Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows}

@@ -79,14 +79,15 @@ ROLLUP = (
     Aggregate("announced", "groupUniqArrayArray", "Array(String)", "groupUniqArrayArray(mapValues(aliases))"),
 )
 
-# Per workflow and transaction: the events in order (time, arrival, event id) with their step and system.
+# Per workflow and transaction: the events in order (time, arrival, a hash of the event id: eight
+# bytes, not thirty-two, for the rare tie) with their step and system.
 TRACE = (
     Aggregate("started_at", "min", TIME, "min(timestamp)"),
     Aggregate(
         "trace",
         "groupArrayArray",
-        f"Array(Tuple({TIME}, UInt64, String, String, String))",
-        "groupArray((timestamp, seq, event_id, toString(step), toString(system)))",
+        f"Array(Tuple({TIME}, UInt64, UInt64, String, String))",
+        "groupArray((timestamp, seq, cityHash64(event_id), toString(step), toString(system)))",
     ),
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from . import migrations
 logger = logging.getLogger("threadline.collector")
 
 DEFAULT_DSN = "chdb://./.threadline/store"
+RECHECK_S = 5.0
 
 
 class StoreUnavailable(RuntimeError):
@@ -52,6 +54,8 @@ class Store:
         self.embedded = self.dsn.startswith("chdb:")
         self._client: Client | None = None
         self._lock = threading.RLock()
+        self._aggregates_complete = False
+        self._aggregates_checked_at = 0.0
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -73,7 +77,20 @@ class Store:
     def _server_options(self) -> dict[str, Any]:
         if self.embedded:
             return {}
-        return {"connect_timeout": 5, "send_receive_timeout": 60, "autogenerate_session_id": False}
+        options: dict[str, Any] = {
+            "connect_timeout": 5,
+            "send_receive_timeout": 60,
+            "autogenerate_session_id": False,
+        }
+        if self.cluster:
+            options["settings"] = {
+                # A subquery over a Distributed table inside a query over another reads every shard
+                # once and ships the result (the default refuses such queries).
+                "distributed_product_mode": "global",
+                # An insert returns once every shard has its rows: acknowledged means stored.
+                "distributed_foreground_insert": 1,
+            }
+        return options
 
     @property
     def redacted_dsn(self) -> str:
@@ -93,7 +110,8 @@ class Store:
 
     def migrate(self) -> int:
         """Apply every migration newer than the store's version; returns the version now."""
-        self.command(migrations.VERSION_TABLE)
+        for statement in migrations.version_table(self.cluster):
+            self.command(statement)
         current = self.query("SELECT max(version) FROM schema_migrations").result_rows[0][0] or 0
         for version, statements in migrations.migrations(self.cluster, self.ttl_days):
             if version <= current:
@@ -104,6 +122,18 @@ class Store:
             logger.info("threadline: store schema migrated to version %d", version)
             current = version
         return current
+
+    def aggregates_complete(self) -> bool:
+        """Whether the engine-kept aggregates hold every stored event (see ``backfill.py``).
+
+        Re-read at most every few seconds until it is so (whoever runs the backfill), then never again.
+        """
+        if self._aggregates_complete or time.monotonic() - self._aggregates_checked_at < RECHECK_S:
+            return self._aggregates_complete
+        self._aggregates_checked_at = time.monotonic()
+        pending = self.query("SELECT count() FROM aggregate_backfill FINAL WHERE NOT done").result_rows
+        self._aggregates_complete = pending[0][0] == 0
+        return self._aggregates_complete
 
     # --- statements: all values travel as bound parameters ----------------------------------
 
@@ -137,9 +167,11 @@ class Store:
         result = self.query(sql, parameters)
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
-    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+    def command(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> Any:
         with self._call() as client:
-            return client.command(sql, parameters=parameters)
+            return client.command(sql, parameters=parameters, settings=settings)
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if not rows:

@@ -31,6 +31,7 @@ class Table:
     version_column: str | None = None
     engine: str = "ReplacingMergeTree"  # or AggregatingMergeTree (Replicated* on a cluster)
     everywhere: bool = False  # on a cluster: a full replica on every node, not sharded
+    settings: str = ""
 
 
 EVENTS = Table(
@@ -83,8 +84,9 @@ ALIASES = Table(
     order_by="(tenant, alias)",
     partition_by=None,
     ttl_column=None,
-    shard_key="cityHash64(tenant, transaction_id)",
+    shard_key="",
     version_column="version",
+    everywhere=True,  # the key mapping: every shard resolves keys locally
 )
 
 SPANS = Table(
@@ -232,6 +234,10 @@ TRANSACTION_LINKS = Table(
     everywhere=True,
 )
 
+# The backfill inserts each slice with a deduplication token, so that a slice inserted again after
+# a crash is dropped (replicated tables deduplicate by themselves; the views' inserts never are).
+BACKFILL_DEDUPLICATION = "non_replicated_deduplication_window = 1000"
+
 TRANSACTION_ROLLUPS = Table(
     name="transaction_rollups",
     columns=f"""
@@ -245,6 +251,7 @@ TRANSACTION_ROLLUPS = Table(
     ttl_column="last_activity",  # expires with the transaction's last event
     shard_key="cityHash64(tenant, transaction_id)",
     engine="AggregatingMergeTree",
+    settings=BACKFILL_DEDUPLICATION,
 )
 
 WORKFLOW_TRACES = Table(
@@ -260,6 +267,7 @@ WORKFLOW_TRACES = Table(
     ttl_column="started_at",
     shard_key="cityHash64(tenant, transaction_id)",
     engine="AggregatingMergeTree",
+    settings=BACKFILL_DEDUPLICATION,
 )
 
 # Slices of the events stored before the aggregates existed, and whether each is in them yet.
@@ -300,6 +308,8 @@ def create_table(table: Table, cluster: str | None, ttl_days: int | None) -> lis
     clauses.append(f"ORDER BY {table.order_by}")
     if ttl_days and table.ttl_column:
         clauses.append(f"TTL toDateTime({table.ttl_column}) + INTERVAL {int(ttl_days)} DAY")
+    if table.settings:
+        clauses.append(f"SETTINGS {table.settings}")
     tail = "\n".join(clauses)
     if cluster is None:
         return [
@@ -370,6 +380,7 @@ WITH
     toUInt32(ceil(ifNull(stored, 0) / {EVENTS_PER_BACKFILL_SLICE})) AS slices
 SELECT toUInt32(number), slices, now64(6), false, 0
 FROM numbers(slices)
+WHERE (SELECT count() FROM aggregate_backfill) = 0  -- planned once, whoever applies it again
 """
 
 
@@ -413,9 +424,20 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
     ]
 
 
-VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
+VERSION_TABLE = Table(
+    name="schema_migrations",
+    columns="""
     version UInt32,
     applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = MergeTree ORDER BY version
-"""
+    """,
+    order_by="version",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="",
+    engine="MergeTree",
+    everywhere=True,  # one schema version for the whole cluster
+)
+
+
+def version_table(cluster: str | None) -> list[str]:
+    return create_table(VERSION_TABLE, cluster, None)

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..schema import BusinessEvent
 from .connection import Store
+from .keys import CURRENT_TRANSACTION
 
 logger = logging.getLogger("threadline.collector")
 
@@ -71,12 +72,25 @@ SPAN_COLUMNS = (
     "received_at",
 )
 
-EXISTING_EVENT_IDS = """
-SELECT event_id
+# Event ids already stored under these keys or any other key of their transactions (a retry may
+# come keyed by the transaction's other key), found through the sort key.
+EXISTING_EVENT_IDS = f"""
+SELECT event_id, {CURRENT_TRANSACTION} AS transaction_id
 FROM events
-WHERE tenant = {tenant:String}
-  AND correlation_id IN {keys:Array(String)}
-  AND event_id IN {event_ids:Array(String)}
+WHERE tenant = {{tenant:String}}
+  AND event_id IN {{event_ids:Array(String)}}
+  AND correlation_id IN (
+      SELECT arrayJoin({{keys:Array(String)}})
+      UNION ALL
+      SELECT arrayJoin(keys) FROM transaction_rollups
+      WHERE tenant = {{tenant:String}}
+        AND transaction_id IN (
+            SELECT arrayJoin({{transactions:Array(String)}})
+            UNION ALL
+            SELECT transaction_id FROM transaction_links FINAL
+            WHERE tenant = {{tenant:String}} AND merged_into IN {{transactions:Array(String)}}
+        )
+  )
 """
 
 KNOWN_ALIASES = """
@@ -205,23 +219,6 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
     caller does not acknowledge, the sender retries, and the retry finds what was already stored
     (by event_id) and writes what was not.
     """
-    new = [True] * len(events)
-    seen: set[str] = set()
-    for index, event in enumerate(events):
-        if event.event_id in seen:
-            new[index] = False
-        seen.add(event.event_id)  # type: ignore[arg-type]
-    stored = {
-        row[0]
-        for row in store.query(
-            EXISTING_EVENT_IDS,
-            {"tenant": tenant, "keys": sorted({e.correlation_id for e in events}), "event_ids": sorted(seen)},
-        ).result_rows
-    }
-    for index, event in enumerate(events):
-        if event.event_id in stored:
-            new[index] = False
-
     keys = {event.correlation_id for event in events} | {
         alias for event in events for alias in event.aliases.values()
     }
@@ -230,6 +227,26 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
     for event in events:
         for kind, alias in event.aliases.items():
             transactions.announce(event.correlation_id, kind, alias)
+
+    # An event id counts once in its transaction, whichever of the transaction's keys it comes under
+    # (stored earlier, or earlier in this batch).
+    parameters = {
+        "tenant": tenant,
+        "keys": sorted(keys),
+        "transactions": sorted(
+            {known.get(key, key) for key in keys} | {transactions.transaction_of(key) for key in keys}
+        ),
+        "event_ids": sorted({event.event_id for event in events}),  # type: ignore[type-var]
+    }
+    seen = {
+        (event_id, transactions.transaction_of(transaction))
+        for event_id, transaction in store.query(EXISTING_EVENT_IDS, parameters).result_rows
+    }
+    new = []
+    for event in events:
+        identity = (event.event_id, transactions.transaction_of(event.correlation_id))
+        new.append(identity not in seen)
+        seen.add(identity)  # type: ignore[arg-type]
 
     version = _version()
     received_at = dt.datetime.now(dt.UTC)

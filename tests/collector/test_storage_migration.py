@@ -1,0 +1,181 @@
+"""A store written before the engine kept aggregates migrates in the background, answering right all along.
+
+The store is built as schema version 3 left it: events whose transaction ids were rewritten when an
+alias linked them, no aggregates. A collector started on it applies migration 4 (views, rollups, a
+backfill plan) and fills the aggregates from the old events in the background. Its answers must
+equal those of a collector on a fresh store that received the same events over HTTP, before the
+backfill is done and after; and a slice filled twice (a crash between its insert and its mark) must
+not count twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.collector_process import CollectorProcess
+from threadline.collector.storage import Store, migrations
+from threadline.collector.storage.backfill import PENDING, AggregateBackfill
+from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS
+
+pytestmark = pytest.mark.slow
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+STEPS = [
+    ("crm.opportunity.won", "salesforce"),
+    ("erp.customer.validated", "netsuite"),
+    ("cpq.quote.approved", "cpq"),
+    ("erp.order.created", "netsuite"),
+    ("billing.subscription.activated", "stripe"),
+    ("support.entitlement.created", "zendesk"),
+]
+
+
+def wire_events(transactions: int) -> list[dict[str, Any]]:
+    """Quote-to-cash transactions at every stage; a third keyed partly by their sales order."""
+    events = []
+    for number in range(transactions):
+        key, order = f"MIG-{number:03d}", f"SO-MIG-{number:03d}"
+        start = NOW - dt.timedelta(hours=30) + dt.timedelta(minutes=7 * number)
+        for index, (step, system) in enumerate(STEPS[: 1 + number % len(STEPS)]):
+            event: dict[str, Any] = {
+                "event_id": f"mig-{number}-{index}",
+                "correlation_id": order if number % 3 == 0 and index >= 3 else key,
+                "workflow": "quote-to-cash",
+                "step": step,
+                "system": system,
+                "timestamp": (start + dt.timedelta(minutes=20 * index, seconds=number)).isoformat(),
+                "status": "error" if (number + index) % 11 == 0 else "ok",
+                "amount": 1000.0 + number,
+                "currency": "USD",
+            }
+            if number % 3 == 0 and index == 1:
+                event["aliases"] = {"erp.sales_order": order}
+            events.append(event)
+    return events
+
+
+def write_version_3_store(path: Path, events: list[dict[str, Any]]) -> None:
+    """The store as the collector of schema version 3 left it, re-linked events included."""
+    store = Store(f"chdb://{path}")
+    store._connect()
+    for statement in migrations.version_table(None):
+        store.command(statement)
+    for version, statements in migrations.migrations():
+        if version > 3:
+            break
+        for statement in statements:
+            store.command(statement)
+        store.insert("schema_migrations", [[version]], ["version"])
+    columns = [column for column in EVENT_COLUMNS if column != "seq"]  # migration 4 adds it
+    received = NOW - dt.timedelta(hours=1)
+    rows, aliases = [], []
+    for event in events:
+        key = event["correlation_id"]
+        transaction = key.replace("SO-", "") if key.startswith("SO-") else key
+        record = {
+            "tenant": "",
+            "transaction_id": transaction,
+            "correlation_id": key,
+            "event_id": event["event_id"],
+            "workflow": event["workflow"],
+            "step": event["step"],
+            "system": event["system"],
+            "status": event["status"],
+            "timestamp": dt.datetime.fromisoformat(event["timestamp"]),
+            "received_at": received,
+            "duration_ms": None,
+            "attempt": None,
+            "error_kind": "",  # as the JSON ingest stores an error without an error object
+            "error_message": "",
+            "amount": event["amount"],
+            "currency": event["currency"],
+            "aliases": event.get("aliases", {}),
+            "attributes": {},
+            "trace_id": "",
+            "span_id": "",
+            "source": "json",
+            "version": 1,
+        }
+        rows.append([record[column] for column in columns])
+        for kind, alias in event.get("aliases", {}).items():
+            aliases.append(["", alias, kind, transaction, key, received, 1])
+    store.insert("events", rows, columns)
+    store.insert("aliases", aliases, ALIAS_COLUMNS)
+    store.close()
+
+
+def answers(client: httpx.Client, keys: list[str]) -> dict[str, Any]:
+    moment = {"as_of": NOW.isoformat()}
+    past = {"as_of": (NOW - dt.timedelta(hours=20)).isoformat()}
+    result: dict[str, Any] = {
+        "queue": client.get("/api/transactions", params={**moment, "limit": 500}).json(),
+        "queue_past": client.get("/api/transactions", params={**past, "limit": 500}).json(),
+        "overview": client.get("/api/overview", params=moment).json(),
+        "map": client.get("/api/workflows/quote-to-cash/map").json(),
+    }
+    for key in keys:
+        answer = client.get(f"/api/transactions/{key}", params=moment).json()
+        for event in answer.get("events", []):
+            event.pop("received_at")
+        result[key] = answer
+    return result
+
+
+def without_clock(value: Any) -> Any:
+    """The answers less what each collector's own clock puts in them."""
+    if isinstance(value, dict):
+        return {k: without_clock(v) for k, v in value.items() if k not in ("as_of", "received_at")}
+    if isinstance(value, list):
+        return [without_clock(v) for v in value]
+    return value
+
+
+def test_an_old_store_answers_as_a_fresh_one_during_and_after_its_backfill(tmp_path: Path) -> None:
+    events = wire_events(60)
+    old_dir = tmp_path / "old" / "store"
+    old_dir.mkdir(parents=True)
+    write_version_3_store(old_dir, events)
+    env = {"THREADLINE_ALERT_INTERVAL": "0"}
+    fresh = CollectorProcess(store_dir=tmp_path / "fresh" / "store", env=env, isolated=True).start()
+    # First a collector that leaves the backfill to another (it reads the events meanwhile).
+    waiting = CollectorProcess(store_dir=old_dir, env={**env, "THREADLINE_BACKFILL": "off"}, isolated=True)
+    backfilled = CollectorProcess(store_dir=old_dir, env=env, isolated=True)
+    keys = ["MIG-000", "SO-MIG-003", "MIG-004", "MIG-005", "SO-MIG-057", "MIG-059"]
+    try:
+        with httpx.Client(base_url=fresh.url, timeout=60) as client:
+            assert client.post("/v1/events", json={"events": events}).status_code == 200
+            expected = without_clock(answers(client, keys))
+        assert expected["queue"]["total"] == 60
+        with httpx.Client(base_url=waiting.start().url, timeout=60) as client:
+            assert without_clock(answers(client, keys)) == expected
+        waiting.stop()
+        with httpx.Client(base_url=backfilled.start().url, timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while "every stored event" not in backfilled.log():
+                assert time.monotonic() < deadline, backfilled.log()[-3000:]
+                time.sleep(0.2)
+            assert "aggregate backfill slice 1 of 1" in backfilled.log()
+            time.sleep(5)  # the collector re-reads the backfill's progress every few seconds
+            assert without_clock(answers(client, keys)) == expected
+        backfilled.stop()
+    finally:
+        for collector in (fresh, waiting, backfilled):
+            collector.stop()
+
+    # A slice filled again (its mark lost to a crash) is dropped by the engine, not counted twice.
+    store = Store(f"chdb://{old_dir}").open()
+    try:
+        counted = "SELECT sum(event_count) FROM transaction_rollups"
+        assert store.query(counted).result_rows[0][0] == len(events)
+        done = store.rows("SELECT slice, slices, cutoff FROM aggregate_backfill FINAL")
+        assert done and not store.rows(PENDING)
+        AggregateBackfill(store)._fill(done[0])
+        assert store.query(counted).result_rows[0][0] == len(events)
+    finally:
+        store.close()
