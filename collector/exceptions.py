@@ -55,9 +55,14 @@ from .runtime import Collector, get_collector
 from .schema import Problem, in_storable_range
 from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
-from .storage.keys import CURRENT_TRANSACTION
+from .storage.keys import with_current_transaction
 from .transactions import EPOCH, FAR_FUTURE, RESOLVE_KEY, utc
 from .workflows import Workflows
+
+ERROR_EVENTS = with_current_transaction("""
+    SELECT * FROM events FINAL
+    WHERE tenant = {tenant:String} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
+""")
 
 OPEN_EXCEPTIONS = """
 SELECT
@@ -86,10 +91,9 @@ FROM
     FROM
     (
         SELECT
-            {current} AS transaction_id, step, system, status, error_kind, error_message, timestamp,
-            received_at, status = 'error' OR error_kind != '' AS is_error
-        FROM events FINAL
-        WHERE tenant = {{tenant:String}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
+            current_transaction AS transaction_id, step, system, status, error_kind, error_message,
+            timestamp, received_at, status = 'error' OR error_kind != '' AS is_error
+        FROM ({errors})
     )
     GROUP BY transaction_id, step
     HAVING errors > 0 AND countIf(status = 'ok') = 0
@@ -155,7 +159,7 @@ _actions = threading.Lock()
 
 def _sql(template: str, store: Store) -> str:
     summary = summary_sql(aggregates_complete=store.aggregates_complete())
-    return template.format(summary=summary, resolved=RESOLVED_TRANSACTIONS, current=CURRENT_TRANSACTION)
+    return template.format(summary=summary, resolved=RESOLVED_TRANSACTIONS, errors=ERROR_EVENTS)
 
 
 def audit_entry(row: dict[str, Any]) -> AuditEntry:

@@ -11,11 +11,10 @@ from .storage import Store
 from .transactions import EPOCH, FAR_FUTURE, utc
 from .workflows import Workflows
 
-SCOPE = """
-    (empty({workflow:String}) OR workflow = {workflow:String})
-    AND started_at >= {since:DateTime64(6, 'UTC')} AND started_at <= {until:DateTime64(6, 'UTC')}
-"""
-
+# Everything the overview shows, per workflow and in total, in one pass over the state (each pass
+# derives every transaction's state again). Value at risk per currency, the trend per five minutes
+# (the smallest bucket; ``overview`` sums them into the one it draws) and what open transactions
+# wait on come as maps (``sumMap``: keys, then one array of sums per figure).
 FIGURES = """
 SELECT
     grouping(workflow) = 1 AS is_total,
@@ -25,58 +24,34 @@ SELECT
     countIf(state = 'failed') AS failed,
     countIf(state = 'stuck' AND NOT resolved) AS stuck,
     countIf(state = 'in_progress') AS in_progress,
-    countIf(breached) AS breached,
+    countIf(breached) AS breached_count,  -- not `breached`: the sums below read the column
     countIf(resolved) AS resolved_count,
     countIf(sla_limit > 0) AS with_sla,
     countIf(notEmpty(violations)) AS with_violations,
     quantilesIf(0.5, 0.95)(
         (toUnixTimestamp64Micro(assumeNotNull(completed_at)) - toUnixTimestamp64Micro(started_at)) / 1e6,
         state = 'completed') AS cycle_time,
-    min(started_at) AS first_started
-FROM ({summary})
-WHERE {scope}
+    min(started_at) AS first_started,
+    sumMapIf([currency], [ifNull(amount, 0)], [toUInt64(1)], at_risk) AS value_at_risk,
+    sumMap([toStartOfInterval(started_at, INTERVAL 300 SECOND)], [toUInt64(1)],
+           [toUInt64(state = 'completed')], [toUInt64(state = 'failed')],
+           [toUInt64(state = 'stuck' AND NOT resolved)], [toUInt64(breached)]) AS trend,
+    sumMapIf(arrayMap((step, system) -> (step, system), waiting, waiting_systems),
+             arrayMap(step -> toUInt64(1), waiting), arrayMap(step -> toUInt64(state = 'stuck'), waiting),
+             state IN ('stuck', 'in_progress') AND NOT resolved) AS waiting_on
+FROM
+(
+    SELECT
+        *,
+        (state = 'stuck' OR breached) AND NOT resolved AND amount IS NOT NULL AND currency != '' AS at_risk
+    FROM ({summary})
+    WHERE (empty({{workflow:String}}) OR workflow = {{workflow:String}})
+      AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
+)
 GROUP BY GROUPING SETS ((workflow), ())
 """
 
-VALUE_AT_RISK = """
-SELECT
-    grouping(workflow) = 1 AS is_total,
-    workflow,
-    currency,
-    sum(amount) AS total_amount,
-    count() AS transactions
-FROM ({summary})
-WHERE {scope} AND (state = 'stuck' OR breached) AND NOT resolved AND amount IS NOT NULL AND currency != ''
-GROUP BY GROUPING SETS ((workflow, currency), (currency))
-"""
-
-BOTTLENECKS = """
-SELECT
-    waiting_on.1 AS step,
-    waiting_on.2 AS system,
-    count() AS waiting_transactions,
-    countIf(state = 'stuck') AS stuck_transactions
-FROM ({summary})
-ARRAY JOIN arrayZip(waiting, waiting_systems) AS waiting_on
-WHERE {scope} AND state IN ('stuck', 'in_progress') AND NOT resolved
-GROUP BY step, system
-ORDER BY stuck_transactions DESC, waiting_transactions DESC, step
-LIMIT 10
-"""
-
-TREND = """
-SELECT
-    toStartOfInterval(started_at, toIntervalSecond({{bucket:UInt32}})) AS start,
-    count() AS started,
-    countIf(state = 'completed') AS completed,
-    countIf(state = 'failed') AS failed,
-    countIf(state = 'stuck' AND NOT resolved) AS stuck,
-    countIf(breached) AS breached
-FROM ({summary})
-WHERE {scope}
-GROUP BY start
-ORDER BY start
-"""
+TREND_GRAIN_S = 300
 
 BUCKETS = (300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
@@ -89,11 +64,18 @@ def bucket_seconds(span: dt.timedelta, points: int = 60) -> int:
     return BUCKETS[-1]
 
 
-def _sql(template: str, store: Store) -> str:
-    return template.format(summary=summary_sql(aggregates_complete=store.aggregates_complete()), scope=SCOPE)
+def _value_at_risk(row: dict[str, Any]) -> list[CurrencyAmount]:
+    currencies, amounts, counts = row["value_at_risk"]
+    return sorted(
+        (
+            CurrencyAmount(currency=currency, amount=amount, transactions=count)
+            for currency, amount, count in zip(currencies, amounts, counts, strict=True)
+        ),
+        key=lambda item: -item.amount,
+    )
 
 
-def _figures(row: dict[str, Any], value_at_risk: list[CurrencyAmount]) -> WorkflowFigures:
+def _figures(row: dict[str, Any]) -> WorkflowFigures:
     total = row["transactions"]
     p50, p95 = row["cycle_time"] if row["completed"] else (None, None)
     return WorkflowFigures(
@@ -103,15 +85,48 @@ def _figures(row: dict[str, Any], value_at_risk: list[CurrencyAmount]) -> Workfl
         failed=row["failed"],
         stuck=row["stuck"],
         in_progress=row["in_progress"],
-        breached=row["breached"],
+        breached=row["breached_count"],
         with_violations=row["with_violations"],
         resolved=row["resolved_count"],
         completion_rate=row["completed"] / total if total else None,
-        sla_attainment=1 - row["breached"] / row["with_sla"] if row["with_sla"] else None,
+        sla_attainment=1 - row["breached_count"] / row["with_sla"] if row["with_sla"] else None,
         cycle_time_p50_seconds=p50,
         cycle_time_p95_seconds=p95,
-        value_at_risk=value_at_risk,
+        value_at_risk=_value_at_risk(row),
     )
+
+
+def _trend(row: dict[str, Any], bucket: int) -> list[TrendPoint]:
+    """The five-minute counts summed into buckets of ``bucket`` seconds (aligned as ClickHouse aligns)."""
+    points: dict[int, list[int]] = {}
+    starts, *figures = row["trend"]
+    for index, start in enumerate(starts):
+        seconds = int(utc(start).timestamp())
+        sums = points.setdefault(seconds - seconds % bucket, [0] * len(figures))
+        for figure, values in enumerate(figures):
+            sums[figure] += values[index]
+    return [
+        TrendPoint(
+            start=dt.datetime.fromtimestamp(seconds, dt.UTC),
+            started=started,
+            completed=completed,
+            failed=failed,
+            stuck=stuck,
+            breached=breached,
+        )
+        for seconds, (started, completed, failed, stuck, breached) in sorted(points.items())
+    ]
+
+
+def _bottlenecks(row: dict[str, Any]) -> list[Bottleneck]:
+    pairs, waiting, stuck = row["waiting_on"]
+    ranked = sorted(
+        zip(pairs, waiting, stuck, strict=True), key=lambda item: (-item[2], -item[1], item[0][0])
+    )
+    return [
+        Bottleneck(step=step, system=system or None, waiting=count, stuck=stuck_count)
+        for (step, system), count, stuck_count in ranked[:10]
+    ]
 
 
 def overview(
@@ -126,66 +141,42 @@ def overview(
     parameters = summary_parameters(
         workflows, tenant, as_of, workflow=workflow, since=since or EPOCH, until=until or FAR_FUTURE
     )
-    risk: dict[str, list[CurrencyAmount]] = {}
-    for row in store.rows(_sql(VALUE_AT_RISK, store), parameters):
-        key = "" if row["is_total"] else row["workflow"]
-        risk.setdefault(key, []).append(
-            CurrencyAmount(
-                currency=row["currency"], amount=row["total_amount"], transactions=row["transactions"]
-            )
-        )
-    rows = store.rows(_sql(FIGURES, store), parameters)
+    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+    rows = store.rows(FIGURES.format(summary=summary), parameters)
     totals_row = next((row for row in rows if row["is_total"]), None)
-    empty_total = {
-        "is_total": True,
-        "workflow": "",
-        "transactions": 0,
-        "completed": 0,
-        "failed": 0,
-        "stuck": 0,
-        "in_progress": 0,
-        "breached": 0,
-        "resolved_count": 0,
-        "with_sla": 0,
-        "with_violations": 0,
-        "cycle_time": [0, 0],
-    }
-    totals = _figures(totals_row or empty_total, sorted(risk.get("", []), key=lambda item: -item.amount))
-    per_workflow = [
-        _figures(row, sorted(risk.get(row["workflow"], []), key=lambda item: -item.amount))
-        for row in sorted((row for row in rows if not row["is_total"]), key=lambda row: -row["transactions"])
-    ]
-    first = since or (
-        utc(totals_row["first_started"]) if totals_row and totals_row["transactions"] else as_of
-    )
+    if totals_row is None or not totals_row["transactions"]:
+        totals_row = {
+            "is_total": True,
+            "workflow": "",
+            "transactions": 0,
+            "completed": 0,
+            "failed": 0,
+            "stuck": 0,
+            "in_progress": 0,
+            "breached_count": 0,
+            "resolved_count": 0,
+            "with_sla": 0,
+            "with_violations": 0,
+            "cycle_time": [0, 0],
+            "first_started": as_of,
+            "value_at_risk": ([], [], []),
+            "trend": ([], [], [], [], [], []),
+            "waiting_on": ([], [], []),
+        }
+    first = since or utc(totals_row["first_started"])
     bucket = bucket_seconds((until or as_of) - first)
-    trend = [
-        TrendPoint(
-            start=utc(row["start"]),
-            started=row["started"],
-            completed=row["completed"],
-            failed=row["failed"],
-            stuck=row["stuck"],
-            breached=row["breached"],
-        )
-        for row in store.rows(_sql(TREND, store), {**parameters, "bucket": bucket})
-    ]
-    bottlenecks = [
-        Bottleneck(
-            step=row["step"],
-            system=row["system"] or None,
-            waiting=row["waiting_transactions"],
-            stuck=row["stuck_transactions"],
-        )
-        for row in store.rows(_sql(BOTTLENECKS, store), parameters)
-    ]
     return Overview(
         as_of=as_of,
         since=since,
         until=until,
-        totals=totals,
-        workflows=per_workflow,
-        bottlenecks=bottlenecks,
+        totals=_figures(totals_row),
+        workflows=[
+            _figures(row)
+            for row in sorted(
+                (row for row in rows if not row["is_total"]), key=lambda row: -row["transactions"]
+            )
+        ],
+        bottlenecks=_bottlenecks(totals_row),
         trend_bucket_seconds=bucket,
-        trend=trend,
+        trend=_trend(totals_row, bucket),
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from .models import MapEdge, MapNode, ProcessMap, Variant
 from .storage import Store, aggregates
-from .storage.keys import CURRENT_TRANSACTION, LINKED
+from .storage.keys import LINKED, with_current_transaction
 from .transactions import EPOCH, FAR_FUTURE
 from .workflows import WorkflowDefinition
 
@@ -30,29 +30,27 @@ FROM ({traces})
 WHERE started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
 """
 
+LINKED_TRACES = f"""
+SELECT * FROM workflow_traces
+WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}} AND transaction_id IN {LINKED}
+"""
+
 STORED_TRACES = f"""
-    SELECT transaction_id, started_at, trace
-    FROM workflow_traces FINAL
-    WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}} AND transaction_id NOT IN {LINKED}
-    UNION ALL
-    SELECT current_transaction, min(started_at), groupArrayArray(trace)
-    FROM (
-        SELECT *, {CURRENT_TRANSACTION} AS current_transaction
-        FROM workflow_traces
-        WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}} AND transaction_id IN {LINKED}
-    )
-    GROUP BY current_transaction
+SELECT transaction_id, started_at, trace
+FROM workflow_traces FINAL
+WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}} AND transaction_id NOT IN {LINKED}
+UNION ALL
+SELECT current_transaction, min(started_at), groupArrayArray(trace)
+FROM ({with_current_transaction(LINKED_TRACES)})
+GROUP BY current_transaction
 """
 
 # The same from the events, while the stored traces do not hold every stored event yet.
+WORKFLOW_EVENTS = "SELECT * FROM events FINAL WHERE tenant = {tenant:String} AND workflow = {workflow:String}"
 EVENT_TRACES = f"""
-    SELECT current_transaction AS transaction_id, {aggregates.aggregated(aggregates.TRACE)}
-    FROM (
-        SELECT *, {CURRENT_TRANSACTION} AS current_transaction
-        FROM events FINAL
-        WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}}
-    )
-    GROUP BY current_transaction
+SELECT current_transaction AS transaction_id, {aggregates.aggregated(aggregates.TRACE)}
+FROM ({with_current_transaction(WORKFLOW_EVENTS)})
+GROUP BY current_transaction
 """
 
 # The systems of a variant are those of its first transaction in id order: deterministic.

@@ -19,7 +19,7 @@ from typing import Any
 from ..models import TransactionSummary
 from ..state import summary_parameters, summary_sql
 from ..storage import Store
-from ..storage.keys import CURRENT_TRANSACTION
+from ..storage.keys import with_current_transaction
 from ..transactions import summary_of
 from ..workflows import Workflows
 from .rules import AlertRule
@@ -59,17 +59,20 @@ WHERE transaction_id IN {{ids:Array(String)}}
 """
 
 # Errors and events per system over a window of event time, as ``systems.py`` counts them.
+WINDOW_EVENTS = """
+SELECT * FROM events FINAL
+WHERE tenant = {tenant:String}
+  AND timestamp > {since:DateTime64(6, 'UTC')} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
+  AND (empty({workflow:String}) OR workflow = {workflow:String})
+  AND (empty({system:String}) OR system = {system:String})
+"""
 ERROR_RATES = f"""
 SELECT
     system,
     count() AS events,
     countIf(status = 'error') AS errors,
-    groupUniqArrayIf(50)({CURRENT_TRANSACTION}, status = 'error') AS failing
-FROM events FINAL
-WHERE tenant = {{tenant:String}}
-  AND timestamp > {{since:DateTime64(6, 'UTC')}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
-  AND (empty({{workflow:String}}) OR workflow = {{workflow:String}})
-  AND (empty({{system:String}}) OR system = {{system:String}})
+    groupUniqArrayIf(50)(current_transaction, status = 'error') AS failing
+FROM ({with_current_transaction(WINDOW_EVENTS)})
 GROUP BY system
 """
 

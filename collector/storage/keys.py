@@ -2,18 +2,36 @@
 
 Events and aggregates keep the transaction their key had when they arrived; a transaction absorbed
 later (its key announced as another's alias) has a ``transaction_links`` row, one hop, kept flat by
-the writer. Queries map through these fragments (the pattern of PostHog's distinct-id overrides).
+the writer. Queries map through it (the pattern of PostHog's distinct-id overrides) with a join,
+not a constant: a store can hold tens of thousands of links, and a query copies a constant into
+every expression that uses it.
 """
 
 from __future__ import annotations
 
-LINKS = """(
-    SELECT (groupArray(transaction_id), groupArray(merged_into))
-    FROM transaction_links FINAL
-    WHERE tenant = {tenant:String}
-)"""
-CURRENT_TRANSACTION = f"transform(transaction_id, {LINKS}.1, {LINKS}.2, transaction_id)"
-LINKED = f"(SELECT arrayJoin(arrayConcat({LINKS}.1, {LINKS}.2)))"
+LINKS = """
+SELECT transaction_id, merged_into
+FROM transaction_links FINAL
+WHERE tenant = {tenant:String}
+"""
+
+# Every transaction id on either side of a link: the only ones whose rows may merge with others.
+LINKED = f"(SELECT transaction_id FROM ({LINKS}) UNION ALL SELECT merged_into FROM ({LINKS}))"
 
 
-__all__ = ["CURRENT_TRANSACTION", "LINKED", "LINKS"]
+def with_current_transaction(rows: str) -> str:
+    """``rows`` (a SELECT with a ``transaction_id`` column) and the transaction each belongs to now."""
+    return f"""
+SELECT rows.*, if(links.merged_into = '', rows.transaction_id, links.merged_into) AS current_transaction
+FROM ({rows}) AS rows
+LEFT JOIN ({LINKS}) AS links ON rows.transaction_id = links.transaction_id
+"""
+
+
+def several_rows(table: str, scope: str) -> str:
+    """The transactions with more than one row in an aggregate ``table`` (not merged yet), by a hash
+    of their id: a collision only sends another transaction down the merging path, right for all."""
+    return (
+        f"(SELECT cityHash64(transaction_id) AS hash FROM {table} WHERE {scope} "
+        "GROUP BY hash HAVING count() > 1)"
+    )

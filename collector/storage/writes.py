@@ -23,7 +23,7 @@ from typing import Any
 
 from ..schema import BusinessEvent
 from .connection import Store
-from .keys import CURRENT_TRANSACTION
+from .keys import with_current_transaction
 
 logger = logging.getLogger("threadline.collector")
 
@@ -74,24 +74,27 @@ SPAN_COLUMNS = (
 
 # Event ids already stored under these keys or any other key of their transactions (a retry may
 # come keyed by the transaction's other key), found through the sort key.
-EXISTING_EVENT_IDS = f"""
-SELECT event_id, {CURRENT_TRANSACTION} AS transaction_id
+STORED_WITH_IDS = """
+SELECT event_id, transaction_id
 FROM events
-WHERE tenant = {{tenant:String}}
-  AND event_id IN {{event_ids:Array(String)}}
+WHERE tenant = {tenant:String}
+  AND event_id IN {event_ids:Array(String)}
   AND correlation_id IN (
-      SELECT arrayJoin({{keys:Array(String)}})
+      SELECT arrayJoin({keys:Array(String)})
       UNION ALL
       SELECT arrayJoin(keys) FROM transaction_rollups
-      WHERE tenant = {{tenant:String}}
+      WHERE tenant = {tenant:String}
         AND transaction_id IN (
-            SELECT arrayJoin({{transactions:Array(String)}})
+            SELECT arrayJoin({transactions:Array(String)})
             UNION ALL
             SELECT transaction_id FROM transaction_links FINAL
-            WHERE tenant = {{tenant:String}} AND merged_into IN {{transactions:Array(String)}}
+            WHERE tenant = {tenant:String} AND merged_into IN {transactions:Array(String)}
         )
   )
 """
+EXISTING_EVENT_IDS = (
+    f"SELECT event_id, current_transaction FROM ({with_current_transaction(STORED_WITH_IDS)})"
+)
 
 KNOWN_ALIASES = """
 SELECT alias, argMax(transaction_id, version) AS transaction_id
