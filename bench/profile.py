@@ -19,7 +19,6 @@ from pyinstrument import Profiler
 
 from bench import dataset
 from threadline.collector import overview, process_map, state, transactions
-from threadline.collector.state_table import TransactionStateTable, state_sql
 from threadline.collector.storage import Store
 from threadline.collector.workflows import load
 
@@ -45,16 +44,11 @@ def main() -> None:
     data = dataset.prepare(args.scale)
     workflows = load(dataset.WORKFLOWS)
     store = Store(data.dsn).open()
-    # As the collector does: the stored transaction state, rebuilt for these definitions first.
-    store.state_table = TransactionStateTable(store, workflows).start()
-    store.state_table.wait()
     tenant, as_of = dataset.TENANT, data.anchor
     summary_parameters = state.summary_parameters(workflows, tenant, as_of)
     everything = {"workflow": "", "since": transactions.EPOCH, "until": transactions.FAR_FUTURE}
     key = data.keys[0]
-    transaction = store.query(transactions.RESOLVE_KEY, {"tenant": tenant, "key": key}).result_rows[0][0]
-    aliases = store.query(transactions.KEYS_OF_TRANSACTION, {"tenant": tenant, "transaction": transaction})
-    keys = [transaction, *(alias for alias, _ in aliases.result_rows)]
+    found = store.rows(transactions.RESOLVE_KEY, {"tenant": tenant, "key": key})[0]
 
     calls: dict[str, Callable[[], Any]] = {
         "lookup": lambda: transactions.find(store, workflows, tenant, key, as_of),
@@ -81,42 +75,34 @@ def main() -> None:
         "limit": 51,
     }
     map_parameters = {"tenant": tenant, **everything, "workflow": "quote-to-cash"}
+    one = {
+        **summary_parameters,
+        "transaction": found["found"],
+        "keys": found["keys"],
+        "announced": found["announced"],
+    }
     statements: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         "lookup": [
             ("resolve key", transactions.RESOLVE_KEY, {"tenant": tenant, "key": key}),
-            (
-                "keys of transaction",
-                transactions.KEYS_OF_TRANSACTION,
-                {"tenant": tenant, "transaction": transaction},
-            ),
-            (
-                "summary of one transaction",
-                state.summary_sql(one_transaction=True, materialized=True),
-                {**summary_parameters, "transaction": transaction, "keys": keys},
-            ),
-            (
-                "events of transaction",
-                transactions.EVENTS_OF_TRANSACTION,
-                {"tenant": tenant, "keys": keys, "transaction": transaction, "as_of": as_of},
-            ),
+            ("state, events, aliases", transactions.ONE.replace("{summary}", state.summary_sql(True)), one),
         ],
         "stuck": [
             (
                 "list",
-                transactions.LIST.format(summary=state_sql(store, workflows, tenant, as_of)),
+                transactions.LIST.format(summary=state.summary_sql(open_only=True)),
                 list_parameters,
             )
         ],
         "overview": [
             (
-                name,
-                overview._sql(getattr(overview, name), store, workflows, tenant, as_of),
-                {**summary_parameters, **everything, "bucket": 3600},
+                "figures",
+                overview.FIGURES.format(summary=state.summary_sql()),
+                {**summary_parameters, **everything},
             )
-            for name in ("VALUE_AT_RISK", "FIGURES", "TREND", "BOTTLENECKS")
         ],
         "map": [
-            (name, getattr(process_map, name), map_parameters) for name in ("VARIANTS", "NODES", "EDGES")
+            (name, getattr(process_map, name).format(traces=process_map.STORED_TRACES), map_parameters)
+            for name in ("VARIANTS", "EDGES")
         ],
     }
 

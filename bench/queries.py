@@ -99,9 +99,12 @@ def event_log(store: Any, workflow: str) -> Any:
 
     result = store.query(
         f"""
-        SELECT {keys.CURRENT_TRANSACTION} AS case, step, toUnixTimestamp64Micro(timestamp) AS at, event_id
-        FROM events FINAL
-        WHERE tenant = {{tenant:String}} AND workflow = {{workflow:String}}
+        SELECT current_transaction AS case, step, toUnixTimestamp64Micro(timestamp) AS at, event_id
+        FROM ({
+            keys.with_current_transaction(
+                "SELECT * FROM events FINAL WHERE tenant = {tenant:String} AND workflow = {workflow:String}"
+            )
+        })
         ORDER BY case, timestamp, seq, cityHash64(event_id)  -- the order of the stored traces
         """,
         {"tenant": dataset.TENANT, "workflow": workflow},

@@ -16,6 +16,7 @@ from .storage.writes import EVENT_COLUMNS
 from .workflows import Workflows
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+OPEN_STATES = {"stuck", "in_progress"}
 
 # The transaction a key belongs to (through the key mapping, else the key itself), the keys its
 # events are stored under and the aliases announced for it: one read of the mapping and the rollups.
@@ -264,7 +265,10 @@ def page(
         after_id=after_id if cursor else "\U0010ffff",
         limit=limit + 1,
     )
-    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+    summary = summary_sql(
+        aggregates_complete=store.aggregates_complete(),
+        open_only=bool(filters.states) and set(filters.states) <= OPEN_STATES,
+    )
     rows = store.rows(LIST.format(summary=summary), parameters)
     total = rows[0]["total"] if rows else 0
     items = [summary_of(row, as_of) for row in rows[:limit]]
