@@ -74,7 +74,11 @@ class _Server:
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
-        self.thread.join(30)
+        # The store must be closed before the next benchmark opens another in this process
+        # (the embedded engine serves one folder per process).
+        self.thread.join(300)
+        if self.thread.is_alive():
+            raise RuntimeError("the collector did not stop within 5 minutes")
 
 
 def _timed(context: Any, jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> float:

@@ -1,4 +1,5 @@
-"""Transaction state, derived from events in ClickHouse SQL against the workflow definitions.
+"""Transaction state, derived in ClickHouse SQL from the engine-kept aggregates (or the events)
+against the workflow definitions.
 
 One query (``summary_sql``) decides, for every transaction as of a given time, its workflow, state
 (completed, failed, stuck, in_progress), the steps it waits on and since when, its SLA clock,
@@ -31,6 +32,7 @@ from .storage.keys import LINKED, LINKS, several_rows, with_current_transaction
 from .workflows import Workflows
 
 FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # the latest DateTime64 moment: "every event there is"
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -60,22 +62,22 @@ class WorkflowParameters:
         )
 
 
-PARAMETERS = """
+PARAMETERS = f"""
 WITH
-    {as_of:DateTime64(6, 'UTC')} AS as_of_time,
-    toDateTime64('1970-01-01 00:00:00', 6, 'UTC') AS EPOCH,
-    toDateTime64('2261-12-31 00:00:00', 6, 'UTC') AS FAR_FUTURE,
-    {wf_names:Array(String)} AS wf_names,
-    {wf_steps:Array(Array(String))} AS wf_steps,
-    {wf_systems:Array(Array(String))} AS wf_systems,
-    {wf_after:Array(Array(Array(String)))} AS wf_after,
-    {wf_successors:Array(Array(Array(String)))} AS wf_successors,
-    {wf_prerequisites:Array(Array(Tuple(String, String)))} AS wf_prerequisites,
-    {wf_within:Array(Array(Float64))} AS wf_within,
-    {wf_complete:Array(Array(String))} AS wf_complete,
-    {wf_fail:Array(Array(String))} AS wf_fail,
-    {wf_sla:Array(Float64)} AS wf_sla,
-    {wf_stuck:Array(Float64)} AS wf_stuck
+    {{as_of:DateTime64(6, 'UTC')}} AS as_of_time,
+    toDateTime64('{EPOCH:%Y-%m-%d %H:%M:%S}', 6, 'UTC') AS EPOCH,
+    toDateTime64('{FAR_FUTURE:%Y-%m-%d %H:%M:%S}', 6, 'UTC') AS FAR_FUTURE,
+    {{wf_names:Array(String)}} AS wf_names,
+    {{wf_steps:Array(Array(String))}} AS wf_steps,
+    {{wf_systems:Array(Array(String))}} AS wf_systems,
+    {{wf_after:Array(Array(Array(String)))}} AS wf_after,
+    {{wf_successors:Array(Array(Array(String)))}} AS wf_successors,
+    {{wf_prerequisites:Array(Array(Tuple(String, String)))}} AS wf_prerequisites,
+    {{wf_within:Array(Array(Float64))}} AS wf_within,
+    {{wf_complete:Array(Array(String))}} AS wf_complete,
+    {{wf_fail:Array(Array(String))}} AS wf_fail,
+    {{wf_sla:Array(Float64)}} AS wf_sla,
+    {{wf_stuck:Array(Float64)}} AS wf_stuck
 """
 
 # --- Facts: one row per transaction, the columns of aggregates.ROLLUP, from wherever they come -----

@@ -10,12 +10,11 @@ from typing import Any
 import orjson
 
 from .models import EventErrorView, EventView, Sla, TransactionSummary, Violation, WaitingStep
-from .state import FAR_FUTURE, summary_parameters, summary_sql
+from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
 from .storage import Store
 from .storage.writes import EVENT_COLUMNS
 from .workflows import Workflows
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 OPEN_STATES = {"stuck", "in_progress"}
 
 # The transaction a key belongs to (through the key mapping, else the key itself), the keys its
