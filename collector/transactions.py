@@ -17,38 +17,39 @@ from .workflows import Workflows
 
 OPEN_STATES = {"stuck", "in_progress"}
 
-# The transaction a key belongs to (through the key mapping, else the key itself), the keys its
-# events are stored under and the aliases announced for it: one read of the mapping and the rollups.
-RESOLVE_KEY = """
-WITH ifNull(
+# The transaction of {key}: where the key mapping puts it, else the key itself.
+FOUND = """
+ifNull(
     (SELECT argMax(transaction_id, version) FROM aliases
      WHERE tenant = {tenant:String} AND alias = {key:String} HAVING count() > 0),
-    {key:String}) AS found
+    {key:String}) AS found"""
+
+# That transaction, the keys its events are stored under and the aliases announced for it: one
+# read of the mapping and the rollups.
+RESOLVE_KEY = f"""
+WITH {FOUND}
 SELECT found, groupUniqArrayArray(keys) AS keys, groupUniqArrayArray(announced) AS announced
 FROM transaction_rollups
-WHERE tenant = {tenant:String}
+WHERE tenant = {{tenant:String}}
   AND transaction_id IN (
       SELECT found
       UNION ALL
       SELECT transaction_id FROM transaction_links FINAL
-      WHERE tenant = {tenant:String} AND merged_into = found
+      WHERE tenant = {{tenant:String}} AND merged_into = found
   )
 HAVING count() > 0
 """
 
 # The same from the key mapping alone, while the rollups do not hold every stored event yet.
-RESOLVE_KEY_FROM_MAPPING = """
-WITH ifNull(
-    (SELECT argMax(transaction_id, version) FROM aliases
-     WHERE tenant = {tenant:String} AND alias = {key:String} HAVING count() > 0),
-    {key:String}) AS found,
+RESOLVE_KEY_FROM_MAPPING = f"""
+WITH {FOUND},
     (SELECT groupArray(alias) FROM aliases FINAL
-     WHERE tenant = {tenant:String} AND transaction_id = found) AS aliases_of_found
+     WHERE tenant = {{tenant:String}} AND transaction_id = found) AS aliases_of_found
 SELECT
     found,
     arrayConcat([found], aliases_of_found,
                 (SELECT groupArray(transaction_id) FROM transaction_links FINAL
-                 WHERE tenant = {tenant:String} AND merged_into = found)) AS keys,
+                 WHERE tenant = {{tenant:String}} AND merged_into = found)) AS keys,
     aliases_of_found AS announced
 """
 

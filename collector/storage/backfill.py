@@ -99,13 +99,12 @@ class AggregateBackfill:
 
     def _fill(self, part: dict[str, object]) -> None:
         started = time.perf_counter()
-        parameters = {**part}
         for table, sql in (("rollups", FILL_ROLLUPS), ("traces", FILL_TRACES)):
             # One block per insert, so that one token covers all of it; a token per slice and table.
             token = f"backfill-4-{table}-{part['slice']}-of-{part['slices']}"
             settings = {"max_threads": 1, "insert_deduplicate": 1, "insert_deduplication_token": token}
-            self.store.command(sql, parameters, settings)
-        self.store.command(MARK_DONE, parameters)
+            self.store.command(sql, part, settings)
+        self.store.command(MARK_DONE, part)
         logger.info(
             "threadline: aggregate backfill slice %d of %d in %.1f s",
             int(part["slice"]) + 1,  # type: ignore[call-overload]

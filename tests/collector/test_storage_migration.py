@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.collector.test_api import Q2C as STEPS
 from tests.support.collector_process import CollectorProcess
 from threadline.collector.storage import Store, migrations
 from threadline.collector.storage.backfill import PENDING, AggregateBackfill
@@ -26,14 +27,6 @@ from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS
 pytestmark = pytest.mark.slow
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
-STEPS = [
-    ("crm.opportunity.won", "salesforce"),
-    ("erp.customer.validated", "netsuite"),
-    ("cpq.quote.approved", "cpq"),
-    ("erp.order.created", "netsuite"),
-    ("billing.subscription.activated", "stripe"),
-    ("support.entitlement.created", "zendesk"),
-]
 
 
 def wire_events(transactions: int) -> list[dict[str, Any]]:
