@@ -75,6 +75,7 @@ async def get_transaction(
         **found.summary.model_dump(),
         as_of=moment,
         aliases=found.aliases,
+        alias_conflicts=found.alias_conflicts,
         steps=step_views(definition, found.events, found.summary),
         events=found.events,
     )

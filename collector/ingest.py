@@ -125,7 +125,9 @@ async def post_events(
         ) from None
     collector.metrics.events_received.labels("events").inc(len(events))
     enforce_rate(collector.principal_of(request), len(events))
-    result = await collector.writer.submit(tenant, "json", collector.redact(events))
+    result = await collector.writer.submit(
+        tenant, "json", collector.redact(events), rules=collector.workflows.key_rules
+    )
     collector.metrics.events_accepted.labels("events").inc(result.accepted)
     collector.metrics.duplicates.labels("events").inc(result.duplicates)
     collector.metrics.batch_seconds.labels("events").observe(time.perf_counter() - started)
@@ -167,7 +169,7 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
         metrics.events_rejected.labels("traces", "invalid").inc(len(converted.rejected))
     enforce_rate(collector.principal_of(request), len(converted.spans))
     result = await collector.writer.submit(
-        tenant, "otlp", collector.redact(converted.events), converted.spans
+        tenant, "otlp", collector.redact(converted.events), converted.spans, collector.workflows.key_rules
     )
     metrics.events_accepted.labels("traces").inc(result.accepted)
     metrics.duplicates.labels("traces").inc(result.duplicates)

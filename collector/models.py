@@ -91,9 +91,24 @@ class StepView(BaseModel):
     error: EventErrorView | None
 
 
+class AliasConflict(BaseModel):
+    """An alias one transaction announced that was not linked; shown on both transactions."""
+
+    alias: str
+    kind: str = Field(description="The kind it was announced as")
+    reason: Literal["already_claimed", "other_kind", "both_started"]
+    announced_by: str = Field(description="The key whose event announced it")
+    other_transaction: str = Field(description="The transaction on the other side of the conflict")
+    message: str
+    seen_at: dt.datetime
+
+
 class TransactionDetail(TransactionSummary):
     as_of: dt.datetime
     aliases: dict[str, str]
+    alias_conflicts: list[AliasConflict] = Field(
+        description="Aliases announced by or for this transaction that were not linked, and why"
+    )
     steps: list[StepView]
     events: list[EventView]
 

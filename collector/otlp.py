@@ -35,6 +35,7 @@ CORRELATION_ID = "threadline.correlation_id"
 ALIAS_PREFIX = "threadline.alias."
 # The attributes that map onto fields of the event; any other attribute is kept in `attributes`.
 _FIELDS = {
+    "threadline.correlation_kind": "correlation_kind",
     "threadline.workflow": "workflow",
     "threadline.step": "step",
     "threadline.system": "system",

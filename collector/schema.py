@@ -64,6 +64,9 @@ class BusinessEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     correlation_id: Key
+    # What kind of key the correlation id is (e.g. erp.sales_order): an alias of another kind with
+    # the same value is another key. Default: the kind the step's definition declares (`key:`).
+    correlation_kind: Name | None = None
     workflow: Name
     step: Key
     system: Name
@@ -87,7 +90,9 @@ class BusinessEvent(BaseModel):
         # Without an event_id, the same event sent twice must still count once: derive the id
         # from the content, so an identical retry gets the identical id.
         if self.event_id is None:
-            content = self.model_dump(mode="json", exclude={"event_id"})
+            # (a field added later counts only when set: the same event keeps the same id across versions)
+            unset = {"correlation_kind"} if self.correlation_kind is None else set()
+            content = self.model_dump(mode="json", exclude={"event_id", *unset})
             digest = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
             object.__setattr__(self, "event_id", "sha256:" + digest[:40])
         return self

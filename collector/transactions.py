@@ -9,10 +9,18 @@ from typing import Any
 
 import orjson
 
-from .models import EventErrorView, EventView, Sla, TransactionSummary, Violation, WaitingStep
+from .models import (
+    AliasConflict,
+    EventErrorView,
+    EventView,
+    Sla,
+    TransactionSummary,
+    Violation,
+    WaitingStep,
+)
 from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
 from .storage import Store
-from .storage.writes import EVENT_COLUMNS
+from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUMNS, OTHER_KIND
 from .workflows import Workflows
 
 OPEN_STATES = {"stuck", "in_progress"}
@@ -77,7 +85,18 @@ SELECT
             HAVING argMax(transaction_id, version) = {{transaction:String}}
             ORDER BY alias
         )
-    ) AS alias_rows
+    ) AS alias_rows,
+    (
+        SELECT groupArray(({", ".join(CONFLICT_COLUMNS[1:-1])}))
+        FROM (
+            SELECT {", ".join(CONFLICT_COLUMNS[1:-1])}
+            FROM alias_conflicts FINAL
+            WHERE tenant = {{tenant:String}}
+              AND (claimed_by IN {{keys:Array(String)}} OR belongs_to IN {{keys:Array(String)}}
+                   OR claimed_by = {{transaction:String}} OR belongs_to = {{transaction:String}})
+            ORDER BY seen_at, alias
+        )
+    ) AS conflict_rows
 FROM ({{summary}})
 """
 
@@ -176,10 +195,33 @@ def event_view(row: dict[str, Any]) -> EventView:
     )
 
 
+def conflict_view(row: dict[str, Any], keys: set[str]) -> AliasConflict:
+    """A stored conflict as seen from the transaction whose keys are ``keys``."""
+    alias, kind, announced_by = row["alias"], row["kind"], row["announced_by"]
+    announced = f"{announced_by} announced {alias} as its {kind}"
+    messages = {
+        CLAIMED: f"{announced}, but {alias} already belongs to transaction {row['belongs_to']}",
+        OTHER_KIND: f"{announced}, but {alias} is a {row['key_kind']} key: another key with the same value",
+        BOTH_STARTED: f"{announced}, but {alias} is a transaction of its own that had already started, "
+        f"as {row['claimed_by']} had: two started transactions are never merged",
+    }
+    ours = row["claimed_by"] in keys
+    return AliasConflict(
+        alias=alias,
+        kind=kind,
+        reason=row["reason"],
+        announced_by=announced_by,
+        other_transaction=row["belongs_to"] if ours else row["claimed_by"],
+        message=messages[row["reason"]] + "; not linked.",
+        seen_at=utc(row["seen_at"]),
+    )
+
+
 @dataclass(frozen=True)
 class Found:
     summary: TransactionSummary
     aliases: dict[str, str]
+    alias_conflicts: list[AliasConflict]
     events: list[EventView]
 
 
@@ -202,9 +244,15 @@ def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.da
     if not rows:
         return None  # every event of it is after as_of
     row = rows[0]
+    keys = {transaction, *resolved[0]["keys"]}
+    conflict_columns = CONFLICT_COLUMNS[1:-1]
     return Found(
         summary=summary_of(row, as_of),
         aliases=dict(row["alias_rows"]),
+        alias_conflicts=[
+            conflict_view(dict(zip(conflict_columns, conflict, strict=True)), keys)
+            for conflict in row["conflict_rows"]
+        ],
         events=[event_view(dict(zip(EVENT_COLUMNS, event, strict=True))) for event in row["event_rows"]],
     )
 

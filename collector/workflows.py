@@ -23,12 +23,13 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .alerts.rules import AlertRule, parse_alerts
+from .storage.writes import KeyRules
 
 DEFAULT_STUCK_AFTER_S = 3600.0
 
 _TOP_KEYS = frozenset({"workflows", "alerts"})
 _WORKFLOW_KEYS = frozenset({"sla", "stuck_after", "complete_on", "fail_on", "steps", "description"})
-_STEP_KEYS = frozenset({"name", "system", "after", "within", "description"})
+_STEP_KEYS = frozenset({"name", "system", "key", "after", "within", "description"})
 
 _TAG = "tag:yaml.org,2002:"
 _MAP_TAG = _TAG + "map"
@@ -68,6 +69,7 @@ class StepDefinition:
     after: tuple[str, ...]  # prerequisites: default the step above (the first step: none); `after: []`: none
     within_s: float | None  # how long the step may take once due
     line: int  # 1-based line in the source, to point people at the definition
+    key_kind: str | None = None  # the kind of key its system sends as correlation id (`key: erp.sales_order`)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,16 @@ class Workflows:
 
     def __len__(self) -> int:
         return len(self.definitions)
+
+    @cached_property
+    def key_rules(self) -> KeyRules:
+        """What linking keys at ingest needs of these definitions (see ``storage.writes``)."""
+        return KeyRules(
+            key_kinds={(d.name, s.name): s.key_kind for d in self for s in d.steps if s.key_kind is not None},
+            start_steps=frozenset(
+                (d.name, s.name) for d in self for s in d.steps if not s.after and s.name not in d.fail_on
+            ),
+        )
 
 
 def parse_duration(value: object) -> float:
@@ -373,7 +385,10 @@ def _steps(reader: _Reader, what: str, node: Node) -> tuple[StepDefinition, ...]
             reader.text_of(entries["description"][1], f"{label}: description")
         system = reader.text_of(entries["system"][1], f"{label}: system") if "system" in entries else None
         within_s = reader.duration(entries["within"][1], f"{label}: within") if "within" in entries else None
-        steps.append(StepDefinition(name, system, prerequisites, within_s, item.start_mark.line + 1))
+        key_kind = reader.text_of(entries["key"][1], f"{label}: key") if "key" in entries else None
+        steps.append(
+            StepDefinition(name, system, prerequisites, within_s, item.start_mark.line + 1, key_kind)
+        )
 
     cycle = _find_cycle({step.name: step.after for step in steps})
     if cycle:

@@ -21,7 +21,7 @@ from typing import Any
 from .metrics import Metrics
 from .schema import BusinessEvent
 from .storage import Store
-from .storage.writes import store_events, store_spans
+from .storage.writes import KeyRules, store_events, store_spans
 
 logger = logging.getLogger("threadline.collector")
 
@@ -44,6 +44,7 @@ class _Job:
     spans: Sequence[Sequence[Any]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[WriteResult]
+    rules: KeyRules
     new: list[bool] = field(default_factory=list)
 
     @property
@@ -82,11 +83,17 @@ class Writer:
         self._thread.join(timeout=30)
 
     async def submit(
-        self, tenant: str, source: str, events: Sequence[BusinessEvent], spans: Sequence[Sequence[Any]] = ()
+        self,
+        tenant: str,
+        source: str,
+        events: Sequence[BusinessEvent],
+        spans: Sequence[Sequence[Any]] = (),
+        rules: KeyRules | None = None,
     ) -> WriteResult:
-        """Store events and spans; returns once they are stored. Raises Overloaded or StoreUnavailable."""
+        """Store events and spans, their keys linked by ``rules`` (from the workflow definitions);
+        returns once they are stored. Raises Overloaded or StoreUnavailable."""
         loop = asyncio.get_running_loop()
-        job = _Job(tenant, source, events, spans, loop, loop.create_future())
+        job = _Job(tenant, source, events, spans, loop, loop.create_future(), rules or KeyRules())
         size = job.size
         with self._wake:
             if self._stopping:
@@ -143,7 +150,8 @@ class Writer:
         for (tenant, source), jobs in groups.items():
             events = [event for job in jobs for event in job.events]
             if events:
-                stored = store_events(self.store, tenant, events, source)
+                # the definitions current when the last request of the group arrived
+                stored = store_events(self.store, tenant, events, source, jobs[-1].rules)
                 self.metrics.transactions_linked.inc(stored.linked)
                 self.metrics.alias_conflicts.inc(stored.alias_conflicts)
                 offset = 0

@@ -95,9 +95,20 @@ class Step(TypedDict):
     error: EventError | None
 
 
+class AliasConflict(TypedDict):
+    alias: str
+    kind: str
+    reason: str
+    announced_by: str
+    other_transaction: str
+    message: str
+    seen_at: str
+
+
 class TransactionDetail(TransactionSummary):
     as_of: str
     aliases: dict[str, str]
+    alias_conflicts: list[AliasConflict]
     steps: list[Step]
     events: list[Event]
 

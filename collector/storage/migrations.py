@@ -217,6 +217,31 @@ AUDIT_LOG = Table(
 # An absorbed transaction (one whose key was announced as an alias of another after it had events of
 # its own) and the transaction it now belongs to. Events keep the transaction they were stored under;
 # queries map it through here. Small: only late links write it.
+# Aliases announced but not linked (storage.writes.AliasConflict), shown on both transactions.
+ALIAS_CONFLICTS = Table(
+    name="alias_conflicts",
+    columns="""
+    tenant LowCardinality(String),
+    alias String,
+    kind LowCardinality(String),
+    key_kind LowCardinality(String),
+    announced_by String,
+    claimed_by String,
+    belongs_to String,
+    reason LowCardinality(String),
+    seen_at DateTime64(6, 'UTC'),
+    version UInt64,
+    INDEX idx_claimed claimed_by TYPE bloom_filter GRANULARITY 2,
+    INDEX idx_belongs belongs_to TYPE bloom_filter GRANULARITY 2
+    """,
+    order_by="(tenant, alias, claimed_by)",
+    partition_by=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,  # a key table: read beside the key mapping
+)
+
 TRANSACTION_LINKS = Table(
     name="transaction_links",
     columns="""
@@ -421,6 +446,7 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *drop_table("transaction_state", cluster),
             ],
         ),
+        (5, create_table(ALIAS_CONFLICTS, cluster, None)),
     ]
 
 

@@ -17,8 +17,8 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from ..schema import BusinessEvent
@@ -72,36 +72,62 @@ SPAN_COLUMNS = (
     "received_at",
 )
 
+# Every key the events of these transactions are stored under, linked transactions' included.
+KEYS_OF_TRANSACTIONS = """
+SELECT arrayJoin(keys) FROM transaction_rollups
+WHERE tenant = {tenant:String}
+  AND transaction_id IN (
+      SELECT arrayJoin({transactions:Array(String)})
+      UNION ALL
+      SELECT transaction_id FROM transaction_links FINAL
+      WHERE tenant = {tenant:String} AND merged_into IN {transactions:Array(String)}
+  )
+"""
+
 # Event ids already stored under these keys or any other key of their transactions (a retry may
 # come keyed by the transaction's other key), found through the sort key.
-STORED_WITH_IDS = """
+STORED_WITH_IDS = f"""
 SELECT event_id, transaction_id
 FROM events
-WHERE tenant = {tenant:String}
-  AND event_id IN {event_ids:Array(String)}
-  AND correlation_id IN (
-      SELECT arrayJoin({keys:Array(String)})
-      UNION ALL
-      SELECT arrayJoin(keys) FROM transaction_rollups
-      WHERE tenant = {tenant:String}
-        AND transaction_id IN (
-            SELECT arrayJoin({transactions:Array(String)})
-            UNION ALL
-            SELECT transaction_id FROM transaction_links FINAL
-            WHERE tenant = {tenant:String} AND merged_into IN {transactions:Array(String)}
-        )
-  )
+WHERE tenant = {{tenant:String}}
+  AND event_id IN {{event_ids:Array(String)}}
+  AND correlation_id IN (SELECT arrayJoin({{keys:Array(String)}}) UNION ALL {KEYS_OF_TRANSACTIONS})
 """
 EXISTING_EVENT_IDS = (
     f"SELECT event_id, current_transaction FROM ({with_current_transaction(STORED_WITH_IDS)})"
 )
 
-KNOWN_ALIASES = """
-SELECT alias, argMax(transaction_id, version) AS transaction_id
+# Each key's transaction in the mapping, and the kind it was announced (or declared) as.
+KNOWN_KEYS = """
+SELECT alias, argMax(transaction_id, version) AS transaction_id, argMax(kind, version) AS kind
 FROM aliases
 WHERE tenant = {tenant:String} AND alias IN {keys:Array(String)}
 GROUP BY alias
 """
+
+# The (workflow, step) of every event stored in these transactions, linked ones included: whether
+# each has started, before an alias would join two of them into one.
+EVENTS_OF_TRANSACTIONS = f"""
+SELECT transaction_id, workflow, step
+FROM events
+WHERE tenant = {{tenant:String}} AND correlation_id IN ({KEYS_OF_TRANSACTIONS})
+"""
+STEPS_SEEN = f"""
+SELECT DISTINCT current_transaction, workflow, step FROM ({with_current_transaction(EVENTS_OF_TRANSACTIONS)})
+"""
+
+CONFLICT_COLUMNS = (
+    "tenant",
+    "alias",
+    "kind",
+    "key_kind",
+    "announced_by",
+    "claimed_by",
+    "belongs_to",
+    "reason",
+    "seen_at",
+    "version",
+)
 
 LINK_COLUMNS = ("tenant", "transaction_id", "merged_into", "linked_at", "version")
 
@@ -128,46 +154,109 @@ WHERE tenant = {tenant:String} AND merged_into IN {transactions:Array(String)}
 
 
 @dataclass(frozen=True)
+class KeyRules:
+    """What linking keys needs of the workflow definitions, applied as events arrive."""
+
+    # (workflow, step) → the kind of key the step's system sends as correlation id
+    key_kinds: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # (workflow, step) of the steps that start a transaction (no prerequisite, not a failure)
+    start_steps: frozenset[tuple[str, str]] = frozenset()
+
+    def kind_of(self, event: BusinessEvent) -> str:
+        """The kind of key the event's correlation id is: as the event says, else as its step declares."""
+        return event.correlation_kind or self.key_kinds.get((event.workflow, event.step), "")
+
+
+# Why an announced alias was not linked (``AliasConflict.reason``).
+CLAIMED = "already_claimed"  # the alias already belongs to another transaction: the first claim stands
+OTHER_KIND = "other_kind"  # the alias is a key of another kind that happens to have the same value
+BOTH_STARTED = "both_started"  # both transactions had started: two instances, never one
+
+
+@dataclass(frozen=True)
+class AliasConflict:
+    """An alias announced but not linked; its fields are CONFLICT_COLUMNS between tenant and seen_at."""
+
+    alias: str
+    kind: str  # as announced
+    key_kind: str  # as the key was known before ("" if unknown)
+    announced_by: str  # the key whose event announced it
+    claimed_by: str  # the transaction that announced it
+    belongs_to: str  # the transaction the alias stays with
+    reason: str
+
+
+@dataclass(frozen=True)
 class StoredEvents:
     new: list[bool]  # per event, in order: False for a duplicate (already stored, or earlier in the batch)
     linked: int  # transactions with events stored earlier that joined another one through a new alias
-    alias_conflicts: int  # aliases already claimed by another transaction (the first claim stands)
+    alias_conflicts: int  # aliases announced but not linked (see AliasConflict)
 
 
 class TransactionKeys:
-    """Which transaction each key belongs to: union of alias announcements, first claim wins."""
+    """Which transaction each key belongs to: the union of alias announcements, first claim wins.
 
-    def __init__(self, known: dict[str, str]) -> None:
+    An alias joins the announcing transaction unless it already belongs to another one, is known as a
+    key of another kind, or is a transaction of its own that had started as the announcing one had:
+    each of these is recorded as an ``AliasConflict`` instead, on both transactions.
+    """
+
+    def __init__(
+        self,
+        known: dict[str, str],
+        kinds: Mapping[str, str] | None = None,
+        steps_seen: Mapping[str, set[tuple[str, str]]] | None = None,
+        start_steps: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self._transaction_of = dict(known)
         self._members: dict[str, set[str]] = defaultdict(set)
         for key, transaction in known.items():
             self._members[transaction].add(key)
+        self._kinds = dict(kinds or {})
+        self._steps_seen = steps_seen or {}
+        self._start_steps = start_steps
         self.new_aliases: dict[str, tuple[str, str]] = {}  # alias → (kind, announced by)
-        self.conflicts = 0
+        self.conflicts: list[AliasConflict] = []
 
     def transaction_of(self, key: str) -> str:
         return self._transaction_of.get(key, key)
 
     def announce(self, key: str, kind: str, alias: str) -> None:
         transaction = self.transaction_of(key)
-        if alias == transaction or self._transaction_of.get(alias) == transaction:
+        owner = self.transaction_of(alias)
+        if owner == transaction:
             return
-        if alias in self._transaction_of:
-            self.conflicts += 1
-            logger.warning(
-                "threadline: alias %r of %r already belongs to transaction %r; kept there",
-                alias,
-                key,
-                self._transaction_of[alias],
-            )
+        known_kind = self._kinds.get(alias, "")
+        if alias != owner:
+            reason = CLAIMED
+        elif known_kind and known_kind != kind:
+            reason = OTHER_KIND
+        elif self._started(transaction) and self._started(alias):
+            reason = BOTH_STARTED
+        else:
+            # The alias may itself have been a transaction: everything that pointed at it moves over.
+            for member in self._members.pop(alias, set()):
+                self._transaction_of[member] = transaction
+                self._members[transaction].add(member)
+            self._transaction_of[alias] = transaction
+            self._members[transaction].add(alias)
+            self._kinds[alias] = kind
+            self.new_aliases[alias] = (kind, key)
             return
-        # The alias may itself have been a transaction: everything that pointed at it moves over.
-        for member in self._members.pop(alias, set()):
-            self._transaction_of[member] = transaction
-            self._members[transaction].add(member)
-        self._transaction_of[alias] = transaction
-        self._members[transaction].add(alias)
-        self.new_aliases[alias] = (kind, key)
+        logger.warning(
+            "threadline: alias %r (%s) announced by %r not linked to transaction %r: %s (it stays with %r)",
+            alias,
+            kind,
+            key,
+            transaction,
+            reason,
+            owner,
+        )
+        self.conflicts.append(AliasConflict(alias, kind, known_kind, key, transaction, owner, reason))
+
+    def _started(self, transaction: str) -> bool:
+        keys = {transaction} | self._members.get(transaction, set())
+        return any(not self._start_steps.isdisjoint(self._steps_seen.get(key, ())) for key in keys)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -215,18 +304,33 @@ def _version() -> int:
     return time.time_ns() // 1000
 
 
-def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], source: str) -> StoredEvents:
+def store_events(
+    store: Store, tenant: str, events: Sequence[BusinessEvent], source: str, rules: KeyRules | None = None
+) -> StoredEvents:
     """Store a batch of validated events for one tenant; duplicates are detected and left out.
 
-    Order matters for safety: links, then aliases, then the new events. If anything fails the
-    caller does not acknowledge, the sender retries, and the retry finds what was already stored
+    Order matters for safety: links, then the key mapping, then the new events. If anything fails
+    the caller does not acknowledge, the sender retries, and the retry finds what was already stored
     (by event_id) and writes what was not.
     """
+    rules = rules or KeyRules()
     keys = {event.correlation_id for event in events} | {
         alias for event in events for alias in event.aliases.values()
     }
-    known = dict(store.query(KNOWN_ALIASES, {"tenant": tenant, "keys": sorted(keys)}).result_rows)
-    transactions = TransactionKeys(known)
+    known: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    mapping = store.query(KNOWN_KEYS, {"tenant": tenant, "keys": sorted(keys)}).result_rows
+    for key, transaction, kind in mapping:
+        known[key] = transaction
+        if kind:
+            kinds[key] = kind
+    declared = {event.correlation_id: rules.kind_of(event) for event in events if rules.kind_of(event)}
+    transactions = TransactionKeys(
+        known,
+        kinds={**declared, **kinds},  # a key keeps the kind it was first known as
+        steps_seen=_steps_seen(store, tenant, events, known, rules),
+        start_steps=rules.start_steps,
+    )
     for event in events:
         for kind, alias in event.aliases.items():
             transactions.announce(event.correlation_id, kind, alias)
@@ -254,8 +358,21 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
     version = _version()
     received_at = dt.datetime.now(dt.UTC)
     linked = 0
+    # A correlation id whose kind is known enters the mapping as a key of its own, with that kind.
+    own_keys = [
+        [tenant, key, kind, transactions.transaction_of(key), key, received_at, version]
+        for key, kind in declared.items()
+        if key not in known and key not in transactions.new_aliases
+    ]
     if transactions.new_aliases:
-        linked = _link(store, tenant, transactions, received_at, version)
+        linked = _link(store, tenant, transactions, received_at, version, own_keys)
+    else:
+        store.insert("aliases", own_keys, ALIAS_COLUMNS)
+    store.insert(
+        "alias_conflicts",
+        [[tenant, *astuple(conflict), received_at, version] for conflict in transactions.conflicts],
+        CONFLICT_COLUMNS,
+    )
 
     first_seq = _arrivals.take(len(events), version)  # ties in event time keep arrival order
     rows = [
@@ -272,11 +389,39 @@ def store_events(store: Store, tenant: str, events: Sequence[BusinessEvent], sou
         if is_new
     ]
     store.insert("events", rows, EVENT_COLUMNS)
-    return StoredEvents(new=new, linked=linked, alias_conflicts=transactions.conflicts)
+    return StoredEvents(new=new, linked=linked, alias_conflicts=len(transactions.conflicts))
+
+
+def _steps_seen(
+    store: Store, tenant: str, events: Sequence[BusinessEvent], known: Mapping[str, str], rules: KeyRules
+) -> dict[str, set[tuple[str, str]]]:
+    """(workflow, step) pairs seen per key: stored ones by transaction, the batch's by correlation id.
+
+    Read only when a batch announces aliases and the definitions name start steps: what decides
+    whether two transactions had each started before an alias would join them.
+    """
+    announcing = [event for event in events if event.aliases]
+    if not announcing or not rules.start_steps:
+        return {}
+    involved = {known.get(event.correlation_id, event.correlation_id) for event in announcing} | {
+        known.get(alias, alias) for event in announcing for alias in event.aliases.values()
+    }
+    seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    parameters = {"tenant": tenant, "transactions": sorted(involved)}
+    for transaction, workflow, step in store.query(STEPS_SEEN, parameters).result_rows:
+        seen[transaction].add((workflow, step))
+    for event in events:
+        seen[event.correlation_id].add((event.workflow, event.step))
+    return seen
 
 
 def _link(
-    store: Store, tenant: str, transactions: TransactionKeys, received_at: dt.datetime, version: int
+    store: Store,
+    tenant: str,
+    transactions: TransactionKeys,
+    received_at: dt.datetime,
+    version: int,
+    own_keys: list[list[Any]],
 ) -> int:
     """Write the key mapping for the batch's new aliases, and a link for each transaction they absorb.
 
@@ -302,7 +447,7 @@ def _link(
         [[tenant, earlier, into, received_at, version] for earlier, into in links.items()],
         LINK_COLUMNS,
     )
-    store.insert("aliases", alias_rows, ALIAS_COLUMNS)
+    store.insert("aliases", own_keys + alias_rows, ALIAS_COLUMNS)
     return len(links)
 
 

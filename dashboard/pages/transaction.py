@@ -21,7 +21,7 @@ from ..components import card, empty_state, icon, page_header, state_badge, syst
 from ..grids import column, grid
 from ..page import PageContext, Rendered
 from ..schema import AuditEntry, Step, TransactionDetail
-from ..urls import QUEUE, TRANSACTIONS, Query, search_of, tail, workflow_path
+from ..urls import QUEUE, TRANSACTIONS, Query, search_of, tail, transaction_path, workflow_path
 
 STEP_ICONS = {
     "done": "check-circle-fill",
@@ -258,6 +258,24 @@ def _callouts(
                     *_joined([html.Span(step, className="tl-mono") for step in detail["missing_steps"]]),
                 ],
                 "callout-missing",
+            )
+        )
+    for conflict in detail.get("alias_conflicts", []):
+        alerts.append(
+            _alert(
+                "violation",
+                "sign-merge-left",
+                "Alias not linked",
+                [
+                    conflict["message"],
+                    " Other transaction: ",
+                    dcc.Link(
+                        conflict["other_transaction"],
+                        href=transaction_path(conflict["other_transaction"]),
+                        className="tl-mono",
+                    ),
+                ],
+                "callout-alias-conflict",
             )
         )
     for violation in detail["violations"]:

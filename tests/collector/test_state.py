@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.collector_process import CollectorProcess
+from tests.support.collector_process import ROOT, CollectorProcess
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 HAPPY_PATH = [
@@ -241,6 +242,92 @@ def test_an_alias_announced_first_catches_later_events(api: httpx.Client) -> Non
     send(api, event(sales_order, "erp.customer.validated", "netsuite", 5))
     found = state(api, sales_order, 10)
     assert found["correlation_id"] == key and found["event_count"] == 2
+
+
+def test_an_alias_naming_another_started_transaction_is_refused_and_shown_on_both(
+    api: httpx.Client,
+) -> None:
+    # H-1 is an opportunity of its own, started; H-19 announces "H-1" as its sales order number.
+    first, second = new_key("H"), new_key("H")
+    send(api, *happy_path(first, until=2))
+    send(
+        api,
+        event(second, "crm.opportunity.won", "salesforce", 1),
+        event(second, "erp.customer.validated", "netsuite", 6, aliases={"erp.sales_order": first}),
+    )
+    mine, theirs = state(api, second, 30), state(api, first, 30)
+    assert mine["correlation_id"] == second and theirs["correlation_id"] == first  # not merged
+    assert mine["event_count"] == 2 and theirs["event_count"] == 2
+    assert mine["aliases"] == {}
+    for found, other in ((mine, first), (theirs, second)):
+        [conflict] = found["alias_conflicts"]
+        assert conflict["reason"] == "both_started"
+        assert conflict["alias"] == first and conflict["kind"] == "erp.sales_order"
+        assert conflict["announced_by"] == second and conflict["other_transaction"] == other
+        assert "already started" in conflict["message"]
+
+
+def test_an_alias_of_one_kind_never_matches_a_key_of_another(api: httpx.Client) -> None:
+    # K is declared an opportunity id; the same text announced as a sales order is another key, even
+    # though K's transaction has not started yet (its first event is a later step).
+    key, other = new_key("K"), new_key()
+    send(api, event(key, "erp.customer.validated", "netsuite", 5, correlation_kind="crm.opportunity"))
+    send(api, event(other, "crm.opportunity.won", "salesforce", 0, aliases={"erp.sales_order": key}))
+    assert state(api, key, 30)["correlation_id"] == key
+    [conflict] = state(api, other, 30)["alias_conflicts"]
+    assert conflict["reason"] == "other_kind" and conflict["other_transaction"] == key
+    assert "is a crm.opportunity key" in conflict["message"]
+    # The same kind links as before.
+    sales_order = new_key("SO")
+    send(api, event(sales_order, "erp.order.created", "netsuite", 20, correlation_kind="erp.sales_order"))
+    send(api, event(other, "cpq.quote.approved", "cpq", 8, aliases={"erp.sales_order": sales_order}))
+    assert state(api, sales_order, 30)["correlation_id"] == other
+
+
+def test_an_alias_already_claimed_stays_with_its_first_claim_and_both_say_so(api: httpx.Client) -> None:
+    first, second, sales_order = new_key(), new_key(), new_key("SO")
+    send(api, event(first, "crm.opportunity.won", "salesforce", 0, aliases={"erp.sales_order": sales_order}))
+    send(api, event(second, "crm.opportunity.won", "salesforce", 1, aliases={"erp.sales_order": sales_order}))
+    assert state(api, sales_order, 30)["correlation_id"] == first
+    [conflict] = state(api, second, 30)["alias_conflicts"]
+    assert conflict["reason"] == "already_claimed" and conflict["other_transaction"] == first
+    assert [c["other_transaction"] for c in state(api, first, 30)["alias_conflicts"]] == [second]
+
+
+def test_a_step_declares_the_kind_of_key_its_system_sends(tmp_path: Path) -> None:
+    definitions = tmp_path / "workflows.yaml"
+    definitions.write_text(
+        (ROOT / "workflows.example.yaml")
+        .read_text()
+        .replace(
+            "- {name: erp.order.created, system: netsuite,",
+            "- {name: erp.order.created, system: netsuite, key: erp.sales_order,",
+        )
+    )
+    assert "key: erp.sales_order" in definitions.read_text()
+    collector = CollectorProcess(store_dir=tmp_path / "store", workflows=definitions).start()
+    try:
+        with httpx.Client(base_url=collector.url, timeout=30) as client:
+            order, invoice_holder, opportunity = "77001", "INV-1", "OPP-1"
+            send(client, event(order, "erp.order.created", "netsuite", 20))  # an ERP number, by definition
+            send(
+                client,
+                event(
+                    invoice_holder, "crm.opportunity.won", "salesforce", 0, aliases={"billing.invoice": order}
+                ),
+            )
+            assert (
+                state(client, order, 30)["correlation_id"] == order
+            )  # an invoice number is not an order number
+            send(
+                client,
+                event(
+                    opportunity, "crm.opportunity.won", "salesforce", 0, aliases={"erp.sales_order": order}
+                ),
+            )
+            assert state(client, order, 30)["correlation_id"] == opportunity
+    finally:
+        collector.stop()
 
 
 def test_a_step_before_its_prerequisite_is_a_governance_violation(api: httpx.Client) -> None:

@@ -524,6 +524,7 @@ def test_every_answer_is_what_the_rules_derive_from_the_events(
         "alias announced after events keyed by it",
         "event keyed by a known alias",
         "transaction with aliases absorbed",
+        "alias of another started transaction refused",
     )
     assert all(covered.get(case) for case in expected_cases), covered
     assert all(covered.values()), covered

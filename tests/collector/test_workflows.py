@@ -400,7 +400,7 @@ BAD_DEFINITIONS = [
             steps:
               - {name: a.b.created, sytem: netsuite}   # <-
         """,
-        'step "a.b.created": unknown key "sytem" (allowed: after, description, name, system, within)',
+        'step "a.b.created": unknown key "sytem" (allowed: after, description, key, name, system, within)',
         id="unknown step key",
     ),
     pytest.param(

@@ -69,6 +69,8 @@ STUCK_KEY = "OPP-1042"
 STUCK_ALIAS = "SO-88812"
 BREACHED_KEY = "OPP-1045"
 VIOLATION_KEY = "CASE-7781"
+# Two completed orders; the second's ERP step announced the first's own key as its sales order.
+CONFLICT_KEY, CONFLICT_OTHER = "OPP-1047", "OPP-1046"
 
 
 @dataclass
@@ -231,6 +233,12 @@ def _named(scenario: Scenario) -> None:
         status="error",
         error={"kind": "business", "message": "Credit limit exceeded for customer C-2231"},
     )
+
+    # An alias conflict: both had started, so the announcement is refused and shown on both.
+    for key, start in ((CONFLICT_OTHER, now - 30 * h), (CONFLICT_KEY, now - 29 * h)):
+        for minutes, (step, system) in enumerate(PATHS[q2c]):
+            aliases = {"erp.sales_order": CONFLICT_OTHER} if key == CONFLICT_KEY and minutes == 3 else {}
+            scenario.event(key, q2c, step, system, start + 10 * minutes * m, aliases=aliases)
 
     # Governance violation: the credit posted in Stripe before finance approved it in NetSuite.
     key, start, credit = VIOLATION_KEY, now - 2 * h, "support-credit"

@@ -271,3 +271,18 @@ def test_system_health_matches_the_api(browser: Browser, api: httpx.Client) -> N
         )
     )
     assert drawn == ["stripe"]
+
+
+def test_an_alias_conflict_is_shown_on_both_transactions(browser: Browser, api: httpx.Client) -> None:
+    for key, other in (
+        (scenario.CONFLICT_KEY, scenario.CONFLICT_OTHER),
+        (scenario.CONFLICT_OTHER, scenario.CONFLICT_KEY),
+    ):
+        [conflict] = api.get(f"/api/transactions/{key}").json()["alias_conflicts"]
+        browser.open(f"/transactions/{key}", ready="#callout-alias-conflict")
+        callout = browser.text("#callout-alias-conflict")
+        assert conflict["message"] in callout and other in callout
+    browser.screenshots("alias-conflict")
+    # The callout links to the other side.
+    browser.click(f'#callout-alias-conflict a[href="/transactions/{scenario.CONFLICT_KEY}"]')
+    browser.wait_text(".tl-page-title", scenario.CONFLICT_KEY)

@@ -8,8 +8,10 @@ Keys: every event has a correlation id and may announce aliases ``{kind: alias}`
 processed in the order sent; within one batch every alias announcement comes first (in event
 order), then the batch's events. Announcing alias A for key K, with T the transaction of K (a key
 never mapped is its own transaction): nothing if A is T or already maps to T; a conflict, ignored,
-if A already maps to another transaction (the first claim wins); otherwise A, and every key that
-mapped to transaction A, now maps to T. An event belongs to the transaction its correlation id
+if A already maps to another transaction (the first claim wins); a conflict, ignored, if both T and
+A have started (an event of a step with no prerequisite, not a failure step, among the events sent
+so far and the batch's, under any key mapping to each); otherwise A, and every key that mapped to
+transaction A, now maps to T. An event belongs to the transaction its correlation id
 maps to after all batches; a repeated event id is one event (the first sent).
 
 The answers have the shapes of the query API (``collector/models.py``), with datetimes as
@@ -112,7 +114,7 @@ class Reference:
         """One acknowledged batch: its announcements first, then its events."""
         for sent in batch:
             for kind, alias in (sent.get("aliases") or {}).items():
-                self.announce(sent["correlation_id"], kind, alias)
+                self.announce(sent["correlation_id"], kind, alias, batch)
         accepted = duplicates = 0
         for sent in batch:
             event = Event.of(sent, self.arrivals)
@@ -143,13 +145,16 @@ class Reference:
     def transaction_of(self, key: str) -> str:
         return self.transaction.get(key, key)
 
-    def announce(self, key: str, kind: str, alias: str) -> None:
+    def announce(self, key: str, kind: str, alias: str, batch: Sequence[Mapping[str, Any]] = ()) -> None:
         into = self.transaction_of(key)
         current = self.transaction.get(alias)
         if alias == into or current == into:
             return
         if current is not None:
             self.coverage["alias conflict"] += 1
+            return
+        if self.started(into, batch) and self.started(alias, batch):
+            self.coverage["alias of another started transaction refused"] += 1
             return
         if any(self.transaction_of(e.correlation_id) == alias for e in self.events.values()):
             self.coverage["alias announced after events keyed by it"] += 1
@@ -161,6 +166,19 @@ class Reference:
         self.transaction[alias] = into
         self.members[into].add(alias)
         self.kinds[alias] = kind
+
+    def started(self, transaction: str, batch: Sequence[Mapping[str, Any]]) -> bool:
+        sent = [event.sent for event in self.events.values()] + list(batch)
+        return any(
+            self.transaction_of(event["correlation_id"]) == transaction
+            and self.starts(event["workflow"], event["step"])
+            for event in sent
+        )
+
+    def starts(self, workflow: str, step: str) -> bool:
+        definition = self.workflows.get(workflow)
+        defined = definition.step(step) if definition else None
+        return defined is not None and not defined.after and step not in definition.fail_on
 
     # --- Transactions ---------------------------------------------------------------------------
 
