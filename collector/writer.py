@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ class _Job:
     tenant: str
     source: str
     events: Sequence[BusinessEvent]
-    spans: Sequence[Sequence[Any]]
+    spans: Sequence[Mapping[str, Any]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[WriteResult]
     new: list[bool] = field(default_factory=list)
@@ -82,7 +82,11 @@ class Writer:
         self._thread.join(timeout=30)
 
     async def submit(
-        self, tenant: str, source: str, events: Sequence[BusinessEvent], spans: Sequence[Sequence[Any]] = ()
+        self,
+        tenant: str,
+        source: str,
+        events: Sequence[BusinessEvent],
+        spans: Sequence[Mapping[str, Any]] = (),
     ) -> WriteResult:
         """Store events and spans; returns once they are stored. Raises Overloaded or StoreUnavailable."""
         loop = asyncio.get_running_loop()

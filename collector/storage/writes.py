@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +70,11 @@ SPAN_COLUMNS = (
     "resource",
     "events",
     "received_at",
+    "links",
+    "scope_name",
+    "scope_version",
+    "scope_attributes",
+    "typed_values",
 )
 
 # Event ids already stored under these keys or any other key of their transactions (a retry may
@@ -323,7 +328,8 @@ class _Arrivals:
 _arrivals = _Arrivals()
 
 
-def store_spans(store: Store, rows: Iterable[Sequence[Any]]) -> int:
-    batch = [list(row) for row in rows]
+def store_spans(store: Store, spans: Iterable[Mapping[str, Any]]) -> int:
+    """Spans given by column (``SPAN_COLUMNS``)."""
+    batch = [[span[column] for column in SPAN_COLUMNS] for span in spans]
     store.insert("spans", batch, SPAN_COLUMNS)
     return len(batch)
