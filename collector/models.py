@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
@@ -247,6 +247,33 @@ class SystemsReport(BaseModel):
     systems: list[SystemHealth]
 
 
+Attributes = Annotated[
+    dict[str, JsonValue],
+    Field(
+        description="OTLP attribute values with their type: string, boolean, integer, double, an array of "
+        "those, a key-value list as an object, bytes as base64; sensitive keys redacted"
+    ),
+]
+
+
+class SpanEventView(BaseModel):
+    name: str
+    time: dt.datetime
+    attributes: Attributes
+
+
+class SpanLinkView(BaseModel):
+    trace_id: str
+    span_id: str
+    attributes: Attributes
+
+
+class ScopeView(BaseModel):
+    name: str = Field(description="The instrumentation scope (library) that made the span")
+    version: str
+    attributes: Attributes
+
+
 class SpanView(BaseModel):
     trace_id: str
     span_id: str
@@ -259,7 +286,11 @@ class SpanView(BaseModel):
     duration_ms: float
     status_code: str
     status_message: str
-    attributes: dict[str, str]
+    attributes: Attributes
+    events: list[SpanEventView] = Field(description="Span events as sent (exceptions among them)")
+    links: list[SpanLinkView]
+    resource: Attributes
+    scope: ScopeView
 
 
 class TraceView(BaseModel):

@@ -128,17 +128,28 @@ def _time(nanoseconds: int) -> dt.datetime:
 
 @dataclass
 class Converted:
-    spans: list[list[Any]] = field(default_factory=list)
+    spans: list[dict[str, Any]] = field(default_factory=list)  # by column of the spans table
     events: list[BusinessEvent] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # one reason per span whose business event is invalid
 
 
-def _spans(request: ExportTraceServiceRequest) -> Iterator[tuple[dict[str, Any], Span]]:
+def _spans(
+    request: ExportTraceServiceRequest, redactor: Redactor | None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any], Span]]:
+    """Each span with its resource's attributes and the columns it shares with its resource and scope."""
     for resource_spans in request.resource_spans:
         resource = _attributes(resource_spans.resource.attributes)
+        stored_resource = _stored(resource, redactor)
         for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            origin = {
+                "resource": stored_resource,
+                "scope_name": scope.name,
+                "scope_version": scope.version,
+                "scope_attributes": _stored(_attributes(scope.attributes), redactor),
+            }
             for span in scope_spans.spans:
-                yield resource, span
+                yield resource, origin, span
 
 
 def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
@@ -184,15 +195,51 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def _redacted(attributes: dict[str, str], redactor: Redactor | None) -> dict[str, str]:
+def _redacted(attributes: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
     return redactor.redact(attributes) if redactor is not None else attributes
 
 
+def _stored(attributes: dict[str, Any], redactor: Redactor | None) -> dict[str, str]:
+    """An attribute map as the spans table keeps it: each value as its JSON, sensitive ones hashed."""
+    return {key: orjson.dumps(value).decode() for key, value in _redacted(attributes, redactor).items()}
+
+
+def _span_events(span: Span, redactor: Redactor | None) -> str:
+    return orjson.dumps(
+        [
+            {
+                "name": event.name,
+                "time_unix_nano": event.time_unix_nano,
+                "attributes": _redacted(_attributes(event.attributes), redactor),
+            }
+            for event in span.events
+        ]
+    ).decode()
+
+
+def _span_links(span: Span, redactor: Redactor | None) -> str:
+    return orjson.dumps(
+        [
+            {
+                "trace_id": link.trace_id.hex(),
+                "span_id": link.span_id.hex(),
+                "attributes": _redacted(_attributes(link.attributes), redactor),
+            }
+            for link in span.links
+        ]
+    ).decode()
+
+
 def convert(request: ExportTraceServiceRequest, tenant: str, redactor: Redactor | None = None) -> Converted:
-    """Rows of technical spans and validated business events; sensitive attributes hashed by ``redactor``."""
+    """Rows of technical spans and validated business events; sensitive attributes hashed by ``redactor``.
+
+    A technical span keeps what was sent, typed: its attributes, events (exceptions among them),
+    links, resource and instrumentation scope. Every attribute map of it goes through the same
+    redaction.
+    """
     converted = Converted()
     received_at = dt.datetime.now(dt.UTC)
-    for resource, span in _spans(request):
+    for resource, origin, span in _spans(request, redactor):
         attributes = _attributes(span.attributes)
         if len(span.trace_id) != 16 or len(span.span_id) != 8:
             converted.rejected.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8")
@@ -201,35 +248,26 @@ def convert(request: ExportTraceServiceRequest, tenant: str, redactor: Redactor 
             converted.rejected.append(f"span {span.name!r}: start and end times must be before 2262")
             continue
         converted.spans.append(
-            [
-                tenant,
-                span.trace_id.hex(),
-                span.span_id.hex(),
-                span.parent_span_id.hex(),
-                span.name,
-                _text(resource.get("service.name", "")),
-                _KINDS.get(span.kind, "unspecified"),
-                _time(span.start_time_unix_nano),
-                _time(span.end_time_unix_nano),
-                max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
-                _STATUS.get(span.status.code, "unset"),
-                span.status.message,
-                _redacted(
-                    {key: _text(value) for key, value in attributes.items() if value is not None}, redactor
-                ),
-                {key: _text(value) for key, value in resource.items() if value is not None},
-                orjson.dumps(
-                    [
-                        {
-                            "name": e.name,
-                            "time_unix_nano": e.time_unix_nano,
-                            "attributes": _attributes(e.attributes),
-                        }
-                        for e in span.events
-                    ]
-                ).decode(),
-                received_at,
-            ]
+            {
+                "tenant": tenant,
+                "trace_id": span.trace_id.hex(),
+                "span_id": span.span_id.hex(),
+                "parent_span_id": span.parent_span_id.hex(),
+                "name": span.name,
+                "service": _text(resource.get("service.name", "")),
+                "kind": _KINDS.get(span.kind, "unspecified"),
+                "start_time": _time(span.start_time_unix_nano),
+                "end_time": _time(span.end_time_unix_nano),
+                "duration_ms": max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
+                "status_code": _STATUS.get(span.status.code, "unset"),
+                "status_message": span.status.message,
+                "attributes": _stored(attributes, redactor),
+                "events": _span_events(span, redactor),
+                "links": _span_links(span, redactor),
+                **origin,
+                "typed_values": True,
+                "received_at": received_at,
+            }
         )
         if CORRELATION_ID not in attributes:
             continue

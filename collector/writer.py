@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ class _Job:
     tenant: str
     source: str
     events: Sequence[BusinessEvent]
-    spans: Sequence[Sequence[Any]]
+    spans: Sequence[Mapping[str, Any]]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[WriteResult]
     rules: KeyRules
@@ -87,7 +87,7 @@ class Writer:
         tenant: str,
         source: str,
         events: Sequence[BusinessEvent],
-        spans: Sequence[Sequence[Any]] = (),
+        spans: Sequence[Mapping[str, Any]] = (),
         rules: KeyRules | None = None,
     ) -> WriteResult:
         """Store events and spans, their keys linked by ``rules`` (from the workflow definitions);

@@ -247,6 +247,24 @@ class SystemsReport(TypedDict):
     systems: list[SystemHealth]
 
 
+class SpanEvent(TypedDict):
+    name: str
+    time: str
+    attributes: dict[str, Any]
+
+
+class SpanLink(TypedDict):
+    trace_id: str
+    span_id: str
+    attributes: dict[str, Any]
+
+
+class Scope(TypedDict):
+    name: str
+    version: str
+    attributes: dict[str, Any]
+
+
 class Span(TypedDict):
     trace_id: str
     span_id: str
@@ -259,7 +277,11 @@ class Span(TypedDict):
     duration_ms: float
     status_code: str
     status_message: str
-    attributes: dict[str, str]
+    attributes: dict[str, Any]  # typed values, as sent
+    events: NotRequired[list[SpanEvent]]  # the collectors from before these were kept do not send them
+    links: NotRequired[list[SpanLink]]
+    resource: NotRequired[dict[str, Any]]
+    scope: NotRequired[Scope]
 
 
 class Trace(TypedDict):

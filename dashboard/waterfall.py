@@ -12,11 +12,14 @@ from html import escape
 import plotly.graph_objects as go
 
 from . import formatting as fmt
-from .schema import Span, Trace
+from .schema import Span, SpanEvent, Trace
 from .theme import Palette, figure_layout
 
 NBSP = "\u00a0"
 LABEL_SHARE = 0.3  # of the width, for the span names
+EXCEPTION = "exception"  # the span event OpenTelemetry records an exception as
+EVENTS_SHOWN = 3  # per span in its tooltip, exceptions first
+EVENT_TEXT_LIMIT = 160  # characters of one event's line in a tooltip
 
 
 def ordered(spans: list[Span]) -> list[tuple[Span, int]]:
@@ -45,7 +48,21 @@ def _hover(span: Span, offset_ms: float, theme: Palette) -> str:
     )
     if span["status_code"] == "error":
         text += f"<br><span style='color:{theme.failed}'>error: {escape(span['status_message'])}</span>"
+    events = span.get("events", [])
+    for event in sorted(events, key=lambda event: event["name"] != EXCEPTION)[:EVENTS_SHOWN]:
+        text += f"<br>{escape(_event_line(event))}"
+    if len(events) > EVENTS_SHOWN:
+        text += f"<br>{fmt.plural(len(events) - EVENTS_SHOWN, 'more event')}"
     return text
+
+
+def _event_line(event: SpanEvent) -> str:
+    """An exception as its type and message (what was thrown is why the span failed), else its name."""
+    if event["name"] != EXCEPTION:
+        return event["name"]
+    attributes = event["attributes"]
+    thrown = f"{attributes.get('exception.type', EXCEPTION)}: {attributes.get('exception.message', '')}"
+    return thrown if len(thrown) <= EVENT_TEXT_LIMIT else thrown[: EVENT_TEXT_LIMIT - 1] + "…"
 
 
 def figure(trace: Trace, theme: Palette, tz: dt.tzinfo) -> go.Figure:

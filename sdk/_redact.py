@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 DEFAULT_REDACT_KEYS: tuple[str, ...] = (
     "email",
@@ -28,6 +30,8 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 )
 DEFAULT_SALT = "threadline"
 REDACTED_PREFIX = "redacted:"
+
+Value = TypeVar("Value")  # str for the SDK's attributes; any OpenTelemetry value at the collector
 
 _SEPARATORS = re.compile(r"[^0-9a-z]+")
 
@@ -63,11 +67,27 @@ class Redactor:
         digest = hmac.new(self._salt, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return REDACTED_PREFIX + digest.hexdigest()[:32]
 
-    def redact(self, attributes: dict[str, str]) -> dict[str, str]:
-        """A copy of ``attributes`` in which every sensitive value is hashed."""
-        return {
-            key: self.hash(value)
-            if self.is_sensitive(key) and not value.startswith(REDACTED_PREFIX)
-            else value
-            for key, value in attributes.items()
-        }
+    def redact(self, attributes: Mapping[str, Value]) -> dict[str, Value | str]:
+        """A copy of ``attributes`` in which every value under a sensitive key is hashed.
+
+        Values may be typed, as OpenTelemetry attributes are: a number, a list or a map under a
+        sensitive key is hashed whole (as its JSON), and maps inside values are redacted by the same
+        rules, since an integration may nest ``{"customer": {"email": ...}}``.
+        """
+        return {key: self._redacted(key, value) for key, value in attributes.items()}
+
+    def _redacted(self, key: str, value: Value) -> Value | str:
+        if not self.is_sensitive(key):
+            return self._nested(value)
+        if value is None:
+            return value
+        if isinstance(value, str):
+            return value if value.startswith(REDACTED_PREFIX) else self.hash(value)
+        return self.hash(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+    def _nested(self, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self._nested(item) for item in value]
+        return value

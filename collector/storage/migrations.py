@@ -316,6 +316,20 @@ AGGREGATE_BACKFILL = Table(
 EVENTS_PER_BACKFILL_SLICE = 250_000
 
 
+# --- Migration 6: technical spans keep what was sent ---------------------------------------------
+# From migration 6 on, the attribute maps of a span (`attributes`, `resource`, `scope_attributes`)
+# hold each value as its JSON, so that 201 stays a number and [1, 2] an array; `typed_values`
+# tells those rows from older ones, whose values are plain text. `events` and `links` are JSON
+# arrays. A row written by a collector from before the migration gets the default: plain text.
+SPAN_COLUMNS_OF_MIGRATION_6 = (
+    "links String",
+    "scope_name LowCardinality(String)",
+    "scope_version LowCardinality(String)",
+    "scope_attributes Map(String, String)",
+    "typed_values Bool DEFAULT false",
+)
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -447,6 +461,14 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
             ],
         ),
         (5, create_table(ALIAS_CONFLICTS, cluster, None)),
+        (
+            6,
+            [
+                statement
+                for column in SPAN_COLUMNS_OF_MIGRATION_6
+                for statement in add_column(SPANS, column, cluster)
+            ],
+        ),
     ]
 
 

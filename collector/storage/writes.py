@@ -70,6 +70,11 @@ SPAN_COLUMNS = (
     "resource",
     "events",
     "received_at",
+    "links",
+    "scope_name",
+    "scope_version",
+    "scope_attributes",
+    "typed_values",
 )
 
 # Every key the events of these transactions are stored under, linked transactions' included.
@@ -468,7 +473,8 @@ class _Arrivals:
 _arrivals = _Arrivals()
 
 
-def store_spans(store: Store, rows: Iterable[Sequence[Any]]) -> int:
-    batch = [list(row) for row in rows]
+def store_spans(store: Store, spans: Iterable[Mapping[str, Any]]) -> int:
+    """Spans given by column (``SPAN_COLUMNS``)."""
+    batch = [[span[column] for column in SPAN_COLUMNS] for span in spans]
     store.insert("spans", batch, SPAN_COLUMNS)
     return len(batch)

@@ -22,7 +22,7 @@ from tests.collector.test_api import Q2C as STEPS
 from tests.support.collector_process import CollectorProcess
 from threadline.collector.storage import Store, migrations
 from threadline.collector.storage.backfill import PENDING, AggregateBackfill
-from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS
+from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS, SPAN_COLUMNS
 
 pytestmark = pytest.mark.slow
 
@@ -53,18 +53,24 @@ def wire_events(transactions: int) -> list[dict[str, Any]]:
     return events
 
 
-def write_version_3_store(path: Path, events: list[dict[str, Any]]) -> None:
-    """The store as the collector of schema version 3 left it, re-linked events included."""
+def old_store(path: Path, version: int) -> Store:
+    """A store with the schema as the collector of that version left it."""
     store = Store(f"chdb://{path}")
     store._connect()
     for statement in migrations.version_table(None):
         store.command(statement)
-    for version, statements in migrations.migrations():
-        if version > 3:
+    for number, statements in migrations.migrations():
+        if number > version:
             break
         for statement in statements:
             store.command(statement)
-        store.insert("schema_migrations", [[version]], ["version"])
+        store.insert("schema_migrations", [[number]], ["version"])
+    return store
+
+
+def write_version_3_store(path: Path, events: list[dict[str, Any]]) -> None:
+    """The store as the collector of schema version 3 left it, re-linked events included."""
+    store = old_store(path, 3)
     columns = [column for column in EVENT_COLUMNS if column != "seq"]  # migration 4 adds it
     received = NOW - dt.timedelta(hours=1)
     rows, aliases = [], []
@@ -172,3 +178,53 @@ def test_an_old_store_answers_as_a_fresh_one_during_and_after_its_backfill(tmp_p
         assert store.query(counted).result_rows[0][0] == len(events)
     finally:
         store.close()
+
+
+def test_spans_stored_before_migration_6_read_as_they_were_stored(tmp_path: Path) -> None:
+    """Their attribute values were stored as text, without links or scope: they come back so."""
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    store = old_store(store_dir, 4)
+    added = {column.split()[0] for column in migrations.SPAN_COLUMNS_OF_MIGRATION_6}
+    columns = [column for column in SPAN_COLUMNS if column not in added]
+    started = dt.datetime(2026, 11, 2, 9, 30, tzinfo=dt.UTC)
+    span = {
+        "tenant": "",
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+        "parent_span_id": "",
+        "name": "GET /customers",
+        "service": "netsuite",
+        "kind": "client",
+        "start_time": started,
+        "end_time": started + dt.timedelta(milliseconds=40),
+        "duration_ms": 40.0,
+        "status_code": "error",
+        "status_message": "timed out",
+        "attributes": {"http.response.status_code": "504"},
+        "resource": {"service.name": "netsuite"},
+        "events": '[{"name": "exception", "time_unix_nano": 1793611800000000000, '
+        '"attributes": {"exception.type": "TimeoutError", "attempt": 2}}]',
+        "received_at": started,
+    }
+    store.insert("spans", [[span[column] for column in columns]], columns)
+    store.close()
+    collector = CollectorProcess(store_dir=store_dir, isolated=True).start()
+    try:
+        response = httpx.get(f"{collector.url}/api/traces/{span['trace_id']}", timeout=30)
+    finally:
+        collector.stop()
+
+    assert response.status_code == 200, response.text
+    [stored] = response.json()["spans"]
+    assert stored["attributes"] == {"http.response.status_code": "504"}
+    assert stored["resource"] == {"service.name": "netsuite"}
+    assert stored["events"] == [
+        {
+            "name": "exception",
+            "time": "2026-11-02T09:30:00Z",
+            "attributes": {"exception.type": "TimeoutError", "attempt": 2},
+        }
+    ]
+    assert stored["links"] == []
+    assert stored["scope"] == {"name": "", "version": "", "attributes": {}}

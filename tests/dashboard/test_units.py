@@ -16,8 +16,10 @@ from threadline.dashboard.actions import ActionRequest, refusal
 from threadline.dashboard.alerting import delivery_lines, delivery_phrase, describe_rule, figure_facts
 from threadline.dashboard.client import ApiRejected, ApiUnavailable, NotFound, QueryClient
 from threadline.dashboard.pages.process_map import _ancestors, _wrap, columns, out_of_order
-from threadline.dashboard.schema import Notification
+from threadline.dashboard.schema import Notification, Span
+from threadline.dashboard.theme import LIGHT
 from threadline.dashboard.urls import Query, age_seconds, alert_path, href, tail, transaction_path
+from threadline.dashboard.waterfall import figure as waterfall
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
@@ -322,3 +324,36 @@ def test_the_client_posts_actions_with_the_same_key() -> None:
     with pytest.raises(ApiRejected, match="already resolved") as conflict:
         client_answering(409, {"error": "conflict", "message": "already resolved"}).reopen("OPP-1", "x")
     assert conflict.value.status == 409
+
+
+def test_a_failed_span_in_the_waterfall_says_what_was_thrown_first() -> None:
+    span: Span = {
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+        "parent_span_id": None,
+        "name": "POST /salesOrder",
+        "service": "netsuite",
+        "kind": "client",
+        "start_time": "2026-03-02T09:00:00Z",
+        "end_time": "2026-03-02T09:00:00.040000Z",
+        "duration_ms": 40.0,
+        "status_code": "error",
+        "status_message": "declined",
+        "attributes": {"http.response.status_code": 422},
+        "events": [
+            {"name": f"retry.{n}", "time": "2026-03-02T09:00:00.010000Z", "attributes": {}} for n in (1, 2, 3)
+        ]
+        + [
+            {
+                "name": "exception",
+                "time": "2026-03-02T09:00:00.030000Z",
+                "attributes": {
+                    "exception.type": "CreditLimitError",
+                    "exception.message": "limit <50k> exceeded",
+                },
+            }
+        ],
+    }
+    [bar] = waterfall({"trace_id": span["trace_id"], "spans": [span], "events": []}, LIGHT, dt.UTC).data
+    lines = bar.hovertext[0].split("<br>")
+    assert lines[4:] == ["CreditLimitError: limit &lt;50k&gt; exceeded", "retry.1", "retry.2", "1 more event"]

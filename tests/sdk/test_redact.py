@@ -27,6 +27,17 @@ def test_ordinary_keys_are_left_alone() -> None:
     assert redactor.redact({"region": "emea"}) == {"region": "emea"}
 
 
+def test_typed_and_nested_values_are_redacted_by_the_same_rules() -> None:
+    redactor = Redactor()
+    assert redactor.redact(
+        {"phone": 5550100, "customer": {"email": "jane@example.com", "tier": "gold"}, "lines": [1, 2]}
+    ) == {
+        "phone": redactor.hash("5550100"),  # a number hashes as its text, so it joins a string sent elsewhere
+        "customer": {"email": redactor.hash("jane@example.com"), "tier": "gold"},
+        "lines": [1, 2],
+    }
+
+
 def test_the_hash_is_stable_and_salted() -> None:
     one, again, other_salt = Redactor(salt="a"), Redactor(salt="a"), Redactor(salt="b")
     assert one.hash("jane@example.com") == again.hash("jane@example.com")  # joins still work
