@@ -26,7 +26,7 @@ from .models import (
 )
 from .runtime import Collector, get_collector
 from .schema import Problem, in_storable_range
-from .timeline import step_views
+from .timeline import step_views, waiting_on_systems
 from .workflows import WorkflowError, Workflows
 
 router = APIRouter(prefix="/api", tags=["query"], dependencies=[Depends(require("read"))])
@@ -71,8 +71,11 @@ async def get_transaction(
             404, "not_found", f"no transaction has the key {key!r}" + (" as of then" if as_of else "")
         )
     definition = workflows.get(found.summary.workflow)
+    summary = found.summary.model_copy(
+        update={"waiting_on": waiting_on_systems(found.summary.waiting_on, found.events)}
+    )
     return TransactionDetail(
-        **found.summary.model_dump(),
+        **summary.model_dump(),
         as_of=moment,
         aliases=found.aliases,
         alias_conflicts=found.alias_conflicts,

@@ -18,7 +18,8 @@ class EventErrorView(BaseModel):
 
 class WaitingStep(BaseModel):
     step: str
-    system: str | None
+    system: str | None = Field(description="The system trying the step, else the one expected to")
+    expected_system: str | None = Field(None, description="The system the definition expects")
     due_since: dt.datetime
     within_seconds: float | None = Field(description="How long the step may take once due, if defined")
     overdue: bool = Field(description="Due for longer than its `within`")
@@ -32,8 +33,25 @@ class Sla(BaseModel):
 
 
 class Violation(BaseModel):
+    """A governance violation: a step done out of order, or after the workflow had failed."""
+
+    rule: Literal["out_of_order", "after_failure"] = "out_of_order"
     step: str = Field(description="The step that ran")
-    before: str = Field(description="The step it must come after, which had not run before it")
+    before: str | None = Field(
+        None, description="out_of_order: the step it must come after, which had not run before it"
+    )
+    after: str | None = Field(None, description="after_failure: the failure step it ran after")
+
+    @classmethod
+    def of(cls, rule: str, step: str, other: str) -> Violation:
+        if rule == "after_failure":
+            return cls(rule="after_failure", step=step, after=other)
+        return cls(rule="out_of_order", step=step, before=other)
+
+    def text(self) -> str:
+        if self.rule == "after_failure":
+            return f"{self.step} ran after the workflow failed at {self.after}"
+        return f"{self.step} ran before {self.before}, which it must come after"
 
 
 class TransactionSummary(BaseModel):
@@ -80,7 +98,8 @@ class EventView(BaseModel):
 
 class StepView(BaseModel):
     name: str
-    system: str | None
+    system: str | None = Field(description="The system that did the step (or tried it last)")
+    expected_system: str | None = Field(description="The system the definition expects, if it names one")
     expected: bool = Field(description="Defined in the workflow (False: seen but not defined)")
     state: StepState
     status: str | None = Field(description="Status of the step's latest event; None if never seen")

@@ -9,14 +9,17 @@ single transaction's detail: a transaction's state is decided in exactly one pla
 
 The rules, per transaction:
 - a step is *done* once one of its events has status ``ok`` (a later success recovers retries);
-- it *fails* when any event of a ``fail_on`` step exists, and *completes* when a ``complete_on``
-  step is done; whichever came first decides;
+- it *fails* when any event of a ``fail_on`` step exists, whenever it came (a failure after
+  completion reverses it: the failure is the news), and *completes* when a ``complete_on`` step is
+  done and no failure step was seen;
 - a step is *waiting* when it is not done, every step in its ``after`` is done and no step that
   comes after it is done (then it is *missing*, not waited on); it is due since the last of its
   prerequisites was done (or since the transaction started, with none);
 - it is *stuck* when not terminal, waiting on a step, and nothing was done for ``stuck_after``;
 - the SLA runs from the first event to completion (or failure, or ``as_of`` while open);
-- a *violation* is a done step whose prerequisite was not done before it;
+- a *violation* is a done step whose prerequisite was not done before it (``out_of_order``), or a
+  step (not a failure step) done after the workflow failed (``after_failure``);
+- a failure step is an outcome, not a step to wait for: never waited on, missing or listed unseen;
 - it is *resolved* when an operator's latest resolve/reopen (the audit log) is a resolve: it then
   leaves the attention set, the stuck counts and the value at risk, but keeps its state.
 """
@@ -152,10 +155,7 @@ STATE = """
 SELECT
     transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
     retry_count, amount, currency, completed_at, failed_at, missing, violations, sla_limit,
-    multiIf(
-        failed_at IS NOT NULL AND (completed_at IS NULL OR failed_at <= completed_at), 'failed',
-        completed_at IS NOT NULL, 'completed',
-        '') AS terminal,
+    multiIf(failed_at IS NOT NULL, 'failed', completed_at IS NOT NULL, 'completed', '') AS terminal,
     if(terminal != '', CAST([], 'Array(UInt32)'), open_steps) AS waiting_at,
     arrayMap(i -> expected[i], waiting_at) AS waiting,
     arrayMap(i -> expected_systems[i], waiting_at) AS waiting_systems,
@@ -186,6 +186,9 @@ FROM
         if(hasAny(seen, fail_on),
            arrayMin(arrayMap((s, at) -> if(has(fail_on, s), at, FAR_FUTURE), seen, seen_at)),
            NULL) AS failed_at,
+        -- The failure step seen first (ties: by name).
+        arrayFirst((s, at) -> has(fail_on, s) AND at = ifNull(failed_at, FAR_FUTURE), seen, seen_at)
+            AS failing_step,
         if(empty(done), started_at, arrayMax(done_at)) AS last_progress,
         -- When each step became due: when the last of its prerequisites was done (or at the start).
         arrayMap(pre -> if(empty(pre), started_at,
@@ -197,9 +200,16 @@ FROM
                     arrayEnumerate(expected), expected, expected_after, expected_successors) AS open_steps,
         arrayFilter((s, after_it) -> NOT has(done, s) AND NOT has(fail_on, s) AND hasAny(done, after_it),
                     expected, expected_successors) AS missing,
-        arrayFilter(pair -> has(done, pair.1)
-                            AND (NOT has(done, pair.2) OR step_first_ok[pair.2] > step_first_ok[pair.1]),
-                    prerequisites) AS violations
+        -- (rule, step, the other step): out of order, or done after the workflow failed.
+        arrayConcat(
+            arrayMap(pair -> ('out_of_order', pair.1, pair.2),
+                     arrayFilter(pair -> has(done, pair.1)
+                                         AND (NOT has(done, pair.2)
+                                              OR step_first_ok[pair.2] > step_first_ok[pair.1]),
+                                 prerequisites)),
+            arrayMap(s -> ('after_failure', s, failing_step),
+                     arrayFilter((s, at) -> at > ifNull(failed_at, FAR_FUTURE) AND NOT has(fail_on, s),
+                                 done, done_at))) AS violations
     FROM
     (
         SELECT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .models import EventErrorView, EventView, StepView, TransactionSummary
+from .models import EventView, StepView, TransactionSummary, WaitingStep
 from .workflows import WorkflowDefinition
 
 _TRYING = ("error", "retrying", "ok")
@@ -16,7 +16,9 @@ def _attempts(events: Sequence[EventView]) -> int:
     return max(declared, tries, 1)
 
 
-def _seen_step(name: str, system: str | None, expected: bool, events: Sequence[EventView]) -> StepView:
+def _seen_step(
+    name: str, expected_system: str | None, expected: bool, events: Sequence[EventView]
+) -> StepView:
     latest = events[-1]
     done = next((event for event in events if event.status == "ok"), None)
     last_error = next((event.error for event in reversed(events) if event.error is not None), None)
@@ -26,11 +28,10 @@ def _seen_step(name: str, system: str | None, expected: bool, events: Sequence[E
         state, error = "failed", last_error
     else:
         state, error = "in_progress", last_error
-    if error is None and state != "done" and latest.status == "error":
-        error = EventErrorView(kind="unknown", message="")
     return StepView(
         name=name,
-        system=system or latest.system,
+        system=(done or latest).system,  # what did it (or tried last), whatever the definition expects
+        expected_system=expected_system,
         expected=expected,
         state=state,
         status=(done or latest).status,
@@ -48,7 +49,8 @@ def step_views(
     """Expected steps in definition order, then steps seen that the workflow does not define.
 
     ``events`` are in event-time order. Retries of a step are one step with ``attempts`` > 1; a
-    later success recovers it (state ``done``, no error).
+    later success recovers it (state ``done``, no error). A failure step (``fail_on``) is an outcome,
+    not a step to expect: it is listed only once seen.
     """
     by_step: dict[str, list[EventView]] = {}
     for event in events:
@@ -63,11 +65,14 @@ def step_views(
         if seen:
             views.append(_seen_step(step.name, step.system, True, seen))
             continue
+        if step.name in definition.fail_on:
+            continue
         state = "waiting" if step.name in waiting else "missing" if step.name in missing else "not_started"
         views.append(
             StepView(
                 name=step.name,
                 system=step.system,
+                expected_system=step.system,
                 expected=True,
                 state=state,
                 status=None,
@@ -82,3 +87,15 @@ def step_views(
         if name not in expected_names:
             views.append(_seen_step(name, None, False, seen))
     return views
+
+
+def waiting_on_systems(waiting_on: Sequence[WaitingStep], events: Sequence[EventView]) -> list[WaitingStep]:
+    """The steps waited on, each with the system that has been trying it (if any) as its ``system``,
+    and the one the definition expects beside it."""
+    trying = {event.step: event.system for event in events}  # the latest attempt's, in event-time order
+    return [
+        waiting.model_copy(
+            update={"system": trying.get(waiting.step, waiting.system), "expected_system": waiting.system}
+        )
+        for waiting in waiting_on
+    ]

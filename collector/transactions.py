@@ -138,6 +138,7 @@ def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
             WaitingStep(
                 step=step,
                 system=system or None,
+                expected_system=system or None,
                 due_since=due,
                 within_seconds=within or None,
                 overdue=bool(within) and (as_of - due).total_seconds() > within,
@@ -159,7 +160,7 @@ def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
             breached_by_seconds=max(elapsed - limit, 0.0) if limit else 0.0,
         ),
         missing_steps=list(row["missing"]),
-        violations=[Violation(step=step, before=before) for step, before in row["violations"]],
+        violations=[Violation.of(*violation) for violation in row["violations"]],
         systems=sorted(row["systems"]),
         amount=row["amount"],
         currency=row["currency"] or None,

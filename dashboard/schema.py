@@ -23,6 +23,7 @@ class EventError(TypedDict):
 class WaitingStep(TypedDict):
     step: str
     system: str | None
+    expected_system: str | None
     due_since: str
     within_seconds: float | None
     overdue: bool
@@ -36,8 +37,10 @@ class Sla(TypedDict):
 
 
 class Violation(TypedDict):
+    rule: Literal["out_of_order", "after_failure"]
     step: str
-    before: str
+    before: str | None
+    after: str | None
 
 
 class TransactionSummary(TypedDict):
@@ -85,6 +88,7 @@ class Event(TypedDict):
 class Step(TypedDict):
     name: str
     system: str | None
+    expected_system: str | None
     expected: bool
     state: StepState
     status: str | None

@@ -262,7 +262,7 @@ def _transaction_match(rule: AlertRule, summary: TransactionSummary, as_of: dt.d
         text = f"{name} failed{when}{_waiting(summary)}"
     elif rule.when == "violation" and summary.violations:
         figures = {"violations": len(summary.violations)}
-        text = f"{name}: " + "; ".join(f"{v.step} ran before {v.before}" for v in summary.violations)
+        text = f"{name}: " + "; ".join(v.text() for v in summary.violations)
     else:
         return None
     return Match(rule, summary.correlation_id, True, text, (summary.correlation_id,), figures)

@@ -66,7 +66,7 @@ def render(context: PageContext) -> Rendered:
                 [
                     card(
                         "Steps",
-                        _steps(detail["steps"], context, fail_on),
+                        _steps(detail["steps"], context),
                         subtitle="Expected by the workflow, and what happened",
                         class_name="tl-span-4",
                     ),
@@ -216,6 +216,7 @@ def _callouts(
                 [
                     f"at {failing['name']} " if failing else "",
                     f"({fmt.ago(detail['failed_at'], now)})" if detail["failed_at"] else "",
+                    " after it had completed" if detail["completed_at"] else "",
                     html.Div(f"{error['kind']}: {error['message']}", className="tl-alert-detail")
                     if error
                     else None,
@@ -279,17 +280,17 @@ def _callouts(
             )
         )
     for violation in detail["violations"]:
+        if violation["rule"] == "after_failure":
+            said = [" ran after the workflow failed at ", html.Span(violation["after"], className="tl-mono")]
+        else:
+            before = html.Span(violation["before"], className="tl-mono")
+            said = [" ran before ", before, ", which it must come after"]
         alerts.append(
             _alert(
                 "failed",
                 "shield-exclamation",
                 "Governance violation",
-                [
-                    html.Span(violation["step"], className="tl-mono"),
-                    " ran before ",
-                    html.Span(violation["before"], className="tl-mono"),
-                    ", which it must come after",
-                ],
+                [html.Span(violation["step"], className="tl-mono"), *said],
                 "callout-violation",
             )
         )
@@ -313,12 +314,10 @@ def _alert(tone: str, icon_name: str, title: str, body: list[Any], id: str) -> h
     )
 
 
-def _steps(steps: list[Step], context: PageContext, fail_on: list[str]) -> html.Ol:
-    """The checklist of steps; a failure step that did not happen is not a step to wait for."""
+def _steps(steps: list[Step], context: PageContext) -> html.Ol:
+    """The checklist of steps (a failure step only once it happened: the API leaves it out before)."""
     items = []
     for step in steps:
-        if step["state"] == "not_started" and step["name"] in fail_on:
-            continue
         when = fmt.clock(step["last_at"], context.tz) if step["last_at"] else ""
         notes = []
         if step["attempts"] > 1:
@@ -327,6 +326,8 @@ def _steps(steps: list[Step], context: PageContext, fail_on: list[str]) -> html.
             notes.append(fmt.milliseconds(step["duration_ms"]))
         if not step["expected"]:
             notes.append("not in the workflow")
+        if step["expected_system"] and step["system"] != step["expected_system"]:
+            notes.append(f"expected in {step['expected_system']}")
         items.append(
             html.Li(
                 [

@@ -90,7 +90,10 @@ def test_the_happy_path_completes_within_its_sla(api: httpx.Client) -> None:
         "breached_by_seconds": 0.0,
     }
     assert found["waiting_on"] == [] and found["missing_steps"] == [] and found["violations"] == []
-    assert [step["state"] for step in found["steps"] if step["name"] != "erp.order.rejected"] == ["done"] * 6
+    # A failure step is an outcome, not a step to expect: not listed until it happens.
+    assert [(step["name"], step["state"]) for step in found["steps"]] == [
+        (step, "done") for step, _, _ in HAPPY_PATH
+    ]
     assert [e["step"] for e in found["events"]] == [step for step, _, _ in HAPPY_PATH]
 
 
@@ -103,6 +106,7 @@ def test_an_open_transaction_waits_on_the_next_step_and_its_system(api: httpx.Cl
         {
             "step": "billing.subscription.activated",
             "system": "stripe",
+            "expected_system": "stripe",
             "due_since": at(20).replace("+00:00", "Z"),
             "within_seconds": 3600.0,
             "overdue": False,
@@ -339,7 +343,14 @@ def test_a_step_before_its_prerequisite_is_a_governance_violation(api: httpx.Cli
         event(key, "erp.order.created", "netsuite", 20),
     )
     found = state(api, key, 30)
-    assert found["violations"] == [{"step": "billing.subscription.activated", "before": "erp.order.created"}]
+    assert found["violations"] == [
+        {
+            "rule": "out_of_order",
+            "step": "billing.subscription.activated",
+            "before": "erp.order.created",
+            "after": None,
+        }
+    ]
 
 
 def test_a_credit_posted_without_finance_approval_is_a_violation_and_approval_is_missing(
@@ -354,7 +365,12 @@ def test_a_credit_posted_without_finance_approval_is_a_violation_and_approval_is
         event(key, "billing.credit.posted", "stripe", 10, **credit),
     )
     found = state(api, key, 20)
-    assert {"step": "billing.credit.posted", "before": "erp.credit.approved"} in found["violations"]
+    assert {
+        "rule": "out_of_order",
+        "step": "billing.credit.posted",
+        "before": "erp.credit.approved",
+        "after": None,
+    } in found["violations"]
     assert found["missing_steps"] == ["erp.credit.approved"]
     assert [w["step"] for w in found["waiting_on"]] == ["support.customer.notified"]
 
@@ -373,6 +389,62 @@ def test_a_fail_on_step_fails_the_transaction(api: httpx.Client) -> None:
     assert found["failed_at"] == at(25).replace("+00:00", "Z")
     assert found["waiting_on"] == []
     assert found["sla"]["elapsed_seconds"] == 1500.0  # the clock stopped when it failed
+    assert "erp.order.rejected" in [s["name"] for s in found["steps"]]  # listed once it happened
+
+
+def test_a_rejection_after_completion_fails_it_and_a_step_after_a_failure_is_a_violation(
+    api: httpx.Client,
+) -> None:
+    key = new_key()
+    rejected = event(key, "erp.order.rejected", "netsuite", 90, status="error", error={"kind": "business"})
+    send(api, *happy_path(key), rejected)
+    found = state(api, key, 120)
+    assert found["state"] == "failed"  # the rejection after completion reverses it
+    assert found["completed_at"] == at(70).replace("+00:00", "Z")
+    assert found["failed_at"] == at(90).replace("+00:00", "Z")
+    assert found["violations"] == []  # nothing ran after the failure
+
+    key = new_key()
+    rejected = event(key, "erp.order.rejected", "netsuite", 25, status="error", error={"kind": "business"})
+    send(api, *happy_path(key, until=4), rejected, event(key, "billing.subscription.activated", "stripe", 40))
+    found = state(api, key, 60)
+    assert found["state"] == "failed" and found["completed_at"] is None
+    assert found["violations"] == [
+        {
+            "rule": "after_failure",
+            "step": "billing.subscription.activated",
+            "before": None,
+            "after": "erp.order.rejected",
+        }
+    ]
+    flagged = api.get("/api/transactions", params={"violations": "true", "as_of": at(60), "limit": 500})
+    assert key in {item["correlation_id"] for item in flagged.json()["items"]}  # the queue's filter too
+
+
+def test_a_step_shows_the_system_that_did_it_beside_the_one_expected(api: httpx.Client) -> None:
+    key = new_key()
+    # The ERP step came from the middleware; billing keeps being tried by a connector, not Stripe.
+    send(
+        api,
+        *happy_path(key, until=3),
+        event(key, "erp.order.created", "mulesoft", 20),
+        event(
+            key,
+            "billing.subscription.activated",
+            "stripe-connector",
+            30,
+            status="error",
+            error={"kind": "timeout"},
+        ),
+    )
+    found = state(api, key, 40)
+    order = next(step for step in found["steps"] if step["name"] == "erp.order.created")
+    assert (order["system"], order["expected_system"]) == ("mulesoft", "netsuite")
+    validated = next(step for step in found["steps"] if step["name"] == "erp.customer.validated")
+    assert (validated["system"], validated["expected_system"]) == ("netsuite", "netsuite")
+    [waiting] = found["waiting_on"]
+    assert waiting["step"] == "billing.subscription.activated"
+    assert (waiting["system"], waiting["expected_system"]) == ("stripe-connector", "stripe")
 
 
 def test_an_undefined_workflow_is_still_shown_with_its_events(api: httpx.Client) -> None:

@@ -429,6 +429,8 @@ def collector(tmp_path: Path, workflows_file: Path) -> Iterator[CollectorProcess
     process.stop()
 
 
+# Thousands of comparisons through HTTP: about 4 minutes on a quiet 2-core machine, more on a busy one.
+@pytest.mark.timeout(900)
 def test_every_answer_is_what_the_rules_derive_from_the_events(
     collector: CollectorProcess, workflows_file: Path, tmp_path: Path
 ) -> None:

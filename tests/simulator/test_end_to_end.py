@@ -110,7 +110,14 @@ def test_an_alias_chain_makes_one_transaction(demo: Demo) -> None:
 def test_a_credit_posted_before_approval_is_a_governance_violation(demo: Demo) -> None:
     ref = demo.stats.examples["violation"]
     detail = demo.get(f"/api/transactions/{ref.correlation_id}")
-    assert detail["violations"] == [{"step": "billing.credit.posted", "before": "erp.credit.approved"}]
+    assert detail["violations"] == [
+        {
+            "rule": "out_of_order",
+            "step": "billing.credit.posted",
+            "before": "erp.credit.approved",
+            "after": None,
+        }
+    ]
     flagged = demo.get("/api/transactions", violations="true", workflow="support-credit", limit=1000)
     assert ref.correlation_id in {item["correlation_id"] for item in flagged["items"]}
 

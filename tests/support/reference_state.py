@@ -104,6 +104,7 @@ class Reference:
         self.kinds: dict[str, str] = {}  # announced alias → its kind
         self.members: dict[str, set[str]] = defaultdict(set)  # transaction → keys that map to it
         self.arrivals = 0
+        self.started_keys: set[str] = set()  # keys with an event of a start step among those kept
         # What the traffic exercised, so that a test can insist it still covers each case.
         self.coverage: Counter[str] = Counter()
         self._summaries: dict[tuple[int, dt.datetime], dict[str, dict[str, Any]]] = {}
@@ -125,7 +126,7 @@ class Reference:
             ):
                 # The same id in another transaction is another transaction's event: kept apart.
                 self.coverage["event id reused in another transaction"] += 1
-                self.events[f"{event.event_id}#{event.arrival}"] = event
+                self.keep(f"{event.event_id}#{event.arrival}", event)
                 accepted += 1
                 continue
             if first is not None:
@@ -138,9 +139,15 @@ class Reference:
                 continue
             if event.correlation_id in self.transaction:
                 self.coverage["event keyed by a known alias"] += 1
-            self.events[event.event_id] = event
+            self.keep(event.event_id, event)
             accepted += 1
+
         return IngestCount(accepted=accepted, duplicates=duplicates)
+
+    def keep(self, identity: str, event: Event) -> None:
+        self.events[identity] = event
+        if self.starts(event.workflow, event.step):
+            self.started_keys.add(event.correlation_id)
 
     def transaction_of(self, key: str) -> str:
         return self.transaction.get(key, key)
@@ -168,12 +175,10 @@ class Reference:
         self.kinds[alias] = kind
 
     def started(self, transaction: str, batch: Sequence[Mapping[str, Any]]) -> bool:
-        sent = [event.sent for event in self.events.values()] + list(batch)
-        return any(
-            self.transaction_of(event["correlation_id"]) == transaction
-            and self.starts(event["workflow"], event["step"])
-            for event in sent
-        )
+        keys = self.started_keys | {
+            event["correlation_id"] for event in batch if self.starts(event["workflow"], event["step"])
+        }
+        return any(self.transaction_of(key) == transaction for key in keys)
 
     def starts(self, workflow: str, step: str) -> bool:
         definition = self.workflows.get(workflow)
@@ -225,11 +230,11 @@ class Reference:
         failed_at = completed_at = None
         waiting: list[dict[str, Any]] = []
         missing: list[str] = []
-        violations: list[dict[str, str]] = []
+        violations: list[dict[str, str | None]] = []
         if definition is not None:
             failed_at = min((first_at[s] for s in definition.fail_on if s in first_at), default=None)
             completed_at = min((first_ok[s] for s in definition.complete_on if s in done), default=None)
-        if failed_at is not None and (completed_at is None or failed_at <= completed_at):
+        if failed_at is not None:  # whenever it came: a failure after completion reverses it
             terminal = "failed"
         elif completed_at is not None:
             terminal = "completed"
@@ -260,7 +265,16 @@ class Reference:
                     continue
                 for before in step.after:
                     if before not in done or first_ok[before] > first_ok[step.name]:
-                        violations.append({"step": step.name, "before": before})
+                        violations.append(
+                            {"rule": "out_of_order", "step": step.name, "before": before, "after": None}
+                        )
+            if failed_at is not None:
+                failing = min((first_at[s], s) for s in definition.fail_on if s in first_at)[1]
+                violations += [
+                    {"rule": "after_failure", "step": step, "before": None, "after": failing}
+                    for step in sorted(done)
+                    if first_ok[step] > failed_at and step not in definition.fail_on
+                ]
 
         last_progress = max(first_ok.values(), default=started_at)
         if terminal is not None:
