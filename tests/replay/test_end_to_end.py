@@ -7,13 +7,19 @@ one test per format replays the file a second time to see nothing imported twice
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.replay.support import CSV_BAD_TIME, ONBOARDING_XES, ORDERS_CSV, ORDERS_OCEL, orders_mapping
+from tests.replay.support import (
+    CSV_BAD_TIME,
+    ONBOARDING_XES,
+    ORDERS_CSV,
+    ORDERS_OCEL,
+    orders_mapping,
+    transaction,
+)
 from tests.support.collector_process import CollectorProcess
 from threadline.replay import ReplayReport, RowProblem, format_report, replay
 
@@ -29,20 +35,6 @@ CSV_OPTIONS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    process = CollectorProcess(store_dir=tmp_path_factory.mktemp("replay") / "store").start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def api(collector: CollectorProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=collector.url, timeout=30) as client:
-        yield client
-    assert collector.running, f"the collector died:\n{collector.log()[-4000:]}"
-
-
-@pytest.fixture(scope="module")
 def csv_report(collector: CollectorProcess) -> ReplayReport:
     return replay(ORDERS_CSV, collector.url, batch_size=4, **CSV_OPTIONS)
 
@@ -55,13 +47,6 @@ def xes_report(collector: CollectorProcess) -> ReplayReport:
 @pytest.fixture(scope="module")
 def ocel_report(collector: CollectorProcess) -> ReplayReport:
     return replay(ORDERS_OCEL, collector.url)
-
-
-def transaction(api: httpx.Client, key: str) -> dict[str, Any]:
-    response = api.get(f"/api/transactions/{key}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def steps(body: dict[str, Any]) -> list[tuple[str, str, str, str]]:

@@ -251,7 +251,7 @@ class OcelLog(LogSource):
         unknown: set[str] = set()
         for number, (event, line) in enumerate(zip(events, lines, strict=True), start=1):
             if not isinstance(event, dict):
-                yield Candidate(line, {}, (("event", "is not a JSON object"),), f"event #{number}")
+                yield Candidate(line, number, {}, (("event", "is not a JSON object"),), f"event #{number}")
                 continue
             event_id = event.get("id")
             ref = f"event #{number}" + (f" (id {event_id})" if isinstance(event_id, str) else "")
@@ -261,7 +261,7 @@ class OcelLog(LogSource):
                 if not isinstance(event.get(name), str) or not event[name].strip()
             ]
             if structure:
-                yield Candidate(line, {}, tuple(structure), ref)
+                yield Candidate(line, number, {}, tuple(structure), ref)
                 continue
             related = _related(event)
             unknown.update(i for i in related if i not in type_of)
@@ -282,7 +282,7 @@ class OcelLog(LogSource):
                     fields["aliases"] = aliases
                 if attributes:
                     fields["attributes"] = {**fields.get("attributes", {}), **attributes}
-                yield Candidate(line, fields, problems, ref)
+                yield Candidate(line, number, fields, problems, ref)
         self._note_left_out(chosen, skipped_types, unknown)
 
     def _base_fields(self, event: dict[str, Any]) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
