@@ -107,7 +107,7 @@ def test_ocel_orders_carry_their_items_and_invoice_as_aliases(
 
     order = transaction(api, "o-1")
     assert order["workflow"] == "orders"
-    assert order["aliases"] == {"invoices": "inv-1", "items": "i-1", "items#2": "i-2"}
+    assert order["aliases"] == {"invoices": "invoices:inv-1", "items": "items:i-1", "items#2": "items:i-2"}
     assert [(e["step"], e["event_id"]) for e in order["events"]] == [
         ("place order", "e1"),
         ("confirm order", "e3"),
@@ -117,9 +117,9 @@ def test_ocel_orders_carry_their_items_and_invoice_as_aliases(
         ("create invoice", "e7@o-1"),
         ("pay invoice", "e8"),
     ]
-    for key in ("i-2", "inv-1"):  # an order's own objects find it
+    for key in ("items:i-2", "invoices:inv-1"):  # an order's own objects find it
         assert transaction(api, key)["correlation_id"] == "o-1"
-    for key in ("c-1", "inv-2"):  # objects shared by both orders are no one's key
+    for key in ("c-1", "inv-2", "customers:c-1", "invoices:inv-2"):  # shared by both orders: no one's key
         assert api.get(f"/api/transactions/{key}").status_code == 404
 
     other = transaction(api, "o-2")

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.replay.support import transaction
+from tests.replay.support import ORDERS_OCEL, transaction
 from tests.support.collector_process import CollectorProcess
 
 pytestmark = pytest.mark.slow
@@ -152,3 +152,27 @@ def test_identical_rows_are_distinct_events_and_a_rerun_with_another_mapping_add
     variants = {tuple(v["steps"]): v["transactions"] for v in process_map(api, "twins")["variants"]}
     assert variants == {("receive", "check", "check"): 1, ("receive",): 1}
     assert api.get("/api/workflows/twins-remapped/map").status_code == 404
+
+
+def test_two_views_of_one_ocel_log_keep_their_own_transactions(
+    collector: CollectorProcess, api: httpx.Client
+) -> None:
+    # the log's event e11 has a bad time: reported, exit 1
+    by_orders = replay_command(collector, ORDERS_OCEL, "--object-type", "orders", exit_code=1)
+    by_items = replay_command(collector, ORDERS_OCEL, "--object-type", "items", exit_code=1)
+
+    assert "11 imported, 0 duplicates" in by_orders
+    assert " 0 duplicates" in by_items
+    orders = process_map(api, "orders")
+    items = process_map(api, "items")
+    assert orders["transactions"] == 2
+    assert items["transactions"] == 3
+    order = transaction(api, "o-1")
+    assert order["workflow"] == "orders"
+    assert {e["event_id"] for e in order["events"]} == {"e1", "e3", "e4", "e12", "e6", "e7@o-1", "e8"}
+    for item, picked in (("i-1", "e4"), ("i-2", "e12"), ("i-3", "e5")):
+        view = transaction(api, item)
+        assert (view["correlation_id"], view["workflow"]) == (item, "items")
+        assert {e["workflow"] for e in view["events"]} == {"items"}
+        assert picked in {e["event_id"] for e in view["events"]}
+    assert transaction(api, "items:i-1")["correlation_id"] == "o-1"  # the order's own item finds it
