@@ -26,6 +26,8 @@ logger = logging.getLogger("threadline.collector")
 
 DEFAULT_DSN = "chdb://./.threadline/store"
 RECHECK_S = 5.0
+# How many partitions one INSERT may touch on this connection (ClickHouse's default is 100; 0: any).
+PARTITIONS_PER_INSERT = "SELECT toUInt64(getSetting('max_partitions_per_insert_block'))"
 
 
 class StoreUnavailable(RuntimeError):
@@ -56,6 +58,7 @@ class Store:
         self._lock = threading.RLock()
         self._aggregates_complete = False
         self._aggregates_checked_at = 0.0
+        self.partitions_per_insert = 100  # the server's own limit, read at open
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -64,6 +67,7 @@ class Store:
         with self._lock:
             self._connect()
             self.migrate()
+            self.partitions_per_insert = self.query(PARTITIONS_PER_INSERT).result_rows[0][0]
         return self
 
     def _connect(self) -> Client:

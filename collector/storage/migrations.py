@@ -25,13 +25,17 @@ class Table:
     name: str
     columns: str
     order_by: str
-    partition_by: str | None
+    month_column: str | None  # partitioned by the month (UTC) of this time column, or not at all
     ttl_column: str | None
     shard_key: str
     version_column: str | None = None
     engine: str = "ReplacingMergeTree"  # or AggregatingMergeTree (Replicated* on a cluster)
     everywhere: bool = False  # on a cluster: a full replica on every node, not sharded
     settings: str = ""
+
+    @property
+    def partition_by(self) -> str | None:
+        return f"toYYYYMM({self.month_column})" if self.month_column else None
 
 
 EVENTS = Table(
@@ -63,7 +67,7 @@ EVENTS = Table(
     INDEX idx_trace trace_id TYPE bloom_filter GRANULARITY 4
     """,
     order_by="(tenant, correlation_id, event_id)",
-    partition_by="toYYYYMM(timestamp)",
+    month_column="timestamp",
     ttl_column="timestamp",
     shard_key="cityHash64(tenant, transaction_id)",
     version_column="version",
@@ -82,7 +86,7 @@ ALIASES = Table(
     INDEX idx_transaction transaction_id TYPE bloom_filter GRANULARITY 2
     """,
     order_by="(tenant, alias)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="",
     version_column="version",
@@ -110,7 +114,7 @@ SPANS = Table(
     received_at DateTime64(6, 'UTC')
     """,
     order_by="(tenant, trace_id, span_id)",
-    partition_by="toYYYYMM(start_time)",
+    month_column="start_time",
     ttl_column="start_time",
     shard_key="cityHash64(tenant, trace_id)",
 )
@@ -139,7 +143,7 @@ ALERTS = Table(
     version UInt64
     """,
     order_by="(tenant, alert_id)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="cityHash64(tenant, alert_id)",
     version_column="version",
@@ -165,7 +169,7 @@ ALERT_NOTIFICATIONS = Table(
     version UInt64
     """,
     order_by="(tenant, notification_id)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="cityHash64(tenant, notification_id)",
     version_column="version",
@@ -184,7 +188,7 @@ ALERT_DELIVERIES = Table(
     duration_ms Float64
     """,
     order_by="(tenant, notification_id, attempt)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="cityHash64(tenant, notification_id)",
 )
@@ -206,7 +210,7 @@ AUDIT_LOG = Table(
     comment String
     """,
     order_by="(tenant, transaction_id, at, action_id)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="cityHash64(tenant, transaction_id)",
 )
@@ -235,7 +239,7 @@ ALIAS_CONFLICTS = Table(
     INDEX idx_belongs belongs_to TYPE bloom_filter GRANULARITY 2
     """,
     order_by="(tenant, alias, claimed_by)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="",
     version_column="version",
@@ -252,7 +256,7 @@ TRANSACTION_LINKS = Table(
     version UInt64
     """,
     order_by="(tenant, transaction_id)",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="",
     version_column="version",
@@ -272,7 +276,7 @@ TRANSACTION_ROLLUPS = Table(
     INDEX idx_last_activity last_activity TYPE minmax GRANULARITY 1
     """,
     order_by="(tenant, transaction_id)",
-    partition_by=None,
+    month_column=None,
     ttl_column="last_activity",  # expires with the transaction's last event
     shard_key="cityHash64(tenant, transaction_id)",
     engine="AggregatingMergeTree",
@@ -288,7 +292,7 @@ WORKFLOW_TRACES = Table(
     {aggregates.columns(aggregates.TRACE)}
     """,
     order_by="(tenant, workflow, transaction_id)",
-    partition_by=None,
+    month_column=None,
     ttl_column="started_at",
     shard_key="cityHash64(tenant, transaction_id)",
     engine="AggregatingMergeTree",
@@ -306,7 +310,7 @@ AGGREGATE_BACKFILL = Table(
     version UInt64
     """,
     order_by="slice",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="",
     version_column="version",
@@ -479,7 +483,7 @@ VERSION_TABLE = Table(
     applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
     """,
     order_by="version",
-    partition_by=None,
+    month_column=None,
     ttl_column=None,
     shard_key="",
     engine="MergeTree",

@@ -24,6 +24,7 @@ from typing import Any
 from ..schema import BusinessEvent
 from .connection import Store
 from .keys import with_current_transaction
+from .migrations import EVENTS, SPANS, Table
 
 logger = logging.getLogger("threadline.collector")
 
@@ -393,7 +394,7 @@ def store_events(
         for index, (event, is_new) in enumerate(zip(events, new, strict=True))
         if is_new
     ]
-    store.insert("events", rows, EVENT_COLUMNS)
+    insert_by_month(store, EVENTS, rows, EVENT_COLUMNS)
     return StoredEvents(new=new, linked=linked, alias_conflicts=len(transactions.conflicts))
 
 
@@ -476,5 +477,35 @@ _arrivals = _Arrivals()
 def store_spans(store: Store, spans: Iterable[Mapping[str, Any]]) -> int:
     """Spans given by column (``SPAN_COLUMNS``)."""
     batch = [[span[column] for column in SPAN_COLUMNS] for span in spans]
-    store.insert("spans", batch, SPAN_COLUMNS)
+    insert_by_month(store, SPANS, batch, SPAN_COLUMNS)
     return len(batch)
+
+
+def insert_by_month(
+    store: Store, table: Table, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+) -> None:
+    """Insert ``rows``, in as few INSERTs as the server's partitions-per-insert limit allows.
+
+    A batch of a historical log can span years, so more months (partitions) than one INSERT may touch
+    (``Too many partitions for single INSERT block``). The limit is a guard against a partition key
+    that makes a part per row; ours is the month, fixed, so the batch is split rather than the guard
+    lifted: it works under any server's settings profile, and the parts written are the same either
+    way (one per month touched). A month's rows stay in one INSERT, in order, so ties in event time
+    keep their arrival order. A split batch can be stored in part: then it is not acknowledged, and
+    its retry stores the rest (the stored part counts as duplicates).
+    """
+    limit = store.partitions_per_insert
+    if table.month_column is None or not limit:
+        store.insert(table.name, rows, columns)
+        return
+    at = list(columns).index(table.month_column)
+    months: dict[tuple[int, int], list[Sequence[Any]]] = defaultdict(list)
+    for row in rows:
+        time = _utc(row[at]).astimezone(dt.UTC)
+        months[time.year, time.month].append(row)
+    if len(months) <= limit:
+        store.insert(table.name, rows, columns)
+        return
+    groups = list(months.values())
+    for start in range(0, len(groups), limit):
+        store.insert(table.name, [row for group in groups[start : start + limit] for row in group], columns)

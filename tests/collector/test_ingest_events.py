@@ -154,6 +154,20 @@ def test_an_identical_event_without_event_id_is_stored_once(http: httpx.Client) 
     assert event_count(http, key) == 1
 
 
+def test_a_batch_spanning_fourteen_years_of_months_is_stored_whole(http: httpx.Client) -> None:
+    key = unique_key("OPP")
+    months = [f"{year}-{month:02}-15T09:00:00Z" for year in range(2000, 2014) for month in range(1, 13)]
+
+    response = post_events(
+        http, *(business_event(key, event_id=f"{key}-{at}", timestamp=at) for at in months)
+    )
+
+    assert response.status_code == 200, response.text  # more months than ClickHouse's 100 per INSERT
+    assert response.json() == {"accepted": 168, "duplicates": 0}
+    stored = http.get(f"/api/transactions/{key}").json()["events"]
+    assert [event["timestamp"] for event in stored] == months
+
+
 def test_events_with_different_event_ids_are_all_stored(http: httpx.Client) -> None:
     key = unique_key("OPP")
 

@@ -256,6 +256,17 @@ def test_otlp_json_with_hex_ids_is_accepted(http: httpx.Client, gzipped: bool) -
     assert [(event["correlation_id"], event["span_id"]) for event in trace["events"]] == [(key, child_id)]
 
 
+def test_spans_of_a_trace_spanning_fourteen_years_of_months_are_all_kept(http: httpx.Client) -> None:
+    trace_id, month_ns = new_trace_id(), 30 * 24 * 3600 * 10**9
+    starts = [946_684_800 * 10**9 + month * month_ns for month in range(170)]  # from 2000-01-01
+    spans = [otlp_json_span(trace_id, new_span_id(), "GET /archive", start_unix_nano=at) for at in starts]
+
+    response = _post_json(http, otlp_json_request("archive", *spans))
+
+    assert response.status_code == 200, response.text  # more months than ClickHouse's 100 per INSERT
+    assert len(_trace(http, trace_id)["spans"]) == len(starts)
+
+
 def test_otlp_json_reports_rejected_spans_in_partial_success(http: httpx.Client) -> None:
     trace_id, span_id = new_trace_id(), new_span_id()
     request = otlp_json_request(

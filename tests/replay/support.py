@@ -23,6 +23,13 @@ ONBOARDING_XES = DATA / "onboarding.xes"
 ORDERS_OCEL = DATA / "order-management.jsonocel"
 
 
+def transaction(api: httpx.Client, key: str) -> dict[str, Any]:
+    response = api.get(f"/api/transactions/{key}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def orders_mapping() -> dict[str, str]:
     """The fixture CSV's mapping, written as the command line's ``--map`` items, one per line."""
     return mapping_from_args((DATA / "orders.mapping").read_text().splitlines())

@@ -7,13 +7,19 @@ one test per format replays the file a second time to see nothing imported twice
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.replay.support import CSV_BAD_TIME, ONBOARDING_XES, ORDERS_CSV, ORDERS_OCEL, orders_mapping
+from tests.replay.support import (
+    CSV_BAD_TIME,
+    ONBOARDING_XES,
+    ORDERS_CSV,
+    ORDERS_OCEL,
+    orders_mapping,
+    transaction,
+)
 from tests.support.collector_process import CollectorProcess
 from threadline.replay import ReplayReport, RowProblem, format_report, replay
 
@@ -29,20 +35,6 @@ CSV_OPTIONS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    process = CollectorProcess(store_dir=tmp_path_factory.mktemp("replay") / "store").start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def api(collector: CollectorProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=collector.url, timeout=30) as client:
-        yield client
-    assert collector.running, f"the collector died:\n{collector.log()[-4000:]}"
-
-
-@pytest.fixture(scope="module")
 def csv_report(collector: CollectorProcess) -> ReplayReport:
     return replay(ORDERS_CSV, collector.url, batch_size=4, **CSV_OPTIONS)
 
@@ -55,13 +47,6 @@ def xes_report(collector: CollectorProcess) -> ReplayReport:
 @pytest.fixture(scope="module")
 def ocel_report(collector: CollectorProcess) -> ReplayReport:
     return replay(ORDERS_OCEL, collector.url)
-
-
-def transaction(api: httpx.Client, key: str) -> dict[str, Any]:
-    response = api.get(f"/api/transactions/{key}")
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def steps(body: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -122,7 +107,7 @@ def test_ocel_orders_carry_their_items_and_invoice_as_aliases(
 
     order = transaction(api, "o-1")
     assert order["workflow"] == "orders"
-    assert order["aliases"] == {"invoices": "inv-1", "items": "i-1", "items#2": "i-2"}
+    assert order["aliases"] == {"invoices": "invoices:inv-1", "items": "items:i-1", "items#2": "items:i-2"}
     assert [(e["step"], e["event_id"]) for e in order["events"]] == [
         ("place order", "e1"),
         ("confirm order", "e3"),
@@ -132,9 +117,9 @@ def test_ocel_orders_carry_their_items_and_invoice_as_aliases(
         ("create invoice", "e7@o-1"),
         ("pay invoice", "e8"),
     ]
-    for key in ("i-2", "inv-1"):  # an order's own objects find it
+    for key in ("items:i-2", "invoices:inv-1"):  # an order's own objects find it
         assert transaction(api, key)["correlation_id"] == "o-1"
-    for key in ("c-1", "inv-2"):  # objects shared by both orders are no one's key
+    for key in ("c-1", "inv-2", "customers:c-1", "invoices:inv-2"):  # shared by both orders: no one's key
         assert api.get(f"/api/transactions/{key}").status_code == 404
 
     other = transaction(api, "o-2")

@@ -105,13 +105,13 @@ class CsvLog(LogSource):
 
     def _rows(self, reader: LineReader, headers: list[str], mapping: ColumnMapping) -> Iterator[Candidate]:
         start = reader.line_num + 1
-        for record in reader:
+        for position, record in enumerate(reader, start=1):
             line, start = start, reader.line_num + 1
             if not any(value.strip() for value in record):
                 continue  # a blank line is no row
             if len(record) != len(headers):
                 reason = f"has {len(record)} values but the header has {len(headers)} columns"
-                yield Candidate(line, {}, (("row", reason),))
+                yield Candidate(line, position, {}, (("row", reason),))
                 continue
             fields, problems = mapping.fields(dict(zip(headers, record, strict=True)))
-            yield Candidate(line, fields, tuple(problems))
+            yield Candidate(line, position, fields, tuple(problems))

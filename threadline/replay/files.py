@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,3 +18,19 @@ def open_binary(path: Path) -> BinaryIO:
         return open(path, "rb")  # the caller closes it
     except OSError as error:
         raise ReplayError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def content_digest(path: Path) -> str:
+    """SHA-256 (hex) of the log's content, decompressed: the same log whatever its name, place or compression.
+
+    A file that cannot be read to its end (a truncated ``.gz``) is digested up to where it breaks,
+    which is where its reader stops too, so a broken file keeps one identity.
+    """
+    digest = hashlib.sha256()
+    with open_binary(path) as stream:
+        try:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        except (OSError, EOFError):
+            pass
+    return digest.hexdigest()

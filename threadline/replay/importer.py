@@ -1,5 +1,9 @@
 """The replay itself: read a log, validate every row as ingest would, send the good ones in batches.
 
+A row the log gives no id gets one from the log's identity and the row's place in it
+(``RowIdentity``), so replaying the same log again, with any mapping, stores nothing twice, and
+two identical rows of a log are two events, as process-mining tools count them.
+
 The collector takes a batch all or nothing, so one bad row would sink a thousand good ones.
 Every row is therefore validated here first, with the collector's own model
 (``validate_event``); bad rows are reported by line and left out, the rest are sent. A batch
@@ -10,6 +14,7 @@ and says so (``CollectorRefused``) rather than guess.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,6 +25,7 @@ from threadline.collector.schema import MAX_EVENTS_PER_BATCH, problems_of, valid
 
 from .csv_log import CsvLog
 from .errors import CollectorRefused, ReplayError
+from .files import content_digest
 from .ocel import OcelLog
 from .report import ReplayReport, RowProblem
 from .sender import BatchRefused, BatchTooLarge, CollectorClient
@@ -63,6 +69,27 @@ def open_source(
     return reader(path, mapping, workflow=workflow, system=system, timezone=timezone)
 
 
+@dataclass(frozen=True)
+class RowIdentity:
+    """The event id of a row without one: the log's content digest and the row's position in it.
+
+    The content, not the name or the path: a log renamed, moved or compressed is the same log, and
+    a re-run is idempotent whatever the mapping (the same rows are the same events); a log with
+    other rows is another log. The position, zero-padded so that ids sort in file order (ties in
+    event time that the store breaks by event id then keep file order too), keeps identical rows
+    apart. 128 bits of the digest: two different logs never share it by chance.
+    """
+
+    digest: str
+
+    @classmethod
+    def of(cls, path: Path) -> RowIdentity:
+        return cls(content_digest(path)[:32])
+
+    def event_id(self, position: int) -> str:
+        return f"replay:{self.digest}:{position:012d}"
+
+
 class Importer:
     """Runs one replay: candidates in, validated batches out, every outcome counted in ``report``."""
 
@@ -72,11 +99,13 @@ class Importer:
         collector: CollectorClient,
         report: ReplayReport,
         batch_size: int = DEFAULT_BATCH,
+        identity: RowIdentity | None = None,
     ) -> None:
         self.source = source
         self.collector = collector
         self.report = report
         self.batch_size = batch_size
+        self.identity = identity or RowIdentity.of(source.path)
         self._row: tuple[int, str | None] | None = None  # the last rejected row
         self._row_problems: set[tuple[str, str]] = set()
 
@@ -115,8 +144,11 @@ class Importer:
         problems = list(candidate.problems)
         encoded = None
         if candidate.fields:  # no fields: the reader could not even split the row
+            fields = candidate.fields
+            if "event_id" not in fields:
+                fields = {**fields, "event_id": self.identity.event_id(candidate.position)}
             try:
-                event = validate_event(candidate.fields)
+                event = validate_event(fields)
                 encoded = orjson.dumps(event.model_dump(mode="json", exclude_none=True))  # once, here
             except ValidationError as error:
                 reported = {field for field, _ in problems}

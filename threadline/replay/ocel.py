@@ -9,11 +9,14 @@ events, named in the report's notes). Then, for an enterprise reader:
   (correlation id = object id; related to two orders, it is a step of both);
 - an object of another type related to exactly one transaction object (through events or the
   log's object-to-object relationships), such as an order's own items or its invoice, is
-  another key of that transaction: an **alias** ``{"<object type>": "<object id>"}``, so
-  looking the invoice number up finds the order. Events related only to such objects (``pick
-  item``, ``pay invoice``) are steps of that transaction too: exactly what the collector does
-  with an event that carries only an alias. Several objects of one type in one event get the
-  kinds ``items``, ``items#2``, ... (a transaction's aliases are keyed by kind);
+  another key of that transaction: an **alias** ``{"<object type>": "<object type>:<object id>"}``,
+  so looking ``invoices:inv-1`` up finds the order. The alias is qualified by its type because
+  the bare id is the object's own key in another view of the same log (``object_type=invoices``):
+  were it an alias here, replaying both views would merge the invoice's transaction into the
+  order's. Events related only to such objects (``pick item``, ``pay invoice``) are steps of that
+  transaction too: exactly what the collector does with an event that carries only an alias.
+  Several objects of one type in one event get the kinds ``items``, ``items#2``, ... (a
+  transaction's aliases are keyed by kind);
 - an object related to several transactions (a customer, a product, an employee, a package of
   several orders' items) is *not* a key of any one of them: claiming it for the first would
   send the others' lookups to the wrong order. It is kept as the attribute
@@ -251,7 +254,7 @@ class OcelLog(LogSource):
         unknown: set[str] = set()
         for number, (event, line) in enumerate(zip(events, lines, strict=True), start=1):
             if not isinstance(event, dict):
-                yield Candidate(line, {}, (("event", "is not a JSON object"),), f"event #{number}")
+                yield Candidate(line, number, {}, (("event", "is not a JSON object"),), f"event #{number}")
                 continue
             event_id = event.get("id")
             ref = f"event #{number}" + (f" (id {event_id})" if isinstance(event_id, str) else "")
@@ -261,7 +264,7 @@ class OcelLog(LogSource):
                 if not isinstance(event.get(name), str) or not event[name].strip()
             ]
             if structure:
-                yield Candidate(line, {}, tuple(structure), ref)
+                yield Candidate(line, number, {}, tuple(structure), ref)
                 continue
             related = _related(event)
             unknown.update(i for i in related if i not in type_of)
@@ -282,7 +285,7 @@ class OcelLog(LogSource):
                     fields["aliases"] = aliases
                 if attributes:
                     fields["attributes"] = {**fields.get("attributes", {}), **attributes}
-                yield Candidate(line, fields, problems, ref)
+                yield Candidate(line, number, fields, problems, ref)
         self._note_left_out(chosen, skipped_types, unknown)
 
     def _base_fields(self, event: dict[str, Any]) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
@@ -318,7 +321,7 @@ class OcelLog(LogSource):
             kind = type_of[key]
             if owner_of.get(key) == transaction and len(aliases) < MAX_ALIASES:
                 seen[kind] += 1
-                aliases[kind if seen[kind] == 1 else f"{kind}#{seen[kind]}"] = key
+                aliases[kind if seen[kind] == 1 else f"{kind}#{seen[kind]}"] = f"{kind}:{key}"
             else:
                 others[kind].append(key)
         return aliases, {f"object.{kind}": ",".join(keys) for kind, keys in others.items()}

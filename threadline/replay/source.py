@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -17,13 +18,17 @@ from typing import Any
 class Candidate:
     """The fields of one would-be business event, before validation.
 
+    ``position`` is the record's place in the file (1 for the first): with the file's content, it
+    identifies an event the log gives no id (``importer.RowIdentity``).
+
     ``problems`` are (field, reason) found while reading (a timestamp that matches no format);
     such a field is left out of ``fields`` and validation's "is required" for it is not repeated.
     One record may give several candidates (an OCEL event related to two orders); they share
-    ``line`` and ``ref`` and count as one rejected row.
+    ``line``, ``position`` and ``ref`` and count as one rejected row.
     """
 
     line: int
+    position: int
     fields: dict[str, Any]
     problems: tuple[tuple[str, str], ...] = ()
     ref: str | None = None
@@ -33,6 +38,7 @@ class Candidate:
 class LogSource(ABC):
     """A log file being read. ``notes`` and ``skipped`` are filled in while ``candidates`` runs."""
 
+    path: Path = field(init=False)  # set by each reader
     notes: list[str] = field(default_factory=list, init=False)
     skipped: int = field(default=0, init=False)
 

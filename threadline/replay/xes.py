@@ -34,7 +34,7 @@ CHUNK_BYTES = 1 << 16
 class _Trace:
     line: int
     attributes: dict[str, str] = field(default_factory=dict)
-    events: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    events: list[tuple[int, int, dict[str, str]]] = field(default_factory=list)  # line, position, attributes
 
 
 def _local(name: str) -> str:
@@ -107,7 +107,8 @@ class _Walker:
         self.log_name: str | None = None
         self.mapping: ColumnMapping | None = None
         self.trace: _Trace | None = None
-        self.event: tuple[int, dict[str, str]] | None = None
+        self.event: tuple[int, int, dict[str, str]] | None = None
+        self.events_seen = 0  # the position of the last <event> of a trace, in the file
         self.ready: list[Candidate] = []
 
     def drain(self) -> Iterator[Candidate]:
@@ -130,7 +131,8 @@ class _Walker:
         elif parent == "log" and name == "trace":
             self.trace = _Trace(self.parser.CurrentLineNumber)
         elif parent == "trace" and name == "event":
-            self.event = (self.parser.CurrentLineNumber, {})
+            self.events_seen += 1
+            self.event = (self.parser.CurrentLineNumber, self.events_seen, {})
         else:
             if parent == "log" and name == "event":
                 self.log.skipped += 1  # an event outside any trace belongs to no transaction
@@ -148,7 +150,7 @@ class _Walker:
         elif parent == "trace" and self.trace is not None:
             self.trace.attributes[key] = value
         elif parent == "event" and self.event is not None:
-            self.event[1][key] = value
+            self.event[2][key] = value
 
     def end(self, tag: str) -> None:
         name = self.stack.pop()
@@ -167,6 +169,6 @@ class _Walker:
         if self.mapping is None:
             self.mapping = self.log.mapping_for(self.log_name)
         case = {f"case:{key}": value for key, value in trace.attributes.items()}
-        for line, attributes in trace.events:
+        for line, position, attributes in trace.events:
             fields, problems = self.mapping.fields({**case, **attributes})
-            self.ready.append(Candidate(line, fields, tuple(problems)))
+            self.ready.append(Candidate(line, position, fields, tuple(problems)))
