@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .models import EventErrorView, EventView, StepView, TransactionSummary
+from .schema import DEFAULT_ERROR_KIND
 from .workflows import WorkflowDefinition
 
 _TRYING = ("error", "retrying", "ok")
@@ -27,7 +28,7 @@ def _seen_step(name: str, system: str | None, expected: bool, events: Sequence[E
     else:
         state, error = "in_progress", last_error
     if error is None and state != "done" and latest.status == "error":
-        error = EventErrorView(kind="unknown", message="")
+        error = EventErrorView(kind=DEFAULT_ERROR_KIND, message="")  # stored before errors had to have one
     return StepView(
         name=name,
         system=system or latest.system,

@@ -421,6 +421,13 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *drop_table("transaction_state", cluster),
             ],
         ),
+        (
+            5,
+            [  # what OTLP exceptions carry beyond kind and message (exception.type, .stacktrace)
+                *add_column(EVENTS, "error_type String", cluster),
+                *add_column(EVENTS, "error_stacktrace String", cluster),
+            ],
+        ),
     ]
 
 

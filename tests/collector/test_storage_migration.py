@@ -65,7 +65,8 @@ def write_version_3_store(path: Path, events: list[dict[str, Any]]) -> None:
         for statement in statements:
             store.command(statement)
         store.insert("schema_migrations", [[version]], ["version"])
-    columns = [column for column in EVENT_COLUMNS if column != "seq"]  # migration 4 adds it
+    added_later = {"seq", "error_type", "error_stacktrace"}  # by migrations 4 and 5
+    columns = [column for column in EVENT_COLUMNS if column not in added_later]
     received = NOW - dt.timedelta(hours=1)
     rows, aliases = [], []
     for event in events:
