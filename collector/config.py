@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .storage import DEFAULT_DSN
+from .workflows import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKFLOWS = PROJECT_ROOT / "workflows.example.yaml"
@@ -28,6 +30,9 @@ class CollectorSettings:
     redact_keys: tuple[str, ...] = ()
     redact_salt: str = "threadline"
     backfill: bool = True  # fill the aggregates with an older store's events (storage/backfill.py)
+    # How far ahead of the collector's clock an event time may be: a sender's clock drifts by
+    # seconds, a wrong time zone by hours. 10 minutes, as Grafana Loki and Mimir allow samples.
+    max_future_skew_s: float = 600.0
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -48,5 +53,17 @@ class CollectorSettings:
             ),
             redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
             backfill=env.get("THREADLINE_BACKFILL", "on").lower() not in ("off", "0", "false"),
+            max_future_skew_s=_duration(env, "THREADLINE_MAX_FUTURE_SKEW", cls.max_future_skew_s),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds in variable ``name``, written as the workflow file writes durations (``90``, ``15m``)."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None

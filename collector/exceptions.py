@@ -3,7 +3,7 @@
 An *open exception* is a step of a transaction that is not completed whose errors were never
 recovered: the step has an error event (``status: error`` or an error kind) and no ``ok`` event,
 the same rule by which state says a step is done. Exceptions are grouped by error kind
-(transient, business, validation, auth, timeout; ``unknown`` when an error came without one) and
+(transient, business, validation, auth, timeout; an error stored without one has the default kind) and
 by the system of the step's latest error, with counts and the transactions behind them.
 
 Operators answer them in two ways, each recorded in ``audit_log`` with who (the API key's name,
@@ -52,7 +52,7 @@ from .models import (
     ExceptionsReport,
 )
 from .runtime import Collector, get_collector
-from .schema import Problem, in_storable_range
+from .schema import DEFAULT_ERROR_KIND, Problem, in_storable_range
 from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
 from .storage.keys import with_current_transaction
@@ -82,7 +82,7 @@ FROM
         transaction_id,
         step,
         argMaxIf(error_kind, timestamp, is_error) AS last_kind,
-        if(last_kind = '', 'unknown', last_kind) AS kind,
+        if(last_kind = '', '{default_kind}', last_kind) AS kind,
         argMaxIf(system, timestamp, is_error) AS system,
         argMaxIf(error_message, timestamp, is_error) AS message,
         maxIf(timestamp, is_error) AS error_at,
@@ -159,7 +159,9 @@ _actions = threading.Lock()
 
 def _sql(template: str, store: Store) -> str:
     summary = summary_sql(aggregates_complete=store.aggregates_complete())
-    return template.format(summary=summary, resolved=RESOLVED_TRANSACTIONS, errors=ERROR_EVENTS)
+    return template.format(
+        summary=summary, resolved=RESOLVED_TRANSACTIONS, errors=ERROR_EVENTS, default_kind=DEFAULT_ERROR_KIND
+    )
 
 
 def audit_entry(row: dict[str, Any]) -> AuditEntry:

@@ -7,6 +7,7 @@ everything it carried.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import zlib
 from typing import Annotated
@@ -17,23 +18,18 @@ from pydantic import BaseModel
 
 from . import otlp
 from .auth import enforce_rate, require
-from .errors import ApiError
+from .errors import PROTOBUF_TYPES, ApiError, media_type
 from .runtime import Collector, get_collector
-from .schema import InvalidBatch, Problem, parse_batch
+from .schema import InvalidBatch, Problem, clock, parse_batch
 
 router = APIRouter(tags=["ingest"], dependencies=[Depends(require("ingest"))])
 
 JSON_TYPES = ("application/json",)
-PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 
 
 class IngestResult(BaseModel):
     accepted: int
     duplicates: int
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -88,6 +84,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _clock(collector: Collector) -> dict[str, object]:
+    """Validation context: event times later than now plus the allowed skew are refused."""
+    return clock(dt.datetime.now(dt.UTC), collector.settings.max_future_skew_s)
+
+
 @router.post(
     "/v1/events",
     response_model=IngestResult,
@@ -104,12 +105,12 @@ async def post_events(
 ) -> IngestResult:
     """Store a batch ``{"events": [...]}``. All or nothing: one invalid event refuses the batch."""
     started = time.perf_counter()
-    if _media_type(request) not in JSON_TYPES:
+    if media_type(request) not in JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "send application/json")
     tenant = collector.tenant_of(request)
     body = await read_body(request, collector.settings.max_body_bytes)
     try:
-        events = await run_in_threadpool(parse_batch, body)
+        events = await run_in_threadpool(parse_batch, body, _clock(collector))
     except InvalidBatch as invalid:
         # All or nothing: every event of the batch is refused, however many problems it has.
         if invalid.events:
@@ -148,21 +149,23 @@ async def post_events(
 async def post_traces(request: Request, collector: Annotated[Collector, Depends(get_collector)]) -> Response:
     """Accept an ``ExportTraceServiceRequest``; answer an ``ExportTraceServiceResponse``."""
     started = time.perf_counter()
-    media_type = _media_type(request)
-    if media_type not in JSON_TYPES + PROTOBUF_TYPES:
+    content_type = media_type(request)
+    if content_type not in JSON_TYPES + PROTOBUF_TYPES:
         raise ApiError(
             415, "unsupported_media_type", "send application/x-protobuf or application/json (OTLP)"
         )
-    as_json = media_type in JSON_TYPES
+    as_json = content_type in JSON_TYPES
     tenant = collector.tenant_of(request)
     body = await read_body(request, collector.settings.max_body_bytes)
     try:
         request_message = await run_in_threadpool(otlp.decode, body, as_json)
     except otlp.InvalidPayload as invalid:
         collector.metrics.events_rejected.labels("traces", "malformed").inc()
-        problems = [Problem(field="body", reason=str(invalid))]
-        raise ApiError(400, "invalid_otlp", str(invalid), problems=problems) from None
-    converted = await run_in_threadpool(otlp.convert, request_message, tenant, collector.redactor)
+        problems = [Problem(field=invalid.field, reason=str(invalid))]
+        raise ApiError(400, "invalid_otlp", f"{invalid.field} {invalid}", problems=problems) from None
+    converted = await run_in_threadpool(
+        otlp.convert, request_message, tenant, collector.redactor, _clock(collector)
+    )
     metrics = collector.metrics
     metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))
     if converted.rejected:

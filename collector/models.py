@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
+from .schema import ErrorKind
+
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
 
@@ -14,6 +16,8 @@ StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_
 class EventErrorView(BaseModel):
     kind: str
     message: str
+    type: str | None = Field(None, description="The exception's type, e.g. OTLP `exception.type`")
+    stacktrace: str | None = Field(None, description="The exception's stack trace, if one was sent")
 
 
 class WaitingStep(BaseModel):
@@ -414,7 +418,7 @@ class AlertRules(BaseModel):
 
 # --- Exceptions and the operators' audit trail (collector/exceptions.py) ------------------------
 
-ExceptionKind = Literal["transient", "business", "validation", "auth", "timeout", "unknown"]
+ExceptionKind = ErrorKind
 AuditAction = Literal["acknowledge", "resolve", "reopen"]
 Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 OperatorName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,27 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.semconv.attributes.exception_attributes import (
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+)
 from pydantic import ValidationError
 
 from threadline.sdk._redact import Redactor
+from threadline.sdk._settings import is_timeout_type
 
-from .schema import BusinessEvent, problems_of, validate_event
+from . import otlp_json
+from .schema import (
+    DEFAULT_ERROR_KIND,
+    MAX_ERROR_MESSAGE,
+    MAX_ERROR_TYPE,
+    MAX_STACKTRACE,
+    BusinessEvent,
+    Problem,
+    problems_of,
+    validate_event,
+)
 
 PREFIX = "threadline."
 CORRELATION_ID = "threadline.correlation_id"
@@ -46,45 +63,64 @@ _FIELDS = {
     "threadline.currency": "currency",
     "threadline.duration_ms": "duration_ms",
 }
+ERROR_KIND = "threadline.error.kind"
+ERROR_MESSAGE = "threadline.error.message"
+# The span event OpenTelemetry SDKs record for an exception (`span.record_exception`), per the
+# semantic conventions; its attributes are EXCEPTION_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE.
+EXCEPTION_EVENT = "exception"
+# What a refusal names for each field of the event: the span's own words, not the JSON contract's.
+_WIRE_NAMES = {
+    **{name: attribute for attribute, name in _FIELDS.items()},
+    "correlation_id": CORRELATION_ID,
+    "step": "threadline.step (default: the span name)",
+    "system": "threadline.system (default: the resource's service.name)",
+    "timestamp": "the span's start time (startTimeUnixNano)",
+    "duration_ms": "the span's end time (endTimeUnixNano)",
+    "error.kind": ERROR_KIND,
+    "error.message": ERROR_MESSAGE + " (default: the status message or exception.message)",
+    "error.type": EXCEPTION_TYPE,
+    "error.stacktrace": EXCEPTION_STACKTRACE,
+    "aliases": ALIAS_PREFIX + "*",
+}
 _KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _STATUS = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 MAX_TIME_NS = 2**63 - 1  # DateTime64(9) ends in 2262
 
 
+_REQUEST = ExportTraceServiceRequest.DESCRIPTOR.name
+logger = logging.getLogger("threadline.collector")
+
+
 class InvalidPayload(ValueError):
-    """The body is not an OTLP trace request."""
+    """The body is not an OTLP trace request: ``field`` says where (``body`` when it is no request at all)."""
 
-
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP/JSON writes trace and span ids in hex; protobuf's JSON mapping expects base64."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str) and value:
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    raise InvalidPayload(f"{key} {value[:40]!r} is not hex") from None
-            else:
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
+    def __init__(self, reason: str, field: str = "body") -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 def decode(body: bytes, is_json: bool) -> ExportTraceServiceRequest:
+    """The request in ``body``; ``InvalidPayload`` names what is wrong, in the sender's field names."""
     request = ExportTraceServiceRequest()
-    try:
-        if is_json:
-            document = orjson.loads(body)
-            _hex_ids_to_base64(document)
-            json_format.ParseDict(document, request, ignore_unknown_fields=True)
-        else:
+    if not is_json:
+        try:
             request.ParseFromString(body)
-    except (orjson.JSONDecodeError, json_format.ParseError, DecodeError, TypeError, ValueError) as error:
-        if isinstance(error, InvalidPayload):
-            raise
-        raise InvalidPayload(f"not an OTLP ExportTraceServiceRequest: {error}") from None
+        except DecodeError:
+            raise InvalidPayload(f"is not a protobuf {_REQUEST} (it does not decode)") from None
+        return request
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidPayload(f"is not valid JSON: {error}") from None
+    try:
+        otlp_json.prepare(document, request.DESCRIPTOR)
+    except otlp_json.MalformedJson as error:
+        raise InvalidPayload(error.reason, error.field) from None
+    try:
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except json_format.ParseError as error:  # what the check above does not foresee: words for the log only
+        logger.info("threadline: an OTLP/JSON body passed the checks but not ParseDict: %s", error)
+        raise InvalidPayload(f"does not parse as an OTLP/JSON {_REQUEST}") from None
     return request
 
 
@@ -168,11 +204,9 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
     for key, name in _FIELDS.items():
         if key in attributes:
             fields[name] = attributes[key]
-    if "threadline.error.kind" in attributes:
-        fields["error"] = {
-            "kind": attributes["threadline.error.kind"],
-            "message": _text(attributes.get("threadline.error.message", span.status.message)),
-        }
+    error = _error(span, attributes)
+    if error:
+        fields["error"] = error
     aliases = {
         key[len(ALIAS_PREFIX) :]: _text(value)
         for key, value in attributes.items()
@@ -193,6 +227,53 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
         fields["span_id"] = span.span_id.hex()
     # An absent attribute is a missing field ("is required"), not a field of the wrong type.
     return {name: value for name, value in fields.items() if value is not None}
+
+
+def _recorded_exception(span: Span) -> dict[str, Any]:
+    """The attributes of the last exception recorded on the span, or none."""
+    recorded = [event for event in span.events if event.name == EXCEPTION_EVENT]
+    return _attributes(recorded[-1].attributes) if recorded else {}
+
+
+def _error(span: Span, attributes: dict[str, Any]) -> dict[str, Any] | None:
+    """The event's error: ``threadline.error.*``, else the span status and its recorded exception.
+
+    The kind is ``threadline.error.kind``; without it, ``timeout`` for a timeout exception type (the
+    SDK's rule), else the default kind. Texts are cut to their limits rather than refused: an OTel
+    SDK records whole stack traces, and the event matters more than the end of its trace.
+    """
+    failed = span.status.code == Status.STATUS_CODE_ERROR or attributes.get("threadline.status") == "error"
+    if not failed and ERROR_KIND not in attributes:
+        return None
+    exception = _recorded_exception(span)
+    exception_type = exception.get(EXCEPTION_TYPE)
+    kind = attributes.get(ERROR_KIND)
+    if kind is None:
+        timeout = isinstance(exception_type, str) and is_timeout_type(exception_type)
+        kind = "timeout" if timeout else DEFAULT_ERROR_KIND
+    message = attributes.get(ERROR_MESSAGE) or span.status.message or exception.get(EXCEPTION_MESSAGE) or ""
+    error: dict[str, Any] = {"kind": kind, "message": _text(message)[:MAX_ERROR_MESSAGE]}
+    if exception_type is not None:
+        error["type"] = _text(exception_type)[:MAX_ERROR_TYPE]
+    if exception.get(EXCEPTION_STACKTRACE) is not None:
+        error["stacktrace"] = _text(exception[EXCEPTION_STACKTRACE])[:MAX_STACKTRACE]
+    return error
+
+
+def _wire_name(field: str) -> str:
+    """The span attribute (or part) a field of the event came from, for the sender to look at."""
+    head, _, rest = field.partition(".")
+    if head == "aliases" and rest:
+        return ALIAS_PREFIX + rest
+    if head == "attributes" and rest:
+        return f"attribute {rest}"
+    return _WIRE_NAMES.get(field, field)
+
+
+def refusal(span: Span, problems: list[Problem]) -> str:
+    """Why the span's business event was refused, naming the span and each attribute."""
+    reasons = "; ".join(f"{_wire_name(problem.field)} {problem.reason}" for problem in problems)
+    return f"span {span.name!r} ({span.span_id.hex()}): {reasons}"
 
 
 def _redacted(attributes: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
@@ -230,19 +311,28 @@ def _span_links(span: Span, redactor: Redactor | None) -> str:
     ).decode()
 
 
-def convert(request: ExportTraceServiceRequest, tenant: str, redactor: Redactor | None = None) -> Converted:
+def convert(
+    request: ExportTraceServiceRequest,
+    tenant: str,
+    redactor: Redactor | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> Converted:
     """Rows of technical spans and validated business events; sensitive attributes hashed by ``redactor``.
 
     A technical span keeps what was sent, typed: its attributes, events (exceptions among them),
     links, resource and instrumentation scope. Every attribute map of it goes through the same
     redaction.
+
+    ``context`` is the validation context of the events (``schema.clock``: no event in the future).
     """
     converted = Converted()
     received_at = dt.datetime.now(dt.UTC)
     for resource, origin, span in _spans(request, redactor):
         attributes = _attributes(span.attributes)
         if len(span.trace_id) != 16 or len(span.span_id) != 8:
-            converted.rejected.append(f"span {span.name!r}: trace_id must be 16 bytes and span_id 8")
+            converted.rejected.append(
+                f"span {span.name!r}: traceId must be 16 bytes (32 hex digits) and spanId 8 (16)"
+            )
             continue
         if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS:
             converted.rejected.append(f"span {span.name!r}: start and end times must be before 2262")
@@ -272,8 +362,8 @@ def convert(request: ExportTraceServiceRequest, tenant: str, redactor: Redactor 
         if CORRELATION_ID not in attributes:
             continue
         try:
-            converted.events.append(validate_event(business_event_fields(span, attributes, resource)))
+            fields = business_event_fields(span, attributes, resource)
+            converted.events.append(validate_event(fields, context))
         except ValidationError as error:
-            reasons = "; ".join(f"{problem.field} {problem.reason}" for problem in problems_of(error))
-            converted.rejected.append(f"span {span.name!r} ({span.span_id.hex()}): {reasons}")
+            converted.rejected.append(refusal(span, problems_of(error)))
     return converted

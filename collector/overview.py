@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from .models import Bottleneck, CurrencyAmount, Overview, TrendPoint, WorkflowFigures
-from .state import summary_parameters, summary_sql
+from .state import AMOUNT_AT_RISK, summary_parameters, summary_sql
 from .storage import Store
 from .transactions import EPOCH, FAR_FUTURE, utc
 from .workflows import Workflows
@@ -32,7 +32,7 @@ SELECT
         (toUnixTimestamp64Micro(assumeNotNull(completed_at)) - toUnixTimestamp64Micro(started_at)) / 1e6,
         state = 'completed') AS cycle_time,
     min(started_at) AS first_started,
-    sumMapIf([currency], [ifNull(amount, 0)], [toUInt64(1)], at_risk) AS value_at_risk,
+    sumMapIf([currency], [{amount_at_risk}], [toUInt64(1)], at_risk) AS value_at_risk,
     sumMap([toStartOfInterval(started_at, INTERVAL 300 SECOND)], [toUInt64(1)],
            [toUInt64(state = 'completed')], [toUInt64(state = 'failed')],
            [toUInt64(state = 'stuck' AND NOT resolved)], [toUInt64(breached)]) AS trend,
@@ -142,7 +142,7 @@ def overview(
         workflows, tenant, as_of, workflow=workflow, since=since or EPOCH, until=until or FAR_FUTURE
     )
     summary = summary_sql(aggregates_complete=store.aggregates_complete())
-    rows = store.rows(FIGURES.format(summary=summary), parameters)
+    rows = store.rows(FIGURES.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK), parameters)
     totals_row = next((row for row in rows if row["is_total"]), None)
     if totals_row is None or not totals_row["transactions"]:
         totals_row = {

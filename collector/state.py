@@ -37,6 +37,11 @@ from .workflows import Workflows
 FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # the latest DateTime64 moment: "every event there is"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
+# What one at-risk transaction counts in the value at risk (overview, alerts, Prometheus): its amount
+# whichever way the money goes. A stuck credit (a negative amount) is money at risk as much as a
+# stuck invoice is, never a saving that cancels one out.
+AMOUNT_AT_RISK = "abs(ifNull(amount, 0))"
+
 
 @dataclass(frozen=True)
 class WorkflowParameters:

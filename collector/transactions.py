@@ -18,6 +18,7 @@ from .models import (
     Violation,
     WaitingStep,
 )
+from .schema import DEFAULT_ERROR_KIND
 from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
 from .storage import Store
 from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUMNS, OTHER_KIND
@@ -183,8 +184,14 @@ def event_view(row: dict[str, Any]) -> EventView:
         received_at=utc(row["received_at"]),
         duration_ms=row["duration_ms"],
         attempt=row["attempt"],
-        error=EventErrorView(kind=row["error_kind"], message=row["error_message"])
-        if row["error_kind"]
+        error=EventErrorView(
+            # An error stored before every error had a kind takes the default, as it would now.
+            kind=row["error_kind"] or DEFAULT_ERROR_KIND,
+            message=row["error_message"],
+            type=row["error_type"] or None,
+            stacktrace=row["error_stacktrace"] or None,
+        )
+        if row["error_kind"] or row["status"] == "error"
         else None,
         amount=row["amount"],
         currency=row["currency"] or None,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from decimal import Decimal
 
-from ._settings import ERROR_KINDS, STATUSES
+from ._settings import ERROR_KINDS, STATUSES, is_timeout_type
 
 logger = logging.getLogger("threadline.sdk")
 
@@ -167,7 +167,7 @@ def exception_kind(exception: BaseException, default_kind: str) -> str:
     if isinstance(exception, TimeoutError):
         return "timeout"
     # Client libraries have their own timeout classes (requests.Timeout, httpx.TimeoutException).
-    if any("timeout" in cls.__name__.lower() for cls in type(exception).__mro__):
+    if any(is_timeout_type(cls.__name__) for cls in type(exception).__mro__):
         return "timeout"
     return default_kind
 

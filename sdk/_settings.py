@@ -15,6 +15,13 @@ ERROR_KINDS = frozenset({"transient", "business", "validation", "auth", "timeout
 STATUSES = frozenset({"ok", "error", "retrying", "pending"})
 
 
+def is_timeout_type(type_name: str) -> bool:
+    """Whether an exception class, by name, is a timeout: ``TimeoutError``, requests' ``ReadTimeout``,
+    httpx's ``TimeoutException``, Java's ``java.net.SocketTimeoutException``, .NET's ``TimeoutException``.
+    The collector reads OTLP ``exception.type`` by the same rule."""
+    return "timeout" in type_name.rsplit(".", 1)[-1].lower()
+
+
 def default_spool_dir() -> Path:
     """The spool under the user's cache directory (XDG on Unix, LOCALAPPDATA on Windows)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.environ.get("LOCALAPPDATA")

@@ -43,9 +43,13 @@ def collector(
     from threadline.collector.config import CollectorSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = CollectorSettings.from_environment(
-        port=port, store=store, workflows=workflows, host=host, api_keys=api_keys
-    )
+    try:
+        settings = CollectorSettings.from_environment(
+            port=port, store=store, workflows=workflows, host=host, api_keys=api_keys
+        )
+    except ValueError as error:  # a setting that does not read: say which, rather than a traceback
+        typer.echo(f"threadline: {error}", err=True)
+        raise typer.Exit(2) from None
     try:
         keys = load_keys(settings.api_keys)
     except KeyFileError as error:

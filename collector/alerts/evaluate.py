@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..models import TransactionSummary
-from ..state import summary_parameters, summary_sql
+from ..state import AMOUNT_AT_RISK, summary_parameters, summary_sql
 from ..storage import Store
 from ..storage.keys import with_current_transaction
 from ..transactions import summary_of
@@ -41,7 +41,7 @@ SELECT
     countIf(breached) AS breached,
     countIf(resolved) AS resolved_count,
     countIf(at_risk) AS at_risk_transactions,
-    sumIf(ifNull(amount, 0), at_risk) AS at_risk_amount
+    sumIf({amount_at_risk}, at_risk) AS at_risk_amount
 FROM
 (
     SELECT
@@ -96,7 +96,8 @@ GROUP BY transaction_id
 
 
 def _sql(template: str, store: Store) -> str:
-    return template.format(summary=summary_sql(aggregates_complete=store.aggregates_complete()))
+    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK)
 
 
 @dataclass(frozen=True)

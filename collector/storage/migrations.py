@@ -473,6 +473,13 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 for statement in add_column(SPANS, column, cluster)
             ],
         ),
+        (
+            7,
+            [  # what OTLP exceptions carry beyond kind and message (exception.type, .stacktrace)
+                *add_column(EVENTS, "error_type String", cluster),
+                *add_column(EVENTS, "error_stacktrace String", cluster),
+            ],
+        ),
     ]
 
 

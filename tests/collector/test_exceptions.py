@@ -130,7 +130,7 @@ def scenario(ingest: httpx.Client) -> tuple[str, str, str]:
             status="error",
             error=error("business", "outside the refund window"),
         ),
-        # an error without a kind, and a retry announced with its error kind
+        # an error without a kind (the default kind, transient), and a retry announced with its error kind
         event(f"F-{run}", "order.received", "crm", 0),
         event(f"F-{run}", "order.booked", erp, 5, status="error"),
         event(f"G-{run}", "order.received", "crm", 0),
@@ -160,7 +160,7 @@ def test_open_exceptions_are_grouped_by_kind_and_system_with_counts_and_transact
     erp_groups = groups_of(exceptions(ops, system=erp))
     billing_groups = groups_of(exceptions(ops, system=billing))
 
-    assert set(erp_groups) == {("validation", erp), ("unknown", erp), ("timeout", erp)}
+    assert set(erp_groups) == {("validation", erp), ("transient", erp), ("timeout", erp)}
     validation = erp_groups["validation", erp]
     assert (validation["transactions"], validation["exceptions"], validation["acknowledged"]) == (2, 2, 0)
     assert validation["workflows"] == {"order": 2}
@@ -170,7 +170,7 @@ def test_open_exceptions_are_grouped_by_kind_and_system_with_counts_and_transact
     assert items[f"B-{run}"]["errors"] == 2 and items[f"B-{run}"]["message"] == "VAT id invalid"
     assert items[f"B-{run}"]["step"] == "order.booked" and items[f"B-{run}"]["workflow"] == "order"
     assert [item["correlation_id"] for item in erp_groups["timeout", erp]["items"]] == [f"G-{run}"]
-    assert [item["correlation_id"] for item in erp_groups["unknown", erp]["items"]] == [f"F-{run}"]
+    assert [item["correlation_id"] for item in erp_groups["transient", erp]["items"]] == [f"F-{run}"]
     assert set(billing_groups) == {("business", billing)}  # D completed, so its timeout is not open
     [refused] = billing_groups["business", billing]["items"]
     assert (refused["correlation_id"], refused["state"]) == (f"E-{run}", "failed")
@@ -304,7 +304,7 @@ def test_the_audit_trail_pages_newest_first_and_other_tenants_see_none_of_it(
 ) -> None:
     run, erp, _ = scenario(ingest)
     for n in range(3):
-        ack = {"kind": "unknown", "system": erp, "comment": f"note {n}"}
+        ack = {"kind": "transient", "system": erp, "comment": f"note {n}"}
         assert ops.post("/api/exceptions/ack", json=ack).status_code == 201
 
     first = ops.get("/api/audit", params={"limit": 2}).json()

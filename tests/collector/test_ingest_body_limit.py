@@ -13,6 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.support.ingest import (
     assert_error,
+    assert_rpc_error,
     event_count,
     new_span_id,
     new_trace_id,
@@ -79,5 +80,5 @@ def test_the_limit_applies_to_otlp_protobuf(small: httpx.Client) -> None:
 
     response = small.post("/v1/traces", content=body, headers={"content-type": "application/x-protobuf"})
 
-    assert_error(response, 413, "body_too_large")
+    assert str(LIMIT) in assert_rpc_error(response, 413, "body_too_large").message
     assert_error(small.get(f"/api/traces/{trace_id}"), 404, "not_found")

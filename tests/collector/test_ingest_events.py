@@ -5,6 +5,7 @@ A batch is all or nothing; an event is acknowledged only once stored; a repeated
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import zlib
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.support.collector_process import CollectorProcess
 from tests.support.ingest import assert_error, business_event, event_count, post_events, unique_key
 
 
@@ -51,7 +53,7 @@ def test_an_acknowledged_event_can_be_read_back_at_once(http: httpx.Client) -> N
         "received_at": stored["received_at"],
         "duration_ms": 85.5,
         "attempt": 2,
-        "error": {"kind": "transient", "message": "503 from NetSuite"},
+        "error": {"kind": "transient", "message": "503 from NetSuite", "type": None, "stacktrace": None},
         "amount": 1250.0,
         "currency": "EUR",
         "aliases": {"erp.sales_order": f"SO-{key}"},
@@ -220,3 +222,82 @@ def test_a_json_media_type_with_parameters_is_accepted(http: httpx.Client) -> No
 
     assert response.status_code == 200, response.text
     assert event_count(http, key) == 1
+
+
+def test_an_event_stamped_years_ahead_is_refused_naming_its_timestamp(http: httpx.Client) -> None:
+    # Acknowledged, it would be missing from every answer "as of now" for five years.
+    key, now = unique_key("OPP"), dt.datetime.now(dt.UTC)
+    five_years_ahead = now + dt.timedelta(days=5 * 365)
+    # A sender's clock a minute fast is normal: the default skew (10 minutes) lets it through.
+    a_minute_ahead = now + dt.timedelta(minutes=1)
+
+    refused = post_events(http, business_event(key, timestamp=five_years_ahead.isoformat()))
+    accepted = post_events(
+        http, business_event(key, step="erp.order.created", timestamp=a_minute_ahead.isoformat())
+    )
+
+    body = assert_error(refused, 400, "invalid_events")
+    [problem] = body["problems"]
+    assert (problem["index"], problem["field"]) == (0, "timestamp")
+    assert "is 1825 days ahead of the collector's clock; at most 10 minutes" in problem["reason"]
+    assert "(THREADLINE_MAX_FUTURE_SKEW)" in problem["reason"]
+    assert accepted.status_code == 200, accepted.text
+    # Answers show the accepted one once its time has come.
+    found = http.get(f"/api/transactions/{key}", params={"as_of": a_minute_ahead.isoformat()}).json()
+    assert [event["step"] for event in found["events"]] == ["erp.order.created"]
+
+
+def test_the_allowed_skew_is_a_setting(new_collector: Callable[..., CollectorProcess]) -> None:
+    collector = new_collector(env={"THREADLINE_MAX_FUTURE_SKEW": "2h"}).start()
+    key, now = unique_key("OPP"), dt.datetime.now(dt.UTC)
+
+    with httpx.Client(base_url=collector.url, timeout=30) as http:
+        accepted = post_events(http, business_event(key, timestamp=(now + dt.timedelta(hours=1)).isoformat()))
+        refused = post_events(http, business_event(key, timestamp=(now + dt.timedelta(hours=3)).isoformat()))
+
+    assert accepted.status_code == 200, accepted.text
+    [problem] = assert_error(refused, 400, "invalid_events")["problems"]
+    assert "at most 2 hours is accepted" in problem["reason"]
+
+
+def test_a_failed_event_without_an_error_object_gets_the_default_error_kind(http: httpx.Client) -> None:
+    key = unique_key("OPP")
+
+    assert post_events(http, business_event(key, status="error")).status_code == 200
+
+    detail = http.get(f"/api/transactions/{key}").json()
+    [event] = detail["events"]
+    assert event["error"] == {"kind": "transient", "message": "", "type": None, "stacktrace": None}
+    [step] = [step for step in detail["steps"] if step["name"] == "crm.opportunity.won"]
+    assert step["error"]["kind"] == "transient"
+
+
+def test_an_error_may_carry_its_type_and_stack_trace(http: httpx.Client) -> None:
+    key = unique_key("OPP")
+    error = {"kind": "business", "message": "card declined", "type": "CardError", "stacktrace": "at pay()"}
+
+    assert post_events(http, business_event(key, status="error", error=error)).status_code == 200
+
+    [event] = http.get(f"/api/transactions/{key}").json()["events"]
+    assert event["error"] == error
+
+
+@pytest.mark.parametrize("amount", [1e308, -1e308, 1e16, -2e15], ids=["1e308", "-1e308", "1e16", "-2e15"])
+def test_an_amount_larger_than_any_invoice_is_refused_naming_it(http: httpx.Client, amount: float) -> None:
+    # 1e308 is a finite float: stored, it summed to an infinite value at risk.
+    key = unique_key("OPP")
+
+    response = post_events(http, business_event(key, amount=amount, currency="USD"))
+
+    body = assert_error(response, 400, "invalid_events")
+    [problem] = body["problems"]
+    assert problem["field"] == "amount"
+    assert "1,000,000,000,000,000" in problem["reason"]
+    assert http.get(f"/api/transactions/{key}").status_code == 404
+
+
+def test_an_event_that_is_not_an_object_is_named_by_its_index(http: httpx.Client) -> None:
+    response = post_events(http, business_event(unique_key("OPP")), None)  # type: ignore[arg-type]
+
+    body = assert_error(response, 400, "invalid_events")
+    assert body["problems"] == [{"index": 1, "field": "event", "reason": "must be a JSON object"}]

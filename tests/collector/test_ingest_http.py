@@ -11,12 +11,15 @@ import time
 import httpx
 import orjson
 import pytest
+from google.rpc import code_pb2
 
 from tests.support.collector_process import CollectorProcess
 from tests.support.ingest import (
     assert_error,
+    assert_rpc_error,
     business_event,
     event_count,
+    field_violations,
     gzip_bomb,
     padded_batch,
     unique_key,
@@ -90,15 +93,21 @@ def test_malformed_otlp_json_is_refused_400(http: httpx.Client) -> None:
     assert_error(response, 400, "invalid_otlp")
 
 
-def test_garbage_protobuf_is_refused_400(http: httpx.Client) -> None:
+def test_garbage_protobuf_is_refused_400_with_a_protobuf_status(http: httpx.Client) -> None:
+    # OTLP/HTTP: "the response body for all HTTP 4xx and 5xx responses MUST be a Protobuf-encoded
+    # Status message" in the request's encoding.
     response = http.post(
         "/v1/traces",
         content=b"\xff\xff\xff\xff this is not an ExportTraceServiceRequest",
         headers={"content-type": "application/x-protobuf"},
     )
 
-    body = assert_error(response, 400, "invalid_otlp")
-    assert body["problems"][0]["field"] == "body"
+    answer = assert_rpc_error(response, 400, "invalid_otlp")
+    assert answer.code == code_pb2.INVALID_ARGUMENT
+    assert answer.message == "body is not a protobuf ExportTraceServiceRequest (it does not decode)"
+    assert field_violations(answer) == {
+        "body": "is not a protobuf ExportTraceServiceRequest (it does not decode)"
+    }
 
 
 @pytest.mark.parametrize("path", INGEST)
@@ -172,7 +181,10 @@ def test_a_gzip_bomb_is_refused_413_without_being_inflated(
     response = http.post(path, content=bomb, headers={"content-type": media_type, "content-encoding": "gzip"})
 
     elapsed = time.monotonic() - started
-    assert_error(response, 413, "body_too_large")
+    if media_type == "application/x-protobuf":
+        assert_rpc_error(response, 413, "body_too_large")
+    else:
+        assert_error(response, 413, "body_too_large")
     assert elapsed < 5, f"refusing the bomb took {elapsed:.1f} s"
     grown = live_collector.peak_memory_bytes() - peak_before
     assert grown < 256 * 1024 * 1024, f"the collector's peak memory grew by {grown >> 20} MiB"

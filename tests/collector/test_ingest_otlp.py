@@ -8,13 +8,15 @@ business attributes are invalid is counted in the response's ``partial_success``
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from google.protobuf import json_format
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -358,19 +360,113 @@ def test_threadline_attributes_override_the_otlp_defaults(http: httpx.Client) ->
     assert event["error"]["kind"] == "transient"
 
 
-def test_an_otel_status_error_becomes_an_error_event(
+def _export_business_span(
+    collector: CollectorProcess, key: str, step: str, act: Callable[[trace.Span], None]
+) -> list[SpanExportResult]:
+    """One business span of ``key`` sent by the official exporter, ``act`` doing to it what the
+    integration does; what each export returned."""
+    exporter = RecordingExporter(endpoint=collector.url + "/v1/traces")
+    provider = _provider(exporter)
+    attributes = {"threadline.correlation_id": key, "threadline.workflow": "quote-to-cash"}
+    with provider.get_tracer("tests.collector").start_as_current_span(step, attributes=attributes) as span:
+        act(span)
+    provider.shutdown()
+    return exporter.results
+
+
+def test_an_otel_error_status_and_recorded_exception_become_the_event_s_error(
     http: httpx.Client, live_collector: CollectorProcess
 ) -> None:
     key = unique_key("OPP")
-    exporter = RecordingExporter(endpoint=live_collector.url + "/v1/traces")
-    provider = _provider(exporter)
 
-    with provider.get_tracer("tests.collector").start_as_current_span(
-        "erp.order.created",
-        attributes={"threadline.correlation_id": key, "threadline.workflow": "quote-to-cash"},
-    ) as span:
-        span.set_status(Status(StatusCode.ERROR, "credit limit exceeded"))
-    provider.shutdown()
+    def fail(span: trace.Span) -> None:
+        try:
+            raise ValueError("credit limit of 40000 USD exceeded")
+        except ValueError as exception:
+            span.record_exception(exception)
+        span.set_status(Status(StatusCode.ERROR, "order refused by NetSuite"))
+
+    assert _export_business_span(live_collector, key, "erp.order.created", fail) == [SpanExportResult.SUCCESS]
+
+    detail = http.get(f"/api/transactions/{key}").json()
+    [event] = detail["events"]
+    assert (event["step"], event["system"], event["status"]) == ("erp.order.created", "netsuite", "error")
+    error = event["error"]
+    assert error["kind"] == "transient"  # no threadline.error.kind: the documented default kind
+    assert error["message"] == "order refused by NetSuite"  # the status message
+    assert error["type"] == "ValueError"  # exception.type
+    assert error["stacktrace"].startswith("Traceback (most recent call last)")  # exception.stacktrace
+    assert "ValueError: credit limit of 40000 USD exceeded" in error["stacktrace"]
+    [step] = [step for step in detail["steps"] if step["name"] == "erp.order.created"]
+    assert (step["state"], step["error"]["kind"]) == ("failed", "transient")
+
+
+def test_a_recorded_timeout_gets_the_timeout_kind_and_the_exception_s_message(
+    http: httpx.Client, live_collector: CollectorProcess
+) -> None:
+    key = unique_key("OPP")
+
+    def time_out(span: trace.Span) -> None:
+        span.record_exception(TimeoutError("Stripe did not answer in 30 s"))
+        span.set_status(Status(StatusCode.ERROR))  # no description
+
+    _export_business_span(live_collector, key, "billing.subscription.activated", time_out)
 
     [event] = http.get(f"/api/transactions/{key}").json()["events"]
-    assert (event["step"], event["system"], event["status"]) == ("erp.order.created", "netsuite", "error")
+    assert {name: event["error"][name] for name in ("kind", "message", "type")} == {
+        "kind": "timeout",
+        "message": "Stripe did not answer in 30 s",  # exception.message
+        "type": "TimeoutError",
+    }
+
+
+def test_a_span_stamped_years_ahead_is_refused_in_partial_success_and_the_others_are_stored(
+    http: httpx.Client,
+) -> None:
+    key, trace_id, now_id, future_id = unique_key("OPP"), new_trace_id(), new_span_id(), new_span_id()
+    business = {"threadline.correlation_id": key, "threadline.workflow": "quote-to-cash"}
+    five_years_ahead = time.time_ns() + 5 * 365 * 86_400 * 10**9
+    request = otlp_json_request(
+        "netsuite",
+        otlp_json_span(trace_id, now_id, "crm.opportunity.won", attributes=business),
+        otlp_json_span(
+            trace_id, future_id, "erp.order.created", start_unix_nano=five_years_ahead, attributes=business
+        ),
+    )
+
+    response = _post_json(http, request)
+
+    assert response.status_code == 200, response.text
+    partial = response.json()["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 1
+    message = partial["errorMessage"]
+    assert f"span 'erp.order.created' ({future_id})" in message
+    assert "startTimeUnixNano" in message and "THREADLINE_MAX_FUTURE_SKEW" in message
+    assert [event["step"] for event in http.get(f"/api/transactions/{key}").json()["events"]] == [
+        "crm.opportunity.won"
+    ]
+
+
+def test_an_amount_attribute_larger_than_any_invoice_is_refused_naming_the_attribute(
+    http: httpx.Client,
+) -> None:
+    key, trace_id, span_id = unique_key("OPP"), new_trace_id(), new_span_id()
+    attributes = {
+        "threadline.correlation_id": key,
+        "threadline.workflow": "quote-to-cash",
+        "threadline.amount": 1e308,
+        "threadline.currency": "USD",
+    }
+    request = otlp_json_request(
+        "netsuite", otlp_json_span(trace_id, span_id, "erp.order.created", attributes=attributes)
+    )
+
+    response = _post_json(http, request)
+
+    assert response.status_code == 200, response.text
+    partial = response.json()["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 1
+    assert (
+        f"span 'erp.order.created' ({span_id}): threadline.amount must be between" in partial["errorMessage"]
+    )
+    assert http.get(f"/api/transactions/{key}").status_code == 404

@@ -148,7 +148,12 @@ def test_an_unrecovered_error_leaves_the_step_failed_and_the_transaction_waiting
     found = state(api, key, 30)
     order = next(step for step in found["steps"] if step["name"] == "erp.order.created")
     assert order["state"] == "failed"
-    assert order["error"] == {"kind": "timeout", "message": "no answer in 30s"}
+    assert order["error"] == {
+        "kind": "timeout",
+        "message": "no answer in 30s",
+        "type": None,
+        "stacktrace": None,
+    }
     assert [w["step"] for w in found["waiting_on"]] == ["erp.order.created"]
 
 

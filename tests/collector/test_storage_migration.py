@@ -71,7 +71,8 @@ def old_store(path: Path, version: int) -> Store:
 def write_version_3_store(path: Path, events: list[dict[str, Any]]) -> None:
     """The store as the collector of schema version 3 left it, re-linked events included."""
     store = old_store(path, 3)
-    columns = [column for column in EVENT_COLUMNS if column != "seq"]  # migration 4 adds it
+    added_later = {"seq", "error_type", "error_stacktrace"}  # by migrations 4 and 7
+    columns = [column for column in EVENT_COLUMNS if column not in added_later]
     received = NOW - dt.timedelta(hours=1)
     rows, aliases = [], []
     for event in events:

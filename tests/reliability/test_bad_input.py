@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
@@ -53,7 +56,10 @@ KNOWN = [
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    running = CollectorProcess(store_dir=tmp_path_factory.mktemp("fuzz") / "store", isolated=True).start()
+    # Event times are checked up to the end of the storable range, however far ahead of the clock.
+    whole_range = {"THREADLINE_MAX_FUTURE_SKEW": f"{300 * 366}d"}
+    store_dir = tmp_path_factory.mktemp("fuzz") / "store"
+    running = CollectorProcess(store_dir=store_dir, isolated=True, env=whole_range).start()
     assert httpx.post(running.url + "/v1/events", json={"events": KNOWN}).status_code == 200
     yield running
     running.stop()
@@ -151,6 +157,53 @@ def test_random_and_mutated_protobuf_never_gets_a_server_error(
     unchanged(collector, before)
 
 
+# Any JSON, under the names an OTLP trace request uses, so that much of it reaches deep into a request.
+OTLP_NAMES = [
+    *("resourceSpans", "scopeSpans", "spans", "resource", "scope", "attributes", "events", "links"),
+    *("key", "value", "name", "status", "code", "message", "kind", "traceId", "spanId"),
+    *("stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "kvlistValue", "bytesValue"),
+    *("values", "startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "droppedAttributesCount"),
+]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(OTLP_NAMES), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def in_a_span(value: Any) -> dict[str, Any]:
+    span = {
+        "traceId": "1" * 32,
+        "spanId": "2" * 16,
+        "name": "fuzzed",
+        "attributes": [{"key": "k", "value": value}],
+    }
+    span["events"] = span["links"] = [value]
+    return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+
+PYTHON_WORDS = re.compile(r"int\(\)|NoneType|object is not|bytes-like|has no len|Failed to parse|\bdict\b")
+
+
+def test_malformed_otlp_json_gets_a_400_in_words_never_python_s(
+    collector: CollectorProcess, before: dict[str, Any]
+) -> None:
+    with httpx.Client(base_url=collector.url, timeout=30) as client:
+
+        @given(document=json_values | json_values.map(in_a_span))
+        @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def post(document: Any) -> None:
+            body = orjson.dumps(document)
+            response = client.post("/v1/traces", content=body, headers={"content-type": "application/json"})
+            assert response.status_code in (200, 400), (response.status_code, response.text[:300])
+            assert not PYTHON_WORDS.search(response.text), response.text[:500]
+
+        post()
+    unchanged(collector, before)
+
+
 def event(**fields: Any) -> dict[str, Any]:
     return {
         "correlation_id": "EXT-1",
@@ -173,6 +226,7 @@ def event(**fields: Any) -> dict[str, Any]:
         ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp", "between 1970-01-01 and 2261-12-31"),
         ({"amount": "NaN"}, "amount", "finite number"),
         ({"amount": "1e400"}, "amount", "finite number"),
+        ({"amount": 1e308}, "amount", "between -1,000,000,000,000,000 and 1,000,000,000,000,000"),
         ({"currency": "€€€"}, "currency", "should match pattern"),
     ],
 )

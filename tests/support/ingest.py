@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+from google.rpc import error_details_pb2, status_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "', '.py", line ')
@@ -56,6 +57,28 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["error"] == code, body
     assert isinstance(body["message"], str) and body["message"], body
     return body
+
+
+def assert_rpc_error(response: httpx.Response, status: int, code: str) -> status_pb2.Status:
+    """An OTLP/HTTP protobuf refusal: a protobuf ``google.rpc.Status``, as the OTLP specification says,
+    carrying the collector's error code (``ErrorInfo.reason``), a message, and no traceback."""
+    assert response.status_code == status, response.content[:300]
+    assert response.headers["content-type"] == "application/x-protobuf", response.headers
+    answer = status_pb2.Status.FromString(response.content)
+    for marker in TRACEBACK_MARKERS:
+        assert marker not in answer.message, f"a stack trace reached the client: {answer.message}"
+    assert answer.message, answer
+    info = error_details_pb2.ErrorInfo()
+    assert any(detail.Unpack(info) for detail in answer.details), answer
+    assert info.reason == code, answer
+    return answer
+
+
+def field_violations(answer: status_pb2.Status) -> dict[str, str]:
+    """The ``BadRequest`` field violations of a ``google.rpc.Status``: field → description."""
+    request = error_details_pb2.BadRequest()
+    found = [detail for detail in answer.details if detail.Unpack(request)]
+    return {violation.field: violation.description for violation in request.field_violations} if found else {}
 
 
 def event_count(http: httpx.Client, key: str) -> int:
