@@ -200,8 +200,6 @@ async def reload_workflows(collector: CollectorDep) -> list[WorkflowView]:
     except WorkflowError as error:
         problem = Problem(field="workflows", reason=str(error))
         raise ApiError(400, "invalid_workflows", f"not reloaded: {error}", [problem]) from None
-    except OSError as error:
-        raise ApiError(400, "invalid_workflows", f"not reloaded: {error}") from None
 
 
 @router.get("/workflows/{name}/map", response_model=ProcessMap, responses={404: {}})

@@ -249,6 +249,28 @@ def test_a_bad_definitions_file_is_not_reloaded_and_the_old_ones_stay(
         collector.workflows.write_text(good)
 
 
+def test_a_reload_of_invalid_yaml_or_of_no_file_names_it_and_keeps_the_definitions(
+    api: httpx.Client, collector: CollectorProcess
+) -> None:
+    good = collector.workflows.read_text()
+    path = collector.workflows
+    try:
+        path.write_text(good + "\n  broken: [\n")
+        invalid = api.post("/api/workflows/reload")
+        assert invalid.status_code == 400
+        assert invalid.json()["problems"] == [
+            {"field": "workflows", "reason": invalid.json()["message"].removeprefix("not reloaded: ")}
+        ]
+        assert invalid.json()["message"].startswith(f"not reloaded: {path}:{len(good.splitlines()) + 3}: ")
+        path.unlink()
+        gone = api.post("/api/workflows/reload")
+        assert gone.status_code == 400
+        assert gone.json()["message"] == f"not reloaded: {path}: cannot be read: No such file or directory"
+        assert len(api.get("/api/workflows").json()) == 4
+    finally:
+        path.write_text(good)
+
+
 def test_sighup_reloads_the_definitions(api: httpx.Client, collector: CollectorProcess) -> None:
     good = collector.workflows.read_text()
     extra = "\n  tiny:\n    steps:\n      - {name: a.b.c, system: x}\n"
