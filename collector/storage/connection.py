@@ -59,7 +59,7 @@ def normalize_dsn(dsn: str) -> str:
     read ``postgres://host`` as a ClickHouse server and fail only at the first connection.
     """
     scheme, separator, _ = dsn.partition("://")
-    if not separator or scheme.lower() not in SCHEMES:
+    if not separator or scheme not in SCHEMES:
         raise UnsupportedStore(dsn)
     if not dsn.startswith("chdb://"):
         return dsn
@@ -105,7 +105,7 @@ class Store:
         if self.embedded:
             return {}
         options: dict[str, Any] = {
-            "interface": self.dsn.partition("://")[0].lower(),  # https means TLS on any port
+            "interface": self.dsn.partition("://")[0],  # https means TLS on any port
             "connect_timeout": 5,
             "send_receive_timeout": 60,
             "autogenerate_session_id": False,
