@@ -39,7 +39,7 @@ def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
         return lambda: None
 
     def reload(signum: int, frame: object) -> None:
-        with contextlib.suppress(OSError, WorkflowError):
+        with contextlib.suppress(WorkflowError):
             collector.reload_workflows()
 
     previous = signal.signal(signal.SIGHUP, reload)

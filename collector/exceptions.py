@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from .api import AsOf, Moment
+from .api import TRANSACTION_PATH, AsOf, Moment, TransactionKey
 from .auth import Principal, require
 from .errors import ApiError
 from .models import (
@@ -401,7 +401,6 @@ def audit_page(
 
 router = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read"))])
 CollectorDep = Annotated[Collector, Depends(get_collector)]
-TransactionKey = Annotated[str, Path(description="Correlation id or any alias", min_length=1, max_length=256)]
 
 
 def _now(value: dt.datetime | None = None) -> dt.datetime:
@@ -479,7 +478,7 @@ async def _change(
 
 
 @router.post(
-    "/transactions/{key}/resolve", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
+    TRANSACTION_PATH + "/resolve", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
 )
 async def resolve_transaction(
     collector: CollectorDep, request: Request, key: TransactionKey, body: CommentRequest
@@ -489,7 +488,7 @@ async def resolve_transaction(
 
 
 @router.post(
-    "/transactions/{key}/reopen", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
+    TRANSACTION_PATH + "/reopen", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
 )
 async def reopen_transaction(
     collector: CollectorDep, request: Request, key: TransactionKey, body: CommentRequest

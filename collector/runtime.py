@@ -42,7 +42,7 @@ class Collector:
         with self._reload_lock:
             try:
                 fresh = load(self.settings.workflows)
-            except (OSError, WorkflowError) as error:
+            except WorkflowError as error:
                 logger.error("threadline: workflows not reloaded, keeping the current ones: %s", error)
                 raise
             self.workflows = fresh  # applied at query time: nothing stored depends on them

@@ -48,16 +48,18 @@ _DURATION_FORMS = "a number of seconds or a duration like 90s, 15m, 1h, 1h30m, 1
 
 class WorkflowError(ValueError):
     """A definition problem; ``str()`` reads ``file:line: reason`` so editors and CI logs can jump to it,
-    e.g. ``workflows.yaml:14: step "erp.order.created": after names unknown step "crm.won"``."""
+    e.g. ``workflows.yaml:14: step "erp.order.created": after names unknown step "crm.won"``, or
+    ``file: reason`` when the file itself cannot be read (no line to point at)."""
 
-    def __init__(self, source: str, line: int, reason: str) -> None:
+    def __init__(self, source: str, line: int | None, reason: str) -> None:
         super().__init__(source, line, reason)
         self.source = source
         self.line = line
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}"
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,16 @@ def parse_duration(value: object) -> float:
 
 
 def load(path: str | os.PathLike[str]) -> Workflows:
-    """Read and validate a definitions file; problems raise WorkflowError naming the path and line."""
+    """Read and validate a definitions file; problems raise WorkflowError naming the path and line.
+
+    A file that cannot be read (missing, a folder, not permitted) is a WorkflowError too, so every
+    caller has one error to report and none sees an OSError's Python wording.
+    """
     source = os.fspath(path)
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise WorkflowError(source, None, f"cannot be read: {error.strerror or error}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

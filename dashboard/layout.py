@@ -265,23 +265,27 @@ def register(app: dash.Dash, client: QueryClient) -> None:
 
         Typing again, or going elsewhere, clears what was said (one callback, so the two never race).
         """
-        key = (value or "").strip()
-        if "search-input.n_submit" not in dash.ctx.triggered_prop_ids or not key:
+        typed = value or ""
+        if "search-input.n_submit" not in dash.ctx.triggered_prop_ids or not typed.strip():
             return dash.no_update, None, dash.no_update
-        try:
-            client.transaction(key)
-        except NotFound:
-            message = [
-                icon("question-circle", "me-2"),
-                "No transaction has the key ",
-                html.Strong(f"“{key}”"),
-                ".",
-            ]
-            return dash.no_update, html.Div(message, id="search-not-found"), dash.no_update
-        except ApiError as error:
-            return (
-                dash.no_update,
-                html.Div([icon("plug", "me-2"), str(error)], id="search-error"),
-                dash.no_update,
-            )
-        return transaction_path(key), None, ""  # the key as typed: the page says which alias it is
+        # The key as typed first (a stored key may begin or end with a space), then without the
+        # blanks a paste brings along.
+        for key in dict.fromkeys((typed, typed.strip())):
+            try:
+                client.transaction(key)
+            except NotFound:
+                continue
+            except ApiError as error:
+                return (
+                    dash.no_update,
+                    html.Div([icon("plug", "me-2"), str(error)], id="search-error"),
+                    dash.no_update,
+                )
+            return transaction_path(key), None, ""  # the key as typed: the page says which alias it is
+        message = [
+            icon("question-circle", "me-2"),
+            "No transaction has the key ",
+            html.Strong(f"“{typed.strip()}”"),
+            ".",
+        ]
+        return dash.no_update, html.Div(message, id="search-not-found"), dash.no_update

@@ -119,5 +119,8 @@ def workflow_path(name: str) -> str:
 
 
 def tail(pathname: str, prefix: str) -> str:
-    """The decoded rest of a path after its prefix: "/transactions/SO%2F1" -> "SO/1"."""
-    return unquote(pathname[len(prefix) :]).strip()
+    """The decoded rest of a path after its prefix: "/transactions/SO%2F1" -> "SO/1".
+
+    Nothing is trimmed: a key may begin or end with a space, and the path carries it encoded.
+    """
+    return unquote(pathname[len(prefix) :])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -17,6 +17,13 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """Threadline: follow every business transaction across CRM, CPQ, billing, support and ERP."""
+
+
+def _refuse(command: str, problem: Exception) -> NoReturn:
+    """A configuration the command cannot start with: one line naming it on stderr, and the usage-error
+    status (2), rather than a traceback from deep inside the start-up."""
+    typer.echo(f"threadline {command}: {problem}", err=True)
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -41,6 +48,8 @@ def collector(
     from threadline.collector.app import create_app
     from threadline.collector.auth import KeyFileError, load_keys
     from threadline.collector.config import CollectorSettings
+    from threadline.collector.storage import UnsupportedStore, normalize_dsn, redact_dsn
+    from threadline.collector.workflows import WorkflowError, load
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -48,13 +57,13 @@ def collector(
             port=port, store=store, workflows=workflows, host=host, api_keys=api_keys
         )
     except ValueError as error:  # a setting that does not read: say which, rather than a traceback
-        typer.echo(f"threadline: {error}", err=True)
-        raise typer.Exit(2) from None
-    try:
+        _refuse("collector", error)
+    try:  # what the start-up will read, checked before the server starts so a mistake is one line
+        load(settings.workflows)
+        normalize_dsn(settings.store)
         keys = load_keys(settings.api_keys)
-    except KeyFileError as error:
-        typer.echo(f"threadline: {error}", err=True)
-        raise typer.Exit(2) from None
+    except (WorkflowError, UnsupportedStore, KeyFileError) as error:
+        _refuse("collector", error)
     if not keys.enabled and settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"No API keys configured: listening on 127.0.0.1 only, not {settings.host} "
@@ -66,7 +75,9 @@ def collector(
         typer.echo("No API keys configured: listening on 127.0.0.1 only, every request is trusted.")
     else:
         typer.echo(f"{len(keys)} API keys configured: every endpoint but /healthz and /readyz needs one.")
-    typer.echo(f"Threadline collector on http://{settings.host}:{settings.port} (store {settings.store})")
+    typer.echo(
+        f"Threadline collector on http://{settings.host}:{settings.port} (store {redact_dsn(settings.store)})"
+    )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -109,9 +120,15 @@ def simulate(
     ] = None,
 ) -> None:
     """Fake CRM, CPQ, billing, support and ERP integrations sending business events through the SDK."""
+    from threadline.collector.workflows import WorkflowError, load
     from threadline.simulator import simulate as run_simulation
+    from threadline.simulator.run import default_workflows
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        definitions = load(workflows or default_workflows())
+    except WorkflowError as error:
+        _refuse("simulate", error)
     stats = run_simulation(
         endpoint,
         rate,
@@ -121,7 +138,7 @@ def simulate(
         spool_dir=spool_dir,
         speed=speed,
         backfill_per_day=backfill_per_day,
-        workflows=workflows,
+        workflows=definitions,
     )
     typer.echo(stats.summary())
     if not stats.delivered:
@@ -190,8 +207,14 @@ def demo(
     seed: Annotated[int, typer.Option(help="The simulator's seed")] = 7,
 ) -> None:
     """Collector + dashboard + simulator on a fresh embedded store (ports 4318 and 8050)."""
+    from threadline.collector.workflows import WorkflowError, load
     from threadline.demo import DemoError, run
+    from threadline.simulator.run import default_workflows
 
+    try:  # the demo's collector and simulator read THREADLINE_WORKFLOWS: a bad one stops it here
+        load(default_workflows())
+    except WorkflowError as error:
+        _refuse("demo", error)
     try:
         run(seconds=seconds, rate=rate, seed=seed)
     except DemoError as error:

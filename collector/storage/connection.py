@@ -25,6 +25,8 @@ from . import migrations
 logger = logging.getLogger("threadline.collector")
 
 DEFAULT_DSN = "chdb://./.threadline/store"
+# chdb: the embedded engine; http(s): a ClickHouse server's HTTP interface (clickhouse-connect's own).
+SCHEMES = ("chdb", "http", "https")
 RECHECK_S = 5.0
 # How many partitions one INSERT may touch on this connection (ClickHouse's default is 100; 0: any).
 PARTITIONS_PER_INSERT = "SELECT toUInt64(getSetting('max_partitions_per_insert_block'))"
@@ -34,8 +36,33 @@ class StoreUnavailable(RuntimeError):
     """The store cannot be reached or refused the operation; nothing of the operation was stored."""
 
 
+class UnsupportedStore(ValueError):
+    """A DSN no deployment of Threadline can use; ``str()`` names it (no password) and the schemes."""
+
+    def __init__(self, dsn: str) -> None:
+        scheme, separator, _ = dsn.partition("://")
+        what = f"unknown scheme {scheme!r}" if separator else "no scheme"
+        supported = ", ".join(name + "://" for name in SCHEMES)
+        super().__init__(f"store {redact_dsn(dsn)}: {what}; supported: {supported}")
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for logs and messages."""
+    if "@" not in dsn:
+        return dsn
+    scheme, _, rest = dsn.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
 def normalize_dsn(dsn: str) -> str:
-    """``chdb://relative/dir`` → ``chdb:///absolute/dir`` (created if missing); other DSNs unchanged."""
+    """``chdb://relative/dir`` → ``chdb:///absolute/dir`` (created if missing); other DSNs unchanged.
+
+    Raises UnsupportedStore for a scheme that is none of SCHEMES: clickhouse-connect would otherwise
+    read ``postgres://host`` as a ClickHouse server and fail only at the first connection.
+    """
+    scheme, separator, _ = dsn.partition("://")
+    if not separator or scheme not in SCHEMES:
+        raise UnsupportedStore(dsn)
     if not dsn.startswith("chdb://"):
         return dsn
     location = dsn[len("chdb://") :]
@@ -82,6 +109,7 @@ class Store:
         if self.embedded:
             return {}
         options: dict[str, Any] = {
+            "interface": self.dsn.partition("://")[0],  # https means TLS on any port
             "connect_timeout": 5,
             "send_receive_timeout": 60,
             "autogenerate_session_id": False,
@@ -99,10 +127,7 @@ class Store:
     @property
     def redacted_dsn(self) -> str:
         """The DSN without its password, for logs and messages."""
-        if "@" not in self.dsn:
-            return self.dsn
-        scheme, _, rest = self.dsn.partition("://")
-        return f"{scheme}://***@{rest.rpartition('@')[2]}"
+        return redact_dsn(self.dsn)
 
     def close(self) -> None:
         with self._lock:

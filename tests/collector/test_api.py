@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -249,6 +250,28 @@ def test_a_bad_definitions_file_is_not_reloaded_and_the_old_ones_stay(
         collector.workflows.write_text(good)
 
 
+def test_a_reload_of_invalid_yaml_or_of_no_file_names_it_and_keeps_the_definitions(
+    api: httpx.Client, collector: CollectorProcess
+) -> None:
+    good = collector.workflows.read_text()
+    path = collector.workflows
+    try:
+        path.write_text(good + "\n  broken: [\n")
+        invalid = api.post("/api/workflows/reload")
+        assert invalid.status_code == 400
+        assert invalid.json()["problems"] == [
+            {"field": "workflows", "reason": invalid.json()["message"].removeprefix("not reloaded: ")}
+        ]
+        assert invalid.json()["message"].startswith(f"not reloaded: {path}:{len(good.splitlines()) + 3}: ")
+        path.unlink()
+        gone = api.post("/api/workflows/reload")
+        assert gone.status_code == 400
+        assert gone.json()["message"] == f"not reloaded: {path}: cannot be read: No such file or directory"
+        assert len(api.get("/api/workflows").json()) == 4
+    finally:
+        path.write_text(good)
+
+
 def test_sighup_reloads_the_definitions(api: httpx.Client, collector: CollectorProcess) -> None:
     good = collector.workflows.read_text()
     extra = "\n  tiny:\n    steps:\n      - {name: a.b.c, system: x}\n"
@@ -293,3 +316,44 @@ def test_a_collector_refuses_to_start_on_a_bad_definitions_file(tmp_path: Path) 
     with pytest.raises(RuntimeError) as failed:
         CollectorProcess(store_dir=tmp_path / "store", workflows=broken).start(timeout_s=30)
     assert "workflows.yaml:4" in str(failed.value) and "unknown step" in str(failed.value)
+
+
+# Keys as ERPs write them (Odoo's "SO/2026/00042"), and every character a URL path gives a meaning.
+AWKWARD_KEYS = ["SO/2026/00042", "INV #7", "a?b", "50%off", "A+B", "/lead", "trail/", "RMA/1/resolve"]
+AWKWARD_WORKFLOW = "sales/EMEA #2"
+
+
+def encoded(name: str) -> str:
+    """What a correct client sends: the whole name percent-encoded, "/" as %2F (httpx leaves it so)."""
+    return quote(name, safe="")
+
+
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A collector holding transactions under the awkward keys, each with an awkward alias."""
+    running = CollectorProcess(store_dir=tmp_path_factory.mktemp("awkward") / "store").start()
+    dataset = [
+        event(key, "crm.opportunity.won", "salesforce", n, aliases={"erp.invoice": f"{key}/INV?n=1"})
+        for n, key in enumerate(AWKWARD_KEYS)
+    ]
+    dataset.append(event("EMEA-1", "crm.opportunity.won", "salesforce", 0, workflow=AWKWARD_WORKFLOW))
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        assert client.post("/v1/events", json={"events": dataset}).status_code == 200
+        yield client
+    running.stop()
+
+
+def test_every_stored_key_and_alias_is_looked_up_when_percent_encoded(awkward: httpx.Client) -> None:
+    for key in AWKWARD_KEYS:
+        for lookup in (key, f"{key}/INV?n=1"):
+            found = awkward.get(f"/api/transactions/{encoded(lookup)}")
+            assert found.status_code == 200, (lookup, found.status_code, found.text)
+            assert found.json()["correlation_id"] == key, lookup
+    unknown = awkward.get(f"/api/transactions/{encoded('SO/2026/00043')}")
+    assert unknown.status_code == 404 and "'SO/2026/00043'" in unknown.json()["message"]
+
+
+def test_a_workflow_named_with_a_slash_has_its_process_map(awkward: httpx.Client) -> None:
+    found = awkward.get(f"/api/workflows/{encoded(AWKWARD_WORKFLOW)}/map")
+    assert found.status_code == 200, found.text
+    assert found.json()["transactions"] == 1

@@ -10,6 +10,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -289,6 +290,31 @@ def test_resolving_a_transaction_is_audited_takes_it_out_of_the_exceptions_and_r
 
     assert open_then(between) == {f"B-{run}"}
     assert open_then(resolved_at - dt.timedelta(milliseconds=1)) == {f"A-{run}", f"B-{run}"}
+
+
+def test_keys_holding_slashes_and_action_words_are_resolved_and_reopened_when_percent_encoded(
+    ops: httpx.Client, ingest: httpx.Client
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    order, returned = f"SO/{run}/00042", f"RMA/{run}/resolve"  # the second ends like the action
+    send(
+        ingest,
+        event(order, "order.received", "crm", 0, aliases={"erp.invoice": f"INV #{run}/7"}),
+        event(returned, "order.received", "crm", 0),
+    )
+
+    def act(key: str, action: str) -> httpx.Response:
+        return ops.post(f"/api/transactions/{quote(key, safe='')}/{action}", json={"comment": action})
+
+    for key, by in ((order, f"INV #{run}/7"), (returned, returned)):
+        resolved = act(by, "resolve")
+        assert resolved.status_code == 201, (by, resolved.text)
+        assert resolved.json()["correlation_id"] == by
+        assert act(key, "resolve").status_code == 409  # the same transaction, already resolved
+        assert act(key, "reopen").status_code == 201
+        trail = ops.get("/api/audit", params={"transaction": key}).json()["items"]
+        assert [e["action"] for e in trail] == ["reopen", "resolve"], key
+    assert act(f"RMA/{run}", "resolve").status_code == 404  # not the key that ends in "/resolve"
 
 
 def test_resolving_an_unknown_key_is_a_404_and_needs_a_comment(ops: httpx.Client) -> None:

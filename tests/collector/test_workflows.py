@@ -612,6 +612,16 @@ def test_a_file_that_is_not_utf8_is_reported_at_its_line(tmp_path: Path) -> None
         load(path)
 
 
+def test_a_file_that_cannot_be_read_is_a_workflow_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "workflows.yaml"
+    with pytest.raises(WorkflowError) as caught:
+        load(missing)
+    assert str(caught.value) == f"{missing}: cannot be read: No such file or directory"
+    assert caught.value.line is None
+    with pytest.raises(WorkflowError, match=r": cannot be read: Is a directory$"):
+        load(tmp_path)
+
+
 def test_errors_from_text_name_the_given_source_and_are_value_errors() -> None:
     with pytest.raises(ValueError, match=r'^<string>:4: step "b.c.approved": after names unknown step "x"$'):
         parse("workflows:\n  w:\n    steps:\n      - {name: b.c.approved, after: [x]}\n")

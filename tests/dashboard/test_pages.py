@@ -6,6 +6,7 @@ it), and saved as a screenshot in both colour modes under test-artifacts/dashboa
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote
 
 import httpx
@@ -15,6 +16,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.dashboard import scenario
 from tests.dashboard.browser import Browser
+from tests.support.collector_process import CollectorProcess
 from threadline.dashboard import formatting as fmt
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("seeded")]
@@ -286,3 +288,71 @@ def test_an_alias_conflict_is_shown_on_both_transactions(browser: Browser, api: 
     # The callout links to the other side.
     browser.click(f'#callout-alias-conflict a[href="/transactions/{scenario.CONFLICT_KEY}"]')
     browser.wait_text(".tl-page-title", scenario.CONFLICT_KEY)
+
+
+def stuck_onboarding(collector: CollectorProcess, key: str) -> None:
+    """A stuck onboarding under ``key``: synced 4h50m ago, nothing since (stuck after 2h, SLA 1 day)."""
+    now, hour = dt.datetime.now(dt.UTC), dt.timedelta(hours=1)
+    steps = [
+        ("crm.account.created", "salesforce", 5 * hour),
+        ("middleware.account.synced", "mulesoft", 4.8 * hour),
+    ]
+    events = [
+        {
+            "correlation_id": key,
+            "workflow": "customer-onboarding",
+            "step": step,
+            "system": system,
+            "timestamp": (now - ago).isoformat(),
+        }
+        for step, system, ago in steps
+    ]
+    assert httpx.post(collector.url + "/v1/events", json={"events": events}).status_code == 200
+
+
+def test_a_key_holding_slashes_is_found_by_search_and_opened_from_the_queue(
+    browser: Browser, collector: CollectorProcess
+) -> None:
+    """Odoo numbers its sales orders "SO/2026/00042": the key travels percent-encoded, whole."""
+    key = "SO/2026/00042"
+    stuck_onboarding(collector, key)
+    page = f"/transactions/{quote(key, safe='')}"
+
+    browser.open("/")
+    browser.visible("#search-input").send_keys(key, Keys.ENTER)
+    browser.until(lambda: browser.path() == page, message=f"search went to {browser.path()}")
+    browser.wait_text(".tl-page-title", key)
+    assert browser.text("#transaction-state") == "Stuck"
+
+    row = f'#queue-grid .ag-row[row-id="{key}"]'
+    browser.open("/queue?workflow=customer-onboarding", ready=row)
+    browser.click(f'{row} .ag-cell[col-id="workflow"]')
+    browser.until(lambda: browser.path() == page, message=f"the row went to {browser.path()}")
+    browser.wait_text(".tl-page-title", key)
+
+    browser.open("/queue?workflow=customer-onboarding", ready=row)
+    browser.click(f'{row} .ag-cell[col-id="key"] a')
+    browser.until(lambda: browser.path() == page, message=f"the key link went to {browser.path()}")
+    browser.wait_text(".tl-page-title", key)
+
+    browser.open(page, ready=".tl-page-title")  # the address shared in a chat, or an alert's link
+    browser.wait_text(".tl-page-title", key)
+    assert browser.text("#transaction-state") == "Stuck"
+    browser.screenshot("transaction-slash-key")
+
+
+def test_a_key_ending_in_a_space_is_found_as_typed_and_a_pasted_one_without_its_blanks(
+    browser: Browser, collector: CollectorProcess
+) -> None:
+    stuck_onboarding(collector, "PO 77 ")
+    stuck_onboarding(collector, "PO-78")
+    browser.open("/")
+    browser.visible("#search-input").send_keys("PO 77 ", Keys.ENTER)
+    browser.until(lambda: browser.path() == "/transactions/PO%2077%20", message=f"went to {browser.path()}")
+    browser.wait_text(".tl-page-title", "PO 77")
+    assert browser.text("#transaction-state") == "Stuck"
+
+    browser.visible("#search-input").send_keys("  PO-78 ", Keys.ENTER)
+    browser.until(lambda: browser.path() == "/transactions/PO-78", message=f"went to {browser.path()}")
+    browser.wait_text(".tl-page-title", "PO-78")
+    assert browser.text("#transaction-state") == "Stuck"

@@ -83,6 +83,7 @@ def test_urls_hold_every_filter() -> None:
     assert transaction_path("SO/88 12") == "/transactions/SO%2F88%2012"
     assert alert_path("5e9c9d79") == "/alerts?alert=5e9c9d79"  # the link alert notifications carry
     assert tail("/transactions/SO%2F88%2012", "/transactions/") == "SO/88 12"
+    assert tail("/transactions/%20PO%2077%20", "/transactions/") == " PO 77 "  # nothing trimmed
 
 
 def test_process_map_columns_follow_the_real_flow() -> None:
