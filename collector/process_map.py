@@ -1,19 +1,21 @@
 """The process map of a workflow as it really runs: directly-follows graph and variants.
 
 A transaction's trace is its events in event-time order (ties by arrival), one activity per event,
-as process-mining tools such as PM4Py read an event log; so the counts here are theirs.
+as process-mining tools such as PM4Py read an event log; so the counts here are theirs. A workflow
+has a map whether or not it is defined: a replayed log's process is drawn from its events alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from .models import MapEdge, MapNode, ProcessMap, Variant
 from .storage import Store, aggregates
 from .storage.keys import LINKED, with_current_transaction
-from .transactions import EPOCH, FAR_FUTURE
+from .transactions import EPOCH, FAR_FUTURE, utc
 from .workflows import WorkflowDefinition
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction
@@ -53,6 +55,31 @@ FROM ({with_current_transaction(WORKFLOW_EVENTS)})
 GROUP BY current_transaction
 """
 
+# The workflows the stored traces hold, whether defined or not, with their latest start: a read of
+# the sort key's second column (workflow_traces is ordered by tenant, workflow, transaction).
+MAX_SEEN_WORKFLOWS = 1000
+SEEN_WORKFLOWS = """
+SELECT workflow, max(started_at) AS last_started_at
+FROM workflow_traces
+WHERE tenant = {tenant:String} AND (empty({workflow:String}) OR workflow = {workflow:String})
+GROUP BY workflow
+ORDER BY workflow
+LIMIT {limit:UInt32}
+"""
+# The same from the events, while the stored traces do not hold every stored event yet.
+SEEN_WORKFLOWS_FROM_EVENTS = """
+SELECT workflow, max(started_at) AS last_started_at
+FROM (
+    SELECT workflow, min(timestamp) AS started_at
+    FROM events
+    WHERE tenant = {tenant:String} AND (empty({workflow:String}) OR workflow = {workflow:String})
+    GROUP BY workflow, correlation_id
+)
+GROUP BY workflow
+ORDER BY workflow
+LIMIT {limit:UInt32}
+"""
+
 # The systems of a variant are those of its first transaction in id order: deterministic.
 VARIANTS = f"""
 SELECT steps, count() AS transactions, argMin(step_systems, transaction_id) AS systems
@@ -73,6 +100,19 @@ ARRAY JOIN arrayZip(arrayPopBack(steps), arrayPopFront(steps),
 GROUP BY source, target
 ORDER BY count DESC, source, target
 """
+
+
+@dataclass(frozen=True)
+class WorkflowSeen:
+    name: str
+    last_started_at: dt.datetime  # when its latest transaction started
+
+
+def seen_workflows(store: Store, tenant: str, workflow: str = "") -> list[WorkflowSeen]:
+    """The workflows with stored events (or only ``workflow``), by name; at most MAX_SEEN_WORKFLOWS."""
+    sql = SEEN_WORKFLOWS if store.aggregates_complete() else SEEN_WORKFLOWS_FROM_EVENTS
+    rows = store.rows(sql, {"tenant": tenant, "workflow": workflow, "limit": MAX_SEEN_WORKFLOWS})
+    return [WorkflowSeen(name=row["workflow"], last_started_at=utc(row["last_started_at"])) for row in rows]
 
 
 def _nodes(variants: list[dict[str, Any]], defined: dict[str, str | None]) -> list[MapNode]:
