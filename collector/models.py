@@ -211,7 +211,11 @@ class MapEdge(BaseModel):
     count: int
     median_seconds: float
     p95_seconds: float
-    expected: bool = Field(description="The workflow defines target as coming after source")
+    expected: bool = Field(
+        description="The definition's order allows target directly after source: both are defined "
+        "steps, target need not come before source, and no step required between them is skipped "
+        "(parallel steps follow each other in either order; a repeated step is expected)"
+    )
 
 
 class Variant(BaseModel):

@@ -102,6 +102,24 @@ ORDER BY count DESC, source, target
 """
 
 
+def expected_edge(definition: WorkflowDefinition | None, source: str, target: str) -> bool:
+    """Whether the definition's order allows ``target`` to follow ``source`` directly.
+
+    It does when both are steps of the definition, and
+    - ``target`` is not a step that must come, directly or not, before ``source`` (going back), and
+    - no step must come after ``source`` and before ``target`` (skipping a required step).
+    So two parallel steps, neither of which must come before the other (erp.customer.validated and
+    cpq.quote.approved, both after crm.opportunity.won), follow each other as expected in either
+    order, and so does a step repeated (a retry). A step the definition does not name, or a
+    workflow without a definition, makes no edge expected: there is no order to judge it by.
+    """
+    if definition is None or definition.step(source) is None or definition.step(target) is None:
+        return False
+    return target not in definition.predecessors(source) and not (
+        definition.successors(source) & definition.predecessors(target)
+    )
+
+
 @dataclass(frozen=True)
 class WorkflowSeen:
     name: str
@@ -155,9 +173,6 @@ def process_map(
     traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
     variants = store.rows(VARIANTS.format(traces=traces), parameters)
     total = sum(row["transactions"] for row in variants)
-    expected_pairs = (
-        {(before, step.name) for step in definition.steps for before in step.after} if definition else set()
-    )
     defined = {step.name: step.system for step in definition.steps} if definition else {}
     return ProcessMap(
         workflow=workflow,
@@ -172,7 +187,7 @@ def process_map(
                 count=row["count"],
                 median_seconds=row["seconds"][0],
                 p95_seconds=row["seconds"][1],
-                expected=(row["source"], row["target"]) in expected_pairs,
+                expected=expected_edge(definition, row["source"], row["target"]),
             )
             for row in store.rows(EDGES.format(traces=traces), parameters)
         ],
