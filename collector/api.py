@@ -81,6 +81,7 @@ async def get_transaction(
     return TransactionDetail(
         **summary.model_dump(),
         as_of=moment,
+        workflow_defined=definition is not None,
         aliases=found.aliases,
         alias_conflicts=found.alias_conflicts,
         steps=step_views(definition, found.events, found.summary),
@@ -170,10 +171,14 @@ async def get_overview(
     )
 
 
-def _workflow_view(workflows: Workflows) -> list[WorkflowView]:
-    return [
+def _workflow_view(workflows: Workflows, seen: list[process_map.WorkflowSeen]) -> list[WorkflowView]:
+    """The definitions in file order, then the workflows only seen in stored events, by name."""
+    started = {workflow.name: workflow.last_started_at for workflow in seen}
+    defined = [
         WorkflowView(
             name=definition.name,
+            defined=True,
+            last_started_at=started.get(definition.name),
             sla_seconds=definition.sla_s,
             stuck_after_seconds=definition.stuck_after_s,
             complete_on=list(definition.complete_on),
@@ -187,12 +192,32 @@ def _workflow_view(workflows: Workflows) -> list[WorkflowView]:
         )
         for definition in workflows
     ]
+    undefined = [
+        WorkflowView(
+            name=workflow.name,
+            defined=False,
+            last_started_at=workflow.last_started_at,
+            sla_seconds=None,
+            stuck_after_seconds=None,
+            complete_on=[],
+            fail_on=[],
+            steps=[],
+        )
+        for workflow in seen
+        if workflows.get(workflow.name) is None
+    ]
+    return defined + undefined
+
+
+async def _listing(collector: Collector, request: Request, workflows: Workflows) -> list[WorkflowView]:
+    seen = await run_in_threadpool(process_map.seen_workflows, collector.store, collector.tenant_of(request))
+    return _workflow_view(workflows, seen)
 
 
 @router.get("/workflows", response_model=list[WorkflowView])
-async def list_workflows(collector: CollectorDep) -> list[WorkflowView]:
-    """The workflow definitions in force."""
-    return _workflow_view(collector.workflows)
+async def list_workflows(collector: CollectorDep, request: Request) -> list[WorkflowView]:
+    """The workflow definitions in force, then the workflows seen in stored events but not defined."""
+    return await _listing(collector, request, collector.workflows)
 
 
 @router.post(
@@ -201,13 +226,14 @@ async def list_workflows(collector: CollectorDep) -> list[WorkflowView]:
     responses={400: {}},
     dependencies=[Depends(require("admin"))],
 )
-async def reload_workflows(collector: CollectorDep) -> list[WorkflowView]:
+async def reload_workflows(collector: CollectorDep, request: Request) -> list[WorkflowView]:
     """Read the definitions file again (as SIGHUP does); on an error the current ones stay."""
     try:
-        return _workflow_view(await run_in_threadpool(collector.reload_workflows))
+        workflows = await run_in_threadpool(collector.reload_workflows)
     except WorkflowError as error:
         problem = Problem(field="workflows", reason=str(error))
         raise ApiError(400, "invalid_workflows", f"not reloaded: {error}", [problem]) from None
+    return await _listing(collector, request, workflows)
 
 
 @router.get("/workflows/{name:path}/map", response_model=ProcessMap, responses={404: {}})
@@ -217,10 +243,16 @@ async def get_process_map(
     """The process as it really runs: steps, directly-follows edges with timings, and variants."""
     _range(since, until)
     definition = collector.workflows.get(name)
+    tenant = collector.tenant_of(request)
     result = await run_in_threadpool(
-        process_map.process_map, collector.store, collector.tenant_of(request), name, definition, since, until
+        process_map.process_map, collector.store, tenant, name, definition, since, until
     )
-    if result.transactions == 0 and definition is None:
+    # Not defined, and nothing in the range: a workflow seen only outside it still has a map.
+    if (
+        result.transactions == 0
+        and definition is None
+        and not await run_in_threadpool(process_map.seen_workflows, collector.store, tenant, name)
+    ):
         raise ApiError(404, "not_found", f"no workflow named {name!r} is defined or has events")
     return result
 

@@ -14,9 +14,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from . import otlp
+from . import otlp, undefined
 from .auth import enforce_rate, require
 from .errors import PROTOBUF_TYPES, ApiError, media_type
 from .runtime import Collector, get_collector
@@ -30,6 +30,11 @@ JSON_TYPES = ("application/json",)
 class IngestResult(BaseModel):
     accepted: int
     duplicates: int
+    warnings: list[Problem] = Field(
+        default_factory=list,
+        description="Events stored that the workflow definitions cannot judge (an undefined workflow or "
+        "step), by index, field and reason",
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -132,7 +137,9 @@ async def post_events(
     collector.metrics.events_accepted.labels("events").inc(result.accepted)
     collector.metrics.duplicates.labels("events").inc(result.duplicates)
     collector.metrics.batch_seconds.labels("events").observe(time.perf_counter() - started)
-    return IngestResult(accepted=result.accepted, duplicates=result.duplicates)
+    warnings = undefined.warnings(collector.workflows, events)
+    undefined.count(collector.metrics, "events", warnings)
+    return IngestResult(accepted=result.accepted, duplicates=result.duplicates, warnings=warnings)
 
 
 @router.post(
@@ -177,6 +184,7 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
     metrics.events_accepted.labels("traces").inc(result.accepted)
     metrics.duplicates.labels("traces").inc(result.duplicates)
     metrics.batch_seconds.labels("traces").observe(time.perf_counter() - started)
+    undefined.count(metrics, "traces", undefined.warnings(collector.workflows, converted.events))
     message = "; ".join(converted.rejected[:20])
     return Response(
         content=otlp.encode_response(len(converted.rejected), message, as_json),

@@ -38,6 +38,13 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        self.events_undefined = Counter(
+            "threadline_events_undefined",
+            "Business events stored whose workflow (reason undefined_workflow) or step (undefined_step) "
+            "the definitions do not name, so no rule judges them; by endpoint and reason",
+            ["endpoint", "reason"],
+            registry=self.registry,
+        )
         self.spans_stored = Counter(
             "threadline_spans_stored", "Technical spans stored", registry=self.registry
         )

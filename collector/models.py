@@ -128,6 +128,10 @@ class AliasConflict(BaseModel):
 
 class TransactionDetail(TransactionSummary):
     as_of: dt.datetime
+    workflow_defined: bool = Field(
+        description="Its workflow is in the definitions; False: its events are stored and shown, but "
+        "its state, SLA, waiting and missing steps cannot be judged"
+    )
     aliases: dict[str, str]
     alias_conflicts: list[AliasConflict] = Field(
         description="Aliases announced by or for this transaction that were not linked, and why"
@@ -202,8 +206,15 @@ class StepDefinitionView(BaseModel):
 
 class WorkflowView(BaseModel):
     name: str
+    defined: bool = Field(
+        description="In the workflow definitions; False: only seen in stored events, so its "
+        "transactions are stored and mapped but their state cannot be judged"
+    )
+    last_started_at: dt.datetime | None = Field(
+        description="When its latest stored transaction started; None: no event yet"
+    )
     sla_seconds: float | None
-    stuck_after_seconds: float
+    stuck_after_seconds: float | None = Field(description="None for a workflow that is not defined")
     complete_on: list[str]
     fail_on: list[str]
     steps: list[StepDefinitionView]
@@ -223,7 +234,11 @@ class MapEdge(BaseModel):
     count: int
     median_seconds: float
     p95_seconds: float
-    expected: bool = Field(description="The workflow defines target as coming after source")
+    expected: bool = Field(
+        description="The definition's order allows target directly after source: both are defined "
+        "steps, target need not come before source, and no step required between them is skipped "
+        "(parallel steps follow each other in either order; a repeated step is expected)"
+    )
 
 
 class Variant(BaseModel):

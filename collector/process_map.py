@@ -1,19 +1,21 @@
 """The process map of a workflow as it really runs: directly-follows graph and variants.
 
 A transaction's trace is its events in event-time order (ties by arrival), one activity per event,
-as process-mining tools such as PM4Py read an event log; so the counts here are theirs.
+as process-mining tools such as PM4Py read an event log; so the counts here are theirs. A workflow
+has a map whether or not it is defined: a replayed log's process is drawn from its events alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from .models import MapEdge, MapNode, ProcessMap, Variant
 from .storage import Store, aggregates
 from .storage.keys import LINKED, with_current_transaction
-from .transactions import EPOCH, FAR_FUTURE
+from .transactions import EPOCH, FAR_FUTURE, utc
 from .workflows import WorkflowDefinition
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction
@@ -53,6 +55,31 @@ FROM ({with_current_transaction(WORKFLOW_EVENTS)})
 GROUP BY current_transaction
 """
 
+# The workflows the stored traces hold, whether defined or not, with their latest start: a read of
+# the sort key's second column (workflow_traces is ordered by tenant, workflow, transaction).
+MAX_SEEN_WORKFLOWS = 1000
+SEEN_WORKFLOWS = """
+SELECT workflow, max(started_at) AS last_started_at
+FROM workflow_traces
+WHERE tenant = {tenant:String} AND (empty({workflow:String}) OR workflow = {workflow:String})
+GROUP BY workflow
+ORDER BY workflow
+LIMIT {limit:UInt32}
+"""
+# The same from the events, while the stored traces do not hold every stored event yet.
+SEEN_WORKFLOWS_FROM_EVENTS = """
+SELECT workflow, max(started_at) AS last_started_at
+FROM (
+    SELECT workflow, min(timestamp) AS started_at
+    FROM events
+    WHERE tenant = {tenant:String} AND (empty({workflow:String}) OR workflow = {workflow:String})
+    GROUP BY workflow, correlation_id
+)
+GROUP BY workflow
+ORDER BY workflow
+LIMIT {limit:UInt32}
+"""
+
 # The systems of a variant are those of its first transaction in id order: deterministic.
 VARIANTS = f"""
 SELECT steps, count() AS transactions, argMin(step_systems, transaction_id) AS systems
@@ -73,6 +100,37 @@ ARRAY JOIN arrayZip(arrayPopBack(steps), arrayPopFront(steps),
 GROUP BY source, target
 ORDER BY count DESC, source, target
 """
+
+
+def expected_edge(definition: WorkflowDefinition | None, source: str, target: str) -> bool:
+    """Whether the definition's order allows ``target`` to follow ``source`` directly.
+
+    It does when both are steps of the definition, and
+    - ``target`` is not a step that must come, directly or not, before ``source`` (going back), and
+    - no step must come after ``source`` and before ``target`` (skipping a required step).
+    So two parallel steps, neither of which must come before the other (erp.customer.validated and
+    cpq.quote.approved, both after crm.opportunity.won), follow each other as expected in either
+    order, and so does a step repeated (a retry). A step the definition does not name, or a
+    workflow without a definition, makes no edge expected: there is no order to judge it by.
+    """
+    if definition is None or definition.step(source) is None or definition.step(target) is None:
+        return False
+    return target not in definition.predecessors(source) and not (
+        definition.successors(source) & definition.predecessors(target)
+    )
+
+
+@dataclass(frozen=True)
+class WorkflowSeen:
+    name: str
+    last_started_at: dt.datetime  # when its latest transaction started
+
+
+def seen_workflows(store: Store, tenant: str, workflow: str = "") -> list[WorkflowSeen]:
+    """The workflows with stored events (or only ``workflow``), by name; at most MAX_SEEN_WORKFLOWS."""
+    sql = SEEN_WORKFLOWS if store.aggregates_complete() else SEEN_WORKFLOWS_FROM_EVENTS
+    rows = store.rows(sql, {"tenant": tenant, "workflow": workflow, "limit": MAX_SEEN_WORKFLOWS})
+    return [WorkflowSeen(name=row["workflow"], last_started_at=utc(row["last_started_at"])) for row in rows]
 
 
 def _nodes(variants: list[dict[str, Any]], defined: dict[str, str | None]) -> list[MapNode]:
@@ -115,9 +173,6 @@ def process_map(
     traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
     variants = store.rows(VARIANTS.format(traces=traces), parameters)
     total = sum(row["transactions"] for row in variants)
-    expected_pairs = (
-        {(before, step.name) for step in definition.steps for before in step.after} if definition else set()
-    )
     defined = {step.name: step.system for step in definition.steps} if definition else {}
     return ProcessMap(
         workflow=workflow,
@@ -132,7 +187,7 @@ def process_map(
                 count=row["count"],
                 median_seconds=row["seconds"][0],
                 p95_seconds=row["seconds"][1],
-                expected=(row["source"], row["target"]) in expected_pairs,
+                expected=expected_edge(definition, row["source"], row["target"]),
             )
             for row in store.rows(EDGES.format(traces=traces), parameters)
         ],

@@ -166,7 +166,7 @@ class EventBatch(BaseModel):
 
 
 class Problem(BaseModel):
-    """One reason a batch was refused."""
+    """One reason a batch was refused (or, as an ingest warning, a stored event cannot be judged)."""
 
     index: int | None = None
     field: str

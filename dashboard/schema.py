@@ -111,6 +111,7 @@ class AliasConflict(TypedDict):
 
 class TransactionDetail(TransactionSummary):
     as_of: str
+    workflow_defined: NotRequired[bool]  # absent from older collectors
     aliases: dict[str, str]
     alias_conflicts: list[AliasConflict]
     steps: list[Step]
@@ -183,8 +184,10 @@ class StepDefinition(TypedDict):
 
 class Workflow(TypedDict):
     name: str
+    defined: NotRequired[bool]  # False: only seen in events (absent from older collectors: defined)
+    last_started_at: NotRequired[str | None]
     sla_seconds: float | None
-    stuck_after_seconds: float
+    stuck_after_seconds: float | None  # None for a workflow that is not defined
     complete_on: list[str]
     fail_on: list[str]
     steps: list[StepDefinition]

@@ -3,8 +3,10 @@
 Steps are nodes laid out left to right in the order the definition expects them; directly-follows
 edges are as thick as they are frequent and labelled with the median time between the two steps. An
 edge is *slow* (red) when that median exceeds the time the target step is allowed (its ``within``,
-else the workflow's ``stuck_after``), and dashed when it goes back to a step the workflow puts
-earlier. The variants table lists each distinct path with how many transactions took it.
+else the workflow's ``stuck_after``), and dashed when the definition does not expect it (the API's
+``expected``: going back, skipping a required step, or a step the definition does not name). The
+variants table lists each distinct path with how many transactions took it. Workflows seen in the
+events but not defined (a replayed log) have their map too, with nothing judged.
 """
 
 from __future__ import annotations
@@ -43,31 +45,10 @@ def edge_label(edge: MapEdge) -> str:
     return f"{edge['count']:,} · {fmt.duration(edge['median_seconds'], parts=1)}"
 
 
-def _ancestors(workflow: Workflow | None) -> dict[str, set[str]]:
-    """Every step that must come before each step, directly or through others."""
-    after = {s["name"]: s["after"] for s in workflow["steps"]} if workflow else {}
-    found: dict[str, set[str]] = {}
-
-    def of(name: str, seen: frozenset[str] = frozenset()) -> set[str]:
-        if name not in found:
-            result: set[str] = set()
-            for before in after.get(name, []):
-                if before not in seen:
-                    result |= {before} | of(before, seen | {name})
-            found[name] = result
-        return found[name]
-
-    for name in after:
-        of(name)
-    return found
-
-
-def out_of_order(edge: MapEdge, ancestors: dict[str, set[str]]) -> bool:
-    """The transaction went back: the target is a step the workflow puts before the source.
-
-    Two steps that may run in either order (parallel branches) are not out of order.
-    """
-    return edge["source"] != edge["target"] and edge["target"] in ancestors.get(edge["source"], set())
+def unexpected(edge: MapEdge, workflow: Workflow | None) -> bool:
+    """The definition does not expect the edge (the collector decides: ``expected``); a repeated step
+    is drawn as a loop instead, and a workflow without a definition has nothing to judge by."""
+    return workflow is not None and not edge["expected"] and edge["source"] != edge["target"]
 
 
 def is_slow(edge: MapEdge, workflow: Workflow | None) -> bool:
@@ -195,12 +176,11 @@ def elements(process: ProcessMap, workflow: Workflow | None) -> list[dict[str, A
             }
         )
     most = max((edge["count"] for edge in process["edges"]), default=1)
-    ancestors = _ancestors(workflow)
     for edge in process["edges"]:
         classes = ["flow"]
         if is_slow(edge, workflow):
             classes.append("slow")
-        if out_of_order(edge, ancestors):
+        if unexpected(edge, workflow):
             classes.append("unexpected")
         if edge["source"] == edge["target"]:
             classes.append("loop")
@@ -316,13 +296,14 @@ def render(context: PageContext) -> Rendered:
         name = workflows[0]["name"]
     query = context.query
     since, until = query.window(context.now)
-    definition = next((w for w in workflows if w["name"] == name), None)
+    definition = next((w for w in workflows if w["name"] == name and w.get("defined", True)), None)
+    choices = [
+        {"label": w["name"] if w.get("defined", True) else f"{w['name']} (not defined)", "value": w["name"]}
+        for w in workflows
+    ]
     filters = html.Div(
         [
-            labelled(
-                "Workflow",
-                select("map-workflow", [w["name"] for w in workflows], name or None, "Choose", width=240),
-            ),
+            labelled("Workflow", select("map-workflow", choices, name or None, "Choose", width=240)),
             labelled("Started", range_picker(workflow_path(name), query)),
         ],
         className="tl-filters",
@@ -352,13 +333,14 @@ def render(context: PageContext) -> Rendered:
                 className="btn btn-primary",
             ),
         )
-        return Rendered(name, [header, card(body=body)])
+        return Rendered(name, [header, None if definition else _not_defined(name), card(body=body)])
     slow = [edge for edge in process["edges"] if is_slow(edge, definition)]
     happy = process["variants"][0] if process["variants"] else None
     return Rendered(
         name,
         [
             header,
+            None if definition else _not_defined(name),
             html.Div(
                 [
                     kpi(
@@ -427,6 +409,27 @@ def render(context: PageContext) -> Rendered:
     )
 
 
+def _not_defined(name: str) -> html.Div:
+    return html.Div(
+        html.Div(
+            [
+                icon("question-diamond-fill", "tl-callout-icon"),
+                html.Div(
+                    [
+                        html.Strong("Workflow not defined "),
+                        html.Span(name, className="tl-mono"),
+                        " is not in the workflow definitions: the map shows how its transactions ran, "
+                        "with no expected order, time limits or state to judge them by.",
+                    ]
+                ),
+            ],
+            className="tl-callout tl-callout-violation",
+            id="callout-map-undefined",
+        ),
+        className="tl-callouts",
+    )
+
+
 def _map_height(process: ProcessMap, workflow: Workflow | None) -> int:
     """Tall enough for the graph at the zoom its width allows (about 1,350 px wide), no taller."""
     placed = positions(process, workflow).values()
@@ -446,7 +449,7 @@ def _legend() -> html.Div:
         [
             item("tl-swatch-flow", "expected order"),
             item("tl-swatch-slow", "slower than allowed"),
-            item("tl-swatch-unexpected", "back to an earlier step"),
+            item("tl-swatch-unexpected", "not in the defined order"),
             item("tl-swatch-loop", "repeated step (retries)"),
             item("tl-swatch-unreached", "never reached"),
             html.Span(

@@ -248,6 +248,7 @@ def _callouts(
                 "callout-waiting",
             )
         )
+    alerts.append(_undefined(detail))
     if detail["missing_steps"]:
         alerts.append(
             _alert(
@@ -295,6 +296,28 @@ def _callouts(
             )
         )
     return html.Div(alerts, className="tl-callouts")
+
+
+def _undefined(detail: TransactionDetail) -> html.Div | None:
+    """What the workflow definitions do not name: the workflow itself, or some of its steps."""
+    workflow = html.Span(detail["workflow"], className="tl-mono")
+    if not detail.get("workflow_defined", True):
+        body = [
+            workflow,
+            " is not in the workflow definitions: its events are stored and shown, but its "
+            "state, SLA and waiting steps cannot be judged.",
+        ]
+        return _alert("violation", "question-diamond-fill", "Workflow not defined", body, "callout-undefined")
+    steps = [html.Span(step["name"], className="tl-mono") for step in detail["steps"] if not step["expected"]]
+    if not steps:
+        return None
+    body = [
+        *_joined(steps),
+        " — not in the definition of ",
+        workflow,
+        ": stored and shown, but no rule applies.",
+    ]
+    return _alert("violation", "question-diamond", "Step not in the definition", body, "callout-undefined")
 
 
 def _joined(parts: list[Any]) -> list[Any]:

@@ -39,7 +39,7 @@ def test_an_acknowledged_event_can_be_read_back_at_once(http: httpx.Client) -> N
     response = post_events(http, sent)
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 1, "duplicates": 0}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "warnings": []}
     # No polling: a 2xx means the store already has it.
     [stored] = http.get(f"/api/transactions/{key}").json()["events"]
     assert stored == {
@@ -108,7 +108,7 @@ def test_a_batch_with_one_invalid_event_stores_none_of_its_events(http: httpx.Cl
     assert_error(http.get(f"/api/transactions/{good_key}"), 404, "not_found")
     assert_error(http.get(f"/api/transactions/{bad_key}"), 404, "not_found")
     # The good event was not half-stored either: sent alone, it is new.
-    assert post_events(http, good).json() == {"accepted": 1, "duplicates": 0}
+    assert post_events(http, good).json() == {"accepted": 1, "duplicates": 0, "warnings": []}
 
 
 def test_an_event_repeated_within_a_batch_is_stored_once(http: httpx.Client) -> None:
@@ -117,19 +117,19 @@ def test_an_event_repeated_within_a_batch_is_stored_once(http: httpx.Client) -> 
 
     response = post_events(http, event, event)
 
-    assert response.json() == {"accepted": 1, "duplicates": 1}
+    assert response.json() == {"accepted": 1, "duplicates": 1, "warnings": []}
     assert event_count(http, key) == 1
 
 
 def test_an_event_sent_again_in_a_later_batch_is_stored_once(http: httpx.Client) -> None:
     key = unique_key("OPP")
     event = business_event(key, event_id=f"{key}-won")
-    assert post_events(http, event).json() == {"accepted": 1, "duplicates": 0}
+    assert post_events(http, event).json() == {"accepted": 1, "duplicates": 0, "warnings": []}
 
     again = post_events(http, business_event(key, step="erp.customer.validated"), event)
 
     assert again.status_code == 200, again.text
-    assert again.json() == {"accepted": 1, "duplicates": 1}
+    assert again.json() == {"accepted": 1, "duplicates": 1, "warnings": []}
     assert event_count(http, key) == 2
 
 
@@ -150,8 +150,8 @@ def test_an_identical_event_without_event_id_is_stored_once(http: httpx.Client) 
     first, second = post_events(http, event), post_events(http, event)
 
     assert (first.json(), second.json()) == (
-        {"accepted": 1, "duplicates": 0},
-        {"accepted": 0, "duplicates": 1},
+        {"accepted": 1, "duplicates": 0, "warnings": []},
+        {"accepted": 0, "duplicates": 1, "warnings": []},
     )
     assert event_count(http, key) == 1
 
@@ -165,7 +165,7 @@ def test_a_batch_spanning_fourteen_years_of_months_is_stored_whole(http: httpx.C
     )
 
     assert response.status_code == 200, response.text  # more months than ClickHouse's 100 per INSERT
-    assert response.json() == {"accepted": 168, "duplicates": 0}
+    assert response.json() == {"accepted": 168, "duplicates": 0, "warnings": []}
     stored = http.get(f"/api/transactions/{key}").json()["events"]
     assert [event["timestamp"] for event in stored] == months
 
@@ -177,7 +177,7 @@ def test_events_with_different_event_ids_are_all_stored(http: httpx.Client) -> N
         http, business_event(key, event_id=f"{key}-a"), business_event(key, event_id=f"{key}-b")
     )
 
-    assert response.json() == {"accepted": 2, "duplicates": 0}
+    assert response.json() == {"accepted": 2, "duplicates": 0, "warnings": []}
     assert event_count(http, key) == 2
 
 
@@ -186,7 +186,7 @@ def test_a_bare_list_of_events_is_accepted(http: httpx.Client) -> None:
 
     response = http.post("/v1/events", json=[business_event(key)])
 
-    assert response.json() == {"accepted": 1, "duplicates": 0}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "warnings": []}
     assert event_count(http, key) == 1
 
 
@@ -207,7 +207,7 @@ def test_a_compressed_batch_is_accepted(
         headers={"content-type": "application/json", "content-encoding": encoding},
     )
 
-    assert response.json() == {"accepted": 1, "duplicates": 0}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "warnings": []}
     assert event_count(http, key) == 1
 
 

@@ -44,7 +44,7 @@ def test_acknowledged_events_and_spans_outlive_a_restart(
     events = [business_event(key, event_id=f"{key}-{number}") for number in range(50)]
     spans = otlp_json_request("netsuite", otlp_json_span(trace_id, new_span_id(), "SELECT sales_order"))
     with httpx.Client(base_url=collector.url, timeout=30) as http:
-        assert post_events(http, *events).json() == {"accepted": 50, "duplicates": 0}
+        assert post_events(http, *events).json() == {"accepted": 50, "duplicates": 0, "warnings": []}
         assert http.post("/v1/traces", json=spans).status_code == 200
 
     _restart(collector, how)
@@ -74,7 +74,7 @@ def test_an_event_sent_again_after_a_restart_is_stored_once(
     _restart(collector, how)
 
     with httpx.Client(base_url=collector.url, timeout=30) as http:
-        assert post_events(http, event).json() == {"accepted": 0, "duplicates": 1}
+        assert post_events(http, event).json() == {"accepted": 0, "duplicates": 1, "warnings": []}
         assert http.post("/v1/traces", json=otlp_json_request("netsuite", span)).status_code == 200
         assert event_count(http, key) == 2  # the JSON event and the span's event, once each
         assert len(http.get(f"/api/traces/{trace_id}").json()["spans"]) == 1

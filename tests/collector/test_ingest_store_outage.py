@@ -68,5 +68,5 @@ def test_an_event_sent_while_the_store_is_unreachable_is_refused_503_and_taken_o
     assert_error(refused, 503, "store_unavailable")
     assert refused.headers["retry-after"]
     outage.server.start()
-    assert post_events(outage.http, event).json() == {"accepted": 1, "duplicates": 0}
+    assert post_events(outage.http, event).json() == {"accepted": 1, "duplicates": 0, "warnings": []}
     assert event_count(outage.http, key) == 1

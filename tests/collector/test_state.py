@@ -220,8 +220,8 @@ def test_events_in_reverse_order_give_the_same_answer(api: httpx.Client) -> None
 def test_duplicates_count_once(api: httpx.Client) -> None:
     key = new_key()
     events = [{**item, "event_id": f"{key}-{n}"} for n, item in enumerate(happy_path(key, until=3))]
-    assert send(api, *events, events[0]) == {"accepted": 3, "duplicates": 1}
-    assert send(api, *events) == {"accepted": 0, "duplicates": 3}
+    assert send(api, *events, events[0]) == {"accepted": 3, "duplicates": 1, "warnings": []}
+    assert send(api, *events) == {"accepted": 0, "duplicates": 3, "warnings": []}
     assert state(api, key, 60)["event_count"] == 3
 
 

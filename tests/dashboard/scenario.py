@@ -71,6 +71,10 @@ BREACHED_KEY = "OPP-1045"
 VIOLATION_KEY = "CASE-7781"
 # Two completed orders; the second's ERP step announced the first's own key as its sales order.
 CONFLICT_KEY, CONFLICT_OTHER = "OPP-1047", "OPP-1046"
+# A completed order with a step quote-to-cash does not define, and a transaction of a workflow
+# that is not defined at all (as a replayed log's), both stored as sent.
+UNDEFINED_STEP_KEY, UNDEFINED_STEP = "OPP-1048", "support.survey.sent"
+IMPORTED_KEY, IMPORTED_WORKFLOW = "IMP-3001", "legacy-order-import"
 
 
 @dataclass
@@ -239,6 +243,15 @@ def _named(scenario: Scenario) -> None:
         for minutes, (step, system) in enumerate(PATHS[q2c]):
             aliases = {"erp.sales_order": CONFLICT_OTHER} if key == CONFLICT_KEY and minutes == 3 else {}
             scenario.event(key, q2c, step, system, start + 10 * minutes * m, aliases=aliases)
+
+    # Not in the definitions: a step of a defined workflow, and a whole workflow.
+    start = now - 20 * h
+    for minutes, (step, system) in enumerate(PATHS[q2c]):
+        scenario.event(UNDEFINED_STEP_KEY, q2c, step, system, start + 10 * minutes * m)
+    scenario.event(UNDEFINED_STEP_KEY, q2c, UNDEFINED_STEP, "zendesk", start + 65 * m)
+    start = now - 26 * h
+    for minutes, step in enumerate(("import.order.read", "import.order.posted")):
+        scenario.event(IMPORTED_KEY, IMPORTED_WORKFLOW, step, "netsuite", start + 3 * minutes * m)
 
     # Governance violation: the credit posted in Stripe before finance approved it in NetSuite.
     key, start, credit = VIOLATION_KEY, now - 2 * h, "support-credit"

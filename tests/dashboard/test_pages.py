@@ -62,7 +62,7 @@ def test_overview_shows_the_apis_figures(browser: Browser, api: httpx.Client) ->
     # The top bottleneck, and one row per workflow.
     assert browser.text("#top-bottleneck-step") == overview["bottlenecks"][0]["step"]
     rows = browser.all_text("#overview-workflows .ag-center-cols-container .ag-row")
-    assert len(rows) == len(overview["workflows"]) == 4
+    assert len(rows) == len(overview["workflows"]) == len(scenario.PATHS) + 1  # and the undefined one
     for figures in overview["workflows"]:
         assert browser.text(f'#overview-workflows .ag-row a[href^="/workflows/{figures["workflow"]}"]')
     assert browser.visible("#overview-trend .main-svg")
@@ -241,14 +241,55 @@ def test_process_map_is_drawn(browser: Browser, api: httpx.Client) -> None:
     expected_slow = {
         (e["source"], e["target"])
         for e in process["edges"]
-        if e["source"] != e["target"] and e["median_seconds"] > allowed[e["target"]]
+        if e["source"] != e["target"]
+        and e["median_seconds"] > allowed.get(e["target"], workflow["stuck_after_seconds"])
     }
     assert expected_slow  # the scenario has slow hand-offs
     assert {(s, t) for s, t, _, classes in graph["edges"] if "slow" in classes} == expected_slow
+    # Dashed: what the definition does not expect, as the API says (a retry is drawn as a loop).
+    # Parallel steps follow each other in either order; a step it does not define is not expected.
+    unexpected = {(s, t) for s, t, _, classes in graph["edges"] if "unexpected" in classes}
+    assert unexpected == {
+        (e["source"], e["target"])
+        for e in process["edges"]
+        if not e["expected"] and e["source"] != e["target"]
+    }
+    assert ("erp.customer.validated", "cpq.quote.approved") not in unexpected
+    assert ("support.entitlement.created", scenario.UNDEFINED_STEP) in unexpected
 
     first = browser.visible('#variants-grid .ag-row[row-index="0"]').text
     assert fmt.percent(process["variants"][0]["share"]) in first
     browser.screenshots("process-map")
+
+
+def test_what_the_definitions_do_not_name_is_called_out_and_mapped(
+    browser: Browser, api: httpx.Client
+) -> None:
+    browser.open(f"/transactions/{scenario.UNDEFINED_STEP_KEY}", ready="#callout-undefined")
+    callout = browser.text("#callout-undefined")
+    assert "Step not in the definition" in callout and scenario.UNDEFINED_STEP in callout
+
+    browser.open(f"/transactions/{scenario.IMPORTED_KEY}", ready="#callout-undefined")
+    callout = browser.text("#callout-undefined")
+    assert "Workflow not defined" in callout and scenario.IMPORTED_WORKFLOW in callout
+    browser.screenshots("undefined-workflow")
+
+    # The process map's picker offers the workflow seen only in the events, and draws its map.
+    browser.open("/workflows/quote-to-cash?range=all", ready="#process-map canvas")
+    browser.click("#map-workflow")
+    label = f"{scenario.IMPORTED_WORKFLOW} (not defined)"
+    option = browser.until(
+        lambda: next(
+            (e for e in browser.driver.find_elements(By.XPATH, f'//*[text()="{label}"]') if e.is_displayed()),
+            None,
+        )
+    )
+    option.click()
+    browser.until(lambda: browser.path().startswith(f"/workflows/{scenario.IMPORTED_WORKFLOW}?range=all"))
+    browser.wait_text("#callout-map-undefined", scenario.IMPORTED_WORKFLOW)
+    browser.visible("#process-map canvas")
+    process = api.get(f"/api/workflows/{scenario.IMPORTED_WORKFLOW}/map").json()
+    assert browser.text("#map-transactions") == fmt.count(process["transactions"]) == "1"
 
 
 def test_system_health_matches_the_api(browser: Browser, api: httpx.Client) -> None:

@@ -15,7 +15,7 @@ from threadline.dashboard import formatting as fmt
 from threadline.dashboard.actions import ActionRequest, refusal
 from threadline.dashboard.alerting import delivery_lines, delivery_phrase, describe_rule, figure_facts
 from threadline.dashboard.client import ApiRejected, ApiUnavailable, NotFound, QueryClient
-from threadline.dashboard.pages.process_map import _ancestors, _wrap, columns, out_of_order
+from threadline.dashboard.pages.process_map import _wrap, columns, unexpected
 from threadline.dashboard.schema import Notification, Span
 from threadline.dashboard.theme import LIGHT
 from threadline.dashboard.urls import Query, age_seconds, alert_path, href, tail, transaction_path
@@ -132,25 +132,19 @@ def test_process_map_columns_follow_the_real_flow() -> None:
     assert columns(process, None) == {"a": 0, "b": 1, "c": 2}  # the redo c -> b does not loop the layout
     assert _wrap("middleware.credit_request.validated") == "middleware.credit_request.\nvalidated"
 
-    # Going back to an earlier step is out of order; parallel branches in either order are not.
+    # The collector judges each edge (its `expected`); a repeated step is a loop, and without a
+    # definition nothing is judged.
     workflow = {
         "name": "w",
         "sla_seconds": None,
         "stuck_after_seconds": 3600,
-        "complete_on": ["d"],
+        "complete_on": ["c"],
         "fail_on": [],
-        "steps": [
-            {"name": "a", "system": "s", "after": [], "within_seconds": None},
-            {"name": "b", "system": "s", "after": ["a"], "within_seconds": None},
-            {"name": "c", "system": "s", "after": ["a"], "within_seconds": None},
-            {"name": "d", "system": "s", "after": ["b", "c"], "within_seconds": None},
-        ],
+        "steps": [],
     }
-    ancestors = _ancestors(workflow)
-    edge = {"count": 1, "median_seconds": 1, "p95_seconds": 1, "expected": False}
-    assert out_of_order({**edge, "source": "d", "target": "a"}, ancestors)
-    assert not out_of_order({**edge, "source": "b", "target": "c"}, ancestors)
-    assert not out_of_order({**edge, "source": "c", "target": "c"}, ancestors)
+    forward, back, loop = process["edges"][0], process["edges"][2], process["edges"][3]
+    assert unexpected(back, workflow) and not unexpected(forward, workflow)
+    assert not unexpected(loop, workflow) and not unexpected(back, None)
 
 
 def client_answering(status: int, body: object, seen: list[httpx.Request] | None = None) -> QueryClient:
