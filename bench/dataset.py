@@ -198,6 +198,8 @@ def _rows(
                 event.attempt,
                 error.get("kind", ""),
                 error.get("message", ""),
+                error.get("type", ""),
+                error.get("stacktrace", ""),
                 event.amount,
                 event.currency or "",
                 dict(event.aliases),
