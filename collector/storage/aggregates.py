@@ -40,14 +40,18 @@ class Aggregate:
         return f"{self.expression} AS {self.name}"
 
 
-# Per transaction (the one each event was stored under). Ties in event time break by event id.
+# Ties in event time break by arrival (``seq``: live, the order received; replayed, the file's),
+# then by event id: a text that sorts so, to keep the tuples' String element (migration 8).
+ARRIVAL = "concat(leftPad(toString(seq), 20, '0'), event_id)"
+
+# Per transaction (the one each event was stored under).
 ROLLUP = (
     Aggregate("keys", "groupUniqArrayArray", "Array(String)", "groupUniqArray(correlation_id)"),
     Aggregate(
         "first_event",
         "min",
         f"Tuple({TIME}, String, String)",
-        "min((timestamp, event_id, toString(workflow)))",
+        f"min((timestamp, {ARRIVAL}, toString(workflow)))",
     ),
     Aggregate("last_activity", "max", TIME, "max(timestamp)"),
     Aggregate("step_first", "minMap", f"Map(String, {TIME})", "minMap(map(toString(step), timestamp))"),
@@ -63,18 +67,18 @@ ROLLUP = (
     Aggregate(
         "retry_count", "sum", "UInt64", "toUInt64(countIf(status = 'retrying' OR ifNull(attempt, 1) > 1))"
     ),
-    # (has one, time, event id, value): the latest event that carries one wins.
+    # (has one, time, arrival, value): the latest event that carries one wins.
     Aggregate(
         "latest_amount",
         "max",
         f"Tuple(Bool, {TIME}, String, Float64)",
-        "max((amount IS NOT NULL, timestamp, event_id, ifNull(amount, 0)))",
+        f"max((amount IS NOT NULL, timestamp, {ARRIVAL}, ifNull(amount, 0)))",
     ),
     Aggregate(
         "latest_currency",
         "max",
         f"Tuple(Bool, {TIME}, String, String)",
-        "max((currency != '', timestamp, event_id, toString(currency)))",
+        f"max((currency != '', timestamp, {ARRIVAL}, toString(currency)))",
     ),
     Aggregate("announced", "groupUniqArrayArray", "Array(String)", "groupUniqArrayArray(mapValues(aliases))"),
 )

@@ -339,6 +339,25 @@ def test_a_step_declares_the_kind_of_key_its_system_sends(tmp_path: Path) -> Non
         collector.stop()
 
 
+def test_equal_event_times_keep_their_arrival_order(api: httpx.Client) -> None:
+    # Two events at the same moment, their ids sorting against their arrival: the later one sent
+    # carries the amount that counts, and the first one sent decides the workflow.
+    key = new_key()
+    send(
+        api,
+        event(key, "crm.opportunity.won", "salesforce", 0, event_id=f"z-{key}", amount=100.0, currency="USD"),
+        event(key, "crm.opportunity.won", "salesforce", 0, event_id=f"y-{key}", workflow="support-credit"),
+    )
+    send(
+        api,
+        event(key, "crm.opportunity.won", "salesforce", 0, event_id=f"a-{key}", amount=200.0, currency="EUR"),
+    )
+    found = state(api, key, 10)
+    assert (found["amount"], found["currency"]) == (200.0, "EUR")
+    assert found["workflow"] == "quote-to-cash"
+    assert [e["event_id"] for e in found["events"]] == [f"z-{key}", f"y-{key}", f"a-{key}"]
+
+
 def test_a_step_before_its_prerequisite_is_a_governance_violation(api: httpx.Client) -> None:
     key = new_key()
     send(

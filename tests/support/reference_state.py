@@ -42,6 +42,11 @@ def moment(value: str | dt.datetime) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
+def _default_error(sent: Mapping[str, Any]) -> dict[str, str] | None:
+    """A failed event without an error object gets the documented default kind (README)."""
+    return {"kind": "transient", "message": ""} if sent.get("status") == "error" else None
+
+
 @dataclass(frozen=True)
 class Event:
     """One business event as it was first sent, and where it came in the order of arrival."""
@@ -79,13 +84,13 @@ class Event:
             amount=float(sent["amount"]) if sent.get("amount") is not None else None,
             currency=currency.upper() if currency else None,
             aliases=dict(sent.get("aliases") or {}),
-            error=dict(sent["error"]) if sent.get("error") else None,
+            error=dict(sent["error"]) if sent.get("error") else _default_error(sent),
             sent=dict(sent),
         )
 
     @property
-    def latest_key(self) -> tuple[dt.datetime, str]:
-        return (self.timestamp, self.event_id)
+    def latest_key(self) -> tuple[dt.datetime, int]:
+        return (self.timestamp, self.arrival)  # ties in event time: the order received
 
 
 @dataclass(frozen=True)
