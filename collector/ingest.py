@@ -171,7 +171,12 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
         problems = [Problem(field=invalid.field, reason=str(invalid))]
         raise ApiError(400, "invalid_otlp", f"{invalid.field} {invalid}", problems=problems) from None
     converted = await run_in_threadpool(
-        otlp.convert, request_message, tenant, collector.redactor, _clock(collector)
+        otlp.convert,
+        request_message,
+        tenant,
+        collector.redactor,
+        _clock(collector),
+        collector.workflows.key_rules,
     )
     metrics = collector.metrics
     metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from google.protobuf import json_format
@@ -46,6 +46,9 @@ from .schema import (
     problems_of,
     validate_event,
 )
+
+if TYPE_CHECKING:
+    from .storage.writes import KeyRules
 
 PREFIX = "threadline."
 CORRELATION_ID = "threadline.correlation_id"
@@ -316,12 +319,13 @@ def convert(
     tenant: str,
     redactor: Redactor | None = None,
     context: Mapping[str, Any] | None = None,
+    rules: KeyRules | None = None,
 ) -> Converted:
     """Rows of technical spans and validated business events; sensitive attributes hashed by ``redactor``.
 
     A technical span keeps what was sent, typed: its attributes, events (exceptions among them),
     links, resource and instrumentation scope. Every attribute map of it goes through the same
-    redaction.
+    redaction; its correlation id too when ``rules`` say it is of a sensitive kind.
 
     ``context`` is the validation context of the events (``schema.clock``: no event in the future).
     """
@@ -337,6 +341,16 @@ def convert(
         if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS:
             converted.rejected.append(f"span {span.name!r}: start and end times must be before 2262")
             continue
+        stored_attributes = attributes
+        if CORRELATION_ID in attributes:
+            try:
+                event = validate_event(business_event_fields(span, attributes, resource), context)
+            except ValidationError as error:
+                converted.rejected.append(refusal(span, problems_of(error)))
+            else:
+                converted.events.append(event)
+                if rules is not None and redactor is not None:
+                    stored_attributes = {**attributes, CORRELATION_ID: rules.stored_key(event, redactor)}
         converted.spans.append(
             {
                 "tenant": tenant,
@@ -351,7 +365,7 @@ def convert(
                 "duration_ms": max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
                 "status_code": _STATUS.get(span.status.code, "unset"),
                 "status_message": span.status.message,
-                "attributes": _stored(attributes, redactor),
+                "attributes": _stored(stored_attributes, redactor),
                 "events": _span_events(span, redactor),
                 "links": _span_links(span, redactor),
                 **origin,
@@ -359,11 +373,4 @@ def convert(
                 "received_at": received_at,
             }
         )
-        if CORRELATION_ID not in attributes:
-            continue
-        try:
-            fields = business_event_fields(span, attributes, resource)
-            converted.events.append(validate_event(fields, context))
-        except ValidationError as error:
-            converted.rejected.append(refusal(span, problems_of(error)))
     return converted

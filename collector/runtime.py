@@ -58,15 +58,23 @@ class Collector:
         return getattr(request.state, "principal", ANONYMOUS)
 
     def redact(self, events: list[BusinessEvent]) -> list[BusinessEvent]:
-        """Sensitive attribute values are stored only as a salted hash, whoever sent them."""
+        """Personal data is stored only as a salted hash, whoever sent it: attribute values under
+        sensitive keys (inside JSON text too), alias values of a sensitive kind, and a correlation
+        id of a sensitive kind, hashed alike so that the alias still finds its transaction."""
+        redactor, rules = self.redactor, self.workflows.key_rules
         redacted = []
         for event in events:
-            attributes = self.redactor.redact(event.attributes) if event.attributes else event.attributes
-            redacted.append(
-                event
-                if attributes == event.attributes
-                else event.model_copy(update={"attributes": attributes})
-            )
+            changes: dict[str, object] = {}
+            attributes = redactor.redact_texts(event.attributes)
+            if attributes != event.attributes:
+                changes["attributes"] = attributes
+            aliases = redactor.redact(event.aliases)  # keyed by kind: a kind is checked as a key is
+            if aliases != event.aliases:
+                changes["aliases"] = aliases
+            key = rules.stored_key(event, redactor)
+            if key != event.correlation_id:
+                changes["correlation_id"] = key
+            redacted.append(event.model_copy(update=changes) if changes else event)
         return redacted
 
 

@@ -7,12 +7,23 @@ with what the API answered by formatting the API's value the same way.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DASH = "—"
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def chart_text(sent: str) -> str:
+    """Text an integration sent (a step, a system, a message), as a Plotly chart must be given it.
+
+    Plotly reads trace names, tick labels, point labels, hover text and annotations as a subset of
+    HTML, so a step named ``<a href=...>`` would become a link: escaped, it shows as typed. Quotes
+    stay as they are (outside a tag they are only text, and Plotly shows ``&quot;`` literally).
+    """
+    return html.escape(sent, quote=False)
 
 
 def parse_time(value: str | None) -> dt.datetime | None:

@@ -8,7 +8,6 @@ due up to now, so a person sees at a glance where the transaction waits and for 
 from __future__ import annotations
 
 import datetime as dt
-from html import escape
 
 import plotly.graph_objects as go
 
@@ -20,7 +19,7 @@ SYMBOLS = {"ok": "circle", "error": "x", "retrying": "diamond", "pending": "circ
 
 
 def lanes(detail: TransactionDetail) -> list[str]:
-    """Systems in the order the transaction first reached them, then the ones it waits on."""
+    """Systems in the order the transaction first reached them, then the ones it waits on (as sent)."""
     order: list[str] = []
     for event in detail["events"]:
         if event["system"] not in order:
@@ -32,11 +31,16 @@ def lanes(detail: TransactionDetail) -> list[str]:
     return order
 
 
+def lane(system: str) -> str:
+    """A system's lane as the chart names it (its tick label): the name as sent, shown literally."""
+    return fmt.chart_text(system)
+
+
 def _hover(event: Event, tz: dt.tzinfo) -> str:
     """The event in a tooltip; what integrations sent is escaped (Plotly reads tooltips as HTML)."""
     lines = [
-        f"<b>{escape(event['step'])}</b>",
-        f"{escape(event['system'])} · {escape(event['status'])}"
+        f"<b>{fmt.chart_text(event['step'])}</b>",
+        f"{fmt.chart_text(event['system'])} · {fmt.chart_text(event['status'])}"
         + (f" · attempt {event['attempt']}" if event["attempt"] else ""),
         fmt.full_time(event["timestamp"], tz),
     ]
@@ -44,8 +48,8 @@ def _hover(event: Event, tz: dt.tzinfo) -> str:
         lines.append(f"took {fmt.milliseconds(event['duration_ms'])}")
     if event["error"]:
         lines.append(
-            f"<span style='color:#ef4444'>{escape(event['error']['kind'])}: "
-            f"{escape(event['error']['message'])}</span>"
+            f"<span style='color:#ef4444'>{fmt.chart_text(event['error']['kind'])}: "
+            f"{fmt.chart_text(event['error']['message'])}</span>"
         )
     if event["trace_id"]:
         lines.append("click to open its trace")
@@ -64,7 +68,7 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
     if len(done) > 1:
         fig.add_scatter(
             x=[fmt.parse_time(e["timestamp"]) for e in done],
-            y=[e["system"] for e in done],
+            y=[lane(e["system"]) for e in done],
             mode="lines",
             line={"color": theme.neutral, "width": 1.5, "dash": "dot"},
             hoverinfo="skip",
@@ -79,7 +83,7 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
         waited = fmt.duration((as_of - due).total_seconds()) if due else ""
         fig.add_scatter(
             x=[due, as_of],
-            y=[system, system],
+            y=[lane(system)] * 2,
             mode="lines+markers+text",
             line={"color": color, "width": 3, "dash": "dash"},
             marker={
@@ -91,8 +95,9 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
             text=["", f"waiting {waited}"],
             textposition="top left",
             textfont={"color": color, "size": 11},
-            hovertemplate=f"<b>waiting on {escape(waiting['step'])}</b><br>"
-            f"{escape(system)} · due for {waited}<extra></extra>",
+            hovertext=f"<b>waiting on {fmt.chart_text(waiting['step'])}</b><br>"
+            f"{fmt.chart_text(system)} · due for {waited}",
+            hoverinfo="text",  # not a hovertemplate: a step named "%{x}" is a name, not a placeholder
             showlegend=False,
         )
 
@@ -111,7 +116,7 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
             continue
         fig.add_scatter(
             x=[fmt.parse_time(e["timestamp"]) for e, _ in chosen],
-            y=[e["system"] for e, _ in chosen],
+            y=[lane(e["system"]) for e, _ in chosen],
             mode="markers+text",
             name={"ok": "done", "error": "error", "retrying": "retrying", "pending": "pending"}[status],
             marker={
@@ -122,7 +127,7 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
                 if status not in ("error", "pending")
                 else {"width": 3, "color": theme.state(status)},
             },
-            text=[label for _, label in chosen],
+            text=[fmt.chart_text(label) for _, label in chosen],
             textposition="top center",
             textfont={"family": MONO_FAMILY, "size": 11, "color": theme.text},
             customdata=[[e["trace_id"] or "", e["event_id"]] for e, _ in chosen],
@@ -151,7 +156,7 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
     fig.update_yaxes(
         type="category",
         categoryorder="array",
-        categoryarray=list(reversed(systems)),
+        categoryarray=[lane(system) for system in reversed(systems)],
         showgrid=True,
         gridcolor=theme.grid,
         tickfont={"size": 12, "color": theme.text},

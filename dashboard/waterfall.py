@@ -7,7 +7,6 @@ long each part of it took.
 from __future__ import annotations
 
 import datetime as dt
-from html import escape
 
 import plotly.graph_objects as go
 
@@ -43,14 +42,16 @@ def ordered(spans: list[Span]) -> list[tuple[Span, int]]:
 def _hover(span: Span, offset_ms: float, theme: Palette) -> str:
     """A span in a tooltip; names and messages are escaped (Plotly reads tooltips as HTML)."""
     text = (
-        f"<b>{escape(span['name'])}</b><br>{escape(span['service'])} · {span['kind']}<br>"
+        f"<b>{fmt.chart_text(span['name'])}</b><br>{fmt.chart_text(span['service'])} · {span['kind']}<br>"
         f"starts +{fmt.milliseconds(offset_ms)}, takes {fmt.milliseconds(span['duration_ms'])}"
     )
     if span["status_code"] == "error":
-        text += f"<br><span style='color:{theme.failed}'>error: {escape(span['status_message'])}</span>"
+        text += (
+            f"<br><span style='color:{theme.failed}'>error: {fmt.chart_text(span['status_message'])}</span>"
+        )
     events = span.get("events", [])
     for event in sorted(events, key=lambda event: event["name"] != EXCEPTION)[:EVENTS_SHOWN]:
-        text += f"<br>{escape(_event_line(event))}"
+        text += f"<br>{fmt.chart_text(_event_line(event))}"
     if len(events) > EVENTS_SHOWN:
         text += f"<br>{fmt.plural(len(events) - EVENTS_SHOWN, 'more event')}"
     return text
@@ -84,7 +85,7 @@ def figure(trace: Trace, theme: Palette, tz: dt.tzinfo) -> go.Figure:
             x=[max(rows[i][0]["duration_ms"], 0.5) for i in chosen],
             base=[offsets[i] for i in chosen],
             orientation="h",
-            name=service,
+            name=fmt.chart_text(service),  # the legend
             marker={
                 "color": [
                     theme.failed if rows[i][0]["status_code"] == "error" else colors[service] for i in chosen
@@ -122,8 +123,8 @@ def figure(trace: Trace, theme: Palette, tz: dt.tzinfo) -> go.Figure:
             showarrow=False,
             align="left",
             text=f"{NBSP * 4 * depth}{'└ ' if depth else ''}<span style='color:{color}'>"
-            f"{escape(span['name'])}</span>  <span style='color:{theme.muted};font-size:11px'>"
-            f"{escape(span['service'])}</span>",
+            f"{fmt.chart_text(span['name'])}</span>  <span style='color:{theme.muted};font-size:11px'>"
+            f"{fmt.chart_text(span['service'])}</span>",
             font={"size": 12},
         )
     fig.update_yaxes(

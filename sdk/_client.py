@@ -97,7 +97,8 @@ class Client:
                 result[STATUS] = "error"
             result[ERROR_KIND], result[ERROR_MESSAGE] = failure
         known_aliases = context_aliases if key == context_id else {}
-        for kind, value in {**known_aliases, **check.string_map("aliases", aliases)}.items():
+        announced = {**known_aliases, **check.string_map("aliases", aliases)}
+        for kind, value in self.redactor.redact(announced).items():  # a contact_email alias is hashed
             result[ALIAS_PREFIX + kind] = value
         if (value := check.amount(amount)) is not None:
             result[AMOUNT] = value
@@ -107,7 +108,7 @@ class Client:
             result[ATTEMPT] = number
         extra = check.string_map("attributes", attributes)
         if extra:
-            result.update(self.redactor.redact(extra))
+            result.update(self.redactor.redact_texts(extra))
         return result
 
     def emit(self, name: str, attributes: dict[str, Any], start_ns: int, end_ns: int | None = None) -> None:

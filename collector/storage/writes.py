@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
+from threadline.sdk._redact import Redactor
+
 from ..schema import BusinessEvent
 from .connection import Store
 from .keys import with_current_transaction
@@ -173,6 +175,14 @@ class KeyRules:
     def kind_of(self, event: BusinessEvent) -> str:
         """The kind of key the event's correlation id is: as the event says, else as its step declares."""
         return event.correlation_kind or self.key_kinds.get((event.workflow, event.step), "")
+
+    def stored_key(self, event: BusinessEvent, redactor: Redactor) -> str:
+        """The event's correlation id as stored: hashed when it is of a sensitive kind (a
+        ``contact_email``), as an alias of that kind is, so the two still meet."""
+        kind = self.kind_of(event)
+        if not kind or not redactor.is_sensitive(kind):
+            return event.correlation_id
+        return str(redactor.redact({kind: event.correlation_id})[kind])
 
 
 # Why an announced alias was not linked (``AliasConflict.reason``).

@@ -165,13 +165,16 @@ def _series(systems: list[SystemHealth], theme: Palette, field: str) -> go.Figur
         x = [p["start"] for p in points]
         if field in ("events", "retries"):
             figure.add_bar(
-                x=x, y=values, name=system["system"], marker={"color": color, "line": {"width": 0}}
+                x=x,
+                y=values,
+                name=fmt.chart_text(system["system"]),
+                marker={"color": color, "line": {"width": 0}},
             )
         else:
             figure.add_scatter(
                 x=x,
                 y=values,
-                name=system["system"],
+                name=fmt.chart_text(system["system"]),
                 mode="lines+markers",
                 connectgaps=True,
                 line={"color": color, "width": 2},

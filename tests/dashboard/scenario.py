@@ -75,6 +75,10 @@ CONFLICT_KEY, CONFLICT_OTHER = "OPP-1047", "OPP-1046"
 # that is not defined at all (as a replayed log's), both stored as sent.
 UNDEFINED_STEP_KEY, UNDEFINED_STEP = "OPP-1048", "support.survey.sent"
 IMPORTED_KEY, IMPORTED_WORKFLOW = "IMP-3001", "legacy-order-import"
+# Names a sender chose to be read as HTML (Plotly draws a subset of it): they must show as typed.
+HTML_KEY = "OPP-1049"
+LINK_TARGET = "https://evil.example"
+LINK, BOLD = f'<a href="{LINK_TARGET}">x</a>', "<b>bold</b>"
 
 
 @dataclass
@@ -320,4 +324,27 @@ def build(now: dt.datetime | None = None, seed: int = 7, background: int = 60) -
     scenario = Scenario(now=now or dt.datetime.now(dt.UTC))
     _named(scenario)
     _background(scenario, random.Random(seed), background)
+    return scenario
+
+
+def html_labelled(now: dt.datetime | None = None) -> Scenario:
+    """An order whose steps and systems, and its trace's spans and services, are named in HTML.
+
+    Sent after the seeded scenario by the test that looks for it, so the pages other tests read
+    (a tile per system) hold only ordinary names.
+    """
+    scenario = Scenario(now=now or dt.datetime.now(dt.UTC))
+    start, trace_id = scenario.now - dt.timedelta(minutes=30), secrets.token_hex(16)
+    root, child = secrets.token_hex(8), secrets.token_hex(8)
+    for minutes, step, system in ((0, LINK, BOLD), (5, BOLD, LINK), (10, "cpq.quote.approved", LINK)):
+        at = start + dt.timedelta(minutes=minutes)
+        scenario.event(HTML_KEY, "quote-to-cash", step, system, at, duration_ms=200)
+    at = start + dt.timedelta(minutes=12)
+    scenario.event(
+        HTML_KEY, "quote-to-cash", "erp.order.created", "netsuite", at, trace_id=trace_id, span_id=child
+    )
+    scenario.spans += [
+        _resource(LINK, [_span(trace_id, root, "", BOLD, at, 900, 2)]),
+        _resource(BOLD, [_span(trace_id, child, root, LINK, at + dt.timedelta(milliseconds=50), 700)]),
+    ]
     return scenario

@@ -397,3 +397,49 @@ def test_a_key_ending_in_a_space_is_found_as_typed_and_a_pasted_one_without_its_
     browser.until(lambda: browser.path() == "/transactions/PO-78", message=f"went to {browser.path()}")
     browser.wait_text(".tl-page-title", "PO-78")
     assert browser.text("#transaction-state") == "Stuck"
+
+
+# Whether any link (an HTML or SVG <a>) of the page goes where a sender's name pointed it.
+LINKS_TO = (
+    "return [...document.querySelectorAll('a')].filter(a => ["
+    "a.getAttribute('href'), a.getAttribute('xlink:href'), a.href && a.href.baseVal"
+    "].some(target => typeof target === 'string' && target.includes(arguments[0]))).length;"
+)
+
+
+def chart_text(browser: Browser, chart: str) -> str:
+    """What a chart shows, as one text (its SVG's text content: tick labels, legend, labels)."""
+    return str(
+        browser.driver.execute_script(
+            f"return document.querySelector('{chart} .main-svg').parentNode.textContent;"
+        )
+    )
+
+
+def test_names_sent_as_html_show_as_typed_in_every_chart(
+    browser: Browser, api: httpx.Client, collector: CollectorProcess
+) -> None:
+    scenario.html_labelled().send(collector.url)
+    detail = api.get(f"/api/transactions/{scenario.HTML_KEY}").json()
+    [trace_id] = {event["trace_id"] for event in detail["events"] if event["trace_id"]}
+
+    browser.open(f"/transactions/{scenario.HTML_KEY}?trace={trace_id}", ready="#trace-waterfall .main-svg")
+    browser.visible("#transaction-timeline .main-svg")
+    browser.settle()
+    timeline, waterfall = (
+        chart_text(browser, "#transaction-timeline"),
+        chart_text(browser, "#trace-waterfall"),
+    )
+    for shown in (timeline, waterfall):
+        assert scenario.LINK in shown and scenario.BOLD in shown, shown
+    assert {scenario.LINK, scenario.BOLD} <= set(browser.all_text("#transaction-timeline .ytick text"))
+    assert browser.driver.execute_script(LINKS_TO, scenario.LINK_TARGET) == 0
+    browser.screenshot("html-names-transaction")
+
+    browser.open("/systems?range=all", ready="#systems-events .main-svg")
+    browser.settle()
+    for chart in ("#systems-error-rate", "#systems-latency", "#systems-events"):
+        shown = chart_text(browser, chart)
+        assert scenario.LINK in shown and scenario.BOLD in shown, (chart, shown)
+    assert browser.driver.execute_script(LINKS_TO, scenario.LINK_TARGET) == 0
+    browser.screenshot("html-names-systems")
