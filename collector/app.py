@@ -26,6 +26,7 @@ from .metrics import Metrics
 from .runtime import Collector, get_collector
 from .storage import Store
 from .storage.backfill import AggregateBackfill
+from .timeouts import BodyDeadline
 from .workflows import WorkflowError
 from .workflows import load as load_workflows
 from .writer import Writer
@@ -96,6 +97,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s, min_rate=settings.body_min_rate)
     app.include_router(ingest.router)
     app.include_router(api.router)
     app.include_router(exceptions.router)
