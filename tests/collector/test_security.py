@@ -87,6 +87,9 @@ def http(collector: CollectorProcess) -> Iterator[httpx.Client]:
         ("GET", "/api/transactions/OPP-1"),
         ("GET", "/metrics"),
         ("POST", "/api/workflows/reload"),
+        ("GET", "/docs"),
+        ("GET", "/redoc"),
+        ("GET", "/openapi.json"),
     ],
 )
 def test_every_endpoint_needs_a_key(http: httpx.Client, method: str, path: str) -> None:
@@ -170,6 +173,20 @@ def test_a_batch_larger_than_the_burst_costs_its_size_and_the_next_request_waits
     time.sleep(wait)  # Retry-After is truthful: waiting that long is enough
     again = http.post("/v1/events", json={"events": [event("DEBT-X")]}, headers=bearer(BULK))
     assert again.status_code == 200, again.text
+
+
+def test_the_api_description_is_open_to_a_key_of_any_role(http: httpx.Client) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert http.get(path, headers=bearer(ACME_INGEST)).status_code == 200, path
+    assert "/v1/events" in http.get("/openapi.json", headers=bearer(ACME_READ)).json()["paths"]
+
+
+def test_readyz_says_ready_and_nothing_of_the_store(http: httpx.Client, collector: CollectorProcess) -> None:
+    ready = http.get("/readyz")
+
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+    assert str(collector.store_dir) not in ready.text and "chdb" not in ready.text
 
 
 def test_sensitive_attributes_are_stored_hashed_whoever_sent_them(http: httpx.Client) -> None:
