@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from threadline import __version__
@@ -26,11 +27,13 @@ from .metrics import Metrics
 from .runtime import Collector, get_collector
 from .storage import Store
 from .storage.backfill import AggregateBackfill
+from .timeouts import BodyDeadline
 from .workflows import WorkflowError
 from .workflows import load as load_workflows
 from .writer import Writer
 
 logger = logging.getLogger("threadline.collector")
+OPENAPI_URL = "/openapi.json"
 
 
 def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
@@ -94,8 +97,13 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         version=__version__,
         description="Business-transaction tracing for enterprise integrations: ingest and query API.",
         lifespan=lifespan,
+        # Served below, behind a key when keys are configured: the schema maps every endpoint.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     errors.install(app)
+    app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s, min_rate=settings.body_min_rate)
     app.include_router(ingest.router)
     app.include_router(api.router)
     app.include_router(exceptions.router)
@@ -107,11 +115,28 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["health"], summary="The store answers", responses={503: {}})
     async def readyz(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
+        # Open to anyone, so it says ready or not and nothing of where the store is.
         if await run_in_threadpool(collector.store.ping):
-            body = {"status": "ready", "store": collector.store.redacted_dsn}
-            return errors.json_response(body)
-        body = {"status": "unavailable", "store": collector.store.redacted_dsn}
-        return errors.json_response(body, 503, {"Retry-After": "5"})
+            return errors.json_response({"status": "ready"})
+        return errors.json_response({"status": "unavailable"}, 503, {"Retry-After": "5"})
+
+    def any_key(request: Request) -> None:
+        """With keys configured, any known key (of any role) may read the API's description."""
+        request.app.state.collector.keys.authenticate(request.headers.get("authorization"))
+
+    described = [Depends(any_key)]
+
+    @app.get(OPENAPI_URL, include_in_schema=False, dependencies=described)
+    async def openapi() -> Response:
+        return errors.json_response(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=described)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} - Swagger UI")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=described)
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{app.title} - ReDoc")
 
     @app.get(
         "/metrics",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import threading
 import time
@@ -41,7 +42,13 @@ class KeyFileError(ValueError):
 
 
 class RateLimiter:
-    """A token bucket of events: ``events_per_second`` sustained, ten seconds' worth in a burst."""
+    """A token bucket of events: ``events_per_second`` sustained, ten seconds' worth in a burst.
+
+    A batch costs its size, whatever its size. One larger than the burst is admitted only from a
+    full bucket and leaves it in debt, which the following requests wait out: refusing it would make
+    a batch the sender may legitimately send (an SDK's 512 events to a 5 events/s key) unsendable
+    forever, while the debt keeps the sustained rate at ``events_per_second`` all the same.
+    """
 
     def __init__(self, events_per_second: float, burst_seconds: float = 10.0) -> None:
         self.rate = events_per_second
@@ -51,15 +58,17 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def take(self, events: int) -> float:
-        """Spend ``events`` tokens; 0.0 when allowed, else the seconds to wait before retrying."""
+        """Spend ``events`` tokens; 0.0 when allowed, else the seconds after which this same
+        request would be allowed (if no other request spends tokens meanwhile)."""
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
             self._updated = now
-            if events <= self._tokens:
+            needed = min(events, self.capacity)  # more than the burst: a full bucket, then debt
+            if self._tokens >= needed:
                 self._tokens -= events
                 return 0.0
-            return (min(events, self.capacity) - self._tokens) / self.rate
+            return (needed - self._tokens) / self.rate
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,8 @@ def enforce_rate(principal: Principal, events: int) -> None:
         raise ApiError(
             429,
             "rate_limited",
-            f"over this key's limit of {principal.limiter.rate:g} events per second",
-            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+            f"over this key's limit of {principal.limiter.rate:g} events per second (bursts of "
+            f"{principal.limiter.capacity:g}; a larger batch waits for a full bucket and its excess "
+            "is paid back by the requests after it); retry after the Retry-After seconds",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )

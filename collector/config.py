@@ -33,6 +33,13 @@ class CollectorSettings:
     # How far ahead of the collector's clock an event time may be: a sender's clock drifts by
     # seconds, a wrong time zone by hours. 10 minutes, as Grafana Loki and Mimir allow samples.
     max_future_skew_s: float = 600.0
+    # How long a client may take to send its request (collector/timeouts.py): the request line and
+    # headers within 20 s, as Apache's mod_reqtimeout allows by default (Go's ReadHeaderTimeout is
+    # commonly a few seconds); the body within 20 s plus one second per 500 bytes (mod_reqtimeout's
+    # body=20,MinRate=500).
+    header_timeout_s: float = 20.0
+    body_timeout_s: float = 20.0
+    body_min_rate: float = 500.0
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -54,6 +61,9 @@ class CollectorSettings:
             redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
             backfill=env.get("THREADLINE_BACKFILL", "on").lower() not in ("off", "0", "false"),
             max_future_skew_s=_duration(env, "THREADLINE_MAX_FUTURE_SKEW", cls.max_future_skew_s),
+            header_timeout_s=_duration(env, "THREADLINE_HEADER_TIMEOUT", cls.header_timeout_s),
+            body_timeout_s=_duration(env, "THREADLINE_BODY_TIMEOUT", cls.body_timeout_s),
+            body_min_rate=_positive(env, "THREADLINE_BODY_MIN_RATE", cls.body_min_rate),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
 
@@ -67,3 +77,17 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
         return parse_duration(text)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number in variable ``name``."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}: expected a positive number, not {text!r}")
+    return value

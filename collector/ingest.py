@@ -149,8 +149,9 @@ async def post_events(
     responses={
         200: {"content": {"application/x-protobuf": {}, "application/json": {}}},
         400: {},
-        413: {},
+        413: {"description": f"Over the body size limit, or more than {otlp.MAX_SPANS_PER_REQUEST} spans"},
         415: {},
+        429: {},
     },
 )
 async def post_traces(request: Request, collector: Annotated[Collector, Depends(get_collector)]) -> Response:
@@ -166,18 +167,28 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
     body = await read_body(request, collector.settings.max_body_bytes)
     try:
         request_message = await run_in_threadpool(otlp.decode, body, as_json)
+        spans = otlp.span_count(request_message)
+        if spans > otlp.MAX_SPANS_PER_REQUEST:
+            collector.metrics.events_rejected.labels("traces", "malformed").inc()
+            reason = f"carries {spans} spans; at most {otlp.MAX_SPANS_PER_REQUEST} per request"
+            raise ApiError(
+                413,
+                "too_many_spans",
+                f"the request {reason}: send them in smaller batches; nothing was stored",
+                problems=[Problem(field="resourceSpans", reason=reason)],
+            )
+        converted = await run_in_threadpool(
+            otlp.convert,
+            request_message,
+            tenant,
+            collector.redactor,
+            _clock(collector),
+            collector.workflows.key_rules,
+        )
     except otlp.InvalidPayload as invalid:
         collector.metrics.events_rejected.labels("traces", "malformed").inc()
         problems = [Problem(field=invalid.field, reason=str(invalid))]
         raise ApiError(400, "invalid_otlp", f"{invalid.field} {invalid}", problems=problems) from None
-    converted = await run_in_threadpool(
-        otlp.convert,
-        request_message,
-        tenant,
-        collector.redactor,
-        _clock(collector),
-        collector.workflows.key_rules,
-    )
     metrics = collector.metrics
     metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))
     if converted.rejected:

@@ -40,9 +40,11 @@ from .schema import (
     DEFAULT_ERROR_KIND,
     MAX_ERROR_MESSAGE,
     MAX_ERROR_TYPE,
+    MAX_EVENTS_PER_BATCH,
     MAX_STACKTRACE,
     BusinessEvent,
     Problem,
+    not_json,
     problems_of,
     validate_event,
 )
@@ -88,6 +90,9 @@ _WIRE_NAMES = {
 _KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _STATUS = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}
 MAX_TIME_NS = 2**63 - 1  # DateTime64(9) ends in 2262
+# One request is one write to the store, as a batch of JSON events is: the same bound. OpenTelemetry
+# SDKs export 512 spans per request by default, the Collector's batch processor 8192.
+MAX_SPANS_PER_REQUEST = MAX_EVENTS_PER_BATCH
 
 
 _REQUEST = ExportTraceServiceRequest.DESCRIPTOR.name
@@ -108,13 +113,18 @@ def decode(body: bytes, is_json: bool) -> ExportTraceServiceRequest:
     if not is_json:
         try:
             request.ParseFromString(body)
-        except DecodeError:
+        except DecodeError as error:
+            if "depth" in str(error).lower():  # upb: "Exceeded upb_DecodeOptions_MaxDepth"
+                raise InvalidPayload(
+                    f"is not a protobuf {_REQUEST} within protobuf's nesting limit: an attribute value "
+                    f"{otlp_json.too_deep()}"
+                ) from None
             raise InvalidPayload(f"is not a protobuf {_REQUEST} (it does not decode)") from None
         return request
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise InvalidPayload(f"is not valid JSON: {error}") from None
+        raise InvalidPayload(not_json(error)) from None
     try:
         otlp_json.prepare(document, request.DESCRIPTOR)
     except otlp_json.MalformedJson as error:
@@ -125,6 +135,14 @@ def decode(body: bytes, is_json: bool) -> ExportTraceServiceRequest:
         logger.info("threadline: an OTLP/JSON body passed the checks but not ParseDict: %s", error)
         raise InvalidPayload(f"does not parse as an OTLP/JSON {_REQUEST}") from None
     return request
+
+
+def span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(
+        len(scope_spans.spans)
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+    )
 
 
 def encode_response(rejected: int, message: str, as_json: bool) -> bytes:
@@ -138,14 +156,20 @@ def encode_response(rejected: int, message: str, as_json: bool) -> bytes:
     return response.SerializeToString()
 
 
-def _value(value: AnyValue) -> Any:
+class _TooDeep(ValueError):
+    pass
+
+
+def _value(value: AnyValue, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
     if kind is None:
         return None
+    if kind in ("array_value", "kvlist_value") and depth >= otlp_json.MAX_VALUE_DEPTH:
+        raise _TooDeep
     if kind == "array_value":
-        return [_value(item) for item in value.array_value.values]
+        return [_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {item.key: _value(item.value) for item in value.kvlist_value.values}
+        return {item.key: _value(item.value, depth + 1) for item in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     return getattr(value, kind)
@@ -158,7 +182,14 @@ def _text(value: Any) -> str:
 
 
 def _attributes(key_values: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in key_values}
+    """The attributes as Python values; ``InvalidPayload`` naming one nested past MAX_VALUE_DEPTH."""
+    attributes = {}
+    for kv in key_values:
+        try:
+            attributes[kv.key] = _value(kv.value)
+        except _TooDeep:
+            raise InvalidPayload(otlp_json.too_deep(), f"attribute {kv.key[:80]!r}") from None
+    return attributes
 
 
 def _time(nanoseconds: int) -> dt.datetime:

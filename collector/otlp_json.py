@@ -33,6 +33,11 @@ _FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 _FLOAT_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
 # OTLP/JSON writes these ids in hex, unlike protobuf's JSON mapping of bytes (base64).
 HEX_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+# How deep an attribute value may nest arrays and key-value lists (`[[1]]` is 2 levels): deeper is
+# no business attribute, and it bounds the recursion of every reader (a body 1,000 levels deep made
+# a RecursionError of this walk). Protobuf's own decoder stops at 100 message levels, about 31.
+MAX_VALUE_DEPTH = 16
+_NESTING = frozenset({"ArrayValue", "KeyValueList"})
 # What names an element of a list, to point the sender at it: a span by name, an attribute by key.
 _LABELS = {"Span": "name", "KeyValue": "key", "Event": "name"}
 
@@ -51,7 +56,11 @@ def prepare(document: object, descriptor: Descriptor) -> None:
     JSON mapping reads; ``MalformedJson`` at the first value that is not what the schema says."""
     if not isinstance(document, dict):
         raise MalformedJson("body", f"must be a JSON object (an {descriptor.name}), not {_kind(document)}")
-    _message(document, descriptor, "")
+    _message(document, descriptor, "", 0)
+
+
+def too_deep() -> str:
+    return f"nests arrays and key-value lists more than {MAX_VALUE_DEPTH} levels deep"
 
 
 def _kind(value: object) -> str:
@@ -68,9 +77,13 @@ def _kind(value: object) -> str:
     return f"the number {value!r}"
 
 
-def _message(node: object, descriptor: Descriptor, path: str) -> None:
+def _message(node: object, descriptor: Descriptor, path: str, depth: int) -> None:
     if not isinstance(node, dict):
         raise MalformedJson(path, f"must be a JSON object ({descriptor.name}), not {_kind(node)}")
+    if descriptor.name in _NESTING:
+        depth += 1
+        if depth > MAX_VALUE_DEPTH:
+            raise MalformedJson(path, too_deep())
     oneofs: dict[str, str] = {}
     for key, value in node.items():
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
@@ -82,12 +95,12 @@ def _message(node: object, descriptor: Descriptor, path: str) -> None:
             if other != key:
                 raise MalformedJson(path, f"has both {other} and {key}; it holds one value")
         if not _repeated(field):
-            node[key] = _value(value, field, where)
+            node[key] = _value(value, field, where, depth)
             continue
         if not isinstance(value, list):
             raise MalformedJson(where, f"must be a JSON array, not {_kind(value)}")
         for index, item in enumerate(value):
-            value[index] = _value(item, field, _element(where, index, item, field))
+            value[index] = _value(item, field, _element(where, index, item, field), depth)
 
 
 def _repeated(field: FieldDescriptor) -> bool:
@@ -103,13 +116,13 @@ def _element(where: str, index: int, item: object, field: FieldDescriptor) -> st
     return f"{where}[{index}]" + (f" ({label} {name[:80]!r})" if isinstance(name, str) else "")
 
 
-def _value(value: object, field: FieldDescriptor, where: str) -> object:
+def _value(value: object, field: FieldDescriptor, where: str, depth: int) -> object:
     """``value`` as protobuf's JSON parser reads it (the same, but for hex ids)."""
     if value is None:
         raise MalformedJson(where, "must not be null")
     kind = field.type
     if kind == FieldDescriptor.TYPE_MESSAGE:
-        _message(value, field.message_type, where)
+        _message(value, field.message_type, where, depth)
     elif kind == FieldDescriptor.TYPE_ENUM and isinstance(value, str):
         return value  # a name; one this version does not know is ignored, as unknown fields are
     elif kind in _INTEGER_RANGES:

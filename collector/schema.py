@@ -218,6 +218,17 @@ def clock(now: dt.datetime, max_future_skew_s: float) -> dict[str, Any]:
     return {NOW: now, MAX_FUTURE_SKEW: max_future_skew_s}
 
 
+# orjson's own bound (not configurable): a document nested deeper does not parse.
+JSON_MAX_DEPTH = 1024
+
+
+def not_json(error: orjson.JSONDecodeError) -> str:
+    """Why a body does not parse as JSON, naming the nesting limit when that is why."""
+    if "depth limit" in str(error):
+        return f"nests arrays and objects more than {JSON_MAX_DEPTH} levels deep"
+    return f"is not valid JSON: {error}"
+
+
 def parse_batch(body: bytes, context: Mapping[str, Any] | None = None) -> list[BusinessEvent]:
     """Events of a ``{"events": [...]}`` JSON body; raises ``InvalidBatch`` naming every problem.
 
@@ -226,7 +237,7 @@ def parse_batch(body: bytes, context: Mapping[str, Any] | None = None) -> list[B
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise InvalidBatch([Problem(field="body", reason=f"is not valid JSON: {error}")]) from None
+        raise InvalidBatch([Problem(field="body", reason=not_json(error))]) from None
     if isinstance(document, list):  # a bare list of events is accepted too
         document = {"events": document}
     try:

@@ -49,6 +49,7 @@ def collector(
     from threadline.collector.auth import KeyFileError, load_keys
     from threadline.collector.config import CollectorSettings
     from threadline.collector.storage import UnsupportedStore, normalize_dsn, redact_dsn
+    from threadline.collector.timeouts import header_bounded
     from threadline.collector.workflows import WorkflowError, load
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,7 +79,13 @@ def collector(
     typer.echo(
         f"Threadline collector on http://{settings.host}:{settings.port} (store {redact_dsn(settings.store)})"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        http=header_bounded(settings.header_timeout_s),
+    )
 
 
 @app.command()

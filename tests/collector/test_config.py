@@ -32,3 +32,11 @@ def test_a_collector_with_an_unreadable_skew_does_not_start_and_names_the_variab
     assert finished.returncode == 2
     assert "THREADLINE_MAX_FUTURE_SKEW: invalid duration 'soon'" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "fast", "nan"])
+def test_a_body_min_rate_that_is_not_a_positive_number_names_the_variable(text: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("THREADLINE_BODY_MIN_RATE", text)
+        with pytest.raises(ValueError, match="THREADLINE_BODY_MIN_RATE: expected a positive number"):
+            CollectorSettings.from_environment()

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from tests.support.collector_process import ROOT, CollectorProcess
 
 ACME_INGEST, ACME_READ, GLOBEX_ADMIN, SLOW = "tl_acme_ingest", "tl_acme_read", "tl_globex_admin", "tl_slow"
+BULK = "tl_bulk"  # 50 events per second: a burst of 500
 READ_DIGEST = hashlib.sha256(ACME_READ.encode()).hexdigest()  # a key kept out of the file
 KEYS = f"""
 keys:
@@ -23,6 +25,7 @@ keys:
   - {{name: acme-dashboard, sha256: {READ_DIGEST}, tenant: acme, roles: [read]}}
   - {{name: globex, key: {GLOBEX_ADMIN}, tenant: globex, roles: [admin]}}
   - {{name: throttled, key: {SLOW}, tenant: acme, roles: [ingest], events_per_second: 5}}
+  - {{name: bulk, key: {BULK}, tenant: acme, roles: [ingest], events_per_second: 50}}
 """
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 
@@ -84,6 +87,9 @@ def http(collector: CollectorProcess) -> Iterator[httpx.Client]:
         ("GET", "/api/transactions/OPP-1"),
         ("GET", "/metrics"),
         ("POST", "/api/workflows/reload"),
+        ("GET", "/docs"),
+        ("GET", "/redoc"),
+        ("GET", "/openapi.json"),
     ],
 )
 def test_every_endpoint_needs_a_key(http: httpx.Client, method: str, path: str) -> None:
@@ -141,11 +147,46 @@ def test_the_same_key_in_two_tenants_is_two_transactions(http: httpx.Client) -> 
 def test_a_key_over_its_rate_is_told_to_retry_later(http: httpx.Client) -> None:
     burst = [event(f"RATE-{n}") for n in range(50)]  # ten seconds' worth at 5 events/s
     assert http.post("/v1/events", json={"events": burst}, headers=bearer(SLOW)).status_code == 200
-    refused = http.post("/v1/events", json={"events": [event("RATE-X")]}, headers=bearer(SLOW))
+    # Ten more: two seconds' worth, more than the bucket refills while the first batch is stored.
+    more = [event("RATE-X", event_id=f"rate-x-{n}") for n in range(10)]
+    refused = http.post("/v1/events", json={"events": more}, headers=bearer(SLOW))
     assert refused.status_code == 429
     assert refused.json()["error"] == "rate_limited"
     assert int(refused.headers["retry-after"]) >= 1
     assert http.get("/api/transactions/RATE-X", headers=bearer(ACME_READ)).status_code == 404  # not stored
+
+
+def test_a_batch_larger_than_the_burst_costs_its_size_and_the_next_request_waits_it_out(
+    http: httpx.Client,
+) -> None:
+    # A full bucket holds 500; a batch of 600 is admitted from it and leaves a debt of 100 events,
+    # two seconds at 50 events/s, which the next request must wait out.
+    big = [event(f"DEBT-{n}") for n in range(600)]
+    assert http.post("/v1/events", json={"events": big}, headers=bearer(BULK)).status_code == 200
+
+    refused = http.post("/v1/events", json={"events": [event("DEBT-X")]}, headers=bearer(BULK))
+
+    assert refused.status_code == 429, refused.text
+    assert "500" in refused.json()["message"]  # the burst, named
+    wait = int(refused.headers["retry-after"])
+    assert 1 <= wait <= 3
+    time.sleep(wait)  # Retry-After is truthful: waiting that long is enough
+    again = http.post("/v1/events", json={"events": [event("DEBT-X")]}, headers=bearer(BULK))
+    assert again.status_code == 200, again.text
+
+
+def test_the_api_description_is_open_to_a_key_of_any_role(http: httpx.Client) -> None:
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert http.get(path, headers=bearer(ACME_INGEST)).status_code == 200, path
+    assert "/v1/events" in http.get("/openapi.json", headers=bearer(ACME_READ)).json()["paths"]
+
+
+def test_readyz_says_ready_and_nothing_of_the_store(http: httpx.Client, collector: CollectorProcess) -> None:
+    ready = http.get("/readyz")
+
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+    assert str(collector.store_dir) not in ready.text and "chdb" not in ready.text
 
 
 def test_sensitive_attributes_are_stored_hashed_whoever_sent_them(http: httpx.Client) -> None:
