@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .storage import DEFAULT_DSN
+from .storage.connection import DEFAULT_READ_TIMEOUT_S
 from .workflows import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,12 @@ class CollectorSettings:
     # How far ahead of the collector's clock an event time may be: a sender's clock drifts by
     # seconds, a wrong time zone by hours. 10 minutes, as Grafana Loki and Mimir allow samples.
     max_future_skew_s: float = 600.0
+    # A read statement's time limit (ClickHouse's max_execution_time). Writes have none.
+    # Below the dashboard's 15 s request timeout, so no read outlives the page that asked for it.
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    # API calls of one tenant running at once, and waiting for a turn; beyond, 429 at once.
+    reads_per_tenant: int = 4
+    reads_waiting_per_tenant: int = 16
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -54,6 +61,11 @@ class CollectorSettings:
             redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
             backfill=env.get("THREADLINE_BACKFILL", "on").lower() not in ("off", "0", "false"),
             max_future_skew_s=_duration(env, "THREADLINE_MAX_FUTURE_SKEW", cls.max_future_skew_s),
+            read_timeout_s=_duration(env, "THREADLINE_READ_TIMEOUT", cls.read_timeout_s),
+            reads_per_tenant=_count(env, "THREADLINE_READS_PER_TENANT", cls.reads_per_tenant),
+            reads_waiting_per_tenant=_count(
+                env, "THREADLINE_READS_WAITING_PER_TENANT", cls.reads_waiting_per_tenant
+            ),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
 
@@ -67,3 +79,13 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
         return parse_duration(text)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number in variable ``name``, at least 1."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}: expected a whole number of at least 1, got {text!r}")
+    return int(text)
