@@ -1,11 +1,13 @@
 """Holding under load, against real collector processes: a read has a time limit, each tenant has a
-bounded number of reads running and waiting, and ingest is not held up by queued reads."""
+bounded number of reads running and waiting, a client that gave up has its reads dropped, and
+ingest is not held up by queued reads."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ keys:
   - {{name: globex, key: {GLOBEX}, tenant: globex, roles: [admin]}}
 """
 CALLS = 16
+Answer = TypeVar("Answer")
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -30,10 +33,10 @@ def batch(size: int) -> dict[str, list[dict[str, str]]]:
     return {"events": [business_event(unique_key("LOAD")) for _ in range(size)]}
 
 
-def at_once(calls: int, call: Callable[[], httpx.Response]) -> list[httpx.Response]:
+def at_once(calls: int, call: Callable[[], Answer]) -> list[Answer]:
     """``calls`` requests sent together from as many threads."""
     start = threading.Barrier(calls)
-    answers: list[httpx.Response] = []
+    answers: list[Answer] = []
 
     def run() -> None:
         start.wait(30)
@@ -143,3 +146,24 @@ def test_ingest_is_stored_while_many_reads_are_queued(collector: CollectorProces
     assert [answer.status_code for answer in answers] == [200] * CALLS
     # The write waited for the statement running when it came, not for the reads queued before it.
     assert answered_before_ingest[0] <= CALLS // 2, answered_before_ingest
+
+
+@pytest.mark.parametrize("collector", [{"THREADLINE_READS_PER_TENANT": str(CALLS)}], indirect=True)
+def test_the_reads_of_a_client_that_gave_up_are_dropped_before_they_start(
+    collector: CollectorProcess,
+) -> None:
+    stored = httpx.post(collector.url + "/v1/events", json=batch(3000), headers=bearer(ACME), timeout=60)
+    assert stored.status_code == 200
+
+    def give_up_soon() -> httpx.Response | None:
+        try:
+            return httpx.get(collector.url + "/api/overview", headers=bearer(ACME), timeout=0.2)
+        except httpx.TimeoutException:
+            return None  # the client disconnects, as the dashboard does after its timeout
+
+    answers = at_once(CALLS, give_up_soon)
+
+    assert None in answers  # 16 overviews, one at a time, take longer than 0.2 s
+    answer = httpx.get(collector.url + "/api/overview", headers=bearer(ACME), timeout=120)
+    assert answer.status_code == 200  # after the dropped ones: the store is free again
+    assert "the caller left before its read started on GET /api/overview; dropped" in collector.log()
