@@ -11,6 +11,7 @@ from pydantic import AfterValidator, AwareDatetime
 
 from . import overview as overview_module
 from . import process_map, systems, traces, transactions
+from .admission import admit_read
 from .auth import require
 from .errors import ApiError
 from .models import (
@@ -29,7 +30,9 @@ from .schema import Problem, in_storable_range
 from .timeline import step_views, waiting_on_systems
 from .workflows import WorkflowError, Workflows
 
-router = APIRouter(prefix="/api", tags=["query"], dependencies=[Depends(require("read"))])
+router = APIRouter(
+    prefix="/api", tags=["query"], dependencies=[Depends(require("read")), Depends(admit_read)]
+)
 STATES = get_args(State)
 
 CollectorDep = Annotated[Collector, Depends(get_collector)]

@@ -56,7 +56,12 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workflows = load_workflows(settings.workflows)  # a bad definition stops the start, naming the line
         keys = load_keys(settings.api_keys)
-        store = Store(settings.store, cluster=settings.cluster, ttl_days=settings.ttl_days).open()
+        store = Store(
+            settings.store,
+            cluster=settings.cluster,
+            ttl_days=settings.ttl_days,
+            read_timeout_s=settings.read_timeout_s,
+        ).open()
         metrics = Metrics()
         writer = Writer(
             store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .storage import DEFAULT_DSN
+from .storage.connection import DEFAULT_READ_TIMEOUT_S
 from .workflows import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,12 @@ class CollectorSettings:
     header_timeout_s: float = 20.0
     body_timeout_s: float = 20.0
     body_min_rate: float = 500.0
+    # A read statement's time limit (ClickHouse's max_execution_time). Writes have none.
+    # Below the dashboard's 15 s request timeout, so no read outlives the page that asked for it.
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+    # API calls of one tenant running at once, and waiting for a turn; beyond, 429 at once.
+    reads_per_tenant: int = 4
+    reads_waiting_per_tenant: int = 16
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -64,6 +71,11 @@ class CollectorSettings:
             header_timeout_s=_duration(env, "THREADLINE_HEADER_TIMEOUT", cls.header_timeout_s),
             body_timeout_s=_duration(env, "THREADLINE_BODY_TIMEOUT", cls.body_timeout_s),
             body_min_rate=_positive(env, "THREADLINE_BODY_MIN_RATE", cls.body_min_rate),
+            read_timeout_s=_duration(env, "THREADLINE_READ_TIMEOUT", cls.read_timeout_s),
+            reads_per_tenant=_count(env, "THREADLINE_READS_PER_TENANT", cls.reads_per_tenant),
+            reads_waiting_per_tenant=_count(
+                env, "THREADLINE_READS_WAITING_PER_TENANT", cls.reads_waiting_per_tenant
+            ),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
 
@@ -91,3 +103,13 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{name}: expected a positive number, not {text!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number in variable ``name``, at least 1."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}: expected a whole number of at least 1, got {text!r}")
+    return int(text)

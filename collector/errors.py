@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .schema import Problem
-from .storage import StoreUnavailable
+from .storage import CallerGone, ReadTimedOut, StoreUnavailable
 from .writer import Overloaded
 
 logger = logging.getLogger("threadline.collector")
@@ -137,6 +137,21 @@ def install(app: FastAPI) -> None:
         logger.warning("threadline: store unavailable: %s", error)
         message = "the store is unavailable; nothing of this request was stored, retry later"
         return _answer(ApiError(503, "store_unavailable", message, headers={"Retry-After": "5"}), request)
+
+    @app.exception_handler(ReadTimedOut)
+    async def read_timed_out(request: Request, error: ReadTimedOut) -> Response:
+        logger.warning("threadline: %s on %s %s", error, request.method, request.url.path)
+        message = (
+            f"this query was stopped: {error} (THREADLINE_READ_TIMEOUT); "
+            "ask for less (a shorter since/until range, one workflow) or retry later"
+        )
+        return _answer(ApiError(503, "query_timeout", message, headers={"Retry-After": "5"}), request)
+
+    @app.exception_handler(CallerGone)
+    async def caller_gone(request: Request, error: CallerGone) -> Response:
+        # Nobody reads this answer; 499 is how nginx logs a request whose client closed it.
+        logger.info("threadline: %s on %s %s; dropped", error, request.method, request.url.path)
+        return _answer(ApiError(499, "client_closed_request", str(error)), request)
 
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, error: Overloaded) -> Response:

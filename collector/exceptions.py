@@ -36,6 +36,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from .admission import admit_read
 from .api import TRANSACTION_PATH, AsOf, Moment, TransactionKey
 from .auth import Principal, require
 from .errors import ApiError
@@ -399,7 +400,9 @@ def audit_page(
 
 # --- HTTP -------------------------------------------------------------------------------------
 
-router = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read"))])
+router = APIRouter(
+    prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read")), Depends(admit_read)]
+)
 CollectorDep = Annotated[Collector, Depends(get_collector)]
 
 

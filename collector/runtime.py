@@ -11,6 +11,7 @@ from fastapi import Request
 
 from threadline.sdk._redact import Redactor
 
+from .admission import ReadAdmission
 from .auth import ANONYMOUS, ApiKeys, Principal
 from .config import CollectorSettings
 from .metrics import Metrics
@@ -36,6 +37,10 @@ class Collector:
     redactor: Redactor = field(default_factory=Redactor)
     alerting: Alerting | None = None  # evaluates alert rules and delivers notifications (alerts.service)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    reads: ReadAdmission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = ReadAdmission(self.settings.reads_per_tenant, self.settings.reads_waiting_per_tenant)
 
     def reload_workflows(self) -> Workflows:
         """Load the definitions file again; on any error the definitions in use stay as they are."""

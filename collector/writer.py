@@ -131,7 +131,8 @@ class Writer:
                 return
             started = time.perf_counter()
             try:
-                self._write(batch)
+                with self.store.writing():  # before any read waiting for the store
+                    self._write(batch)
             except Exception as error:  # answered per request (503 or 500); the writer lives on
                 for job in batch:
                     job.loop.call_soon_threadsafe(_set_exception, job.future, error)

@@ -19,6 +19,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from ..admission import admit_read
 from ..auth import require
 from ..errors import ApiError
 from ..models import (
@@ -43,7 +44,9 @@ from .records import AlertFilters, AlertRecord, DeliveryRecord, NotificationReco
 from .rules import PER_TRANSACTION, Severity
 from .settings import AlertSettings
 
-router = APIRouter(prefix="/api/alerts", tags=["alerts"], dependencies=[Depends(require("read"))])
+router = APIRouter(
+    prefix="/api/alerts", tags=["alerts"], dependencies=[Depends(require("read")), Depends(admit_read)]
+)
 CollectorDep = Annotated[Collector, Depends(get_collector)]
 
 

@@ -3,6 +3,14 @@
 Everything goes through ``clickhouse-connect`` and one ``Store``; nothing else in the collector
 depends on which deployment it is. The embedded engine is not safe for concurrent use from many
 threads, so every call is serialized by a lock (a server would not need it, and it costs little).
+That lock lets the writer go first: while ingest's writer waits, no new read starts.
+
+A read made for an API caller (``Store.reading``) has a time limit (ClickHouse's
+``max_execution_time``), is dropped before it starts if its caller has gone, and on a server is
+cancelled with ``KILL QUERY`` when its caller goes while it runs; the embedded engine cannot be
+interrupted from another thread, so there a running read ends at its time limit. Writes,
+migrations, the backfill and the collector's own reads (alert evaluation) have no limit: a cut
+write would only be sent again, and nothing queues behind them unboundedly.
 """
 
 from __future__ import annotations
@@ -10,8 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +42,104 @@ SCHEMES = ("chdb", "http", "https")
 RECHECK_S = 5.0
 # How many partitions one INSERT may touch on this connection (ClickHouse's default is 100; 0: any).
 PARTITIONS_PER_INSERT = "SELECT toUInt64(getSetting('max_partitions_per_insert_block'))"
+DEFAULT_READ_TIMEOUT_S = 10.0
+TIMEOUT_EXCEEDED = 159  # ClickHouse's error code for a statement past max_execution_time
+CANCEL_READ = "KILL QUERY WHERE query_id = {query_id:String} ASYNC"
+# How often a read waiting for the lock looks whether its caller has gone.
+GONE_CHECK_S = 0.1
 
 
 class StoreUnavailable(RuntimeError):
     """The store cannot be reached or refused the operation; nothing of the operation was stored."""
+
+
+class ReadTimedOut(StoreUnavailable):
+    """A read ran past the read time limit and the store stopped it; nothing was changed."""
+
+
+class CallerGone(RuntimeError):
+    """The caller of a read went away before it started: the read was dropped, not executed."""
+
+
+@dataclass
+class ReadCaller:
+    """The API caller a read is made for: the store drops or cancels its reads once it has gone."""
+
+    tenant: str
+    gone: threading.Event = field(default_factory=threading.Event)
+    running: str | None = None  # the query_id of its statement executing now (a server only)
+
+
+# The caller of the reads made in this context (an API request); None for the collector's own.
+_caller: ContextVar[ReadCaller | None] = ContextVar("threadline_read_caller", default=None)
+# Whether this thread is ingest's writer, inside ``Store.writing``.
+_writer = threading.local()
+
+
+class WriterFirstLock:
+    """One statement at a time, reentrant; a waiting writer goes before every waiting reader.
+
+    ``threading.RLock`` wakes waiters in no particular order, so ingest's writer could wait behind
+    any number of queued reads. Here readers go in arrival order, writers before them, and a reader
+    whose caller has gone leaves the queue without ever holding the lock.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._writers_waiting = 0
+        self._readers: deque[object] = deque()
+
+    def acquire(self, writer: bool, caller: ReadCaller | None = None) -> None:
+        """Raises CallerGone, without taking the lock, when ``caller`` leaves while waiting."""
+        me = threading.get_ident()
+        with self._condition:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if writer:
+                self._writers_waiting += 1
+                try:
+                    self._condition.wait_for(lambda: self._owner is None)
+                finally:
+                    self._writers_waiting -= 1
+            else:
+                ticket = object()
+                self._readers.append(ticket)
+                try:
+                    while not (
+                        self._owner is None and not self._writers_waiting and self._readers[0] is ticket
+                    ):
+                        if caller is not None and caller.gone.is_set():
+                            raise CallerGone("the caller left before its read started")
+                        self._condition.wait(GONE_CHECK_S if caller is not None else None)
+                finally:
+                    self._readers.remove(ticket)
+                    self._condition.notify_all()  # the next reader may be at the head now
+            self._owner = me
+            self._depth = 1
+
+    @property
+    def waiting(self) -> tuple[int, int]:
+        """Reads and writes waiting for the lock now."""
+        with self._condition:
+            return len(self._readers), self._writers_waiting
+
+    def release(self) -> None:
+        with self._condition:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._condition.notify_all()
+
+    @contextmanager
+    def held(self, writer: bool = True, caller: ReadCaller | None = None) -> Iterator[None]:
+        self.acquire(writer, caller)
+        try:
+            yield
+        finally:
+            self.release()
 
 
 class UnsupportedStore(ValueError):
@@ -75,14 +181,19 @@ def normalize_dsn(dsn: str) -> str:
 
 class Store:
     def __init__(
-        self, dsn: str = DEFAULT_DSN, cluster: str | None = None, ttl_days: int | None = None
+        self,
+        dsn: str = DEFAULT_DSN,
+        cluster: str | None = None,
+        ttl_days: int | None = None,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
         self.cluster = cluster
         self.ttl_days = ttl_days
+        self.read_timeout_s = read_timeout_s
         self.embedded = self.dsn.startswith("chdb:")
         self._client: Client | None = None
-        self._lock = threading.RLock()
+        self._lock = WriterFirstLock()
         self._aggregates_complete = False
         self._aggregates_checked_at = 0.0
         self.partitions_per_insert = 100  # the server's own limit, read at open
@@ -91,7 +202,7 @@ class Store:
 
     def open(self) -> Store:
         """Connect and bring the schema up to date. Raises StoreUnavailable if the store cannot be reached."""
-        with self._lock:
+        with self.writing():  # migrations: no time limit
             self._connect()
             self.migrate()
             self.partitions_per_insert = self.query(PARTITIONS_PER_INSERT).result_rows[0][0]
@@ -130,7 +241,7 @@ class Store:
         return redact_dsn(self.dsn)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock.held():
             if self._client is not None:
                 try:
                     self._client.close()
@@ -167,12 +278,58 @@ class Store:
     # --- statements: all values travel as bound parameters ----------------------------------
 
     @contextmanager
-    def _call(self) -> Iterator[Client]:
-        with self._lock:
+    def writing(self) -> Iterator[None]:
+        """Ingest's writer, migrations: their statements go before every waiting read, and have
+        no time limit."""
+        with self._lock.held(writer=True):
+            outer = getattr(_writer, "active", False)
+            _writer.active = True
+            try:
+                yield
+            finally:
+                _writer.active = outer
+
+    @property
+    def waiting(self) -> tuple[int, int]:
+        """Reads and writes waiting for the store now (the embedded one takes one at a time)."""
+        return self._lock.waiting
+
+    @staticmethod
+    def reading(caller: ReadCaller) -> None:
+        """The reads made from now on in this context are for ``caller`` (an API request)."""
+        _caller.set(caller)
+
+    def cancel(self, caller: ReadCaller) -> None:
+        """Stop the read running for a caller that has gone (a server only: see the module doc)."""
+        query_id = caller.running
+        if self.embedded or query_id is None or self._client is None:
+            return
+        try:  # not under the lock: the HTTP client takes concurrent statements
+            self._client.command(CANCEL_READ, parameters={"query_id": query_id})
+        except (ClickHouseError, OSError) as error:
+            logger.warning("threadline: could not cancel a read whose caller left: %s", error)
+
+    @contextmanager
+    def _call(self, read: bool = False) -> Iterator[tuple[Client, dict[str, Any]]]:
+        """The client, and the settings of the statement: a read's time limit, its query_id."""
+        writer = getattr(_writer, "active", False)
+        read = read and not writer
+        caller = _caller.get() if read else None
+        settings: dict[str, Any] = {}
+        with self._lock.held(writer=not read, caller=caller):
+            if caller is not None and caller.gone.is_set():
+                raise CallerGone("the caller left before its read started")
+            if caller is not None:
+                settings["max_execution_time"] = self.read_timeout_s
+                if not self.embedded:
+                    settings["query_id"] = caller.running = uuid.uuid4().hex
             client = self._connect()
             try:
-                yield client
+                yield client, settings
             except ClickHouseError as error:
+                if getattr(error, "code", None) == TIMEOUT_EXCEEDED:
+                    limit = f"{self.read_timeout_s:g} s"
+                    raise ReadTimedOut(f"a read ran past the read time limit of {limit}") from error
                 if not self._is_connection_error(error):
                     raise  # a query the store refused: a bug to fix, not an outage
                 self._client = None  # reconnect on the next call
@@ -180,6 +337,9 @@ class Store:
             except OSError as error:
                 self._client = None
                 raise StoreUnavailable(str(error)) from error
+            finally:
+                if caller is not None:
+                    caller.running = None
 
     @staticmethod
     def _is_connection_error(error: Exception) -> bool:
@@ -189,8 +349,8 @@ class Store:
         )
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        with self._call() as client:
-            return client.query(sql, parameters=parameters)
+        with self._call(read=True) as (client, settings):
+            return client.query(sql, parameters=parameters, settings=settings)
 
     def rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         result = self.query(sql, parameters)
@@ -199,13 +359,13 @@ class Store:
     def command(
         self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
     ) -> Any:
-        with self._call() as client:
+        with self._call() as (client, _):
             return client.command(sql, parameters=parameters, settings=settings)
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
         if not rows:
             return
-        with self._call() as client:
+        with self._call() as (client, _):
             client.insert(table, rows, column_names=list(columns))
 
     def ping(self) -> bool:

@@ -1,13 +1,25 @@
-"""Which DSNs a store takes: chdb:// (embedded), http:// and https:// (a server), nothing else."""
+"""Which DSNs a store takes: chdb:// (embedded), http:// and https:// (a server), nothing else;
+the order in which it takes statements, and their time limits."""
 
 from __future__ import annotations
 
+import contextvars
 import socket
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from threadline.collector.storage import Store, StoreUnavailable, UnsupportedStore
+from threadline.collector.storage import (
+    CallerGone,
+    ReadCaller,
+    ReadTimedOut,
+    Store,
+    StoreUnavailable,
+    UnsupportedStore,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +61,75 @@ def test_an_https_store_is_spoken_to_over_tls_whatever_its_port() -> None:
             store.open()
         server.join(10)
     assert first_bytes and first_bytes[0][:2] == b"\x16\x03"  # a TLS handshake, not "GET"/"POS"
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    finished: list[str] = []
+
+    def read(name: str) -> None:
+        store.query("SELECT count() FROM schema_migrations")
+        finished.append(name)
+
+    def write() -> None:
+        with store.writing():
+            store.insert("schema_migrations", [[0]], ["version"])
+        finished.append("write")
+
+    with store.writing():  # the writer busy: everything else queues behind it
+        readers = [threading.Thread(target=read, args=(f"read {n}",)) for n in range(8)]
+        for thread in readers:
+            thread.start()
+        _wait_until(lambda: store.waiting == (8, 0))
+        writer = threading.Thread(target=write)
+        writer.start()
+        _wait_until(lambda: store.waiting == (8, 1))
+    for thread in [*readers, writer]:
+        thread.join(30)
+    store.close()
+    assert finished[0] == "write"
+    assert sorted(finished[1:]) == [f"read {n}" for n in range(8)]
+
+
+def test_a_read_whose_caller_has_gone_is_not_executed(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    caller = ReadCaller("acme")
+    failures: list[BaseException] = []
+
+    def read() -> None:
+        store.reading(caller)  # this thread's context only
+        try:
+            store.query("SELECT 1")
+        except CallerGone as error:
+            failures.append(error)
+
+    with store.writing():
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        _wait_until(lambda: store.waiting == (1, 0))
+        caller.gone.set()
+        _wait_until(lambda: store.waiting == (0, 0))  # left the queue while the store was busy
+    reader.join(30)
+    store.close()
+    assert len(failures) == 1
+
+
+def test_a_read_for_a_caller_over_the_read_time_limit_is_stopped_and_said_so(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}", read_timeout_s=0.001).open()  # migrations have no limit
+    slow = "SELECT count() FROM numbers(10000000) WHERE sipHash64(number) % 7 = 1"
+
+    def read_for_a_caller() -> None:
+        store.reading(ReadCaller("acme"))
+        store.query(slow)
+
+    with pytest.raises(ReadTimedOut, match=r"read time limit of 0\.001 s"):
+        contextvars.copy_context().run(read_for_a_caller)
+    assert store.query(slow).result_rows  # the collector's own reads have none
+    store.close()
