@@ -33,6 +33,8 @@ from .workflows import WorkflowError, Workflows
 router = APIRouter(
     prefix="/api", tags=["query"], dependencies=[Depends(require("read")), Depends(admit_read)]
 )
+# The workflow definitions are one file every tenant shares: changing them is the platform's to do.
+platform = APIRouter(prefix="/api", tags=["platform"], dependencies=[Depends(require("platform"))])
 STATES = get_args(State)
 
 CollectorDep = Annotated[Collector, Depends(get_collector)]
@@ -223,12 +225,7 @@ async def list_workflows(collector: CollectorDep, request: Request) -> list[Work
     return await _listing(collector, request, collector.workflows)
 
 
-@router.post(
-    "/workflows/reload",
-    response_model=list[WorkflowView],
-    responses={400: {}},
-    dependencies=[Depends(require("admin"))],
-)
+@platform.post("/workflows/reload", response_model=list[WorkflowView], responses={400: {}})
 async def reload_workflows(collector: CollectorDep, request: Request) -> list[WorkflowView]:
     """Read the definitions file again (as SIGHUP does); on an error the current ones stay."""
     try:

@@ -18,12 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from threadline import __version__
 from threadline.sdk._redact import Redactor
 
-from . import api, errors, exceptions, ingest
+from . import api, auth, errors, exceptions, ingest
 from .alerts import api as alerts_api
 from .alerts.service import Alerting
 from .auth import load_keys, require
 from .config import CollectorSettings
-from .metrics import Metrics
+from .metrics import Metrics, TenantMetrics
 from .runtime import Collector, get_collector
 from .storage import Store
 from .storage.backfill import AggregateBackfill
@@ -111,7 +111,10 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s, min_rate=settings.body_min_rate)
     app.include_router(ingest.router)
     app.include_router(api.router)
+    app.include_router(api.platform)
     app.include_router(exceptions.router)
+    app.include_router(exceptions.actions)
+    app.include_router(auth.router)
     app.include_router(alerts_api.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
@@ -148,9 +151,13 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         tags=["health"],
         summary="Prometheus metrics",
         response_class=Response,
-        dependencies=[Depends(require("admin"))],
+        dependencies=[Depends(require("platform", "admin"))],
     )
-    async def metrics(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
-        return Response(generate_latest(collector.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(collector: Annotated[Collector, Depends(get_collector)], request: Request) -> Response:
+        """Everything for the platform; a tenant's admin sees its own tenant's series only."""
+        principal = collector.principal_of(request)
+        registry = collector.metrics.registry
+        visible = registry if principal.may("platform") else TenantMetrics(registry, principal.tenant)
+        return Response(generate_latest(visible), media_type=CONTENT_TYPE_LATEST)
 
     return app

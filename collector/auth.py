@@ -6,12 +6,15 @@ Keys come from a YAML file (``--api-keys FILE`` or ``THREADLINE_API_KEYS``)::
       - name: acme-integrations       # shown in logs, never the key itself
         key: tl_live_8f3c...          # or `sha256: <hex digest of the key>` to keep it out of the file
         tenant: acme
-        roles: [ingest]               # ingest: send events; read: the query API; admin: both, and reload
+        roles: [ingest]               # see ROLES
         events_per_second: 500        # optional limit; over it the collector answers 429
 
 Every key belongs to one tenant, and every query is scoped to that tenant in SQL, so a key never
-sees another tenant's transactions, aliases or traces. With no keys configured there is one
-anonymous tenant with every role, and the collector listens on the loopback interface only.
+sees another tenant's transactions, aliases or traces. The one exception is the ``platform`` role,
+held by whoever runs the collector: it sees every tenant's metrics and reloads the workflow
+definitions every tenant shares, and a key holding only that role needs no tenant. With no keys
+configured there is one anonymous tenant with every role, and the collector listens on the
+loopback interface only.
 """
 
 from __future__ import annotations
@@ -25,15 +28,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 
 from .errors import ApiError
+from .models import KeyView
 
-Role = Literal["ingest", "read", "admin"]
-ROLES: frozenset[str] = frozenset({"ingest", "read", "admin"})
+# ingest: send events. read: the query API and the audit trail. act: change what operators change
+# (resolve, reopen, acknowledge), audited under the key's name. admin: all three within its tenant,
+# and its tenant's series on /metrics. platform: collector-wide, every tenant's /metrics and
+# reloading the shared workflow definitions; no tenant role implies it, nor does it imply one.
+Role = Literal["ingest", "read", "act", "admin", "platform"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+IMPLIED: Mapping[str, frozenset[str]] = {"admin": frozenset({"ingest", "read", "act"})}
 ANONYMOUS_TENANT = ""
 
 
@@ -80,8 +89,13 @@ class Principal:
     roles: frozenset[str]
     limiter: RateLimiter | None = field(default=None, compare=False)
 
+    @property
+    def granted(self) -> frozenset[str]:
+        """The roles it holds and the roles they imply."""
+        return self.roles.union(*(IMPLIED.get(role, frozenset()) for role in self.roles))
+
     def may(self, role: str) -> bool:
-        return role in self.roles or "admin" in self.roles
+        return role in self.granted
 
 
 ANONYMOUS = Principal(name="anonymous", tenant=ANONYMOUS_TENANT, roles=ROLES)
@@ -138,17 +152,17 @@ def _principal(entry: Any, index: int, source: str) -> tuple[str, Principal]:
     digest = _digest(str(entry["key"])) if entry.get("key") else str(entry["sha256"]).lower()
     if len(digest) != 64 or any(char not in "0123456789abcdef" for char in digest):
         raise KeyFileError(f"{where}: sha256 must be 64 hex digits")
-    tenant = entry.get("tenant")
-    if not isinstance(tenant, str) or not tenant.strip():
-        raise KeyFileError(f"{where} needs a tenant")
     roles = entry.get("roles") or []
     if not isinstance(roles, list) or not roles or not set(roles) <= ROLES:
         raise KeyFileError(f"{where}: roles must be a list of {', '.join(sorted(ROLES))}")
+    tenant = entry.get("tenant", ANONYMOUS_TENANT if set(roles) == {"platform"} else None)
+    if not isinstance(tenant, str) or not (tenant.strip() or set(roles) == {"platform"}):
+        raise KeyFileError(f"{where} needs a tenant (only a key whose one role is platform has none)")
     rate = entry.get("events_per_second")
     if rate is not None and (not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0):
         raise KeyFileError(f"{where}: events_per_second must be a positive number")
     return digest, Principal(
-        name=str(entry.get("name") or f"key {index + 1} of {tenant}"),
+        name=str(entry.get("name") or f"key {index + 1} of {tenant or 'the platform'}"),
         tenant=tenant.strip(),
         roles=frozenset(roles),
         limiter=RateLimiter(float(rate)) if rate else None,
@@ -173,13 +187,14 @@ def load_keys(path: str | os.PathLike[str] | None) -> ApiKeys:
     return ApiKeys(principals)
 
 
-def require(role: Role) -> Callable[[Request], Principal]:
-    """A FastAPI dependency: the caller's principal, if it holds ``role`` (else 401/403)."""
+def require(*roles: Role) -> Callable[[Request], Principal]:
+    """A FastAPI dependency: the caller's principal, if it holds one of ``roles`` (else 401/403)."""
+    wanted = " or ".join(repr(role) for role in roles)
 
     def dependency(request: Request) -> Principal:
         principal = request.app.state.collector.keys.authenticate(request.headers.get("authorization"))
-        if not principal.may(role):
-            raise ApiError(403, "forbidden", f"this API key does not have the {role!r} role")
+        if not any(principal.may(role) for role in roles):
+            raise ApiError(403, "forbidden", f"this API key does not have the {wanted} role")
         request.state.principal = principal
         return principal
 
@@ -200,3 +215,12 @@ def enforce_rate(principal: Principal, events: int) -> None:
             "is paid back by the requests after it); retry after the Retry-After seconds",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
+
+
+router = APIRouter(prefix="/api", tags=["keys"])
+
+
+@router.get("/whoami", response_model=KeyView)
+async def whoami(principal: Annotated[Principal, Depends(require(*get_args(Role)))]) -> KeyView:
+    """The calling key's name, tenant and roles, whichever roles it holds."""
+    return KeyView(name=principal.name, tenant=principal.tenant, roles=sorted(principal.granted))

@@ -403,6 +403,8 @@ def audit_page(
 router = APIRouter(
     prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read")), Depends(admit_read)]
 )
+# Every operator's action changes what others see: reading is not enough to act.
+actions = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("act"))])
 CollectorDep = Annotated[Collector, Depends(get_collector)]
 
 
@@ -440,7 +442,7 @@ async def list_exceptions(
     )
 
 
-@router.post("/exceptions/ack", response_model=AcknowledgeResult, status_code=201)
+@actions.post("/exceptions/ack", response_model=AcknowledgeResult, status_code=201)
 async def acknowledge_exceptions(
     collector: CollectorDep, request: Request, body: AcknowledgeRequest
 ) -> AcknowledgeResult:
@@ -480,7 +482,7 @@ async def _change(
     return entry
 
 
-@router.post(
+@actions.post(
     TRANSACTION_PATH + "/resolve", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
 )
 async def resolve_transaction(
@@ -490,7 +492,7 @@ async def resolve_transaction(
     return await _change(collector, request, key, "resolve", body)
 
 
-@router.post(
+@actions.post(
     TRANSACTION_PATH + "/reopen", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
 )
 async def reopen_transaction(

@@ -511,3 +511,11 @@ class CommentRequest(BaseModel):
 
     comment: Comment
     operator: OperatorName = ""
+
+
+class KeyView(BaseModel):
+    """The calling API key, so a client (the dashboard) can tell what it may do before trying."""
+
+    name: str
+    tenant: str = Field(description="Empty: no tenant (a platform key, or no keys configured)")
+    roles: list[str] = Field(description="The roles it holds and those they imply, sorted")

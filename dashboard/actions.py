@@ -1,12 +1,17 @@
 """What operators do from the dashboard: acknowledge an exception group, resolve or reopen a transaction.
 
-Each action asks for a comment (the audit trail's "why") and, optionally, the person's name, which
-the browser remembers (local storage) so it is typed once. The dialog lives in the shell, outside
-the page, so an auto-refresh never wipes a half-typed comment; pages only draw ``button``s, each
-carrying its request in its id. Once the API has recorded an action, ``data-version`` changes and
-the router redraws the page from the API: the result shows without a reload, and a toast says
-what was done. The API is the only record: nothing here assumes an action happened until it
-answered 201.
+Each action asks for a comment (the audit trail's "why") and the person's name, which the browser
+remembers (local storage) so it is typed once: the audit trail records the dashboard's key, which
+everyone using the dashboard shares, so the name is what says who acted. There is no login yet, so
+whoever reaches the dashboard acts with its key: it acts only when that key has the collector's
+``act`` role, and otherwise draws its actions disabled and says why (``cannot_act``); the
+callback that records an action checks both again, since anyone can call it directly.
+
+The dialog lives in the shell, outside the page, so an auto-refresh never wipes a half-typed
+comment; pages only draw ``button``s, each carrying its request in its id. Once the API has
+recorded an action, ``data-version`` changes and the router redraws the page from the API: the
+result shows without a reload, and a toast says what was done. The API is the only record:
+nothing here assumes an action happened until it answered 201.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from .client import ApiError, ApiRejected, ApiUnavailable, QueryClient
 from .components import Child, icon
 
 Action = Literal["acknowledge", "resolve", "reopen"]
+ACTING_ROLE = "act"  # the collector's role for acknowledging, resolving and reopening
 BUTTON = "tl-action"
 SUBMIT_LABELS: dict[str, str] = {"acknowledge": "Acknowledge", "resolve": "Mark resolved", "reopen": "Reopen"}
 BUTTON_ICONS: dict[str, str] = {
@@ -87,15 +93,44 @@ class ActionRequest:
         ]
 
 
-def button(request: ActionRequest, label: str | None = None, class_name: str = "") -> html.Button:
-    """A button that opens the dialog for ``request`` (its id carries the request)."""
+def cannot_act(client: QueryClient) -> str | None:
+    """Why the dashboard may not act with its key, in words for its pages; None when it may."""
+    try:
+        key = client.whoami()
+    except ApiUnavailable as error:
+        return (
+            f"Actions are off for now: the collector did not answer ({error.reason}), "
+            "so the dashboard cannot tell whether its API key may act."
+        )
+    except ApiError as error:
+        return f"Actions are off: the collector does not say what the dashboard's API key may do ({error})."
+    if ACTING_ROLE in key["roles"]:
+        return None
+    return (
+        f"Actions are off: this dashboard's API key ({key['name']}) may read but not act. To "
+        f"acknowledge, resolve and reopen from here, give it the {ACTING_ROLE!r} role in the "
+        "collector's keys file; there is no login yet, so anyone who reaches the dashboard can then act."
+    )
+
+
+def button(
+    request: ActionRequest, label: str | None = None, class_name: str = "", refused: str | None = None
+) -> html.Button:
+    """A button that opens the dialog for ``request`` (its id carries the request); disabled, saying
+    why, when ``refused``."""
     return html.Button(
         [icon(BUTTON_ICONS[request.action]), label or SUBMIT_LABELS[request.action]],
         id={"type": BUTTON, "index": request.encode()},
         n_clicks=0,
         className=f"btn btn-sm btn-outline-primary tl-action tl-action-{request.action} {class_name}".strip(),
-        title=request.title(),
+        title=refused or request.title(),
+        disabled=refused is not None,
     )
+
+
+def disabled_note(refused: str) -> html.Div:
+    """Why the page's actions are disabled, once per page."""
+    return html.Div([icon("lock", "me-2"), refused], id="actions-disabled", className="tl-actions-disabled")
 
 
 def shell_parts() -> list[Any]:
@@ -118,10 +153,13 @@ def shell_parts() -> list[Any]:
                     dbc.Label("Your name", html_for="action-operator", className="tl-filter-label mt-3"),
                     dbc.Input(
                         id="action-operator",
-                        placeholder="Optional; remembered in this browser",
+                        placeholder="Remembered in this browser",
                         maxLength=128,
                         autoComplete="name",
                         className="tl-action-input",
+                    ),
+                    dbc.FormFeedback(
+                        "Say who you are: everyone here shares the dashboard's API key.", type="invalid"
                     ),
                     dbc.FormText(
                         "The audit trail records it with the dashboard's API key and the time.",
@@ -197,6 +235,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         Output("action-comment", "value"),
         Output("action-comment", "invalid"),
         Output("action-operator", "value"),
+        Output("action-operator", "invalid"),
         Output("action-error", "children"),
         Input({"type": BUTTON, "index": ALL}, "n_clicks"),
         State("operator-name", "data"),
@@ -207,7 +246,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         triggered = dash.ctx.triggered[0] if dash.ctx.triggered else {}
         request = ActionRequest.decode(dash.ctx.triggered_id["index"]) if triggered.get("value") else None
         if request is None:
-            return (dash.no_update,) * 9
+            return (dash.no_update,) * 10
         return (
             True,
             asdict(request),
@@ -217,6 +256,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
             "",
             False,
             operator or "",
+            False,
             None,
         )
 
@@ -231,6 +271,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
     @app.callback(
         Output("action-dialog", "is_open", allow_duplicate=True),
         Output("action-comment", "invalid", allow_duplicate=True),
+        Output("action-operator", "invalid", allow_duplicate=True),
         Output("action-error", "children", allow_duplicate=True),
         Output("operator-name", "data"),
         Output("data-version", "data"),
@@ -253,24 +294,21 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         """Record the action; on success close, remember the name, redraw the page and say so."""
         request = ActionRequest.decode(data)
         if not clicks or request is None:
-            return (dash.no_update,) * 6
+            return (dash.no_update,) * 7
         comment, operator = (comment or "").strip(), (operator or "").strip()
-        if not comment:
-            return dash.no_update, True, None, dash.no_update, dash.no_update, dash.no_update
+        if not comment or not operator:
+            return (dash.no_update, not comment, not operator, None, *(dash.no_update,) * 3)
+        if refused := cannot_act(client):
+            return dash.no_update, False, False, _refused(refused), *(dash.no_update,) * 3
         try:
             header, done = perform(client, request, comment, operator)
         except ApiError as error:
-            message = dbc.Alert(
-                [icon("exclamation-triangle", "me-2"), refusal(error)],
-                color="warning",
-                className="tl-action-refused",
-                id="action-refused",
-            )
             conflict = isinstance(error, ApiRejected) and error.status == 409
             return (
                 dash.no_update,
                 False,
-                message,
+                False,
+                _refused(refusal(error)),
                 dash.no_update,
                 (version or 0) + int(conflict),
                 dash.no_update,
@@ -283,4 +321,14 @@ def register(app: dash.Dash, client: QueryClient) -> None:
             duration=8000,
             className="tl-toast",
         )
-        return False, False, None, operator, (version or 0) + 1, toast
+        return False, False, False, None, operator, (version or 0) + 1, toast
+
+
+def _refused(message: str) -> dbc.Alert:
+    """Why nothing was recorded, in the dialog."""
+    return dbc.Alert(
+        [icon("exclamation-triangle", "me-2"), message],
+        color="warning",
+        className="tl-action-refused",
+        id="action-refused",
+    )

@@ -14,7 +14,7 @@ from typing import Any
 from dash import html
 
 from . import formatting as fmt
-from .actions import ActionRequest, button
+from .actions import ActionRequest, button, cannot_act, disabled_note
 from .client import NotFound
 from .components import card, icon
 from .page import PageContext
@@ -48,10 +48,13 @@ def badge(detail: TransactionDetail) -> Any:
     )
 
 
-def action(detail: TransactionDetail) -> html.Button:
-    """ "Mark resolved", or "Reopen" once it is."""
+def action(detail: TransactionDetail, context: PageContext) -> list[Any]:
+    """ "Mark resolved", or "Reopen" once it is; disabled, saying why, when the dashboard may not act."""
     verb = "reopen" if is_resolved(detail) else "resolve"
-    return button(ActionRequest(verb, key=detail["correlation_id"]), class_name="tl-resolve-action")
+    refused = cannot_act(context.client)
+    request = ActionRequest(verb, key=detail["correlation_id"])
+    drawn = button(request, class_name="tl-resolve-action", refused=refused)
+    return [drawn, disabled_note(refused)] if refused else [drawn]
 
 
 def callout(detail: TransactionDetail, trail: list[AuditEntry], context: PageContext) -> Any:

@@ -5,7 +5,8 @@ collector cannot be reached or is failing: a banner, retried on the next refresh
 unknown key, workflow or trace: an empty state) and ``ApiRejected`` (the API refused the request).
 
 The operators' actions (acknowledge, resolve, reopen) are the only writes; they go out with the same
-bearer key as the reads, so the audit trail names the dashboard's key as the actor.
+bearer key as the reads, so the audit trail names the dashboard's key as the actor. The collector
+takes them only from a key with the ``act`` role (``whoami`` tells the dashboard whether it has it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .schema import (
     AuditEntry,
     AuditPage,
     ExceptionsReport,
+    KeyView,
     Overview,
     ProcessMap,
     SystemsReport,
@@ -136,6 +138,10 @@ class QueryClient:
             return response.json()
         except ValueError:
             raise ApiUnavailable(self.base_url, "it answered something that is not JSON") from None
+
+    def whoami(self) -> KeyView:
+        """``/api/whoami``: this client's key, its tenant and what it may do."""
+        return cast(KeyView, self._get("/api/whoami"))
 
     def overview(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 from dash import dcc, html
 
 from . import formatting as fmt
-from .actions import ActionRequest, button
+from .actions import ActionRequest, button, cannot_act, disabled_note
 from .client import NotFound
 from .components import card, icon, system_chip, tag
 from .page import PageContext
@@ -77,10 +77,11 @@ def panel(context: PageContext, workflow: str, system: str) -> Any:
         ],
         className="tl-exception tl-exception-head",
     )
-    rows = [_group(group, context, workflow) for group in groups]
+    refused = cannot_act(context.client)
+    rows = [_group(group, context, workflow, refused) for group in groups]
     return card(
         "Open exceptions",
-        html.Div([header, *rows], className="tl-exceptions"),
+        html.Div([disabled_note(refused) if refused else None, header, *rows], className="tl-exceptions"),
         segments,
         html.Span(subtitle, id="exceptions-note"),
         flush=True,
@@ -88,7 +89,7 @@ def panel(context: PageContext, workflow: str, system: str) -> Any:
     )
 
 
-def _group(group: ExceptionGroup, context: PageContext, workflow: str) -> html.Div:
+def _group(group: ExceptionGroup, context: PageContext, workflow: str, refused: str | None) -> html.Div:
     kind, system = group["kind"], group["system"]
     open_now = group["exceptions"] - group["acknowledged"]
     latest = group["items"][0] if group["items"] else None
@@ -103,7 +104,7 @@ def _group(group: ExceptionGroup, context: PageContext, workflow: str) -> html.D
         acknowledged=group["acknowledged"],
     )
     action = (
-        button(request)
+        button(request, refused=refused)
         if open_now
         else tag([icon("check2-all"), "All acknowledged"], "completed", class_name="tl-exception-done")
     )

@@ -431,3 +431,11 @@ class ExceptionsReport(TypedDict):
 class AcknowledgeResult(TypedDict):
     entry: AuditEntry
     covered: int
+
+
+class KeyView(TypedDict):
+    """``/api/whoami``: the dashboard's own key."""
+
+    name: str
+    tenant: str
+    roles: list[str]

@@ -95,7 +95,8 @@ def dashboard(
         "http://127.0.0.1:4318"
     ),
     api_key: Annotated[
-        str | None, typer.Option(envvar="THREADLINE_API_KEY", help="Bearer key with the read role")
+        str | None,
+        typer.Option(envvar="THREADLINE_API_KEY", help="Bearer key with the read role (and act, to act)"),
     ] = None,
     host: Annotated[
         str | None, typer.Option(envvar="THREADLINE_DASHBOARD_HOST", help="Interface (default 127.0.0.1)")

@@ -26,6 +26,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from ..metrics import TENANT_LABEL
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -81,31 +83,31 @@ class AlertingMetrics(Collector):
         yield gauge(
             "threadline_transactions",
             "Transactions by workflow and state (stuck: not resolved by an operator), at the last evaluation",
-            ["tenant", "workflow", "state"],
+            [TENANT_LABEL, "workflow", "state"],
             snapshot.transactions,
         )
         yield gauge(
             "threadline_transactions_breached",
             "SLA-breached transactions by workflow and state, at the last evaluation",
-            ["tenant", "workflow", "state"],
+            [TENANT_LABEL, "workflow", "state"],
             snapshot.breached,
         )
         yield gauge(
             "threadline_transactions_resolved",
             "Transactions an operator marked resolved, by workflow",
-            ["tenant", "workflow"],
+            [TENANT_LABEL, "workflow"],
             snapshot.resolved,
         )
         yield gauge(
             "threadline_value_at_risk",
             "Amount of stuck or SLA-breached transactions (not resolved), by workflow and currency",
-            ["tenant", "workflow", "currency"],
+            [TENANT_LABEL, "workflow", "currency"],
             snapshot.value_at_risk,
         )
         yield gauge(
             "threadline_alerts_firing",
             "Alerts firing, by rule and severity",
-            ["tenant", "rule", "severity"],
+            [TENANT_LABEL, "rule", "severity"],
             snapshot.firing,
         )
         yield gauge(

@@ -121,7 +121,7 @@ def _header(detail: TransactionDetail, key: str, context: PageContext, actions: 
             )
         )
     if actions:
-        subtitle.append(audit_trail.action(detail))
+        subtitle.extend(audit_trail.action(detail, context))
     now = fmt.parse_time(detail["as_of"]) or context.now
     amount = fmt.money(detail["amount"], detail["currency"]) if detail["amount"] is not None else "—"
     facts = html.Div(

@@ -20,7 +20,7 @@ from tests.support.collector_process import CollectorProcess
 KEYS = """
 keys:
   - {name: integrations, key: tl_ingest, tenant: acme, roles: [ingest]}
-  - {name: ops-dashboard, key: tl_read, tenant: acme, roles: [read]}
+  - {name: ops-dashboard, key: tl_read, tenant: acme, roles: [read, act]}
   - {name: globex-admin, key: tl_globex, tenant: globex, roles: [admin]}
 """
 WORKFLOWS = """\
@@ -62,7 +62,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
 
 @pytest.fixture
 def ops(collector: CollectorProcess) -> Iterator[httpx.Client]:
-    """The operators' dashboard key (role read, tenant acme)."""
+    """The operators' dashboard key (roles read and act, tenant acme)."""
     with httpx.Client(base_url=collector.url, headers=bearer("tl_read"), timeout=30) as client:
         yield client
 

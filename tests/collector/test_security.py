@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import subprocess
 import sys
 import time
@@ -15,17 +16,25 @@ import httpx
 import pytest
 
 from tests.support.collector_process import ROOT, CollectorProcess
+from tests.support.polling import eventually
+from threadline.collector.app import create_app
+from threadline.collector.auth import load_keys
+from threadline.collector.config import CollectorSettings
 
 ACME_INGEST, ACME_READ, GLOBEX_ADMIN, SLOW = "tl_acme_ingest", "tl_acme_read", "tl_globex_admin", "tl_slow"
 BULK = "tl_bulk"  # 50 events per second: a burst of 500
+ACME_ADMIN, ACME_ACT, PLATFORM = "tl_acme_admin", "tl_acme_act", "tl_platform"
 READ_DIGEST = hashlib.sha256(ACME_READ.encode()).hexdigest()  # a key kept out of the file
 KEYS = f"""
 keys:
   - {{name: acme-integrations, key: {ACME_INGEST}, tenant: acme, roles: [ingest]}}
   - {{name: acme-dashboard, sha256: {READ_DIGEST}, tenant: acme, roles: [read]}}
+  - {{name: acme-operations, key: {ACME_ACT}, tenant: acme, roles: [act]}}
+  - {{name: acme-admin, key: {ACME_ADMIN}, tenant: acme, roles: [admin]}}
   - {{name: globex, key: {GLOBEX_ADMIN}, tenant: globex, roles: [admin]}}
   - {{name: throttled, key: {SLOW}, tenant: acme, roles: [ingest], events_per_second: 5}}
   - {{name: bulk, key: {BULK}, tenant: acme, roles: [ingest], events_per_second: 50}}
+  - {{name: prometheus, key: {PLATFORM}, roles: [platform]}}
 """
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 
@@ -111,6 +120,64 @@ def test_roles_limit_what_a_key_may_do(http: httpx.Client) -> None:
     assert denied.status_code == 403 and "ingest" in denied.json()["message"]
     assert http.post("/api/workflows/reload", headers=bearer(ACME_READ)).status_code == 403
     assert http.get("/metrics", headers=bearer(GLOBEX_ADMIN)).status_code == 200
+
+
+def test_a_key_tells_who_it_is_and_what_it_may_do(http: httpx.Client) -> None:
+    admin = http.get("/api/whoami", headers=bearer(ACME_ADMIN)).json()
+    assert admin == {"name": "acme-admin", "tenant": "acme", "roles": ["act", "admin", "ingest", "read"]}
+    assert http.get("/api/whoami", headers=bearer(ACME_READ)).json()["roles"] == ["read"]
+    assert http.get("/api/whoami", headers=bearer(PLATFORM)).json() == {
+        "name": "prometheus",
+        "tenant": "",
+        "roles": ["platform"],
+    }
+
+
+def state_changing_routes() -> list[tuple[str, str]]:
+    """Every route of the collector that is not a read, each key or id in its path filled in."""
+    paths = create_app(CollectorSettings()).openapi()["paths"]
+    return sorted(
+        (method.upper(), re.sub(r"\{[^}]+\}", "OPP-1", path))
+        for path, operations in paths.items()
+        for method in operations
+        if method not in {"get", "head", "options"}
+    )
+
+
+def test_a_read_key_changes_nothing_anywhere(http: httpx.Client) -> None:
+    routes = state_changing_routes()
+    assert ("POST", "/api/transactions/OPP-1/resolve") in routes and ("POST", "/api/exceptions/ack") in routes
+    for method, path in routes:
+        body = {"comment": "as a reader", "operator": "nobody", "kind": "transient", "system": "salesforce"}
+        response = http.request(method, path, json=body, headers=bearer(ACME_READ))
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["error"] == "forbidden"
+    assert http.get("/api/audit", headers=bearer(ACME_READ)).json()["items"] == []
+
+
+def test_acting_is_its_own_role(http: httpx.Client) -> None:
+    acted = http.post(
+        "/api/transactions/OPP-1/resolve",
+        json={"comment": "booked by hand", "operator": "Sam"},
+        headers=bearer(ACME_ACT),
+    )
+    assert acted.status_code == 201, acted.text
+    assert http.get("/api/transactions/OPP-1", headers=bearer(ACME_ACT)).status_code == 403  # acts, reads not
+    trail = http.get("/api/audit", headers=bearer(ACME_READ)).json()["items"]
+    actions = [(entry["action"], entry["actor"], entry["operator"]) for entry in trail]
+    assert actions == [("resolve", "acme-operations", "Sam")]
+    undo = {"comment": "undo", "operator": "Sam"}
+    reopened = http.post("/api/transactions/OPP-1/reopen", json=undo, headers=bearer(ACME_ADMIN))
+    assert reopened.status_code == 201, reopened.text  # a tenant's admin acts too
+
+
+def test_reloading_the_shared_definitions_is_the_platforms(http: httpx.Client) -> None:
+    for tenant_key in (ACME_ADMIN, GLOBEX_ADMIN):
+        refused = http.post("/api/workflows/reload", headers=bearer(tenant_key))
+        assert refused.status_code == 403 and "platform" in refused.json()["message"]
+    reloaded = http.post("/api/workflows/reload", headers=bearer(PLATFORM))
+    assert reloaded.status_code == 200 and "quote-to-cash" in {w["name"] for w in reloaded.json()}
+    assert http.get("/api/transactions", headers=bearer(PLATFORM)).status_code == 403  # no tenant's data
 
 
 def test_a_tenant_reads_its_own_transactions(http: httpx.Client) -> None:
@@ -218,7 +285,16 @@ def test_a_bad_keys_file_stops_the_collector(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert run.returncode == 2
-    assert "roles must be a list of admin, ingest, read" in run.stderr
+    assert "roles must be a list of act, admin, ingest, platform, read" in run.stderr
+
+
+def test_the_example_keys_load_and_prometheus_scrapes_with_a_platform_key() -> None:
+    keys = load_keys(ROOT / "deploy" / "keys.example.yaml")
+    platform = keys.authenticate("Bearer change-me-platform")
+    assert platform.may("platform") and not platform.may("read") and platform.tenant == ""
+    dashboard = keys.authenticate("Bearer change-me-read")
+    assert dashboard.may("read") and not dashboard.may("act")  # acting from the dashboard is opt-in
+    assert "threadline-platform-key" in (ROOT / "deploy" / "prometheus" / "threadline-rules.yml").read_text()
 
 
 def test_without_keys_the_collector_listens_on_loopback_only_and_says_so(tmp_path: Path) -> None:
@@ -231,3 +307,42 @@ def test_without_keys_the_collector_listens_on_loopback_only_and_says_so(tmp_pat
         assert httpx.get(collector.url + "/api/transactions").status_code == 200  # trusted, no key needed
     finally:
         collector.stop()
+
+
+def series(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+@pytest.fixture
+def evaluating(tmp_path: Path) -> Iterator[httpx.Client]:
+    """A collector with the same keys whose tenants' gauges on /metrics are refreshed each second."""
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(KEYS)
+    env = {"THREADLINE_API_KEYS": str(keys), "THREADLINE_ALERT_INTERVAL": "1"}
+    running = CollectorProcess(store_dir=tmp_path / "store", env=env, isolated=True).start()
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            yield client
+    finally:
+        running.stop()
+
+
+def test_a_tenants_admin_sees_only_its_own_tenant_on_metrics(evaluating: httpx.Client) -> None:
+    http = evaluating
+    for key, events in ((ACME_INGEST, [event("OPP-1")]), (GLOBEX_ADMIN, [event("GLX-1")])):
+        assert http.post("/v1/events", json={"events": events}, headers=bearer(key)).status_code == 200
+
+    def both_tenants() -> str | None:
+        text = http.get("/metrics", headers=bearer(PLATFORM)).text
+        return text if 'tenant="acme"' in text and 'tenant="globex"' in text else None
+
+    everything = series(eventually(both_tenants, what="both tenants' gauges on the platform's /metrics"))
+    assert any(line.startswith("threadline_events_received_total") for line in everything)
+    for admin, mine, other in ((ACME_ADMIN, "acme", "globex"), (GLOBEX_ADMIN, "globex", "acme")):
+        response = http.get("/metrics", headers=bearer(admin))
+        assert response.status_code == 200
+        lines = series(response.text)
+        assert any(line.startswith("threadline_transactions{") for line in lines), admin
+        assert all(f'tenant="{mine}"' in line for line in lines), [line for line in lines if mine not in line]
+        assert other not in response.text
+    assert http.get("/metrics", headers=bearer(ACME_READ)).status_code == 403

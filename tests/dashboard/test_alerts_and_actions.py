@@ -2,7 +2,7 @@
 
 One collector (API keys on, alerting every second, webhook receivers on a local HTTP server: one
 that answers 200, one that answers 500, one whose URL is never set) with the scenario's events, one
-dashboard holding the read key, one browser. The tests run in order and build on each other, as
+dashboard holding a key that reads and acts, one browser. The tests run in order and build on each other, as
 an on-call shift does: see what fires, open an alert from its notification link, acknowledge an
 exception group, resolve a transaction (and see it leave the queue and its alert resolve), reopen it.
 """
@@ -32,11 +32,11 @@ pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 INGEST, READ = "tl_alerts_ingest", "tl_alerts_dashboard"
-KEY_NAME = "dashboard"  # the read key's name: the actor the audit trail records for the dashboard
+KEY_NAME = "dashboard"  # its key's name: the actor the audit trail records for the dashboard
 KEYS = f"""
 keys:
   - {{name: integrations, key: {INGEST}, tenant: acme, roles: [ingest]}}
-  - {{name: {KEY_NAME}, key: {READ}, tenant: acme, roles: [read]}}
+  - {{name: {KEY_NAME}, key: {READ}, tenant: acme, roles: [read, act]}}
 """
 ALERTS = {
     "receivers": {

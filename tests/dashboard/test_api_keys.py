@@ -1,10 +1,12 @@
-"""A collector that requires API keys: the dashboard passes its key through, and says when it has none."""
+"""A collector that requires API keys: the dashboard passes its key through, says when it has none,
+and acts only with a key that may act, for a person who names themselves."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +16,12 @@ from tests.support.collector_process import CollectorProcess
 
 pytestmark = pytest.mark.slow
 
-INGEST, READ = "tl_test_ingest", "tl_test_dashboard"
+INGEST, READ, ACT = "tl_test_ingest", "tl_test_dashboard", "tl_test_operations"
 KEYS = f"""
 keys:
   - {{name: integrations, key: {INGEST}, tenant: acme, roles: [ingest]}}
   - {{name: dashboard, key: {READ}, tenant: acme, roles: [read]}}
+  - {{name: operations, key: {ACT}, tenant: acme, roles: [read, act]}}
 """
 
 
@@ -73,3 +76,64 @@ def test_without_a_key_it_says_what_to_do(collector: CollectorProcess, workdir: 
     finally:
         window.quit()
         keyless.stop()
+
+
+def audit(collector: CollectorProcess) -> list[dict[str, Any]]:
+    response = httpx.get(collector.url + "/api/audit", headers={"Authorization": f"Bearer {READ}"})
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def submit_directly(dashboard: DashboardProcess, operator: str) -> httpx.Response:
+    """What anyone who reaches the dashboard can send: the "resolve OPP-7" dialog's submit callback,
+    as a plain JSON POST to Dash's callback endpoint, no browser involved."""
+    callbacks = httpx.get(dashboard.url + "/_dash-dependencies").json()
+    submit = next(c for c in callbacks if {"id": "action-submit", "property": "n_clicks"} in c["inputs"])
+    values = {
+        "action-submit": 1,
+        "action-request": {"action": "resolve", "key": "OPP-7"},
+        "action-comment": "closing it from outside",
+        "action-operator": operator,
+        "data-version": 0,
+    }
+    outputs = [part.split(".", 1) for part in submit["output"].strip(".").split("...")]
+    body = {
+        "output": submit["output"],
+        "outputs": [{"id": name, "property": prop} for name, prop in outputs],
+        "inputs": [{**dep, "value": values[dep["id"]]} for dep in submit["inputs"]],
+        "state": [{**dep, "value": values[dep["id"]]} for dep in submit["state"]],
+        "changedPropIds": ["action-submit.n_clicks"],
+    }
+    return httpx.post(dashboard.url + "/_dash-update-component", json=body, timeout=30)
+
+
+def test_with_a_read_only_key_its_actions_are_off_and_say_why(browser: Browser) -> None:
+    browser.open("/transactions/OPP-7", ready="#actions-disabled")
+    assert "may read but not act" in browser.text("#actions-disabled")
+    assert browser.visible(".tl-resolve-action").get_attribute("disabled")
+    browser.screenshot("read-only-actions")
+
+
+def test_a_direct_post_to_a_read_only_dashboard_changes_nothing(
+    collector: CollectorProcess, dashboard: DashboardProcess
+) -> None:
+    answer = submit_directly(dashboard, operator="nobody")
+    assert audit(collector) == []
+    assert answer.status_code == 200 and "may read but not act" in answer.text
+
+
+def test_an_acting_dashboard_acts_only_for_someone_who_names_themselves(
+    collector: CollectorProcess, workdir: Path
+) -> None:
+    acting = DashboardProcess(collector.url, workdir, api_key=ACT).start()
+    try:
+        unnamed = submit_directly(acting, operator="  ")
+        assert unnamed.status_code == 200
+        assert unnamed.json()["response"]["action-operator"]["invalid"] is True
+        assert audit(collector) == []
+        named = submit_directly(acting, operator="Dana Ops")
+        assert named.status_code == 200, named.text
+    finally:
+        acting.stop()
+    [entry] = audit(collector)
+    assert (entry["action"], entry["actor"], entry["operator"]) == ("resolve", "operations", "Dana Ops")
