@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .models import EventErrorView, EventView, StepView, TransactionSummary, WaitingStep
-from .schema import DEFAULT_ERROR_KIND
+from .models import EventView, StepView, TransactionSummary, WaitingStep
 from .workflows import WorkflowDefinition
 
 _TRYING = ("error", "retrying", "ok")
@@ -29,8 +28,6 @@ def _seen_step(
         state, error = "failed", last_error
     else:
         state, error = "in_progress", last_error
-    if error is None and state != "done" and latest.status == "error":
-        error = EventErrorView(kind=DEFAULT_ERROR_KIND, message="")  # stored before errors had to have one
     return StepView(
         name=name,
         system=(done or latest).system,  # what did it (or tried last), whatever the definition expects

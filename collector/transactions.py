@@ -25,6 +25,8 @@ from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUM
 from .workflows import Workflows
 
 OPEN_STATES = {"stuck", "in_progress"}
+# An alias conflict as the lookup reads it: its columns but the tenant and the version.
+CONFLICT_FIELDS = CONFLICT_COLUMNS[1:-1]
 
 # The transaction of {key}: where the key mapping puts it, else the key itself.
 FOUND = """
@@ -88,9 +90,9 @@ SELECT
         )
     ) AS alias_rows,
     (
-        SELECT groupArray(({", ".join(CONFLICT_COLUMNS[1:-1])}))
+        SELECT groupArray(({", ".join(CONFLICT_FIELDS)}))
         FROM (
-            SELECT {", ".join(CONFLICT_COLUMNS[1:-1])}
+            SELECT {", ".join(CONFLICT_FIELDS)}
             FROM alias_conflicts FINAL
             WHERE tenant = {{tenant:String}}
               AND (claimed_by IN {{keys:Array(String)}} OR belongs_to IN {{keys:Array(String)}}
@@ -253,12 +255,11 @@ def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.da
         return None  # every event of it is after as_of
     row = rows[0]
     keys = {transaction, *resolved[0]["keys"]}
-    conflict_columns = CONFLICT_COLUMNS[1:-1]
     return Found(
         summary=summary_of(row, as_of),
         aliases=dict(row["alias_rows"]),
         alias_conflicts=[
-            conflict_view(dict(zip(conflict_columns, conflict, strict=True)), keys)
+            conflict_view(dict(zip(CONFLICT_FIELDS, conflict, strict=True)), keys)
             for conflict in row["conflict_rows"]
         ],
         events=[event_view(dict(zip(EVENT_COLUMNS, event, strict=True))) for event in row["event_rows"]],

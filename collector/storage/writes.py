@@ -344,7 +344,7 @@ def store_events(
         known[key] = transaction
         if kind:
             kinds[key] = kind
-    declared = {event.correlation_id: rules.kind_of(event) for event in events if rules.kind_of(event)}
+    declared = {event.correlation_id: kind for event in events if (kind := rules.kind_of(event))}
     transactions = TransactionKeys(
         known,
         kinds={**declared, **kinds},  # a key keeps the kind it was first known as
@@ -377,17 +377,18 @@ def store_events(
 
     version = _version()
     received_at = dt.datetime.now(dt.UTC)
-    linked = 0
     # A correlation id whose kind is known enters the mapping as a key of its own, with that kind.
     own_keys = [
         [tenant, key, kind, transactions.transaction_of(key), key, received_at, version]
         for key, kind in declared.items()
         if key not in known and key not in transactions.new_aliases
     ]
-    if transactions.new_aliases:
-        linked = _link(store, tenant, transactions, received_at, version, own_keys)
-    else:
-        store.insert("aliases", own_keys, ALIAS_COLUMNS)
+    linked, alias_rows = (
+        _link(store, tenant, transactions, received_at, version) if transactions.new_aliases else (0, [])
+    )
+    # Links before the mapping: while an alias is unknown, a retry announces it again and writes
+    # the same links (the latest version stands), so a failure in between leaves nothing half-linked.
+    store.insert("aliases", own_keys + alias_rows, ALIAS_COLUMNS)
     store.insert(
         "alias_conflicts",
         [[tenant, *astuple(conflict), received_at, version] for conflict in transactions.conflicts],
@@ -441,9 +442,9 @@ def _link(
     transactions: TransactionKeys,
     received_at: dt.datetime,
     version: int,
-    own_keys: list[list[Any]],
-) -> int:
-    """Write the key mapping for the batch's new aliases, and a link for each transaction they absorb.
+) -> tuple[int, list[list[Any]]]:
+    """Write a link for each transaction the batch's new aliases absorb; return how many, and the
+    key mapping's rows for the new aliases (the caller writes them after the links).
 
     A new alias that was a transaction of its own (events were stored under it) is absorbed: it and
     every transaction linked into it earlier now link to the announcing transaction, and the aliases
@@ -460,15 +461,12 @@ def _link(
     links = {alias: transactions.transaction_of(alias) for alias in absorbed if alias in stored_under}
     for earlier, into in store.query(LINKED_INTO, {"tenant": tenant, "transactions": absorbed}).result_rows:
         links[earlier] = transactions.transaction_of(into)
-    # Links before the mapping: while an alias is unknown, a retry announces it again and writes
-    # the same links (the latest version stands), so a failure in between leaves nothing half-linked.
     store.insert(
         "transaction_links",
         [[tenant, earlier, into, received_at, version] for earlier, into in links.items()],
         LINK_COLUMNS,
     )
-    store.insert("aliases", own_keys + alias_rows, ALIAS_COLUMNS)
-    return len(links)
+    return len(links), alias_rows
 
 
 class _Arrivals:
