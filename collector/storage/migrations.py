@@ -334,6 +334,67 @@ SPAN_COLUMNS_OF_MIGRATION_6 = (
 )
 
 
+# --- Migration 9: alert rules watch from when they are first seen -------------------------------
+# A rule (by name and definition) starts watching when a collector first evaluates it: what already
+# met it then is its baseline, summarised once and never fired one by one (collector.alerts.watches).
+ALERT_WATCHES = Table(
+    name="alert_watches",
+    columns="""
+    tenant LowCardinality(String),
+    rule String,
+    definition String,
+    watching_since DateTime64(6, 'UTC'),
+    already_holding UInt64,
+    summary String,
+    transactions Array(String),
+    version UInt64
+    """,
+    order_by="(tenant, rule, definition)",
+    month_column=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+# The subjects (transactions) each watch found already meeting its rule; ``holds`` turns false once
+# one stops meeting it, so that meeting it again is news and fires.
+ALERT_BASELINES = Table(
+    name="alert_baselines",
+    columns="""
+    tenant LowCardinality(String),
+    rule String,
+    definition String,
+    subject String,
+    holds Bool,
+    version UInt64
+    """,
+    order_by="(tenant, rule, definition, subject)",
+    month_column=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+# Per tenant, the moment its last alert evaluation covered: the next one looks only at what arrived
+# since (with a margin), across restarts too.
+ALERT_CURSORS = Table(
+    name="alert_cursors",
+    columns="""
+    tenant LowCardinality(String),
+    evaluated_at DateTime64(6, 'UTC'),
+    version UInt64
+    """,
+    order_by="tenant",
+    month_column=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -485,6 +546,14 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
             [  # ties in event time break by arrival: the view's expressions change, not its table
                 *drop_table(f"{TRANSACTION_ROLLUPS.name}_mv", cluster),
                 *materialized_view(TRANSACTION_ROLLUPS, "tenant, transaction_id", aggregates.ROLLUP, cluster),
+            ],
+        ),
+        (
+            9,
+            [
+                *create_table(ALERT_WATCHES, cluster, None),
+                *create_table(ALERT_BASELINES, cluster, None),
+                *create_table(ALERT_CURSORS, cluster, None),
             ],
         ),
     ]
