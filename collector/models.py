@@ -422,6 +422,14 @@ class AlertRuleView(BaseModel):
     )
     parameters: dict[str, float | int | str]
     receivers: list[str]
+    watching_since: dt.datetime | None = Field(
+        description="When the rule started watching this tenant: it alerts on what happens from then"
+    )
+    already_holding: int = Field(
+        description="Transactions that already met the rule when it started watching: history, not alerted"
+    )
+    history: str | None = Field(description="What the rule found when it started watching, in words")
+    history_transactions: list[str] = Field(description="The first of those transactions")
 
 
 class AlertRules(BaseModel):

@@ -106,12 +106,12 @@ SELECT transaction_id, {aggregates.names(aggregates.ROLLUP)}
 FROM transaction_rollups
 WHERE tenant = {{tenant:String}} AND last_activity <= as_of_time
   AND cityHash64(transaction_id) NOT IN {several_rows("transaction_rollups", "tenant = {tenant:String}")}
-  AND transaction_id NOT IN {LINKED} {{open_only}}
+  AND transaction_id NOT IN {LINKED} {{open_only}} {{scope}}
 UNION ALL
 SELECT current_transaction AS transaction_id, {aggregates.remerged(aggregates.ROLLUP)}
 FROM ({with_current_transaction(MERGING_ROLLUPS)})
 GROUP BY current_transaction
-HAVING last_activity <= as_of_time
+HAVING last_activity <= as_of_time {{scope}}
 """
 
 # The transactions with an event after as_of (so their rollups hold more than as_of saw): usually
@@ -272,7 +272,7 @@ OPEN_ONLY = """
 
 
 def summary_sql(
-    one_transaction: bool = False, aggregates_complete: bool = True, open_only: bool = False
+    one_transaction: bool = False, aggregates_complete: bool = True, open_only: bool = False, scope: str = ""
 ) -> str:
     """The state of every transaction (or of one, found by its keys: ``one_transaction``) as of ``as_of``.
 
@@ -281,7 +281,9 @@ def summary_sql(
     One transaction's come from its events (a handful of rows through the sort key). Until the
     aggregates hold every stored event (``aggregates_complete``: see ``storage.backfill``), every
     transaction's facts are aggregated from the events. ``open_only``: the caller keeps only
-    transactions neither completed nor failed, so the others may be left out early.
+    transactions neither completed nor failed, so the others may be left out early. ``scope``: a
+    condition on ``transaction_id`` and ``last_activity`` the caller applies to the result too,
+    applied to the rollups before the rules run (the alert evaluator's "what changed").
     """
     if one_transaction:
         facts = ONE_TRANSACTION_FACTS
@@ -290,6 +292,7 @@ def summary_sql(
     else:
         late = EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")
         rollups = ROLLUP_FACTS.replace("{open_only}", OPEN_ONLY if open_only else "")
+        rollups = rollups.replace("{scope}", f"AND ({scope})" if scope else "")
         facts = f"{rollups}\nUNION ALL\n{late}"
     return PARAMETERS + STATE.format(facts=facts, resolved=RESOLVED_TRANSACTIONS)
 

@@ -368,6 +368,10 @@ class AlertRule(TypedDict):
     per_transaction: bool
     parameters: dict[str, float | int | str]
     receivers: list[str]
+    watching_since: str | None
+    already_holding: int
+    history: str | None
+    history_transactions: list[str]
 
 
 class AlertRules(TypedDict):

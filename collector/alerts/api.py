@@ -183,9 +183,11 @@ async def list_alerts(
 
 
 @router.get("/rules", response_model=AlertRules)
-async def list_rules(collector: CollectorDep) -> AlertRules:
-    """The alert rules and receivers in force, and when they were last evaluated."""
+async def list_rules(collector: CollectorDep, request: Request) -> AlertRules:
+    """The alert rules and receivers in force, when they were last evaluated, and since when each
+    watches (what already met it then is summarised, not alerted)."""
     rules = collector.workflows.alerts
+    watching = collector.alerting.watching(collector.tenant_of(request)) if collector.alerting else {}
     receivers = {receiver.name: receiver for rule in rules for receiver in rule.receivers}
     return AlertRules(
         interval_seconds=_settings(collector).interval_s,
@@ -200,6 +202,10 @@ async def list_rules(collector: CollectorDep) -> AlertRules:
                 per_transaction=rule.per_transaction,
                 parameters=rule.parameters(),
                 receivers=[receiver.name for receiver in rule.receivers],
+                watching_since=watch.since if (watch := watching.get(rule.name)) else None,
+                already_holding=watch.already_holding if watch else 0,
+                history=watch.summary if watch else None,
+                history_transactions=list(watch.transactions) if watch else [],
             )
             for rule in rules
         ],

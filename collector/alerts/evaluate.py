@@ -27,7 +27,7 @@ from .rules import AlertRule
 ATTENTION = """
 SELECT *
 FROM ({summary})
-WHERE state IN ('stuck', 'failed') OR breached OR notEmpty(violations)
+WHERE ({scope}) AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations))
 """
 
 # Per workflow, state and currency, so one pass over the state gives every gauge. "Stuck" and the
@@ -48,6 +48,7 @@ FROM
         *,
         (state = 'stuck' OR breached) AND amount IS NOT NULL AND NOT resolved AS at_risk
     FROM ({summary})
+    WHERE {scope}
 )
 GROUP BY workflow, state, currency
 """
@@ -55,7 +56,34 @@ GROUP BY workflow, state, currency
 SUMMARIES_OF = """
 SELECT *
 FROM ({summary})
-WHERE transaction_id IN {{ids:Array(String)}}
+WHERE {scope}
+"""
+
+# Which transactions one read of the state covers (a condition on ``transaction_id`` and
+# ``last_activity``, applied to the rollups before the rules run: see ``state.summary_sql``).
+# A slice of all of them, by a hash of the id: a pass over millions of transactions is cut into
+# statements of about TRANSACTIONS_PER_SLICE each, so reads and writes get the store in between.
+SLICE = "cityHash64(transaction_id) % {slices:UInt32} = {slice:UInt32}"
+TRANSACTIONS_PER_SLICE = 250_000
+ROLLUP_ROWS = "SELECT count() AS rows FROM transaction_rollups WHERE tenant = {tenant:String}"
+IDS = "transaction_id IN {ids:Array(String)}"
+# What may have changed since the last evaluation: a transaction with an event received since then
+# (whatever its event time), or an operator's resolve or reopen since; one active within the count
+# rules' window; and the ones given (the subjects of the alerts firing, to see them resolve).
+RECEIVED_SINCE = with_current_transaction(
+    "SELECT transaction_id FROM events "
+    "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
+)
+RECEIVED = f"SELECT DISTINCT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})"
+CHANGED = f"""
+transaction_id IN (
+    SELECT current_transaction FROM ({RECEIVED_SINCE})
+    UNION ALL
+    SELECT transaction_id FROM audit_log
+    WHERE tenant = {{tenant:String}} AND at >= {{changed_since:DateTime64(6, 'UTC')}}
+)
+OR transaction_id IN {{ids:Array(String)}}
+OR last_activity >= {{active_since:DateTime64(6, 'UTC')}}
 """
 
 # Errors and events per system over a window of event time, as ``systems.py`` counts them.
@@ -95,9 +123,16 @@ GROUP BY transaction_id
 """
 
 
-def _sql(template: str, store: Store) -> str:
-    summary = summary_sql(aggregates_complete=store.aggregates_complete())
-    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK)
+def _sql(template: str, store: Store, scope: str = "", open_only: bool = False) -> str:
+    summary = summary_sql(aggregates_complete=store.aggregates_complete(), open_only=open_only, scope=scope)
+    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=scope or "1")
+
+
+def slices(store: Store, tenant: str) -> list[dict[str, int]]:
+    """The slices a pass over every transaction of the tenant is cut into, as bound parameters."""
+    [row] = store.rows(ROLLUP_ROWS, {"tenant": tenant})
+    count = max(1, -(-row["rows"] // TRANSACTIONS_PER_SLICE))
+    return [{"slices": count, "slice": part} for part in range(count)]
 
 
 @dataclass(frozen=True)
@@ -147,24 +182,41 @@ class Match:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def attention(store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> list[Candidate]:
-    rows = store.rows(_sql(ATTENTION, store), summary_parameters(workflows, tenant, as_of))
+def attention(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    as_of: dt.datetime,
+    scope: str = "",
+    open_only: bool = False,
+    **bound: Any,
+) -> list[Candidate]:
+    """The transactions needing attention within ``scope`` (``open_only``: only the open ones)."""
+    sql = _sql(ATTENTION, store, scope, open_only)
+    rows = store.rows(sql, summary_parameters(workflows, tenant, as_of, **bound))
     return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
 
 
-def gauge_rows(store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime) -> list[GaugeRow]:
+def gauge_rows(
+    store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime, **bound: Any
+) -> list[GaugeRow]:
+    """The gauge figures of every transaction, read slice by slice (they add up)."""
+    sums: dict[tuple[str, str, str], list[float]] = {}
+    for part in slices(store, tenant):
+        parameters = summary_parameters(workflows, tenant, as_of, **part, **bound)
+        for row in store.rows(_sql(GAUGES, store, SLICE), parameters):
+            figures = (
+                row["transactions"],
+                row["breached"],
+                row["resolved_count"],
+                row["at_risk_transactions"],
+                float(row["at_risk_amount"] or 0.0),
+            )
+            key = (row["workflow"], row["state"], row["currency"] or "")
+            sums[key] = [a + b for a, b in zip(sums.get(key, [0] * 5), figures, strict=True)]
     return [
-        GaugeRow(
-            workflow=row["workflow"],
-            state=row["state"],
-            currency=row["currency"] or "",
-            transactions=row["transactions"],
-            breached=row["breached"],
-            resolved=row["resolved_count"],
-            at_risk_transactions=row["at_risk_transactions"],
-            at_risk=float(row["at_risk_amount"] or 0.0),
-        )
-        for row in store.rows(_sql(GAUGES, store), summary_parameters(workflows, tenant, as_of))
+        GaugeRow(workflow, state, currency, int(n), int(breached), int(resolved), int(at_risk_n), at_risk)
+        for (workflow, state, currency), (n, breached, resolved, at_risk_n, at_risk) in sorted(sums.items())
     ]
 
 
@@ -176,10 +228,16 @@ def summaries(
     if not wanted:
         return {}
     rows = store.rows(
-        _sql(SUMMARIES_OF, store),
+        _sql(SUMMARIES_OF, store, IDS),
         summary_parameters(workflows, tenant, as_of, ids=wanted),
     )
     return {row["transaction_id"]: Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows}
+
+
+def received_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:
+    """The transactions with an event received after ``since``."""
+    rows = store.rows(RECEIVED, {"tenant": tenant, "changed_since": since})
+    return {row["transaction_id"] for row in rows}
 
 
 def keys_of(store: Store, tenant: str, ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -308,27 +366,34 @@ def _error_rate_matches(rule: AlertRule, rates: Sequence[SystemRate]) -> list[Ma
     return matches
 
 
-def _value_at_risk_matches(rule: AlertRule, candidates: Sequence[Candidate]) -> list[Match]:
-    """Value of stuck or SLA-breached transactions per currency, as the overview counts it."""
-    by_currency: dict[str, list[TransactionSummary]] = {}
+def _value_at_risk_matches(
+    rule: AlertRule, candidates: Sequence[Candidate], gauges: Sequence[GaugeRow]
+) -> list[Match]:
+    """Value of stuck or SLA-breached transactions per currency: the total as the gauges (and the
+    overview) count it, over every transaction; the ones behind it named from the candidates."""
+    totals: dict[str, tuple[float, int]] = {}  # currency: (amount, transactions)
+    if rule.currency:
+        totals[rule.currency] = (0.0, 0)
+    for row in gauges:
+        in_scope = rule.workflow in (None, row.workflow) and rule.currency in (None, row.currency)
+        if in_scope and row.currency and row.at_risk_transactions:
+            amount, count = totals.get(row.currency, (0.0, 0))
+            totals[row.currency] = (amount + row.at_risk, count + row.at_risk_transactions)
+    behind: dict[str, list[TransactionSummary]] = {}
     for c in candidates:
         s = c.summary
-        at_risk = (s.state == "stuck" or s.sla.breached) and s.amount is not None and s.currency
-        if at_risk and s.currency and (rule.currency is None or s.currency == rule.currency):
-            by_currency.setdefault(s.currency, []).append(s)
-    if rule.currency and rule.currency not in by_currency:
-        by_currency[rule.currency] = []
+        if (s.state == "stuck" or s.sla.breached) and s.amount is not None and s.currency in totals:
+            behind.setdefault(s.currency or "", []).append(s)
     matches = []
-    for currency, behind in sorted(by_currency.items()):
-        behind.sort(key=lambda s: (-(s.amount or 0), s.correlation_id))
-        total = sum(s.amount or 0 for s in behind)
+    for currency, (total, count) in sorted(totals.items()):
+        named = sorted(behind.get(currency, []), key=lambda s: (-abs(s.amount or 0), s.correlation_id))
         text = (
-            f"{currency} {money(total)} at risk{_scope(rule)} in {len(behind)} stuck or SLA-breached "
+            f"{currency} {money(total)} at risk{_scope(rule)} in {count} stuck or SLA-breached "
             f"transactions; the limit is {currency} {money(rule.amount or 0)}"
         )
-        figures = {"value_at_risk": total, "currency": currency, "transactions": len(behind)}
+        figures = {"value_at_risk": total, "currency": currency, "transactions": count}
         holds = total > (rule.amount or 0)
-        matches.append(Match(rule, currency, holds, text, tuple(s.correlation_id for s in behind), figures))
+        matches.append(Match(rule, currency, holds, text, tuple(s.correlation_id for s in named), figures))
     return matches
 
 
@@ -337,9 +402,11 @@ def evaluate_rules(
     candidates: Sequence[Candidate],
     rates: Callable[[AlertRule], Sequence[SystemRate]],
     as_of: dt.datetime,
+    gauges: Sequence[GaugeRow] = (),
 ) -> dict[tuple[str, str], Match]:
     """Every (rule, subject) measured now: per-transaction rules only where they hold, aggregate
-    rules for every subject seen (so a resolved notification can say where the figure stands)."""
+    rules for every subject seen (so a resolved notification can say where the figure stands).
+    ``gauges``: the figures of every transaction, which the value at risk totals."""
     found: dict[tuple[str, str], Match] = {}
     for rule in rules:
         scoped = [
@@ -354,6 +421,6 @@ def evaluate_rules(
         elif rule.when == "system_error_rate_above":
             matches = _error_rate_matches(rule, rates(rule))
         else:
-            matches = _value_at_risk_matches(rule, scoped)
+            matches = _value_at_risk_matches(rule, scoped, gauges)
         found.update((match.key, match) for match in matches)
     return found

@@ -13,6 +13,9 @@ Alertmanager rules can then alert on them directly (deploy/prometheus/threadline
 - ``threadline_alerts_firing{tenant,rule,severity}``, ``threadline_alert_notifications_pending``,
   ``threadline_alert_deliveries_total{receiver,result}``,
   ``threadline_alert_last_evaluation_timestamp_seconds``.
+- ``threadline_alert_evaluation_seconds``: the store time of each evaluation (its statements
+  executing, waiting for the store not counted), the gauges' refresh apart in
+  ``threadline_alert_gauges_refresh_seconds``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -55,6 +58,24 @@ class AlertingMetrics(Collector):
             ["receiver", "result"],
             registry=registry,
         )
+        buckets = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+        self.evaluation = Histogram(
+            "threadline_alert_evaluation_seconds",
+            "Store time of each alert evaluation (statements executing), the gauges' refresh apart",
+            buckets=buckets,
+            registry=registry,
+        )
+        self.gauges_refresh = Histogram(
+            "threadline_alert_gauges_refresh_seconds",
+            "Store time of each refresh of the transaction gauges (every transaction, in slices)",
+            buckets=buckets,
+            registry=registry,
+        )
+
+    def evaluated(self, store_s: float, gauges_s: float | None) -> None:
+        self.evaluation.observe(store_s)
+        if gauges_s is not None:
+            self.gauges_refresh.observe(gauges_s)
 
     def update(self, snapshot: Snapshot) -> None:
         with self._lock:

@@ -3,12 +3,22 @@
 Two daemon threads, so a slow receiver never delays an evaluation and an evaluation never delays a
 delivery: the evaluator (every ``THREADLINE_ALERT_INTERVAL`` seconds, or at once when an operator
 acts) and the dispatcher (``delivery.Dispatcher``). Both only talk to the store through ``Store``,
-whose lock serializes them with ingest one query at a time; an evaluation is a handful of queries
-per tenant, so ingest waits at most one query, never a whole evaluation.
+whose reads wait behind ingest's writes; ingest never waits for an evaluation.
 
-One evaluation, per tenant, as of now: read the attention set and the gauge figures (state SQL),
-measure every rule, compare with the alerts firing in the store, and write what changed: first the
-notifications (the outbox), then the alerts. A crash between the two leaves notifications whose
+One evaluation, per tenant, as of now, bounded by what changed rather than by history:
+- the open transactions needing attention (stuck, SLA-breached, violating), read in slices: time
+  alone makes an open transaction stuck or late;
+- and the transactions that may have changed since the last evaluation (an event received, an
+  operator's resolve or reopen; ``watches.cursor``), those active within a count rule's window, and
+  the subjects of the alerts firing: only an event or an operator makes a transaction fail or
+  violate its workflow, or leave a state;
+- the gauges (Prometheus, and the value-at-risk rules) count every transaction: refreshed in
+  slices at most once per ``GAUGES_SHARE`` times their own store time, every evaluation when cheap.
+A rule watches from the first evaluation that sees it (``watches``): that evaluation reads every
+transaction once, and what already met the rule is summarised on it, not fired.
+
+Then measure every rule, compare with the alerts firing in the store, and write what changed: first
+the notifications (the outbox), then the alerts. A crash between the two leaves notifications whose
 alert is not recorded; the next evaluation fires the same alert with the same id (see
 ``records``), so its notifications are the same rows: nothing is lost, nothing is sent twice.
 """
@@ -28,11 +38,11 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ..models import State
-from ..storage import StoreUnavailable
+from ..storage import Store, StoreUnavailable
 from ..workflows import Workflows
-from . import evaluate, payloads, records
+from . import evaluate, payloads, records, watches
 from .delivery import Dispatcher
-from .evaluate import Candidate, Match
+from .evaluate import Candidate, GaugeRow, Match
 from .metrics import AlertingMetrics, Snapshot
 from .records import AlertRecord, NotificationRecord
 from .rules import PER_TRANSACTION, AlertRule, Receiver
@@ -44,6 +54,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger("threadline.collector")
 
 STATES: tuple[State, ...] = ("completed", "failed", "stuck", "in_progress")
+# Only time makes these hold for a transaction that did not change: the open pass finds them.
+OPEN_CONDITIONS = ("sla_breached", "stuck_longer_than")
+# Events received within this margin before the last evaluation are looked at again: a batch being
+# stored while that evaluation read may have been received before it started.
+CHANGED_MARGIN = dt.timedelta(seconds=60)
+# The gauges read every transaction: at most this share of the store's time goes to them.
+GAUGES_SHARE = 20
 
 
 @dataclass
@@ -102,6 +119,13 @@ class Alerting:
         self.metrics = AlertingMetrics(collector.metrics.registry)
         self.dispatcher = Dispatcher(collector.store, self.settings, self.receivers, self.metrics, environ)
         self.last_evaluation: dt.datetime | None = None
+        # Per tenant, read from the store once, then kept here as this thread changes them.
+        self._watches: dict[str, dict[tuple[str, str], watches.Watch]] = {}
+        self._cursors: dict[str, dt.datetime | None] = {}
+        self._gauges: dict[str, list[GaugeRow]] = {}
+        self._gauges_due = 0.0  # time.monotonic() of the next refresh
+        # When this process first evaluated each rule (name, definition): where its watch starts.
+        self._first_seen: dict[tuple[str, str], dt.datetime] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-alert-evaluator", daemon=True)
@@ -139,7 +163,8 @@ class Alerting:
         self.dispatcher.stop()
 
     def request_evaluation(self) -> None:
-        """Evaluate now (an operator resolved something) instead of at the next tick."""
+        """Evaluate now (an operator resolved something) instead of at the next tick, gauges too."""
+        self._gauges_due = 0.0
         self._wake.set()
 
     def _run(self) -> None:
@@ -164,8 +189,23 @@ class Alerting:
         workflows = self.collector.workflows
         figures = _Figures()
         outcome = Outcome()
-        for tenant in records.tenants(self.collector.store):
-            self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
+        for rule in workflows.alerts:
+            self._first_seen.setdefault((rule.name, watches.definition(rule)), moment)
+        refresh_gauges = time.monotonic() >= self._gauges_due
+        gauges_time = 0.0
+        with Store.timed() as spent:
+            for tenant in records.tenants(self.collector.store):
+                if refresh_gauges or tenant not in self._gauges:
+                    with Store.timed() as reading:
+                        self._gauges[tenant] = evaluate.gauge_rows(
+                            self.collector.store, workflows, tenant, moment
+                        )
+                    gauges_time += reading.seconds
+                figures.add(tenant, self._gauges[tenant])
+                self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
+        if refresh_gauges:
+            self._gauges_due = time.monotonic() + max(self.settings.interval_s, GAUGES_SHARE * gauges_time)
+        self.metrics.evaluated(spent.seconds - gauges_time, gauges_time if refresh_gauges else None)
         self.metrics.update(figures.snapshot())
         self.last_evaluation = moment
         if outcome.fired or outcome.resolved:
@@ -178,18 +218,78 @@ class Alerting:
             self.dispatcher.wake()
         return outcome
 
+    def watching(self, tenant: str) -> dict[str, watches.Watch]:
+        """The watches of the rules in force for a tenant, by rule name (none before its first
+        evaluation)."""
+        known = self._watches.get(tenant, {})
+        in_force = {(rule.name, watches.definition(rule)) for rule in self.collector.workflows.alerts}
+        return {rule: watch for (rule, definition), watch in known.items() if (rule, definition) in in_force}
+
+    def _candidates(
+        self,
+        store: Store,
+        tenant: str,
+        workflows: Workflows,
+        as_of: dt.datetime,
+        since: dt.datetime | None,
+        firing: Sequence[str],
+    ) -> list[Candidate]:
+        """The transactions the rules are measured on: every one needing attention when ``since``
+        is None (a first evaluation), else the open ones needing attention and what changed."""
+        rules = workflows.alerts
+        if since is None:
+            return [
+                candidate
+                for part in evaluate.slices(store, tenant)
+                for candidate in evaluate.attention(store, workflows, tenant, as_of, evaluate.SLICE, **part)
+            ]
+        found = {
+            candidate.summary.correlation_id: candidate
+            for part in evaluate.slices(store, tenant)
+            for candidate in evaluate.attention(
+                store, workflows, tenant, as_of, evaluate.SLICE, open_only=True, **part
+            )
+        }
+        counted = [rule.window_s or 0.0 for rule in rules if rule.when == "stuck_or_failed_count_above"]
+        window = max(counted, default=0.0)
+        changed = evaluate.attention(
+            store,
+            workflows,
+            tenant,
+            as_of,
+            evaluate.CHANGED,
+            changed_since=since - CHANGED_MARGIN,
+            active_since=as_of - dt.timedelta(seconds=window) if window else as_of,
+            ids=sorted(firing),
+        )
+        found.update((candidate.summary.correlation_id, candidate) for candidate in changed)
+        return list(found.values())
+
     def _evaluate_tenant(
         self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
     ) -> None:
         store = self.collector.store
         rules = workflows.alerts
-        candidates = evaluate.attention(store, workflows, tenant, as_of) if rules else []
-        figures.add(tenant, evaluate.gauge_rows(store, workflows, tenant, as_of))
+        if tenant not in self._watches:
+            self._watches[tenant] = watches.load(store, tenant)
+            self._cursors[tenant] = watches.cursor(store, tenant)
+        known = self._watches[tenant]
+        unwatched = [rule for rule in rules if (rule.name, watches.definition(rule)) not in known]
+        current = records.firing(store, tenant)
+        # A new per-transaction rule needs every transaction once, to know what already meets it.
+        first = any(rule.per_transaction for rule in unwatched)
+        since = None if first else self._cursors[tenant]
+        firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
+        candidates = self._candidates(store, tenant, workflows, as_of, since, firing) if rules else []
         measured = evaluate.evaluate_rules(
-            rules, candidates, lambda rule: evaluate.error_rates(store, tenant, rule, as_of), as_of
+            rules,
+            candidates,
+            lambda rule: evaluate.error_rates(store, tenant, rule, as_of),
+            as_of,
+            self._gauges.get(tenant, []),
         )
         holding = {key: match for key, match in measured.items() if match.holds}
-        current = records.firing(store, tenant)
+        holding = self._watch(tenant, rules, unwatched, holding, candidates, current, as_of)
         new = [key for key in holding if key not in current]
         cleared = [record for key, record in current.items() if key not in holding]
         for key, record in current.items():
@@ -198,6 +298,7 @@ class Alerting:
         for key in new:
             figures.firing[tenant, holding[key].rule.name, holding[key].rule.severity] += 1
         if not new and not cleared:
+            self._covered(tenant, as_of)
             return
 
         # The transactions the notifications list: behind each new alert, and behind each one that
@@ -265,6 +366,61 @@ class Alerting:
             outcome.resolved.append(resolved)
         records.save_notifications(store, notifications)  # the outbox first: see the module docstring
         records.save_alerts(store, alerts)
+        self._covered(tenant, as_of)
+
+    def _covered(self, tenant: str, as_of: dt.datetime) -> None:
+        """Everything up to ``as_of`` is evaluated and its alerts stored: the next evaluation starts
+        from there (written last, so a crash before means looking at the same changes again)."""
+        watches.save_cursor(self.collector.store, tenant, as_of)
+        self._cursors[tenant] = as_of
+
+    def _watch(
+        self,
+        tenant: str,
+        rules: Sequence[AlertRule],
+        unwatched: Sequence[AlertRule],
+        holding: Mapping[tuple[str, str], Match],
+        candidates: Sequence[Candidate],
+        current: Mapping[tuple[str, str], AlertRecord],
+        as_of: dt.datetime,
+    ) -> dict[tuple[str, str], Match]:
+        """Start the watches of rules seen for the first time (what already meets them is their
+        baseline), let go of the baseline transactions that no longer meet their rule, and leave
+        out of ``holding`` what is still in a baseline: history, not news."""
+        store = self.collector.store
+        known = self._watches[tenant]
+
+        def meeting(rule: AlertRule) -> set[str]:
+            return {subject for name, subject in holding if name == rule.name}
+
+        for rule in unwatched:
+            since = self._first_seen.get((rule.name, watches.definition(rule)), as_of)
+            history: set[str] = set()
+            if rule.per_transaction and (history := meeting(rule)):
+                # News since the rule was first seen (a tenant's first events may come later), and
+                # what is already alerted on (by an earlier definition), are not history.
+                history -= {subject for name, subject in current if name == rule.name}
+                history -= evaluate.received_since(store, tenant, since)
+            watch = watches.started(rule, since, history)
+            watches.save_started(store, tenant, watch)
+            known[rule.name, watch.definition] = watch
+            if watch.already_holding:
+                logger.info("threadline: alert rule %s (tenant %r): %s", rule.name, tenant, watch.summary)
+        measured = {candidate.summary.correlation_id for candidate in candidates}
+        in_baseline: set[tuple[str, str]] = set()
+        for rule in rules:
+            watch = known[rule.name, watches.definition(rule)]
+            if not watch.baseline:
+                continue
+            # The open pass sees every transaction that time alone can make meet an open condition;
+            # the others are known not to meet it only when they were measured.
+            looked_at = watch.baseline if rule.when in OPEN_CONDITIONS else watch.baseline & measured
+            left = looked_at - meeting(rule)
+            if left:
+                watches.save_left(store, tenant, watch, left)
+                watch.baseline -= left
+            in_baseline.update((rule.name, subject) for subject in watch.baseline)
+        return {key: match for key, match in holding.items() if key not in in_baseline}
 
     def _fired(self, tenant: str, match: Match, episode: int, as_of: dt.datetime) -> AlertRecord:
         rule = match.rule

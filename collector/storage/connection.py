@@ -76,6 +76,17 @@ _caller: ContextVar[ReadCaller | None] = ContextVar("threadline_read_caller", de
 _writer = threading.local()
 
 
+@dataclass
+class StoreTime:
+    """The time one thread's statements spent executing in the store, waiting for it not counted."""
+
+    seconds: float = 0.0
+    statements: int = 0
+
+
+_spent = threading.local()
+
+
 class WriterFirstLock:
     """One statement at a time, reentrant; a waiting writer goes before every waiting reader.
 
@@ -295,6 +306,18 @@ class Store:
         return self._lock.waiting
 
     @staticmethod
+    @contextmanager
+    def timed() -> Iterator[StoreTime]:
+        """Tally the store time of this thread's statements inside the block (the alert evaluator's
+        figure: how long it held the store, whoever made it wait)."""
+        tally, outer = StoreTime(), getattr(_spent, "tally", None)
+        _spent.tally = tally
+        try:
+            yield tally
+        finally:
+            _spent.tally = outer
+
+    @staticmethod
     def reading(caller: ReadCaller) -> None:
         """The reads made from now on in this context are for ``caller`` (an API request)."""
         _caller.set(caller)
@@ -324,6 +347,7 @@ class Store:
                 if not self.embedded:
                     settings["query_id"] = caller.running = uuid.uuid4().hex
             client = self._connect()
+            began = time.perf_counter()
             try:
                 yield client, settings
             except ClickHouseError as error:
@@ -340,6 +364,9 @@ class Store:
             finally:
                 if caller is not None:
                     caller.running = None
+                if (tally := getattr(_spent, "tally", None)) is not None:
+                    tally.seconds += time.perf_counter() - began
+                    tally.statements += 1
 
     @staticmethod
     def _is_connection_error(error: Exception) -> bool:

@@ -21,7 +21,7 @@ from ..client import NotFound
 from ..components import card, empty_state, icon, kpi, labelled, page_header, select, tag
 from ..grids import column, grid
 from ..page import PageContext, Rendered
-from ..schema import Alert, AlertPage, AlertRules
+from ..schema import Alert, AlertPage, AlertRule, AlertRules
 from ..urls import ALERTS, Query, href, search_of, transaction_path
 
 STATUSES = {"firing": "Firing", "resolved": "Resolved", "": "All"}
@@ -282,6 +282,16 @@ def _row(alert: Alert, context: PageContext) -> dict[str, Any]:
     }
 
 
+def _history(rule: AlertRule) -> str:
+    """What the rule found when it started watching: history, summarised instead of alerted."""
+    if not rule["history"]:
+        return "Not evaluated yet: it alerts on what happens from its first evaluation."
+    shown = rule["history_transactions"]
+    more = rule["already_holding"] - len(shown)
+    named = f": {', '.join(shown)}" + (f" and {more:,} more" if more > 0 else "") if shown else ""
+    return rule["history"] + named
+
+
 def _rules(rules: AlertRules, firing: AlertPage, context: PageContext) -> Any:
     counts: dict[str, int] = {}
     for alert in firing["items"]:
@@ -296,6 +306,11 @@ def _rules(rules: AlertRules, firing: AlertPage, context: PageContext) -> Any:
             "description": rule["description"] or describe_rule(rule["when"], rule["parameters"]),
             "receivers": [{"text": name, "tone": "neutral"} for name in rule["receivers"]],
             "firing": counts.get(rule["name"], 0),
+            "watching": fmt.clock(rule["watching_since"], context.tz, context.now)
+            if rule["watching_since"]
+            else "not yet",
+            "history": rule["already_holding"],
+            "history_note": _history(rule),
         }
         for rule in rules["rules"]
     ]
@@ -311,6 +326,8 @@ def _rules(rules: AlertRules, firing: AlertPage, context: PageContext) -> Any:
             width=84,
             cellClassRules={"tl-cell-failed": {"function": "params.value > 0"}},
         ),
+        column("watching", "Watching since", width=140, tooltipField="history_note"),
+        column("history", "Met at start", numeric=True, width=110, tooltipField="history_note"),
     ]
     last = rules["last_evaluation"]
     every = fmt.duration(rules["interval_seconds"])
@@ -331,6 +348,13 @@ def _rules(rules: AlertRules, firing: AlertPage, context: PageContext) -> Any:
             className="tl-card-body",
         )
     )
+    history = [
+        html.Li([html.Strong(rule["name"]), f" — {_history(rule)}"])
+        for rule in rules["rules"]
+        if rule["already_holding"]
+    ]
+    if history:  # what each rule found when it started: said once, here, instead of as alerts
+        body = html.Div([body, html.Ul(history, id="alerts-rules-history", className="tl-card-body")])
     note = f"{fmt.plural(len(rows), 'rule')} · {evaluated}"
     return card(
         "Rules",

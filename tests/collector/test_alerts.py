@@ -439,3 +439,61 @@ def test_the_example_prometheus_rules_use_only_metrics_the_collector_exposes(
     used = {name for expr in expressions for name in re.findall(r"\b(threadline_[a-z_]+)\b", expr)}
     assert used and used <= exposed, used - exposed
     assert all(rule.get("alert") and rule.get("annotations") for group in groups for rule in group["rules"])
+
+
+REFUND_FAILED_RULE = """\
+    - name: refund-failed
+      workflow: refund
+      when: failed
+      severity: warning
+      receivers: [hook]
+"""
+
+
+def test_a_new_rule_watches_from_when_it_is_first_seen_and_summarises_history_instead_of_firing_it(
+    setup: Callable[[str], Setup], receiver: WebhookReceiver
+) -> None:
+    run = setup(REFUND_FAILED_RULE)
+    http = run.start()
+    send(
+        http,
+        event("H-1", "order.received", "crm", 300, amount=100, currency="USD"),
+        event("H-2", "order.received", "crm", 200),
+    )
+    evaluations(http, 2)
+    run.stop()
+    run.rules = REFUND_FAILED_RULE + SLA_RULE.replace("[hook, chat]", "[hook]")  # order-sla is new
+    http = run.start()
+    evaluations(http, 2)
+
+    assert receiver.requests == [], "history fired as alerts"
+    [rule] = [r for r in http.get("/api/alerts/rules").json()["rules"] if r["name"] == "order-sla"]
+    assert rule["already_holding"] == 2 and rule["history_transactions"] == ["H-1", "H-2"]
+    assert rule["history"].startswith("2 transactions already met this rule when it started watching")
+    assert rule["watching_since"] is not None
+
+    send(
+        http,
+        event("N-1", "order.received", "crm", 90),  # breached when it arrives: news
+        event("N-SOON", "order.received", "crm", 59.9),  # breaches in ~6 s with no event at all
+        # a failure arriving late (its events three days old): news when it arrives
+        event("R-LATE", "refund.requested", "support", 3 * 24 * 60, workflow="refund"),
+        event("R-LATE", "refund.refused", "billing", 3 * 24 * 60 - 1, workflow="refund", status="error"),
+        event("H-2", "order.booked", "erp", 1),  # history, still breached: still not news
+    )
+    for key in ("N-1", "N-SOON", "R-LATE"):
+        eventually(lambda key=key: receiver.received(key, status="firing"), what=f"the alert of {key}")
+    evaluations(http, 2)
+    assert receiver.received("H-1") == [] and receiver.received("H-2") == []
+
+    # A history transaction that stops meeting the rule leaves the history: meeting it again is news.
+    assert http.post("/api/transactions/H-1/resolve", json={"comment": "cancelled"}).status_code == 201
+    evaluations(http, 2)
+    assert http.post("/api/transactions/H-1/reopen", json={"comment": "back"}).status_code == 201
+    eventually(lambda: receiver.received("H-1", status="firing"), what="H-1 firing once reopened")
+    run.stop()
+    http = run.start()  # the watch and what is left of its history survive a restart
+    evaluations(http, 3)
+    assert receiver.received("H-2") == []
+    [rule] = [r for r in http.get("/api/alerts/rules").json()["rules"] if r["name"] == "order-sla"]
+    assert rule["already_holding"] == 2  # what it found at the start, as it was

@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from threadline.collector.alerts.evaluate import Candidate, Match, SystemRate, evaluate_rules, human_duration
+from threadline.collector.alerts.evaluate import (
+    Candidate,
+    GaugeRow,
+    Match,
+    SystemRate,
+    evaluate_rules,
+    human_duration,
+)
 from threadline.collector.alerts.payloads import render, slack_message
 from threadline.collector.alerts.rules import AlertRule, Condition, Receiver
 from threadline.collector.alerts.settings import AlertSettings
@@ -441,9 +448,12 @@ def summary(key: str, state: State = "stuck", waiting_hours: float = 3, **fields
 
 
 def holding(
-    rules: list[AlertRule], candidates: list[Candidate], rates: Sequence[SystemRate] = ()
+    rules: list[AlertRule],
+    candidates: list[Candidate],
+    rates: Sequence[SystemRate] = (),
+    gauges: Sequence[GaugeRow] = (),
 ) -> dict[tuple[str, str], Match]:
-    measured = evaluate_rules(rules, candidates, lambda _: rates, NOW)
+    measured = evaluate_rules(rules, candidates, lambda _: rates, NOW, gauges)
     return {key: match for key, match in measured.items() if match.holds}
 
 
@@ -505,15 +515,30 @@ def test_error_rate_and_value_at_risk_hold_per_system_and_per_currency() -> None
         Candidate(summary("D", amount=5000.0, currency="USD"), resolved=True),
     ]
 
+    # The totals count every transaction (the gauges, as the overview); the candidates name them.
+    gauges = [
+        GaugeRow("order", "stuck", "USD", 3, 3, 1, 3, 1200.0 + 300.0),  # 300 USD from one not a candidate
+        GaugeRow("order", "stuck", "EUR", 1, 1, 0, 1, 900.0),
+        GaugeRow("order", "completed", "USD", 5, 0, 0, 0, 0.0),
+    ]
     errors = holding([rule("system_error_rate_above", percent=5, window_s=900, min_events=2)], [], rates)
-    risk = holding([rule("value_at_risk_above", amount=1000)], candidates)
-    usd_only = holding([rule("value_at_risk_above", amount=100, currency="USD")], candidates)
+    risk = holding([rule("value_at_risk_above", amount=1000)], candidates, gauges=gauges)
+    usd_only = holding([rule("value_at_risk_above", amount=100, currency="USD")], candidates, gauges=gauges)
+    other_workflow = holding(
+        [rule("value_at_risk_above", amount=1, workflow="refund")], candidates, gauges=gauges
+    )
 
     assert set(errors) == {("system_error_rate_above", "erp")}  # crm is at 2%, billing has too few events
     assert errors["system_error_rate_above", "erp"].figures["error_rate_percent"] == 20
-    assert set(risk) == {("value_at_risk_above", "USD")}  # 1200 USD; D is resolved; 900 EUR is under
-    assert risk["value_at_risk_above", "USD"].transactions == ("A", "B")
+    assert set(risk) == {("value_at_risk_above", "USD")}  # 1500 USD; 900 EUR is under
+    assert risk["value_at_risk_above", "USD"].figures == {
+        "value_at_risk": 1500.0,
+        "currency": "USD",
+        "transactions": 3,
+    }
+    assert risk["value_at_risk_above", "USD"].transactions == ("A", "B")  # D is resolved
     assert set(usd_only) == {("value_at_risk_above", "USD")}
+    assert other_workflow == {}
 
 
 def test_durations_read_like_the_definitions_file() -> None:
