@@ -6,9 +6,9 @@ import argparse
 import time
 import traceback
 
-from bench import dataset, ingest, memory, queries, report, sdk_event
+from bench import dataset, ingest, memory, overload, queries, report, sdk_event
 
-BENCHMARKS = [sdk_event, ingest, queries, memory]
+BENCHMARKS = [sdk_event, ingest, queries, memory, overload]
 
 
 def main() -> None:

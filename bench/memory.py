@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -216,17 +218,24 @@ def _collect(results: Any, processes: list[Any], count: int, timeout_s: float) -
     return answers
 
 
-def _run_round(
-    name: str,
-    store: Path,
-    log_path: Path,
-    plan: Plan,
-    shared: dict[str, Any],
-    go: Event,
-    processes: list[Any],
-) -> Round:
+@dataclass(frozen=True)
+class Collector:
+    """A ``threadline collector`` process that has answered ``/readyz``."""
+
+    port: int
+    pid: int
+    launched: float  # time.monotonic() when the process was started
+    ready: float  # when /readyz first answered 200
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def collector_on(store: Path, log_path: Path) -> Iterator[Collector]:
+    """The real command on ``store``, the project's workflows file (alert rules on), until the block ends."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     # Defaults for everything but the store and port: no THREADLINE_* of the caller's (the alert
     # interval among them) changes what is measured.
     env = {key: value for key, value in os.environ.items() if not key.startswith("THREADLINE_")}
@@ -237,30 +246,98 @@ def _run_round(
     command += ["--store", f"chdb://{store}", "--workflows", str(dataset.WORKFLOWS)]
     with log_path.open("wb") as log:
         launched = time.monotonic()
-        collector = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            _wait_ready(url, collector, log_path)
-            ready = time.monotonic()
-            before = _status(collector.pid)
-            shared["port"].value = port
-            shared["clock"].value = ready
-            go.set()
-            answers = _collect(shared["results"], processes, plan.senders, plan.budget_s + 120)
-            peak = _status(collector.pid)["VmHWM"]
+            _wait_ready(f"http://127.0.0.1:{port}", process, log_path)
+            yield Collector(port=port, pid=process.pid, launched=launched, ready=time.monotonic())
         finally:
-            collector.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
             try:
-                collector.wait(60)
+                process.wait(60)
             except subprocess.TimeoutExpired:
-                collector.kill()
-                collector.wait()
+                process.kill()
+                process.wait()
+
+
+@dataclass(frozen=True)
+class Senders:
+    """The sender processes, their events planned, with one go per round (see ``send``)."""
+
+    plan: Plan
+    shared: dict[str, Any]
+    goes: list[Event]
+    planned: list[Event]  # one per sender, set once its events are planned
+    processes: list[Any]
+
+    def wait_planned(self) -> None:
+        deadline = time.monotonic() + 1800
+        for ready in self.planned:
+            while not ready.wait(1):
+                if time.monotonic() > deadline or any(p.exitcode is not None for p in self.processes):
+                    raise RuntimeError("a sender process failed while planning its events")
+
+    def release(self, collector: Collector, go: Event) -> list[dict[str, Any]]:
+        """Post to ``collector`` from its ``/readyz`` for the budget; what each sender saw."""
+        self.shared["port"].value = collector.port
+        self.shared["clock"].value = collector.ready
+        go.set()
+        return _collect(self.shared["results"], self.processes, self.plan.senders, self.plan.budget_s + 120)
+
+
+@contextmanager
+def planning_senders(scale: str, plan: Plan, rounds: int) -> Iterator[Senders]:
+    """Sender processes started now, planning their events; stopped when the block ends.
+
+    The caller copies its stores meanwhile, waits for the planning, then releases them once per round.
+    """
+    context = multiprocessing.get_context("spawn")
+    shared = {"port": context.Value("i", 0), "clock": context.Value("d", 0.0), "results": context.Queue()}
+    goes = [context.Event() for _ in range(rounds)]  # one per collector, shared by the senders
+    planned = [context.Event() for _ in range(plan.senders)]
+    tasks = dataset.sender_tasks(dataset.SEED, plan.senders, plan.transactions, dataset.SCALES[scale].days)
+    handles = (shared["port"], shared["clock"], shared["results"])
+    processes = [
+        context.Process(target=send, args=(task, plan.batch, plan.budget_s, ready, goes, *handles))
+        for task, ready in zip(tasks, planned, strict=True)
+    ]
+    try:
+        for process in processes:
+            process.start()  # they plan while the caller copies its stores
+        yield Senders(plan, shared, goes, planned, processes)
+        for process in processes:
+            process.join(60)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(10)
+
+
+def run_round(
+    name: str,
+    store: Path,
+    log_path: Path,
+    senders: Senders,
+    go: Event,
+    alongside: Callable[[Collector], AbstractContextManager[Any]] | None = None,
+) -> Round:
+    """One collector on ``store``, the senders posting to it for the budget from its ``/readyz``.
+
+    ``alongside`` is entered just before the senders start and left once they have all answered,
+    the collector still running: what else runs against it meanwhile.
+    """
+    with collector_on(store, log_path) as collector:
+        before = _status(collector.pid)
+        with alongside(collector) if alongside else nullcontext():
+            answers = senders.release(collector, go)
+        peak = _status(collector.pid)["VmHWM"]
     firsts = [answer["first_ack"] for answer in answers if answer["first_ack"] is not None]
     return Round(
         store=name,
-        ready_s=ready - launched,
-        first_ack_s=min(firsts) - ready if firsts else None,
+        ready_s=collector.ready - collector.launched,
+        first_ack_s=min(firsts) - collector.ready if firsts else None,
         acknowledged=sum(answer["acknowledged"] for answer in answers),
-        budget_s=plan.budget_s,
+        budget_s=senders.plan.budget_s,
         requests=sum(answer["requests"] for answer in answers),
         back_pressure=sum(answer["back_pressure"] for answer in answers),
         max_wait_s=max(answer["max_wait_s"] for answer in answers),
@@ -275,7 +352,7 @@ def _run_round(
 NOTABLE = ("WARNING", "ERROR", "CRITICAL", "Traceback", "backfill", "alerts:")
 
 
-def _notable(log_path: Path, limit: int = 20) -> list[str]:
+def notable(log_path: Path, limit: int = 20) -> list[str]:
     """The collector's log lines worth a look: warnings, errors, the backfill, alerts fired."""
     text = log_path.read_text(errors="replace")
     lines = [line for line in text.splitlines() if any(word in line for word in NOTABLE)]
@@ -284,7 +361,7 @@ def _notable(log_path: Path, limit: int = 20) -> list[str]:
     return lines
 
 
-def _describe(round_: Round) -> str:
+def describe(round_: Round) -> str:
     first = f"{round_.first_ack_s:.2f} s" if round_.first_ack_s is not None else "never"
     exhausted = f"; {round_.exhausted} senders ran out of planned events" if round_.exhausted else ""
     return (
@@ -300,50 +377,38 @@ def _describe(round_: Round) -> str:
 def run(scale: str) -> list[Figure]:
     plan = PLANS[scale]
     data = dataset.prepare(scale, log=lambda line: print(line, flush=True))
-    context = multiprocessing.get_context("spawn")
-    shared = {"port": context.Value("i", 0), "clock": context.Value("d", 0.0), "results": context.Queue()}
-    goes = [context.Event() for _ in ROUNDS]  # one per collector, shared by the senders
-    planned = [context.Event() for _ in range(plan.senders)]
-    tasks = dataset.sender_tasks(dataset.SEED, plan.senders, plan.transactions, dataset.SCALES[scale].days)
-    handles = (shared["port"], shared["clock"], shared["results"])
-    processes = [
-        context.Process(target=send, args=(task, plan.batch, plan.budget_s, ready, goes, *handles))
-        for task, ready in zip(tasks, planned, strict=True)
-    ]
     rounds: list[Round] = []
-    with tempfile.TemporaryDirectory(
-        prefix="bench-memory-", dir=dataset.CACHE_ROOT, ignore_cleanup_errors=True
-    ) as folder:
-        try:
-            for process in processes:
-                process.start()  # they plan while the store is copied
-            restarted = Path(folder) / "store"
-            shutil.copytree(data.path, restarted, symlinks=True)  # the engine links tables to their data
-            deadline = time.monotonic() + 1800
-            for ready in planned:
-                while not ready.wait(1):
-                    if time.monotonic() > deadline or any(p.exitcode is not None for p in processes):
-                        raise RuntimeError("a sender process failed while planning its events")
-            stores = {"restarted": restarted, "fresh": Path(folder) / "fresh"}
-            for name, go in zip(ROUNDS, goes, strict=True):
-                log_path = dataset.CACHE_ROOT / f"bench-collector-{scale}-{name}.log"
-                rounds.append(_run_round(name, stores[name], log_path, plan, shared, go, processes))
-                print(_describe(rounds[-1]), flush=True)
-                for line in _notable(log_path):
-                    print(f"    log: {line}", flush=True)
-            for process in processes:
-                process.join(60)
-        finally:
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()
-                    process.join(10)
+    with (
+        tempfile.TemporaryDirectory(
+            prefix="bench-memory-", dir=dataset.CACHE_ROOT, ignore_cleanup_errors=True
+        ) as folder,
+        planning_senders(scale, plan, len(ROUNDS)) as senders,
+    ):
+        restarted = Path(folder) / "store"
+        copy_store(data, restarted)
+        senders.wait_planned()
+        stores = {"restarted": restarted, "fresh": Path(folder) / "fresh"}
+        for name, go in zip(ROUNDS, senders.goes, strict=True):
+            log_path = dataset.CACHE_ROOT / f"bench-collector-{scale}-{name}.log"
+            rounds.append(run_round(name, stores[name], log_path, senders, go))
+            print(describe(rounds[-1]), flush=True)
+            for line in notable(log_path):
+                print(f"    log: {line}", flush=True)
     return figures(rounds[0], rounds[1], data.events, plan)
 
 
+def copy_store(data: dataset.Dataset, target: Path) -> None:
+    """A copy of the scale's cached store, for one collector to start on and change."""
+    shutil.copytree(data.path, target, symlinks=True)  # the engine links tables to their data
+
+
+def store_size(events: int) -> str:
+    """``10.0 M`` or ``200 k``: a store's size in figure names."""
+    return f"{events / 1e6:.1f} M" if events >= 1e6 else f"{events / 1e3:.0f} k"
+
+
 def figures(restarted: Round, fresh: Round, store_events: int, plan: Plan) -> list[Figure]:
-    size = f"{store_events / 1e6:.1f} M" if store_events >= 1e6 else f"{store_events / 1e3:.0f} k"
-    what = f"collector restarted on a {size}-event store, {plan.senders} senders posting"
+    what = f"collector restarted on a {store_size(store_events)}-event store, {plan.senders} senders posting"
     window = f"{plan.budget_s / 60:.0f} min" if plan.budget_s >= 60 else f"{plan.budget_s:.0f} s"
 
     def first(round_: Round) -> str:
