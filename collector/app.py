@@ -25,6 +25,7 @@ from .auth import load_keys, require
 from .config import CollectorSettings
 from .metrics import Metrics, TenantMetrics
 from .runtime import Collector, get_collector
+from .shared_reads import SharedReads
 from .storage import Store
 from .storage.backfill import AggregateBackfill
 from .timeouts import BodyDeadline
@@ -109,6 +110,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s, min_rate=settings.body_min_rate)
+    # Outermost: it shares finished answers, whatever produced them (auth and limits included).
+    app.add_middleware(SharedReads, ttl_s=settings.shared_read_s, min_cost_s=settings.shared_read_min_cost_s)
     app.include_router(ingest.router)
     app.include_router(api.router)
     app.include_router(api.platform)

@@ -47,6 +47,10 @@ class CollectorSettings:
     # API calls of one tenant running at once, and waiting for a turn; beyond, 429 at once.
     reads_per_tenant: int = 4
     reads_waiting_per_tenant: int = 16
+    # An API answer that took this long is shared with the same call for this long (shared_reads.py);
+    # 0: every call is answered afresh.
+    shared_read_s: float = 30.0
+    shared_read_min_cost_s: float = 1.0
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> CollectorSettings:
@@ -76,6 +80,10 @@ class CollectorSettings:
             reads_waiting_per_tenant=_count(
                 env, "THREADLINE_READS_WAITING_PER_TENANT", cls.reads_waiting_per_tenant
             ),
+            shared_read_s=_duration_or_off(env, "THREADLINE_SHARED_READ_SECONDS", cls.shared_read_s),
+            shared_read_min_cost_s=_duration_or_off(
+                env, "THREADLINE_SHARED_READ_MIN_SECONDS", cls.shared_read_min_cost_s
+            ),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
 
@@ -89,6 +97,11 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
         return parse_duration(text)
     except ValueError as error:
         raise ValueError(f"{name}: {error}") from None
+
+
+def _duration_or_off(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration, or 0 (``0`` or ``off``)."""
+    return 0.0 if env.get(name, "").strip().lower() in ("0", "off") else _duration(env, name, default)
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

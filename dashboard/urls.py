@@ -60,7 +60,9 @@ class Query:
         if since or until:
             return since, until
         length = RANGES[self.range_key()][1]
-        return (now - length if length else None), None
+        # From the start of the minute: the same page asks the same question for a minute, so the
+        # collector can share one answer between the people looking at it (shared_reads.py).
+        return ((now - length).replace(second=0, microsecond=0) if length else None), None
 
     def with_(self, **changes: str | list[str] | None) -> dict[str, str]:
         """These values with some changed (None or empty removes one), ready for ``href``."""

@@ -12,6 +12,7 @@ per-transaction rule, the stuck/failed count and the value at risk, so their ale
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,11 +62,17 @@ WHERE {scope}
 
 # Which transactions one read of the state covers (a condition on ``transaction_id`` and
 # ``last_activity``, applied to the rollups before the rules run: see ``state.summary_sql``).
-# A slice of all of them, by a hash of the id: a pass over millions of transactions is cut into
-# statements of about TRANSACTIONS_PER_SLICE each, so reads and writes get the store in between.
-SLICE = "cityHash64(transaction_id) % {slices:UInt32} = {slice:UInt32}"
+# A slice of all of them, a range of ids: a pass over millions of transactions is cut into
+# statements that each read about TRANSACTIONS_PER_SLICE rows through the sort key, so reads and
+# writes get the store in between. The boundaries come from a sample of the ids.
+SLICE = "transaction_id >= {low:String} AND (empty({high:String}) OR transaction_id < {high:String})"
 TRANSACTIONS_PER_SLICE = 250_000
-ROLLUP_ROWS = "SELECT count() AS rows FROM transaction_rollups WHERE tenant = {tenant:String}"
+SAMPLE_EVERY = 256
+ID_SAMPLE = f"""
+SELECT transaction_id FROM transaction_rollups
+WHERE tenant = {{tenant:String}} AND cityHash64(transaction_id) % {SAMPLE_EVERY} = 0
+ORDER BY transaction_id
+"""
 IDS = "transaction_id IN {ids:Array(String)}"
 # What may have changed since the last evaluation: a transaction with an event received since then
 # (whatever its event time), or an operator's resolve or reopen since; one active within the count
@@ -75,6 +82,26 @@ RECEIVED_SINCE = with_current_transaction(
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
 )
 RECEIVED = f"SELECT DISTINCT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})"
+# The transactions that time alone may have made meet an open condition since ``due_since``: their
+# SLA ran out, or they went without progress for their workflow's ``stuck_after`` (up to the longest
+# a stuck rule waits beyond it). Read off the rollups' columns, before any rule runs.
+LAST_PROGRESS = (
+    "toUnixTimestamp64Micro(if(empty(step_first_ok), first_event.1, arrayMax(mapValues(step_first_ok))))"
+)
+DUE = f"""
+(
+    wf_sla[indexOf(wf_names, first_event.3)] > 0
+    AND toUnixTimestamp64Micro(first_event.1) + wf_sla[indexOf(wf_names, first_event.3)] * 1e6
+        BETWEEN toUnixTimestamp64Micro({{due_since:DateTime64(6, 'UTC')}})
+            AND toUnixTimestamp64Micro(as_of_time)
+)
+OR
+(
+    {LAST_PROGRESS} + wf_stuck[indexOf(wf_names, first_event.3)] * 1e6 <= toUnixTimestamp64Micro(as_of_time)
+    AND {LAST_PROGRESS} + greatest(wf_stuck[indexOf(wf_names, first_event.3)], {{longest_wait:Float64}}) * 1e6
+        >= toUnixTimestamp64Micro({{due_since:DateTime64(6, 'UTC')}})
+)
+"""
 CHANGED = f"""
 transaction_id IN (
     SELECT current_transaction FROM ({RECEIVED_SINCE})
@@ -86,9 +113,11 @@ OR transaction_id IN {{ids:Array(String)}}
 OR last_activity >= {{active_since:DateTime64(6, 'UTC')}}
 """
 
-# Errors and events per system over a window of event time, as ``systems.py`` counts them.
+# Errors and events per system over a window of event time, as ``systems.py`` counts them. Without
+# FINAL (it would merge the whole month's rows to find a few minutes' worth): an event stored twice
+# counts once by its id, and both copies have the same status.
 WINDOW_EVENTS = """
-SELECT * FROM events FINAL
+SELECT transaction_id, event_id, system, status FROM events
 WHERE tenant = {tenant:String}
   AND timestamp > {since:DateTime64(6, 'UTC')} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
   AND (empty({workflow:String}) OR workflow = {workflow:String})
@@ -97,8 +126,8 @@ WHERE tenant = {tenant:String}
 ERROR_RATES = f"""
 SELECT
     system,
-    count() AS events,
-    countIf(status = 'error') AS errors,
+    uniqExact(event_id) AS events,
+    uniqExactIf(event_id, status = 'error') AS errors,
     groupUniqArrayIf(50)(current_transaction, status = 'error') AS failing
 FROM ({with_current_transaction(WINDOW_EVENTS)})
 GROUP BY system
@@ -123,16 +152,19 @@ GROUP BY transaction_id
 """
 
 
-def _sql(template: str, store: Store, scope: str = "", open_only: bool = False) -> str:
-    summary = summary_sql(aggregates_complete=store.aggregates_complete(), open_only=open_only, scope=scope)
-    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=scope or "1")
+def _sql(template: str, store: Store, scope: str = "", outer: str | None = None) -> str:
+    """``template`` over the state of the transactions in ``scope``, its result filtered by ``outer``
+    (by default the scope again: the transactions with events after as_of come unscoped)."""
+    summary = summary_sql(aggregates_complete=store.aggregates_complete(), scope=scope)
+    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer or scope or "1")
 
 
-def slices(store: Store, tenant: str) -> list[dict[str, int]]:
+def slices(store: Store, tenant: str) -> list[dict[str, str]]:
     """The slices a pass over every transaction of the tenant is cut into, as bound parameters."""
-    [row] = store.rows(ROLLUP_ROWS, {"tenant": tenant})
-    count = max(1, -(-row["rows"] // TRANSACTIONS_PER_SLICE))
-    return [{"slices": count, "slice": part} for part in range(count)]
+    sample = [row["transaction_id"] for row in store.rows(ID_SAMPLE, {"tenant": tenant})]
+    count = max(1, round(len(sample) * SAMPLE_EVERY / TRANSACTIONS_PER_SLICE))
+    bounds = ["", *(sample[len(sample) * part // count] for part in range(1, count)), ""]
+    return [{"low": low, "high": high} for low, high in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True)
@@ -188,11 +220,11 @@ def attention(
     tenant: str,
     as_of: dt.datetime,
     scope: str = "",
-    open_only: bool = False,
+    outer: str | None = None,
     **bound: Any,
 ) -> list[Candidate]:
-    """The transactions needing attention within ``scope`` (``open_only``: only the open ones)."""
-    sql = _sql(ATTENTION, store, scope, open_only)
+    """The transactions needing attention within ``scope`` (``outer``: see ``_sql``)."""
+    sql = _sql(ATTENTION, store, scope, outer=outer)
     rows = store.rows(sql, summary_parameters(workflows, tenant, as_of, **bound))
     return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
 
@@ -331,25 +363,30 @@ def _scope(rule: AlertRule) -> str:
     return f" in {rule.workflow}" if rule.workflow else ""
 
 
-def _count_match(rule: AlertRule, candidates: Sequence[Candidate], as_of: dt.datetime) -> Match:
-    """Stuck now, or failed within the window (a failure stays failed, so only recent ones count)."""
+def _count_match(
+    rule: AlertRule, candidates: Sequence[Candidate], gauges: Sequence[GaugeRow], as_of: dt.datetime
+) -> Match:
+    """Stuck now (as the gauges count every transaction), or failed within the window (a failure
+    stays failed, so only recent ones count: the candidates hold every transaction active in it)."""
     since = as_of - dt.timedelta(seconds=rule.window_s or 0)
-    behind = [
+    stuck = sum(
+        row.transactions for row in gauges if row.state == "stuck" and rule.workflow in (None, row.workflow)
+    )
+    failed = [
         c.summary
         for c in candidates
-        if c.summary.state == "stuck"
-        or (c.summary.state == "failed" and (c.summary.failed_at or as_of) >= since)
+        if c.summary.state == "failed" and (c.summary.failed_at or as_of) >= since
     ]
+    behind = failed + [c.summary for c in candidates if c.summary.state == "stuck"]
     behind.sort(key=lambda s: (s.last_activity, s.correlation_id), reverse=True)
-    stuck = sum(1 for s in behind if s.state == "stuck")
-    threshold = rule.threshold or 0
+    count, threshold = stuck + len(failed), rule.threshold or 0
     text = (
-        f"{len(behind)} transactions{_scope(rule)} stuck, or failed in the last "
-        f"{human_duration(rule.window_s or 0)} ({stuck} stuck, {len(behind) - stuck} failed; "
+        f"{count} transactions{_scope(rule)} stuck, or failed in the last "
+        f"{human_duration(rule.window_s or 0)} ({stuck} stuck, {len(failed)} failed; "
         f"threshold {threshold})"
     )
-    figures = {"count": len(behind), "stuck": stuck, "failed": len(behind) - stuck, "threshold": threshold}
-    return Match(rule, "", len(behind) > threshold, text, tuple(s.correlation_id for s in behind), figures)
+    figures = {"count": count, "stuck": stuck, "failed": len(failed), "threshold": threshold}
+    return Match(rule, "", count > threshold, text, tuple(s.correlation_id for s in behind), figures)
 
 
 def _error_rate_matches(rule: AlertRule, rates: Sequence[SystemRate]) -> list[Match]:
@@ -406,7 +443,7 @@ def evaluate_rules(
 ) -> dict[tuple[str, str], Match]:
     """Every (rule, subject) measured now: per-transaction rules only where they hold, aggregate
     rules for every subject seen (so a resolved notification can say where the figure stands).
-    ``gauges``: the figures of every transaction, which the value at risk totals."""
+    ``gauges``: the figures of every transaction, which the value at risk and the stuck count total."""
     found: dict[tuple[str, str], Match] = {}
     for rule in rules:
         scoped = [
@@ -417,7 +454,7 @@ def evaluate_rules(
         if rule.per_transaction:
             matches = [m for c in scoped if (m := _transaction_match(rule, c.summary, as_of)) is not None]
         elif rule.when == "stuck_or_failed_count_above":
-            matches = [_count_match(rule, scoped, as_of)]
+            matches = [_count_match(rule, scoped, gauges, as_of)]
         elif rule.when == "system_error_rate_above":
             matches = _error_rate_matches(rule, rates(rule))
         else:

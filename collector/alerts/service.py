@@ -5,17 +5,17 @@ delivery: the evaluator (every ``THREADLINE_ALERT_INTERVAL`` seconds, or at once
 acts) and the dispatcher (``delivery.Dispatcher``). Both only talk to the store through ``Store``,
 whose reads wait behind ingest's writes; ingest never waits for an evaluation.
 
-One evaluation, per tenant, as of now, bounded by what changed rather than by history:
-- the open transactions needing attention (stuck, SLA-breached, violating), read in slices: time
-  alone makes an open transaction stuck or late;
-- and the transactions that may have changed since the last evaluation (an event received, an
-  operator's resolve or reopen; ``watches.cursor``), those active within a count rule's window, and
-  the subjects of the alerts firing: only an event or an operator makes a transaction fail or
-  violate its workflow, or leave a state;
-- the gauges (Prometheus, and the value-at-risk rules) count every transaction: refreshed in
-  slices at most once per ``GAUGES_SHARE`` times their own store time, every evaluation when cheap.
-A rule watches from the first evaluation that sees it (``watches``): that evaluation reads every
-transaction once, and what already met the rule is summarised on it, not fired.
+One evaluation, per tenant, as of now, reads what may have changed since the last one (its cursor
+is stored, so a restart resumes from it), not history: the open transactions whose SLA ran out or
+that may have become stuck since (time alone does that, read off the rollups before any rule runs),
+the transactions with an event received or an operator's resolve or reopen since (only those make a
+transaction fail, violate its workflow or leave a state), those active within a count rule's
+window, and the subjects of the alerts firing. The gauges (Prometheus; the value-at-risk and count
+rules total from them) read every transaction, in slices, at most once per ``GAUGES_SHARE`` times
+their own store time (every evaluation when that is cheap). A rule watches from the first
+evaluation that sees it (``watches``): that evaluation reads every transaction once, in slices,
+and what already met the rule is summarised on it, not fired. Its reads are background work: the
+dashboard's reads go first.
 
 Then measure every rule, compare with the alerts firing in the store, and write what changed: first
 the notifications (the outbox), then the alerts. A crash between the two leaves notifications whose
@@ -54,9 +54,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("threadline.collector")
 
 STATES: tuple[State, ...] = ("completed", "failed", "stuck", "in_progress")
-# Only time makes these hold for a transaction that did not change: the open pass finds them.
-OPEN_CONDITIONS = ("sla_breached", "stuck_longer_than")
-# Events received within this margin before the last evaluation are looked at again: a batch being
+# What changed within this margin before the last evaluation is looked at again: a batch being
 # stored while that evaluation read may have been received before it started.
 CHANGED_MARGIN = dt.timedelta(seconds=60)
 # The gauges read every transaction: at most this share of the store's time goes to them.
@@ -172,7 +170,8 @@ class Alerting:
             self._wake.clear()
             started = time.monotonic()
             try:
-                self.evaluate()
+                with Store.background():  # the dashboard's reads go first
+                    self.evaluate()
             except StoreUnavailable as error:
                 logger.warning("threadline: alert evaluation skipped, the store is unavailable: %s", error)
             except Exception:
@@ -235,35 +234,31 @@ class Alerting:
         firing: Sequence[str],
     ) -> list[Candidate]:
         """The transactions the rules are measured on: every one needing attention when ``since``
-        is None (a first evaluation), else the open ones needing attention and what changed."""
-        rules = workflows.alerts
+        is None (a first evaluation), else what may have changed since: what time alone made late
+        or stuck, what an event or an operator changed, what a count rule's window holds, and the
+        subjects of the alerts firing (to see them resolve)."""
         if since is None:
             return [
                 candidate
                 for part in evaluate.slices(store, tenant)
                 for candidate in evaluate.attention(store, workflows, tenant, as_of, evaluate.SLICE, **part)
             ]
-        found = {
-            candidate.summary.correlation_id: candidate
-            for part in evaluate.slices(store, tenant)
-            for candidate in evaluate.attention(
-                store, workflows, tenant, as_of, evaluate.SLICE, open_only=True, **part
-            )
-        }
-        counted = [rule.window_s or 0.0 for rule in rules if rule.when == "stuck_or_failed_count_above"]
-        window = max(counted, default=0.0)
-        changed = evaluate.attention(
+        rules = workflows.alerts
+        window = max((r.window_s or 0.0 for r in rules if r.when == "stuck_or_failed_count_above"), default=0)
+        longest_wait = max((r.duration_s or 0.0 for r in rules if r.when == "stuck_longer_than"), default=0)
+        return evaluate.attention(
             store,
             workflows,
             tenant,
             as_of,
-            evaluate.CHANGED,
+            f"({evaluate.DUE}) OR ({evaluate.CHANGED})",
+            outer="1",  # the rollups' columns DUE reads are not the state's
+            due_since=since - CHANGED_MARGIN,
+            longest_wait=longest_wait,
             changed_since=since - CHANGED_MARGIN,
             active_since=as_of - dt.timedelta(seconds=window) if window else as_of,
             ids=sorted(firing),
         )
-        found.update((candidate.summary.correlation_id, candidate) for candidate in changed)
-        return list(found.values())
 
     def _evaluate_tenant(
         self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
@@ -412,10 +407,8 @@ class Alerting:
             watch = known[rule.name, watches.definition(rule)]
             if not watch.baseline:
                 continue
-            # The open pass sees every transaction that time alone can make meet an open condition;
-            # the others are known not to meet it only when they were measured.
-            looked_at = watch.baseline if rule.when in OPEN_CONDITIONS else watch.baseline & measured
-            left = looked_at - meeting(rule)
+            # Only what was measured is known not to meet it any more (none stops by time alone).
+            left = (watch.baseline & measured) - meeting(rule)
             if left:
                 watches.save_left(store, tenant, watch, left)
                 watch.baseline -= left

@@ -74,6 +74,8 @@ class ReadCaller:
 _caller: ContextVar[ReadCaller | None] = ContextVar("threadline_read_caller", default=None)
 # Whether this thread is ingest's writer, inside ``Store.writing``.
 _writer = threading.local()
+# Whether this thread's reads are background work (alert evaluation), inside ``Store.background``.
+_background = threading.local()
 
 
 @dataclass
@@ -88,11 +90,13 @@ _spent = threading.local()
 
 
 class WriterFirstLock:
-    """One statement at a time, reentrant; a waiting writer goes before every waiting reader.
+    """One statement at a time, reentrant; a waiting writer goes before every waiting reader, and a
+    waiting reader before every waiting background reader.
 
     ``threading.RLock`` wakes waiters in no particular order, so ingest's writer could wait behind
-    any number of queued reads. Here readers go in arrival order, writers before them, and a reader
-    whose caller has gone leaves the queue without ever holding the lock.
+    any number of queued reads. Here readers go in arrival order, writers before them, background
+    reads (the alert evaluator's passes over every transaction) after them, and a reader whose
+    caller has gone leaves the queue without ever holding the lock.
     """
 
     def __init__(self) -> None:
@@ -101,8 +105,9 @@ class WriterFirstLock:
         self._depth = 0
         self._writers_waiting = 0
         self._readers: deque[object] = deque()
+        self._background: deque[object] = deque()
 
-    def acquire(self, writer: bool, caller: ReadCaller | None = None) -> None:
+    def acquire(self, writer: bool, caller: ReadCaller | None = None, background: bool = False) -> None:
         """Raises CallerGone, without taking the lock, when ``caller`` leaves while waiting."""
         me = threading.get_ident()
         with self._condition:
@@ -116,17 +121,20 @@ class WriterFirstLock:
                 finally:
                     self._writers_waiting -= 1
             else:
-                ticket = object()
-                self._readers.append(ticket)
+                ticket, queue = object(), self._background if background else self._readers
+                queue.append(ticket)
                 try:
                     while not (
-                        self._owner is None and not self._writers_waiting and self._readers[0] is ticket
+                        self._owner is None
+                        and not self._writers_waiting
+                        and queue[0] is ticket
+                        and (not background or not self._readers)
                     ):
                         if caller is not None and caller.gone.is_set():
                             raise CallerGone("the caller left before its read started")
                         self._condition.wait(GONE_CHECK_S if caller is not None else None)
                 finally:
-                    self._readers.remove(ticket)
+                    queue.remove(ticket)
                     self._condition.notify_all()  # the next reader may be at the head now
             self._owner = me
             self._depth = 1
@@ -135,7 +143,7 @@ class WriterFirstLock:
     def waiting(self) -> tuple[int, int]:
         """Reads and writes waiting for the lock now."""
         with self._condition:
-            return len(self._readers), self._writers_waiting
+            return len(self._readers) + len(self._background), self._writers_waiting
 
     def release(self) -> None:
         with self._condition:
@@ -145,8 +153,10 @@ class WriterFirstLock:
                 self._condition.notify_all()
 
     @contextmanager
-    def held(self, writer: bool = True, caller: ReadCaller | None = None) -> Iterator[None]:
-        self.acquire(writer, caller)
+    def held(
+        self, writer: bool = True, caller: ReadCaller | None = None, background: bool = False
+    ) -> Iterator[None]:
+        self.acquire(writer, caller, background)
         try:
             yield
         finally:
@@ -307,15 +317,29 @@ class Store:
 
     @staticmethod
     @contextmanager
+    def background() -> Iterator[None]:
+        """This thread's reads inside the block wait until no other read is waiting (the alert
+        evaluator: a dashboard's read waits for one of its statements at most, never its queue)."""
+        outer = getattr(_background, "active", False)
+        _background.active = True
+        try:
+            yield
+        finally:
+            _background.active = outer
+
+    @staticmethod
+    @contextmanager
     def timed() -> Iterator[StoreTime]:
         """Tally the store time of this thread's statements inside the block (the alert evaluator's
-        figure: how long it held the store, whoever made it wait)."""
-        tally, outer = StoreTime(), getattr(_spent, "tally", None)
-        _spent.tally = tally
+        figure: how long it held the store, whoever made it wait). Blocks may nest: a statement
+        counts in every tally open around it."""
+        tally = StoreTime()
+        tallies = getattr(_spent, "tallies", [])
+        _spent.tallies = [*tallies, tally]
         try:
             yield tally
         finally:
-            _spent.tally = outer
+            _spent.tallies = tallies
 
     @staticmethod
     def reading(caller: ReadCaller) -> None:
@@ -339,7 +363,8 @@ class Store:
         read = read and not writer
         caller = _caller.get() if read else None
         settings: dict[str, Any] = {}
-        with self._lock.held(writer=not read, caller=caller):
+        background = read and getattr(_background, "active", False)
+        with self._lock.held(writer=not read, caller=caller, background=background):
             if caller is not None and caller.gone.is_set():
                 raise CallerGone("the caller left before its read started")
             if caller is not None:
@@ -364,7 +389,7 @@ class Store:
             finally:
                 if caller is not None:
                     caller.running = None
-                if (tally := getattr(_spent, "tally", None)) is not None:
+                for tally in getattr(_spent, "tallies", ()):
                     tally.seconds += time.perf_counter() - began
                     tally.statements += 1
 

@@ -491,14 +491,23 @@ def test_the_count_rule_counts_stuck_now_and_failed_within_the_window_only() -> 
         Candidate(summary("C", state="failed", failed_at=NOW - dt.timedelta(minutes=10)), resolved=False),
         Candidate(summary("D", state="failed", failed_at=NOW - dt.timedelta(hours=2)), resolved=False),
     ]
-    count = rule("stuck_or_failed_count_above", threshold=1, window_s=3600)
+    # Stuck now is counted over every transaction (the gauges: A stuck; B resolved leaves the count).
+    gauges = [
+        GaugeRow("order", "stuck", "", 1, 1, 1, 0, 0.0),
+        GaugeRow("other", "stuck", "", 4, 0, 0, 0, 0.0),
+    ]
+    count = rule("stuck_or_failed_count_above", threshold=1, window_s=3600, workflow="order")
 
-    match = evaluate_rules([count], candidates, lambda _: [], NOW)["stuck_or_failed_count_above", ""]
+    match = evaluate_rules([count], candidates, lambda _: [], NOW, gauges)["stuck_or_failed_count_above", ""]
 
     assert match.holds and set(match.transactions) == {"A", "C"}
     assert match.figures == {"count": 2, "stuck": 1, "failed": 1, "threshold": 1}
     assert not evaluate_rules(
-        [rule("stuck_or_failed_count_above", threshold=2, window_s=3600)], candidates, lambda _: [], NOW
+        [rule("stuck_or_failed_count_above", threshold=2, window_s=3600, workflow="order")],
+        candidates,
+        lambda _: [],
+        NOW,
+        gauges,
     )["stuck_or_failed_count_above", ""].holds
 
 

@@ -3,6 +3,7 @@ the order in which it takes statements, and their time limits."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import socket
 import threading
@@ -96,6 +97,28 @@ def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Pat
     store.close()
     assert finished[0] == "write"
     assert sorted(finished[1:]) == [f"read {n}" for n in range(8)]
+
+
+def test_background_reads_wait_for_every_read_even_one_queued_after_them(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    finished: list[str] = []
+
+    def read(name: str, background: bool) -> None:
+        with Store.background() if background else contextlib.nullcontext():
+            store.query("SELECT count() FROM schema_migrations")
+        finished.append(name)
+
+    with store.writing():  # the store busy: the alert evaluator queues first, a dashboard read after
+        evaluator = threading.Thread(target=read, args=("evaluator", True))
+        evaluator.start()
+        _wait_until(lambda: store.waiting == (1, 0))
+        dashboard = threading.Thread(target=read, args=("dashboard", False))
+        dashboard.start()
+        _wait_until(lambda: store.waiting == (2, 0))
+    for thread in (evaluator, dashboard):
+        thread.join(30)
+    store.close()
+    assert finished == ["dashboard", "evaluator"]
 
 
 def test_a_read_whose_caller_has_gone_is_not_executed(tmp_path: Path) -> None:

@@ -1,0 +1,103 @@
+"""Expensive answers shared between identical calls, against a real collector process.
+
+Every answer counts as expensive here (``THREADLINE_SHARED_READ_MIN_SECONDS=0``), so what a
+large store does to an overview happens on a small one: the same call gets the kept answer for its
+time, an operator's action drops it, an old one is served once while a fresh one is made, and one
+key's answer is never another key's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.collector_process import CollectorProcess
+from tests.support.ingest import business_event, unique_key
+from tests.support.polling import eventually
+
+ACME, GLOBEX = "tl_acme_shared", "tl_globex_shared"
+KEYS = f"""
+keys:
+  - {{name: acme, key: {ACME}, tenant: acme, roles: [admin]}}
+  - {{name: globex, key: {GLOBEX}, tenant: globex, roles: [admin]}}
+"""
+KEPT_S = 3.0
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(KEYS)
+    env = {
+        "THREADLINE_API_KEYS": str(keys),
+        "THREADLINE_SHARED_READ_SECONDS": str(KEPT_S),
+        "THREADLINE_SHARED_READ_MIN_SECONDS": "0",
+        "THREADLINE_ALERT_INTERVAL": "0",
+    }
+    running = CollectorProcess(store_dir=tmp_path / "store", env=env, isolated=True).start()
+    yield running
+    running.stop()
+
+
+def send(collector: CollectorProcess, key: str, *events: dict[str, object]) -> None:
+    answer = httpx.post(collector.url + "/v1/events", json={"events": list(events)}, headers=bearer(key))
+    assert answer.status_code == 200, answer.text
+
+
+def transactions(collector: CollectorProcess, key: str) -> httpx.Response:
+    answer = httpx.get(collector.url + "/api/overview", headers=bearer(key), timeout=60)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def total(answer: httpx.Response) -> int:
+    return int(answer.json()["totals"]["transactions"])
+
+
+def test_an_answer_is_kept_for_its_time_and_an_operators_action_drops_it(collector: CollectorProcess) -> None:
+    first = unique_key("SHARED")
+    send(collector, ACME, business_event(first))
+    asked = transactions(collector, ACME)
+    assert total(asked) == 1 and "x-threadline-shared" not in asked.headers
+
+    send(collector, ACME, business_event(unique_key("SHARED")))
+    kept = transactions(collector, ACME)
+
+    assert total(kept) == 1  # the answer of a moment ago, said to be so
+    assert kept.headers["x-threadline-shared"] == "kept" and int(kept.headers["age"]) < KEPT_S
+
+    acted = httpx.post(
+        f"{collector.url}/api/transactions/{first}/resolve",
+        json={"comment": "handled"},
+        headers=bearer(ACME),
+    )
+    assert acted.status_code == 201, acted.text
+    fresh = transactions(collector, ACME)
+    assert total(fresh) == 2 and "x-threadline-shared" not in fresh.headers
+
+    send(collector, ACME, business_event(unique_key("SHARED")))
+    time.sleep(KEPT_S + 0.5)
+    stale = transactions(collector, ACME)  # too old: served once more, a fresh one made meanwhile
+    assert stale.headers["x-threadline-shared"] == "stale" and total(stale) == 2
+    eventually(lambda: total(transactions(collector, ACME)) == 3, what="the refreshed answer")
+
+
+def test_one_keys_answer_is_never_served_to_another_key(collector: CollectorProcess) -> None:
+    send(collector, ACME, business_event(unique_key("ACME")), business_event(unique_key("ACME")))
+    send(collector, GLOBEX, business_event(unique_key("GLOBEX")))
+
+    assert total(transactions(collector, ACME)) == 2
+    globex = transactions(collector, GLOBEX)
+
+    assert total(globex) == 1 and "x-threadline-shared" not in globex.headers
+    assert transactions(collector, ACME).headers["x-threadline-shared"] == "kept"
+    unknown = httpx.get(collector.url + "/api/overview", headers=bearer("tl_nobody"), timeout=60)
+    assert unknown.status_code == 401
