@@ -22,6 +22,7 @@ from threadline import sdk
 
 ATTRIBUTES = {"region": "emea", "order_type": "standard"}
 QUEUE_SIZE = 8192  # the SDK's default queue (THREADLINE_QUEUE_SIZE), and the baseline's
+GOAL_RATIO = 0.5  # issue 17: the caller only records the call; checks and the span are built off its thread
 
 
 def _per_call_ns(emit: Callable[[int], None], count: int) -> float:
@@ -87,7 +88,7 @@ def run(scale: str) -> list[Figure]:
             value=f"{sdk_median / 1000:.1f} µs",
             baseline=f"bare OTel span {bare_median / 1000:.1f} µs",
             ratio=sdk_median / bare_median,
-            goal="<= 1.5x",
-            met=sdk_median / bare_median <= 1.5,
+            goal=f"<= {GOAL_RATIO}x",
+            met=sdk_median / bare_median <= GOAL_RATIO,
         )
     ]

@@ -18,13 +18,16 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from opentelemetry.context import get_current as _current_context
+
 from . import _arguments as _check
-from ._client import Client, Step
+from ._client import Call, Client, Step
 from ._context import Correlation
 from ._context import correlate as _correlate
 from ._context import extract as _extract
@@ -113,27 +116,34 @@ def event(
     attributes: Mapping[str, Any] | None = None,
     timestamp: Any = None,
 ) -> None:
-    """Record one business event. ``correlation_id`` defaults to the one of ``correlate()``."""
+    """Record one business event. ``correlation_id`` defaults to the one of ``correlate()``.
+
+    The caller's thread only records the call; it is checked and sent from the delivery thread.
+    """
     try:
         client = _current_client()
         if client is None:
             return
-        attributes_ = client.attributes(
-            "event",
-            workflow,
-            step,
-            correlation_id,
-            status,
-            event_id,
-            aliases,
-            amount,
-            currency,
-            error,
-            attempt,
-            attributes,
+        caller = sys._getframe(1)
+        client.processor.defer(
+            Call(
+                workflow,
+                step,
+                correlation_id,
+                status,
+                event_id,
+                _check.snapshot(aliases),
+                amount,
+                currency,
+                _check.snapshot(error),
+                attempt,
+                _check.snapshot(attributes),
+                timestamp,
+                time.time_ns(),
+                _current_context(),
+                (caller.f_code.co_filename, caller.f_lineno),
+            )
         )
-        if attributes_ is not None:
-            client.emit(step, attributes_, _check.timestamp_ns(timestamp))
     except Exception:
         logger.exception("threadline: event() failed; the event was not recorded")
 

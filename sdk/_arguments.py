@@ -13,7 +13,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 
 from ._settings import ERROR_KINDS, STATUSES, is_timeout_type
@@ -24,9 +25,23 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _warned: set[tuple[str, int, str]] = set()
 _warned_lock = threading.Lock()
 MAX_WARNED_SITES = 10_000
+_deferred = threading.local()  # the call site of the event being built on the delivery thread
+
+
+@contextmanager
+def reported_at(site: tuple[str, int]) -> Iterator[None]:
+    """Warnings inside name ``site``: an event recorded by the caller is checked later on another thread."""
+    _deferred.site = site
+    try:
+        yield
+    finally:
+        _deferred.site = None
 
 
 def _call_site() -> tuple[str, int]:
+    site: tuple[str, int] | None = getattr(_deferred, "site", None)
+    if site is not None:
+        return site
     frame = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
         frame = frame.f_back  # type: ignore[assignment]
@@ -113,6 +128,14 @@ def attempt(value: object) -> int | None:
     return None
 
 
+def snapshot(value: object) -> object:
+    """A copy of a mapping argument, taken on the caller's thread, so that the integration may change
+    or reuse its dict once ``event()`` returned. Shallow is enough: only scalar values are kept."""
+    if value is None or (type(value) is not dict and not isinstance(value, Mapping)):
+        return value
+    return dict(value)
+
+
 def _scalar_text(value: object) -> str | None:
     if isinstance(value, str):
         return value
@@ -175,24 +198,27 @@ def exception_kind(exception: BaseException, default_kind: str) -> str:
 MAX_TIMESTAMP_NS = 2**63 - 1  # OTLP carries nanoseconds as 64-bit integers
 
 
-def timestamp_ns(value: object) -> int:
-    """Event time in Unix nanoseconds; now when absent or unusable."""
+def timestamp_ns(value: object, called_ns: int | None = None) -> int:
+    """Event time in Unix nanoseconds; when absent or unusable, ``called_ns`` (when it was called) or now."""
     nanoseconds = _timestamp_ns(value)
-    if 0 <= nanoseconds <= MAX_TIMESTAMP_NS:
+    if nanoseconds is not None and not 0 <= nanoseconds <= MAX_TIMESTAMP_NS:
+        warn_once(f"timestamp {value!r} is outside 1970 to 2262; using now")
+        nanoseconds = None
+    if nanoseconds is not None:
         return nanoseconds
-    warn_once(f"timestamp {value!r} is outside 1970 to 2262; using now")
-    return time.time_ns()
+    return time.time_ns() if called_ns is None else called_ns
 
 
-def _timestamp_ns(value: object) -> int:
+def _timestamp_ns(value: object) -> int | None:
+    """The given time in nanoseconds; None for now (absent, or unusable and logged)."""
     if value is None:
-        return time.time_ns()
+        return None
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError:
             warn_once(f"timestamp {value!r} is not RFC 3339; using now")
-            return time.time_ns()
+            return None
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             warn_once("timestamp has no time zone; taken as UTC")
@@ -201,8 +227,8 @@ def _timestamp_ns(value: object) -> int:
             return int(value.timestamp() * 1_000_000) * 1000
         except (OverflowError, OSError, ValueError):
             warn_once(f"timestamp {value!r} is out of range; using now")
-            return time.time_ns()
+            return None
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return int(value * 1_000_000_000)
     warn_once(f"timestamp must be a datetime, RFC 3339 text or Unix seconds, got {value!r}; using now")
-    return time.time_ns()
+    return None

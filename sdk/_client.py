@@ -3,14 +3,18 @@
 The provider is never installed globally, so an application's own TracerProvider stays as it is;
 business events are started in the current context, so inside one of the application's spans they
 join its trace (same trace id, parent span id) and the technical trace can be found from the event.
+
+``sdk.event()`` costs its caller only a ``Call``: the arguments, the time and the context. Checks,
+redaction, ids and the span are made from it on the delivery thread (``Client.build``), in the
+context recorded at the call, so the event still joins the caller's trace and correlation.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
@@ -45,11 +49,31 @@ DURATION_MS = "threadline.duration_ms"
 MAX_ATTRIBUTE_LENGTH = 16 * 1024  # longer attribute values are truncated, as documented in the README
 
 
+class Call(NamedTuple):
+    """One ``sdk.event()`` call as its caller's thread recorded it, arguments unchecked."""
+
+    workflow: object
+    step: object
+    correlation_id: object
+    status: object
+    event_id: object
+    aliases: object  # mappings are copies: the caller may change its own after the call
+    amount: object
+    currency: object
+    error: object
+    attempt: object
+    attributes: object
+    timestamp: object
+    called_ns: int
+    otel_context: context.Context  # the correlation and the span current at the call
+    site: tuple[str, int]  # the integration's line, where a bad argument is reported
+
+
 class Client:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.redactor = Redactor(settings.redact_keys, settings.redact_salt)
-        self.processor = DeliveryProcessor(settings)
+        self.processor: DeliveryProcessor[Call] = DeliveryProcessor(settings, self.build)
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service}),
             sampler=ALWAYS_ON,  # business events are never sampled away, whatever the trace's sampling
@@ -73,13 +97,15 @@ class Client:
         error: object,
         attempt: object,
         attributes: object,
+        ctx: context.Context | None = None,
     ) -> dict[str, Any] | None:
-        """The span attributes of one business event, or None when a required field is unusable."""
+        """The span attributes of one business event (correlated by ``ctx``, default the current
+        context), or None when a required field is unusable."""
         workflow_name = check.required_text("workflow", workflow, function)
         step_name = check.required_text("step", step, function)
         if workflow_name is None or step_name is None:
             return None
-        context_id, context_aliases = _context.current()
+        context_id, context_aliases = _context.current(ctx)
         key = check.correlation_id(context_id if correlation_id is None else correlation_id, function)
         if key is None:
             return None
@@ -111,11 +137,45 @@ class Client:
             result.update(self.redactor.redact_texts(extra))
         return result
 
-    def emit(self, name: str, attributes: dict[str, Any], start_ns: int, end_ns: int | None = None) -> None:
-        span = self.tracer.start_span(name, start_time=start_ns, attributes=attributes)
+    def emit(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        start_ns: int,
+        end_ns: int | None = None,
+        parent: context.Context | None = None,
+    ) -> None:
+        """A finished span; a child of the span current in ``parent`` (default: the current context)."""
+        span = self.tracer.start_span(name, context=parent, start_time=start_ns, attributes=attributes)
         if attributes[STATUS] == "error":
             span.set_status(Status(StatusCode.ERROR, attributes.get(ERROR_MESSAGE)))
         span.end(end_time=start_ns if end_ns is None else end_ns)
+
+    def build(self, calls: Sequence[Call]) -> None:
+        """The business events of recorded ``sdk.event()`` calls, as finished spans; never raises."""
+        for call in calls:
+            try:
+                with check.reported_at(call.site):
+                    attributes = self.attributes(
+                        "event",
+                        call.workflow,
+                        call.step,
+                        call.correlation_id,
+                        call.status,
+                        call.event_id,
+                        call.aliases,
+                        call.amount,
+                        call.currency,
+                        call.error,
+                        call.attempt,
+                        call.attributes,
+                        call.otel_context,
+                    )
+                    if attributes is not None:
+                        start_ns = check.timestamp_ns(call.timestamp, call.called_ns)
+                        self.emit(attributes[STEP], attributes, start_ns, parent=call.otel_context)
+            except Exception:
+                logger.exception("threadline: event() failed; the event was not recorded")
 
     def shutdown(self, timeout_s: float | None = None) -> None:
         self.processor.shutdown(timeout_s)

@@ -1,9 +1,11 @@
-"""Background delivery: a bounded queue, the official OTLP/HTTP exporter, backoff and the spool.
+"""Background delivery: bounded queues, the official OTLP/HTTP exporter, backoff and the spool.
 
-The caller's thread only appends a finished span to a deque. One daemon thread takes batches off
-it and exports them; when the collector is unreachable (or answers 429/503) the batch goes to the
-spool and the thread backs off exponentially, honouring ``Retry-After``. While backing off, new
-batches go straight to the spool; once the collector answers again the spool is drained.
+The caller's thread only appends to a deque: what it recorded of an ``sdk.event()`` call (checked and
+built into a span later, on the delivery thread), or a finished span (a step). One daemon thread
+builds the recorded calls, takes batches of spans and exports them; when the collector is
+unreachable (or answers 429/503) the batch goes to the spool and the thread backs off
+exponentially, honouring ``Retry-After``. While backing off, new batches go straight to the spool;
+once the collector answers again the spool is drained.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import requests  # the HTTP stack of the OTLP exporter; a session lets us read Retry-After
 from google.protobuf.message import DecodeError
@@ -33,6 +35,19 @@ logger = logging.getLogger("threadline.sdk")
 
 OVERFLOW_BATCH = 256  # spans the caller's threads collect before writing an overflow batch to disk
 SPOOL_FILES_PER_ROUND = 8  # spooled batches sent per round, so live events are never held up long
+
+Call = TypeVar("Call")  # what the caller's thread recorded; ``build`` turns it into finished spans
+Item = TypeVar("Item")
+
+
+def _take(queue: deque[Item], limit: int) -> list[Item]:
+    batch: list[Item] = []
+    while len(batch) < limit:
+        try:
+            batch.append(queue.popleft())
+        except IndexError:
+            break
+    return batch
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -79,14 +94,25 @@ class Delivery:
             logger.debug("threadline: exporter shutdown failed", exc_info=True)
 
 
-class DeliveryProcessor(SpanProcessor):
-    """Queues finished business spans and delivers them from one background thread."""
+class DeliveryProcessor(SpanProcessor, Generic[Call]):
+    """Queues recorded calls and finished business spans, and delivers them from one background thread.
 
-    def __init__(self, settings: Settings, delivery: Delivery | None = None) -> None:
+    ``build`` turns recorded calls into finished spans (which come back through ``on_end``); it runs
+    on the delivery thread, and never raises.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        build: Callable[[Sequence[Call]], None],
+        delivery: Delivery | None = None,
+    ) -> None:
         self.settings = settings
         self.spool = Spool(settings.spool_dir, settings.spool_max_bytes)
         self.delivered_spans = 0
         self._delivery = delivery or Delivery(settings)
+        self._build = build
+        self._calls: deque[Call] = deque()
         self._queue: deque[ReadableSpan] = deque()
         self._overflow: list[ReadableSpan] = []
         self._overflow_lock = threading.Lock()
@@ -101,6 +127,18 @@ class DeliveryProcessor(SpanProcessor):
         self._thread.start()
 
     # --- the caller's side: never blocks on the network -------------------------------------
+
+    def defer(self, call: Call) -> None:
+        """Queue ``call`` to be built on the delivery thread."""
+        calls = self._calls
+        if len(calls) < self.settings.queue_size:
+            calls.append(call)
+            if len(calls) >= self.settings.batch_size and not self._wake.is_set():
+                self._wake.set()
+            return
+        # Queue full (the delivery thread is held up): build it here, as before calls were deferred;
+        # its span then spills to disk with the other overflow.
+        self._build([call])
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -137,7 +175,7 @@ class DeliveryProcessor(SpanProcessor):
             time.sleep(pause)
 
     def _all_delivered(self) -> bool:
-        return not self._queue and not self._inflight and not self.spool.pending()
+        return not self._calls and not self._queue and not self._inflight and not self.spool.pending()
 
     def _flush_round(self, timeout_s: float) -> bool:
         """One delivery round of everything queued and spooled, now; False if it did not finish in time."""
@@ -156,7 +194,8 @@ class DeliveryProcessor(SpanProcessor):
         if self._thread.is_alive() and not finished:
             # The worker is stuck on the network: keep what it holds on disk. The collector
             # deduplicates by event_id should the in-flight batch still arrive.
-            leftover = list(self._inflight) + self._take(len(self._queue))
+            self._build(_take(self._calls, len(self._calls)))  # their spans join the queue
+            leftover = list(self._inflight) + _take(self._queue, len(self._queue))
             with self._overflow_lock:
                 leftover += self._overflow
                 self._overflow = []
@@ -166,15 +205,6 @@ class DeliveryProcessor(SpanProcessor):
         self._thread.join(timeout=0.5)
 
     # --- the worker ---------------------------------------------------------------------------
-
-    def _take(self, limit: int) -> list[ReadableSpan]:
-        batch: list[ReadableSpan] = []
-        while len(batch) < limit:
-            try:
-                batch.append(self._queue.popleft())
-            except IndexError:
-                break
-        return batch
 
     def _spool(self, spans: Sequence[ReadableSpan]) -> None:
         try:
@@ -206,8 +236,10 @@ class DeliveryProcessor(SpanProcessor):
             overflow, self._overflow = self._overflow, []
         if overflow:
             self._spool(overflow)
-        while self._queue:
-            self._deliver(self._take(self.settings.batch_size))
+        while self._calls or self._queue:
+            self._build(_take(self._calls, self.settings.batch_size))
+            if self._queue:
+                self._deliver(_take(self._queue, self.settings.batch_size))
         self._drain_spool(limit=None if flushing else SPOOL_FILES_PER_ROUND)
 
     def _backing_off(self) -> bool:

@@ -90,6 +90,7 @@ def test_a_bad_argument_is_logged_once_per_call_site(configured: OtlpReceiver, c
         for _ in range(5):
             sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-1", amount="a lot")
         sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-1", amount="another line")
+        assert sdk.flush(10)  # checked on the delivery thread, reported at the caller's line
     warnings = [message for message in caplog.messages if "amount must be a finite number" in message]
     assert len(warnings) == 2
     assert all("test_arguments.py:" in message for message in warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -278,3 +279,81 @@ def test_the_sdk_configures_itself_from_the_environment_on_first_use(receiver, s
     [span] = receiver.business_events()
     assert span.attributes["threadline.system"] == "stripe"
     assert span.resource["service.name"] == "payments"
+
+
+# --- event() only records the call; the delivery thread checks it and builds its span ----------
+
+
+def test_bad_arguments_are_checked_off_the_callers_thread_and_reported_at_its_line(
+    configured: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="threadline.sdk"):
+        sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-20", amount="a lot")
+        line = sys._getframe().f_lineno - 1
+        assert sdk.flush(10)
+    [warning] = [record for record in caplog.records if "amount must be a finite number" in record.message]
+    assert warning.threadName == "threadline-delivery"
+    assert f"test_client.py:{line})" in warning.message
+    assert "threadline.amount" not in only_event(configured)  # the event goes without the bad field
+
+
+def test_an_event_is_a_child_of_the_span_current_at_the_call_though_built_later(
+    configured: OtlpReceiver,
+) -> None:
+    app_tracer = TracerProvider().get_tracer("order-sync-app")
+    with (
+        app_tracer.start_as_current_span("POST /orders") as app_span,
+        sdk.correlate("OPP-21", **{"erp.sales_order": "SO-21"}),
+    ):
+        sdk.event("quote-to-cash", "erp.order.created")
+    with app_tracer.start_as_current_span("another request"):  # current when the event is sent
+        assert sdk.flush(10)
+    [event] = configured.business_events()
+    assert event.trace_id == format(app_span.get_span_context().trace_id, "032x")
+    assert event.parent_span_id == format(app_span.get_span_context().span_id, "016x")
+    assert event.attributes["threadline.correlation_id"] == "OPP-21"
+    assert event.attributes["threadline.alias.erp.sales_order"] == "SO-21"
+
+
+def test_what_is_sent_is_what_was_passed_though_the_caller_changes_it_afterwards(
+    configured: OtlpReceiver,
+) -> None:
+    aliases = {"erp.sales_order": "SO-22"}
+    error = {"kind": "business", "message": "credit hold"}
+    attributes = {"region": "emea"}
+    sdk.event(
+        "quote-to-cash",
+        "erp.order.created",
+        correlation_id="OPP-22",
+        aliases=aliases,
+        error=error,
+        attributes=attributes,
+    )
+    aliases["erp.sales_order"] = "SO-99"  # the integration reuses its dicts for the next order
+    error["message"] = "released"
+    attributes.update(region="apac", next_order="OPP-23")
+    sent = only_event(configured)
+    assert sent["threadline.alias.erp.sales_order"] == "SO-22"
+    assert sent["threadline.error.message"] == "credit hold"
+    assert sent["region"] == "emea"
+    assert "next_order" not in sent
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("this object cannot be shown")
+
+
+def test_an_argument_that_breaks_its_check_costs_only_its_own_event(
+    configured: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="threadline.sdk"):
+        sdk.event("renewal", "crm.renewal.opened", correlation_id="ACC-1")
+        sdk.event(  # raises nothing here; its check fails on the delivery thread
+            "renewal", "crm.renewal.opened", correlation_id="ACC-2", error={"message": Unprintable()}
+        )
+        sdk.event("renewal", "crm.renewal.opened", correlation_id="ACC-3")
+        assert sdk.flush(10)
+    sent = {span.attributes["threadline.correlation_id"] for span in configured.business_events()}
+    assert sent == {"ACC-1", "ACC-3"}
+    assert any("event() failed; the event was not recorded" in message for message in caplog.messages)

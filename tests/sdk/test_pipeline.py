@@ -211,3 +211,19 @@ def test_flush_keeps_trying_until_the_collector_answers_or_its_time_is_up(
     finally:
         sdk.shutdown(2)
     assert len(down_receiver.business_events()) == 1
+
+
+def test_shutdown_sends_the_events_still_queued(receiver: OtlpReceiver, spool_dir: Path) -> None:
+    sdk.configure(service="s", endpoint=receiver.endpoint, spool_dir=spool_dir)
+    for n in range(300):
+        sdk.event("renewal", "crm.renewal.opened", correlation_id=f"ACC-{n}", event_id=f"evt-{n}")
+    sdk.shutdown(10)  # no flush before
+    assert {span.event_id for span in receiver.business_events()} == {f"evt-{n}" for n in range(300)}
+
+
+def test_events_recorded_just_before_the_process_ends_are_delivered(
+    receiver: OtlpReceiver, spool_dir: Path
+) -> None:
+    run_python(EMIT_AND_EXIT, receiver, spool_dir, "300")
+    assert {span.event_id for span in receiver.business_events()} == {f"evt-{n}" for n in range(300)}
+    assert spooled_spans(spool_dir) == 0
