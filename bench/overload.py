@@ -358,6 +358,8 @@ def figures(
     cycles = alert_cycles(readings.metrics)
     if cycles is None:
         cycles_value, cycles_met = "not exported", False
+    elif cycles.cycles == 0:  # not one evaluation finished within the round: nothing met
+        cycles_value, cycles_met = "no evaluation finished within the round", False
     elif cycles.over is None:
         cycles_value, cycles_met = f"{cycles.cycles} cycles, no le={GOAL_CYCLE_S} bucket", False
     else:

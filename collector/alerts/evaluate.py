@@ -65,7 +65,8 @@ WHERE {scope}
 # A slice of all of them, a range of ids: a pass over millions of transactions is cut into
 # statements that each read about TRANSACTIONS_PER_SLICE rows through the sort key, so reads and
 # writes get the store in between. The boundaries come from a sample of the ids.
-SLICE = "transaction_id >= {low:String} AND (empty({high:String}) OR transaction_id < {high:String})"
+SLICE = "transaction_id >= {low:String} AND transaction_id < {high:String}"
+AFTER_EVERY_ID = "\U0010ffff" * 8  # sorts after any id: the last slice's upper bound
 TRANSACTIONS_PER_SLICE = 250_000
 SAMPLE_EVERY = 256
 ID_SAMPLE = f"""
@@ -163,7 +164,7 @@ def slices(store: Store, tenant: str) -> list[dict[str, str]]:
     """The slices a pass over every transaction of the tenant is cut into, as bound parameters."""
     sample = [row["transaction_id"] for row in store.rows(ID_SAMPLE, {"tenant": tenant})]
     count = max(1, round(len(sample) * SAMPLE_EVERY / TRANSACTIONS_PER_SLICE))
-    bounds = ["", *(sample[len(sample) * part // count] for part in range(1, count)), ""]
+    bounds = ["", *(sample[len(sample) * part // count] for part in range(1, count)), AFTER_EVERY_ID]
     return [{"low": low, "high": high} for low, high in itertools.pairwise(bounds)]
 
 
