@@ -47,6 +47,7 @@ class CollectorSettings:
     # API calls of one tenant running at once, and waiting for a turn; beyond, 429 at once.
     reads_per_tenant: int = 4
     reads_waiting_per_tenant: int = 16
+    reads_per_second_per_tenant: float = 50.0  # ten seconds' worth in a burst; 0: no limit
     # An API answer that took this long is shared with the same call for this long (shared_reads.py);
     # 0: every call is answered afresh.
     shared_read_s: float = 30.0
@@ -80,6 +81,9 @@ class CollectorSettings:
             reads_waiting_per_tenant=_count(
                 env, "THREADLINE_READS_WAITING_PER_TENANT", cls.reads_waiting_per_tenant
             ),
+            reads_per_second_per_tenant=_positive_or_off(
+                env, "THREADLINE_READS_PER_SECOND_PER_TENANT", cls.reads_per_second_per_tenant
+            ),
             shared_read_s=_duration_or_off(env, "THREADLINE_SHARED_READ_SECONDS", cls.shared_read_s),
             shared_read_min_cost_s=_duration_or_off(
                 env, "THREADLINE_SHARED_READ_MIN_SECONDS", cls.shared_read_min_cost_s
@@ -102,6 +106,11 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
 def _duration_or_off(env: Mapping[str, str], name: str, default: float) -> float:
     """A duration, or 0 (``0`` or ``off``)."""
     return 0.0 if env.get(name, "").strip().lower() in ("0", "off") else _duration(env, name, default)
+
+
+def _positive_or_off(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number, or 0 (``0`` or ``off``)."""
+    return 0.0 if env.get(name, "").strip().lower() in ("0", "off") else _positive(env, name, default)
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

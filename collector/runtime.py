@@ -40,7 +40,11 @@ class Collector:
     reads: ReadAdmission = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reads = ReadAdmission(self.settings.reads_per_tenant, self.settings.reads_waiting_per_tenant)
+        self.reads = ReadAdmission(
+            self.settings.reads_per_tenant,
+            self.settings.reads_waiting_per_tenant,
+            self.settings.reads_per_second_per_tenant,
+        )
 
     def reload_workflows(self) -> Workflows:
         """Load the definitions file again; on any error the definitions in use stay as they are."""

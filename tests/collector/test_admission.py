@@ -54,7 +54,12 @@ def at_once(calls: int, call: Callable[[], Answer]) -> list[Answer]:
 def collector(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[CollectorProcess]:
     keys = tmp_path / "keys.yaml"
     keys.write_text(KEYS)
-    env = {"THREADLINE_API_KEYS": str(keys), **getattr(request, "param", {})}
+    # Identical calls would share one answer (shared_reads): here each call must reach the store.
+    env = {
+        "THREADLINE_API_KEYS": str(keys),
+        "THREADLINE_SHARED_READ_SECONDS": "0",
+        **getattr(request, "param", {}),
+    }
     running = CollectorProcess(store_dir=tmp_path / "store", env=env, isolated=True).start()
     yield running
     running.stop()
@@ -108,6 +113,23 @@ def test_a_tenant_over_its_reads_gets_429_while_another_tenants_lookup_is_answer
     assert refused.json()["error"] == "too_many_reads"
     assert lookups[0].status_code == 200, lookups[0].text
     assert lookups[0].json()["total"] == 500
+
+
+@pytest.mark.parametrize("collector", [{"THREADLINE_READS_PER_SECOND_PER_TENANT": "0.5"}], indirect=True)
+def test_a_tenant_over_its_read_rate_gets_429_saying_when_to_retry_while_another_is_answered(
+    collector: CollectorProcess,
+) -> None:
+    answers = [
+        httpx.get(collector.url + "/api/transactions", headers=bearer(ACME), timeout=60) for _ in range(7)
+    ]  # 0.5 a second: a burst of five, then one every two seconds
+
+    assert [answer.status_code for answer in answers[:5]] == [200] * 5
+    refused = answers[-1]
+    assert refused.status_code == 429 and refused.json()["error"] == "too_many_reads"
+    assert "a second" in refused.json()["message"] and int(refused.headers["Retry-After"]) >= 1
+    assert (
+        httpx.get(collector.url + "/api/transactions", headers=bearer(GLOBEX), timeout=60).status_code == 200
+    )
 
 
 @pytest.mark.parametrize("collector", [{"THREADLINE_READS_PER_TENANT": str(CALLS)}], indirect=True)
