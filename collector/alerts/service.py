@@ -194,6 +194,8 @@ class Alerting:
         gauges_time = 0.0
         with Store.timed() as spent:
             for tenant in records.tenants(self.collector.store):
+                if self._stop.is_set():  # stopping: what is left waits for the next start
+                    break
                 if refresh_gauges or tenant not in self._gauges:
                     with Store.timed() as reading:
                         self._gauges[tenant] = evaluate.gauge_rows(

@@ -214,6 +214,7 @@ class Store:
         self.read_timeout_s = read_timeout_s
         self.embedded = self.dsn.startswith("chdb:")
         self._client: Client | None = None
+        self._closed = False
         self._lock = WriterFirstLock()
         self._aggregates_complete = False
         self._aggregates_checked_at = 0.0
@@ -223,6 +224,7 @@ class Store:
 
     def open(self) -> Store:
         """Connect and bring the schema up to date. Raises StoreUnavailable if the store cannot be reached."""
+        self._closed = False
         with self.writing():  # migrations: no time limit
             self._connect()
             self.migrate()
@@ -230,6 +232,8 @@ class Store:
         return self
 
     def _connect(self) -> Client:
+        if self._closed:
+            raise StoreUnavailable(f"the store {self.redacted_dsn} is closed")
         if self._client is None:
             try:
                 self._client = clickhouse_connect.get_client(dsn=self.dsn, **self._server_options())
@@ -262,7 +266,10 @@ class Store:
         return redact_dsn(self.dsn)
 
     def close(self) -> None:
+        """Close the connection for good: a statement after this raises StoreUnavailable (a thread
+        still running, like an alert evaluation past its stop, must not open the store again)."""
         with self._lock.held():
+            self._closed = True
             if self._client is not None:
                 try:
                     self._client.close()

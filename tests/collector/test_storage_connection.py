@@ -156,3 +156,13 @@ def test_a_read_for_a_caller_over_the_read_time_limit_is_stopped_and_said_so(tmp
         contextvars.copy_context().run(read_for_a_caller)
     assert store.query(slow).result_rows  # the collector's own reads have none
     store.close()
+
+
+def test_a_closed_store_refuses_statements_instead_of_opening_again(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    store.close()  # a thread still running (an alert evaluation past its stop) must not reopen it
+
+    with pytest.raises(StoreUnavailable, match="closed"):
+        store.query("SELECT 1")
+    assert store.open().query("SELECT 1").result_rows == [(1,)]  # an explicit open does
+    store.close()
