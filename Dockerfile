@@ -3,13 +3,11 @@ FROM python:3.11-slim
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY threadline ./threadline
 COPY sdk ./sdk
-COPY collector ./collector
-COPY dashboard ./dashboard
+COPY src ./src
 COPY examples ./examples
 COPY workflows.example.yaml ./
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ./sdk . \
     && useradd --system --home /app threadline \
     && mkdir -p /app/.threadline && chown threadline /app/.threadline
 USER threadline

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from threadline.collector.config import DEFAULT_WORKFLOWS
 from threadline.collector.workflows import Workflows, load
 
 from .clock import Clock
@@ -33,14 +34,13 @@ from .systems import Fleet
 
 logger = logging.getLogger("threadline.simulator")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FLUSH_EVERY = 3000  # back-fill events between flushes: keeps every SDK queue far below its 8192 limit
 FLUSH_TIMEOUT_S = 60.0
 
 
 def default_workflows() -> Path:
     """The collector's workflows file: ``THREADLINE_WORKFLOWS``, else the project's example file."""
-    return Path(os.environ.get("THREADLINE_WORKFLOWS") or PROJECT_ROOT / "workflows.example.yaml")
+    return Path(os.environ.get("THREADLINE_WORKFLOWS") or DEFAULT_WORKFLOWS)
 
 
 def simulate(

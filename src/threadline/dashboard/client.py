@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from importlib.metadata import version
 from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
-
-from threadline import __version__
 
 from .schema import (
     AcknowledgeResult,
@@ -103,7 +102,8 @@ class QueryClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        headers = {"Accept": "application/json", "User-Agent": f"threadline-dashboard/{__version__}"}
+        agent = f"threadline-dashboard/{version('threadline')}"
+        headers = {"Accept": "application/json", "User-Agent": agent}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.Client(

@@ -12,7 +12,7 @@ from .storage import DEFAULT_DSN
 from .storage.connection import DEFAULT_READ_TIMEOUT_S
 from .workflows import parse_duration
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_WORKFLOWS = PROJECT_ROOT / "workflows.example.yaml"
 
 

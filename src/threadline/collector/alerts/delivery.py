@@ -19,11 +19,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from importlib.metadata import version
 
 import httpx
 import orjson
-
-from threadline import __version__
 
 from ..storage import Store, StoreUnavailable
 from . import records
@@ -124,7 +123,7 @@ class Dispatcher:
         body = render(receiver.type, orjson.loads(notification.payload), notification.notification_id)
         headers = {
             "content-type": "application/json",
-            "user-agent": f"threadline/{__version__}",
+            "user-agent": f"threadline/{version('threadline')}",
             "idempotency-key": notification.notification_id,
         }
         at = dt.datetime.now(dt.UTC)

@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -15,7 +16,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from threadline import __version__
 from threadline.sdk._redact import Redactor
 
 from . import api, auth, errors, exceptions, ingest
@@ -99,7 +99,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Threadline collector",
-        version=__version__,
+        version=version("threadline"),
         description="Business-transaction tracing for enterprise integrations: ingest and query API.",
         lifespan=lifespan,
         # Served below, behind a key when keys are configured: the schema maps every endpoint.
