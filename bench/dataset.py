@@ -43,7 +43,7 @@ from typing import Any
 from threadline.collector.storage import Store, migrations
 from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS, LINK_COLUMNS, TransactionKeys
 from threadline.collector.workflows import load
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 from threadline.simulator import history as history_module
 from threadline.simulator.faults import DAY_S, FaultMix, SlowSchedule
 from threadline.simulator.history import HOUR_S, History, arrivals, pick_workflow

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 
 from . import api, auth, errors, exceptions, ingest
 from .alerts import api as alerts_api

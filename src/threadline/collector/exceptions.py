@@ -36,6 +36,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from threadline.contract.event import DEFAULT_ERROR_KIND
+
 from .admission import admit_read
 from .api import TRANSACTION_PATH, AsOf, Moment, TransactionKey
 from .auth import Principal, require
@@ -53,7 +55,7 @@ from .models import (
     ExceptionsReport,
 )
 from .runtime import Collector, get_collector
-from .schema import DEFAULT_ERROR_KIND, Problem, in_storable_range
+from .schema import Problem, in_storable_range
 from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
 from .storage.keys import with_current_transaction

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
-from .schema import ErrorKind
+from threadline.contract.event import ErrorKind
 
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]

@@ -32,16 +32,35 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from pydantic import ValidationError
 
-from threadline.sdk._redact import Redactor
-from threadline.sdk._settings import is_timeout_type
-
-from . import otlp_json
-from .schema import (
+from threadline.contract.attributes import (
+    ALIAS_PREFIX,
+    AMOUNT,
+    ATTEMPT,
+    CORRELATION_ID,
+    CORRELATION_KIND,
+    CURRENCY,
+    DURATION_MS,
+    ERROR_KIND,
+    ERROR_MESSAGE,
+    EVENT_ID,
+    PREFIX,
+    STATUS,
+    STEP,
+    SYSTEM,
+    WORKFLOW,
+)
+from threadline.contract.event import (
     DEFAULT_ERROR_KIND,
     MAX_ERROR_MESSAGE,
     MAX_ERROR_TYPE,
     MAX_EVENTS_PER_BATCH,
     MAX_STACKTRACE,
+    is_timeout_type,
+)
+from threadline.contract.redaction import Redactor
+
+from . import otlp_json
+from .schema import (
     BusinessEvent,
     Problem,
     not_json,
@@ -52,24 +71,19 @@ from .schema import (
 if TYPE_CHECKING:
     from .storage.writes import KeyRules
 
-PREFIX = "threadline."
-CORRELATION_ID = "threadline.correlation_id"
-ALIAS_PREFIX = "threadline.alias."
 # The attributes that map onto fields of the event; any other attribute is kept in `attributes`.
 _FIELDS = {
-    "threadline.correlation_kind": "correlation_kind",
-    "threadline.workflow": "workflow",
-    "threadline.step": "step",
-    "threadline.system": "system",
-    "threadline.status": "status",
-    "threadline.event_id": "event_id",
-    "threadline.attempt": "attempt",
-    "threadline.amount": "amount",
-    "threadline.currency": "currency",
-    "threadline.duration_ms": "duration_ms",
+    CORRELATION_KIND: "correlation_kind",
+    WORKFLOW: "workflow",
+    STEP: "step",
+    SYSTEM: "system",
+    STATUS: "status",
+    EVENT_ID: "event_id",
+    ATTEMPT: "attempt",
+    AMOUNT: "amount",
+    CURRENCY: "currency",
+    DURATION_MS: "duration_ms",
 }
-ERROR_KIND = "threadline.error.kind"
-ERROR_MESSAGE = "threadline.error.message"
 # The span event OpenTelemetry SDKs record for an exception (`span.record_exception`), per the
 # semantic conventions; its attributes are EXCEPTION_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE.
 EXCEPTION_EVENT = "exception"
@@ -226,7 +240,7 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
     """The JSON-contract fields of a span that carries ``threadline.correlation_id``."""
     fields: dict[str, Any] = {
         "correlation_id": attributes.get(CORRELATION_ID),
-        "workflow": attributes.get("threadline.workflow"),
+        "workflow": attributes.get(WORKFLOW),
         "step": span.name,
         "system": resource.get("service.name"),
         "status": "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
@@ -276,7 +290,7 @@ def _error(span: Span, attributes: dict[str, Any]) -> dict[str, Any] | None:
     SDK's rule), else the default kind. Texts are cut to their limits rather than refused: an OTel
     SDK records whole stack traces, and the event matters more than the end of its trace.
     """
-    failed = span.status.code == Status.STATUS_CODE_ERROR or attributes.get("threadline.status") == "error"
+    failed = span.status.code == Status.STATUS_CODE_ERROR or attributes.get(STATUS) == "error"
     if not failed and ERROR_KIND not in attributes:
         return None
     exception = _recorded_exception(span)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 
 from .admission import ReadAdmission
 from .auth import ANONYMOUS, ApiKeys, Principal

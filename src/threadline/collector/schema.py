@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from pydantic import (
@@ -27,29 +27,30 @@ from pydantic import (
     model_validator,
 )
 
-ErrorKind = Literal["transient", "business", "validation", "auth", "timeout"]
-# The kind of an error sent without one (an OTLP span with status ERROR, `status: "error"` with no
-# error object): the SDK's default for an exception in a step, so both paths agree.
-DEFAULT_ERROR_KIND: ErrorKind = "transient"
-Status = Literal["ok", "error", "retrying", "pending"]
+from threadline.contract.event import (
+    DEFAULT_ERROR_KIND,
+    MAX_ALIASES,
+    MAX_AMOUNT,
+    MAX_ATTEMPT,
+    MAX_ATTRIBUTE_VALUE,
+    MAX_ATTRIBUTES,
+    MAX_ERROR_MESSAGE,
+    MAX_ERROR_TYPE,
+    MAX_EVENTS_PER_BATCH,
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_STACKTRACE,
+    ErrorKind,
+    Status,
+)
 
-MAX_ATTRIBUTES = 128
-MAX_ALIASES = 32
-MAX_ATTRIBUTE_VALUE = 16 * 1024
-MAX_EVENTS_PER_BATCH = 10_000
-MAX_ERROR_MESSAGE = 4096
-MAX_ERROR_TYPE = 256
-MAX_STACKTRACE = 32 * 1024
-# Larger than any real invoice, even in currencies of 25 000 units to the dollar, and small enough
-# that the sum of millions of them stays finite (value at risk, Prometheus, alerts).
-MAX_AMOUNT = 1e15
 # Event times must fit ClickHouse's DateTime64(6) and OTLP's 64-bit nanoseconds.
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2261, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
-Key = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_CONTROL)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NO_CONTROL)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=_NO_CONTROL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH, pattern=_NO_CONTROL)]
 AttributeValue = Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE)]
 
 
@@ -103,7 +104,7 @@ class BusinessEvent(BaseModel):
     duration_ms: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     aliases: Annotated[dict[Name, Key], Field(max_length=MAX_ALIASES)] = Field(default_factory=dict)
     error: EventError | None = None
-    attempt: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    attempt: Annotated[int, Field(ge=1, le=MAX_ATTEMPT)] | None = None
     amount: Annotated[float, Field(allow_inf_nan=False), AfterValidator(plausible_amount)] | None = None
     currency: Annotated[str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     attributes: Annotated[dict[Key, AttributeValue], Field(max_length=MAX_ATTRIBUTES)] = Field(

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from threadline.contract.event import DEFAULT_ERROR_KIND
+
 from .models import (
     AliasConflict,
     EventErrorView,
@@ -18,7 +20,6 @@ from .models import (
     Violation,
     WaitingStep,
 )
-from .schema import DEFAULT_ERROR_KIND
 from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
 from .storage import Store
 from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUMNS, OTHER_KIND

@@ -21,7 +21,8 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from threadline.collector.schema import MAX_EVENTS_PER_BATCH, problems_of, validate_event
+from threadline.collector.schema import problems_of, validate_event
+from threadline.contract.event import MAX_EVENTS_PER_BATCH
 
 from .csv_log import CsvLog
 from .errors import CollectorRefused, ReplayError

@@ -25,7 +25,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from threadline.collector.schema import MAX_ATTRIBUTES
+from threadline.contract.event import MAX_ATTRIBUTES
 
 from .errors import ReplayError
 from .values import TimestampParser, status_of

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from threadline.collector.schema import MAX_ALIASES
+from threadline.contract.event import MAX_ALIASES
 
 from .errors import ReplayError
 from .files import open_binary

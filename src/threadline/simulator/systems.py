@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from threadline.sdk._client import DURATION_MS, Client
+from threadline.contract.attributes import DURATION_MS
+from threadline.sdk._client import Client
 from threadline.sdk._settings import resolve
 
 if TYPE_CHECKING:

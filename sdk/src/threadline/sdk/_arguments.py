@@ -16,7 +16,15 @@ import time
 from collections.abc import Mapping
 from decimal import Decimal
 
-from ._settings import ERROR_KINDS, STATUSES, is_timeout_type
+from threadline.contract.attributes import PREFIX
+from threadline.contract.event import (
+    ERROR_KINDS,
+    MAX_AMOUNT,
+    MAX_ATTEMPT,
+    MAX_ERROR_MESSAGE,
+    STATUSES,
+    is_timeout_type,
+)
 
 logger = logging.getLogger("threadline.sdk")
 
@@ -89,9 +97,11 @@ def amount(value: object) -> float | None:
         return None
     if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
         number = float(value)
-        if math.isfinite(number):
+        if math.isfinite(number) and -MAX_AMOUNT <= number <= MAX_AMOUNT:
             return number
-    warn_once(f"amount must be a finite number, got {value!r}; ignored")
+    warn_once(
+        f"amount must be a finite number from -{MAX_AMOUNT:,.0f} to {MAX_AMOUNT:,.0f}, got {value!r}; ignored"
+    )
     return None
 
 
@@ -107,9 +117,9 @@ def currency(value: object) -> str | None:
 def attempt(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**31:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ATTEMPT:
         return value
-    warn_once(f"attempt must be a whole number from 1, got {value!r}; ignored")
+    warn_once(f"attempt must be a whole number from 1 to {MAX_ATTEMPT:,}, got {value!r}; ignored")
     return None
 
 
@@ -121,7 +131,7 @@ def _scalar_text(value: object) -> str | None:
     return None
 
 
-def string_map(name: str, value: object, reserved_prefix: str = "threadline.") -> dict[str, str]:
+def string_map(name: str, value: object, reserved_prefix: str = PREFIX) -> dict[str, str]:
     """A clean ``{str: str}``: numbers and booleans become text, anything else is logged and left out."""
     if value is None:
         return {}
@@ -143,9 +153,9 @@ def error(value: object, default_kind: str) -> tuple[str, str] | None:
     if value is None:
         return None
     if isinstance(value, BaseException):
-        return exception_kind(value, default_kind), f"{type(value).__name__}: {value}"[:4096]
+        return exception_kind(value, default_kind), f"{type(value).__name__}: {value}"[:MAX_ERROR_MESSAGE]
     if isinstance(value, str):
-        return default_kind, value[:4096]
+        return default_kind, value[:MAX_ERROR_MESSAGE]
     if isinstance(value, Mapping):
         kind = value.get("kind", default_kind)
         if kind not in ERROR_KINDS:
@@ -154,7 +164,7 @@ def error(value: object, default_kind: str) -> tuple[str, str] | None:
             )
             kind = default_kind
         message = value.get("message", "")
-        return str(kind), ("" if message is None else str(message))[:4096]
+        return str(kind), ("" if message is None else str(message))[:MAX_ERROR_MESSAGE]
     warn_once(f"error must be a mapping, an exception or a message, got {type(value).__name__}; ignored")
     return None
 

@@ -18,31 +18,31 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Status, StatusCode
 
+from threadline.contract.attributes import (
+    ALIAS_PREFIX,
+    AMOUNT,
+    ATTEMPT,
+    CORRELATION_ID,
+    CURRENCY,
+    DURATION_MS,
+    ERROR_KIND,
+    ERROR_MESSAGE,
+    EVENT_ID,
+    STATUS,
+    STEP,
+    SYSTEM,
+    WORKFLOW,
+)
+from threadline.contract.event import MAX_ATTRIBUTE_VALUE
+from threadline.contract.redaction import Redactor
+
 from . import _arguments as check
 from . import _context
 from ._ids import uuid7
 from ._pipeline import DeliveryProcessor
-from ._redact import Redactor
 from ._settings import Settings
 
 logger = logging.getLogger("threadline.sdk")
-
-# Span attribute names of the wire contract (DESIGN.md, "OTLP form").
-CORRELATION_ID = "threadline.correlation_id"
-WORKFLOW = "threadline.workflow"
-STEP = "threadline.step"
-SYSTEM = "threadline.system"
-STATUS = "threadline.status"
-EVENT_ID = "threadline.event_id"
-ALIAS_PREFIX = "threadline.alias."
-ERROR_KIND = "threadline.error.kind"
-ERROR_MESSAGE = "threadline.error.message"
-ATTEMPT = "threadline.attempt"
-AMOUNT = "threadline.amount"
-CURRENCY = "threadline.currency"
-DURATION_MS = "threadline.duration_ms"
-
-MAX_ATTRIBUTE_LENGTH = 16 * 1024  # longer attribute values are truncated, as documented in the README
 
 
 class Client:
@@ -53,7 +53,7 @@ class Client:
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service}),
             sampler=ALWAYS_ON,  # business events are never sampled away, whatever the trace's sampling
-            span_limits=SpanLimits(max_span_attributes=512, max_attribute_length=MAX_ATTRIBUTE_LENGTH),
+            span_limits=SpanLimits(max_span_attributes=512, max_attribute_length=MAX_ATTRIBUTE_VALUE),
             shutdown_on_exit=False,
         )
         self.provider.add_span_processor(self.processor)

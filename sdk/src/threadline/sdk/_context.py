@@ -19,12 +19,12 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from threadline.contract.attributes import ALIAS_PREFIX, CORRELATION_ID
+
 from ._arguments import warn_once
 
 logger = logging.getLogger("threadline.sdk")
 
-CORRELATION_KEY = "threadline.correlation_id"
-ALIAS_PREFIX = "threadline.alias."
 
 _propagator = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
@@ -34,7 +34,7 @@ def current(ctx: context.Context | None = None) -> tuple[str | None, dict[str, s
     entries = baggage.get_all(ctx)
     if not entries:
         return None, {}
-    correlation_id = entries.get(CORRELATION_KEY)
+    correlation_id = entries.get(CORRELATION_ID)
     aliases = {
         key[len(ALIAS_PREFIX) :]: str(value) for key, value in entries.items() if key.startswith(ALIAS_PREFIX)
     }
@@ -44,7 +44,7 @@ def current(ctx: context.Context | None = None) -> tuple[str | None, dict[str, s
 def _with_correlation(
     ctx: context.Context, correlation_id: str, aliases: Mapping[str, str]
 ) -> context.Context:
-    ctx = baggage.set_baggage(CORRELATION_KEY, correlation_id, ctx)
+    ctx = baggage.set_baggage(CORRELATION_ID, correlation_id, ctx)
     for kind, value in aliases.items():
         ctx = baggage.set_baggage(ALIAS_PREFIX + kind, value, ctx)
     return ctx

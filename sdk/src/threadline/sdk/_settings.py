@@ -7,19 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._redact import DEFAULT_SALT
+from threadline.contract.event import DEFAULT_ERROR_KIND, ERROR_KINDS
+from threadline.contract.redaction import DEFAULT_SALT
 
 logger = logging.getLogger("threadline.sdk")
-
-ERROR_KINDS = frozenset({"transient", "business", "validation", "auth", "timeout"})
-STATUSES = frozenset({"ok", "error", "retrying", "pending"})
-
-
-def is_timeout_type(type_name: str) -> bool:
-    """Whether an exception class, by name, is a timeout: ``TimeoutError``, requests' ``ReadTimeout``,
-    httpx's ``TimeoutException``, Java's ``java.net.SocketTimeoutException``, .NET's ``TimeoutException``.
-    The collector reads OTLP ``exception.type`` by the same rule."""
-    return "timeout" in type_name.rsplit(".", 1)[-1].lower()
 
 
 def default_spool_dir() -> Path:
@@ -117,10 +108,10 @@ def resolve(
 
     spool = _text(str(spool_dir) if isinstance(spool_dir, os.PathLike) else spool_dir, "THREADLINE_SPOOL_DIR")
 
-    error_kind = _text(default_error_kind, "THREADLINE_DEFAULT_ERROR_KIND", "transient")
+    error_kind = _text(default_error_kind, "THREADLINE_DEFAULT_ERROR_KIND", DEFAULT_ERROR_KIND)
     if error_kind not in ERROR_KINDS:
-        logger.warning("threadline: unknown default error kind %r; using 'transient'", error_kind)
-        error_kind = "transient"
+        logger.warning("threadline: unknown default error kind %r; using %r", error_kind, DEFAULT_ERROR_KIND)
+        error_kind = DEFAULT_ERROR_KIND
 
     return Settings(
         service=resolved_service,
@@ -137,5 +128,5 @@ def resolve(
         schedule_delay_s=_float_env("THREADLINE_SCHEDULE_DELAY", 0.5),
         max_backoff_s=_float_env("THREADLINE_MAX_BACKOFF", 30.0),
         shutdown_timeout_s=_float_env("THREADLINE_SHUTDOWN_TIMEOUT", 5.0),
-        default_error_kind=error_kind or "transient",
+        default_error_kind=error_kind or DEFAULT_ERROR_KIND,
     )

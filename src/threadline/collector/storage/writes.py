@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from typing import Any
 
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 
 from ..schema import BusinessEvent
 from .connection import Store
