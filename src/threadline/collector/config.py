@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,15 @@ from .storage import DEFAULT_DSN
 from .storage.connection import DEFAULT_READ_TIMEOUT_S
 from .workflows import parse_duration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_WORKFLOWS = PROJECT_ROOT / "workflows.example.yaml"
+# The example definitions ship as package data, so an installed wheel runs the demo without a
+# checkout. Wheels install as files, so the resource has a path for the collector to re-read.
+EXAMPLE_WORKFLOWS = Path(str(resources.files("threadline.collector").joinpath("workflows.example.yaml")))
 
 
 @dataclass(frozen=True)
 class CollectorSettings:
     store: str = DEFAULT_DSN
-    workflows: Path = DEFAULT_WORKFLOWS
+    workflows: Path = EXAMPLE_WORKFLOWS
     host: str = "127.0.0.1"
     port: int = 4318
     max_body_bytes: int = 16 * 1024 * 1024
@@ -53,7 +55,7 @@ class CollectorSettings:
         env = os.environ
         settings = cls(
             store=env.get("THREADLINE_STORE", DEFAULT_DSN),
-            workflows=Path(env.get("THREADLINE_WORKFLOWS", str(DEFAULT_WORKFLOWS))),
+            workflows=Path(env.get("THREADLINE_WORKFLOWS", str(EXAMPLE_WORKFLOWS))),
             host=env.get("THREADLINE_HOST", "127.0.0.1"),
             port=int(env.get("THREADLINE_PORT", "4318")),
             max_body_bytes=int(env.get("THREADLINE_MAX_BODY_BYTES", str(16 * 1024 * 1024))),

@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from threadline.collector.config import DEFAULT_WORKFLOWS
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.workflows import Workflows, load
 
 from .clock import Clock
@@ -40,7 +40,7 @@ FLUSH_TIMEOUT_S = 60.0
 
 def default_workflows() -> Path:
     """The collector's workflows file: ``THREADLINE_WORKFLOWS``, else the project's example file."""
-    return Path(os.environ.get("THREADLINE_WORKFLOWS") or DEFAULT_WORKFLOWS)
+    return Path(os.environ.get("THREADLINE_WORKFLOWS") or EXAMPLE_WORKFLOWS)
 
 
 def simulate(
