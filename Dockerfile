@@ -3,19 +3,16 @@ FROM python:3.11-slim
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY threadline ./threadline
 COPY sdk ./sdk
-COPY collector ./collector
-COPY dashboard ./dashboard
+COPY src ./src
 COPY examples ./examples
-COPY workflows.example.yaml ./
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ./sdk . \
     && useradd --system --home /app threadline \
     && mkdir -p /app/.threadline && chown threadline /app/.threadline
 USER threadline
 
-ENV THREADLINE_WORKFLOWS=/app/workflows.example.yaml \
-    PYTHONUNBUFFERED=1
+# The example workflows are package data: the collector's default without THREADLINE_WORKFLOWS.
+ENV PYTHONUNBUFFERED=1
 EXPOSE 4318 8050
 ENTRYPOINT ["threadline"]
 CMD ["collector", "--host", "0.0.0.0"]

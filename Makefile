@@ -7,10 +7,10 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: install demo test lint bench soak clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -e ./sdk -e '.[test]'  # threadline-sdk from this checkout, never PyPI
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 # The bench extra (PM4Py, pyinstrument) only here: `make test` and CI never need it.
 $(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install -e '.[test,bench]'
+	$(BIN)/pip install -e ./sdk -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

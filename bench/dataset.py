@@ -40,10 +40,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.storage import Store, migrations
 from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS, LINK_COLUMNS, TransactionKeys
 from threadline.collector.workflows import load
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 from threadline.simulator import history as history_module
 from threadline.simulator.faults import DAY_S, FaultMix, SlowSchedule
 from threadline.simulator.history import HOUR_S, History, arrivals, pick_workflow
@@ -52,7 +53,7 @@ from threadline.simulator.planner import PlannedEvent, Planner, Timeline, Transa
 from threadline.simulator.scenarios import scenarios_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-WORKFLOWS = PROJECT_ROOT / "workflows.example.yaml"
+WORKFLOWS = EXAMPLE_WORKFLOWS
 CACHE_ROOT = PROJECT_ROOT / ".threadline"
 GENERATOR_VERSION = 2
 SEED = 7  # the seed of every figure: the same store, keys and answers in every run

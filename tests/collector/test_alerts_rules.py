@@ -25,10 +25,11 @@ from threadline.collector.alerts.evaluate import (
 from threadline.collector.alerts.payloads import render, slack_message
 from threadline.collector.alerts.rules import AlertRule, Condition, Receiver
 from threadline.collector.alerts.settings import AlertSettings
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.models import Sla, State, TransactionSummary, Violation, WaitingStep
 from threadline.collector.workflows import WorkflowError, load, parse
 
-EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "workflows.example.yaml"
+EXAMPLE_FILE = EXAMPLE_WORKFLOWS
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
 HEAD = """\

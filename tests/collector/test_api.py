@@ -14,7 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.collector_process import ROOT, CollectorProcess
+from tests.support.collector_process import CollectorProcess
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 AS_OF = (T0 + dt.timedelta(hours=6)).isoformat()
@@ -74,7 +75,7 @@ DATASET = [
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     folder = tmp_path_factory.mktemp("api")
     workflows = folder / "workflows.yaml"
-    shutil.copy(ROOT / "workflows.example.yaml", workflows)
+    shutil.copy(EXAMPLE_WORKFLOWS, workflows)
     running = CollectorProcess(store_dir=folder / "store", workflows=workflows).start()
     assert httpx.post(running.url + "/v1/events", json={"events": DATASET}).status_code == 200
     yield running

@@ -21,7 +21,7 @@ from opentelemetry.trace import Link
 
 from tests.support.collector_process import CollectorProcess
 from tests.support.ingest import unique_key
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 
 # One clear value under each named key; none may be found in any answer.
 NAMED = {

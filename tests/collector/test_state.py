@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.collector_process import ROOT, CollectorProcess
+from tests.support.collector_process import CollectorProcess
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 HAPPY_PATH = [
@@ -306,7 +307,7 @@ def test_an_alias_already_claimed_stays_with_its_first_claim_and_both_say_so(api
 def test_a_step_declares_the_kind_of_key_its_system_sends(tmp_path: Path) -> None:
     definitions = tmp_path / "workflows.yaml"
     definitions.write_text(
-        (ROOT / "workflows.example.yaml")
+        (EXAMPLE_WORKFLOWS)
         .read_text()
         .replace(
             "- {name: erp.order.created, system: netsuite,",

@@ -32,9 +32,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.collector_process import ROOT, CollectorProcess
+from tests.support.collector_process import CollectorProcess
 from tests.support.reference_state import STATES, Event, Reference, moment
 from tests.support.traffic import NOW, UNDEFINED_WORKFLOW, Traffic
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.workflows import load
 
 pytestmark = pytest.mark.slow
@@ -413,7 +414,7 @@ def keys_of(sent: list[dict[str, Any]]) -> list[str]:
 @pytest.fixture
 def workflows_file(tmp_path: Path) -> Path:
     copy = tmp_path / "workflows.yaml"
-    shutil.copy(ROOT / "workflows.example.yaml", copy)
+    shutil.copy(EXAMPLE_WORKFLOWS, copy)
     return copy
 
 

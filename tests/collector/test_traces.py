@@ -23,7 +23,7 @@ from opentelemetry.trace import Link, Span
 
 from tests.collector.test_ingest_otlp import RecordingExporter
 from tests.support.collector_process import CollectorProcess
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 
 ATTRIBUTES = {
     "http.request.method": "POST",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.workflows import (
     StepDefinition,
     WorkflowDefinition,
@@ -22,7 +23,7 @@ from threadline.collector.workflows import (
     parse_duration,
 )
 
-EXAMPLE_FILE = Path(__file__).resolve().parents[2] / "workflows.example.yaml"
+EXAMPLE_FILE = EXAMPLE_WORKFLOWS
 
 # Verbatim from DESIGN.md.
 DESIGN_EXAMPLE = """\

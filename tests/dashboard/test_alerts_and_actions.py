@@ -21,11 +21,12 @@ import yaml
 from selenium.webdriver.common.by import By
 
 from tests.dashboard import scenario
-from tests.dashboard.browser import ROOT, Browser, DashboardProcess
+from tests.dashboard.browser import Browser, DashboardProcess
 from tests.support.collector_process import CollectorProcess
 from tests.support.otlp_receiver import free_port
 from tests.support.polling import eventually
 from tests.support.webhook_receiver import WebhookReceiver
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.dashboard import formatting as fmt
 
 pytestmark = pytest.mark.slow
@@ -84,7 +85,7 @@ RESOLVE_COMMENT = "Subscription activated by hand in Stripe (INC-4711)"
 
 def write_workflows(folder: Path) -> Path:
     """The example workflows with this module's ``alerts:`` section."""
-    definitions = yaml.safe_load((ROOT / "workflows.example.yaml").read_text())
+    definitions = yaml.safe_load((EXAMPLE_WORKFLOWS).read_text())
     definitions["alerts"] = ALERTS
     path = folder / "workflows.yaml"
     path.write_text(yaml.safe_dump(definitions, sort_keys=False))

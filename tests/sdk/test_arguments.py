@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.support.otlp_receiver import OtlpReceiver
 from threadline import sdk
+from threadline.contract.event import MAX_AMOUNT, MAX_ATTEMPT
 from threadline.sdk import _arguments as check
 
 anything = st.one_of(
@@ -110,6 +111,24 @@ def test_a_bad_optional_field_drops_only_that_field(configured: OtlpReceiver) ->
     assert span.attributes["ok"] == "yes"
     for dropped in ("threadline.amount", "threadline.currency", "threadline.attempt", "bad"):
         assert dropped not in span.attributes
+
+
+def test_an_amount_or_attempt_the_collector_would_refuse_is_left_out_at_the_source(
+    configured: OtlpReceiver,
+) -> None:
+    # The collector refuses a business event whose amount or attempt is beyond the contract's bounds;
+    # the SDK drops only that field, so the event itself still counts.
+    sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-4", amount=MAX_AMOUNT * 10)
+    sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-5", attempt=MAX_ATTEMPT + 1)
+    sdk.event(
+        "quote-to-cash", "erp.order.created", correlation_id="OPP-6", amount=-MAX_AMOUNT, attempt=MAX_ATTEMPT
+    )
+    assert sdk.flush(10)
+    spans = {span.attributes["threadline.correlation_id"]: span for span in configured.business_events()}
+    assert "threadline.amount" not in spans["OPP-4"].attributes
+    assert "threadline.attempt" not in spans["OPP-5"].attributes
+    assert spans["OPP-6"].attributes["threadline.amount"] == -MAX_AMOUNT
+    assert spans["OPP-6"].attributes["threadline.attempt"] == MAX_ATTEMPT
 
 
 def test_an_event_without_its_required_fields_is_not_sent(configured: OtlpReceiver) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.otlp_receiver import OtlpReceiver
 from threadline import sdk
-from threadline.sdk._redact import Redactor
+from threadline.contract.redaction import Redactor
 
 
 @pytest.mark.parametrize(

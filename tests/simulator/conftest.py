@@ -5,14 +5,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.collector_process import ROOT
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.sdk_environment import isolate_sdk
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.workflows import Workflows, load
 
 # A Wednesday afternoon (UTC): history behind it covers working hours and a night.
 NOW = dt.datetime(2026, 3, 4, 15, 0, tzinfo=dt.UTC)
-EXAMPLE = ROOT / "workflows.example.yaml"
+EXAMPLE = EXAMPLE_WORKFLOWS
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.otlp_receiver import free_port
+from threadline.collector.config import EXAMPLE_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class CollectorProcess:
     store_dir: Path  # the embedded store's folder; its parent also holds the collector's log
-    workflows: Path = ROOT / "workflows.example.yaml"
+    workflows: Path = EXAMPLE_WORKFLOWS
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None

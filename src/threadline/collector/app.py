@@ -1,0 +1,166 @@
+"""The collector's FastAPI application: ingest, query API, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from threadline.contract.redaction import Redactor
+
+from . import api, auth, errors, exceptions, ingest
+from .alerts import api as alerts_api
+from .alerts.service import Alerting
+from .auth import load_keys, require
+from .config import CollectorSettings
+from .metrics import Metrics, TenantMetrics
+from .runtime import Collector, get_collector
+from .shared_reads import SharedReads
+from .storage import Store
+from .storage.backfill import AggregateBackfill
+from .timeouts import BodyDeadline
+from .workflows import WorkflowError
+from .workflows import load as load_workflows
+from .writer import Writer
+
+logger = logging.getLogger("threadline.collector")
+OPENAPI_URL = "/openapi.json"
+
+
+def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
+    """``kill -HUP`` reloads the workflow definitions (keeping the old ones if the file is bad)."""
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def reload(signum: int, frame: object) -> None:
+        with contextlib.suppress(WorkflowError):
+            collector.reload_workflows()
+
+    previous = signal.signal(signal.SIGHUP, reload)
+    return lambda: signal.signal(signal.SIGHUP, previous)
+
+
+def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+    settings = settings or CollectorSettings.from_environment()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        workflows = load_workflows(settings.workflows)  # a bad definition stops the start, naming the line
+        keys = load_keys(settings.api_keys)
+        store = Store(
+            settings.store,
+            cluster=settings.cluster,
+            ttl_days=settings.ttl_days,
+            read_timeout_s=settings.read_timeout_s,
+        ).open()
+        metrics = Metrics()
+        writer = Writer(
+            store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events
+        )
+        writer.start()
+        backfill = AggregateBackfill(store)  # only a store older than the aggregates has any
+        if settings.backfill:
+            backfill.start()
+        collector = Collector(
+            settings,
+            store,
+            writer,
+            metrics,
+            workflows,
+            keys=keys,
+            redactor=Redactor(settings.redact_keys, settings.redact_salt),
+        )
+        app.state.collector = collector
+        alerting = collector.alerting = Alerting(collector).start()
+        restore_sighup = _reload_on_sighup(collector)
+        logger.info(
+            "threadline: collector ready, store %s, %d workflows from %s",
+            store.redacted_dsn,
+            len(workflows),
+            workflows.source,
+        )
+        try:
+            yield
+        finally:
+            restore_sighup()
+            alerting.stop()
+            backfill.stop()
+            writer.stop()
+            store.close()
+
+    app = FastAPI(
+        title="Threadline collector",
+        version=version("threadline"),
+        description="Business-transaction tracing for enterprise integrations: ingest and query API.",
+        lifespan=lifespan,
+        # Served below, behind a key when keys are configured: the schema maps every endpoint.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    errors.install(app)
+    app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s, min_rate=settings.body_min_rate)
+    # Outermost: it shares finished answers, whatever produced them (auth and limits included).
+    app.add_middleware(SharedReads, ttl_s=settings.shared_read_s, min_cost_s=settings.shared_read_min_cost_s)
+    app.include_router(ingest.router)
+    app.include_router(api.router)
+    app.include_router(api.platform)
+    app.include_router(exceptions.router)
+    app.include_router(exceptions.actions)
+    app.include_router(auth.router)
+    app.include_router(alerts_api.router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="The store answers", responses={503: {}})
+    async def readyz(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
+        # Open to anyone, so it says ready or not and nothing of where the store is.
+        if await run_in_threadpool(collector.store.ping):
+            return errors.json_response({"status": "ready"})
+        return errors.json_response({"status": "unavailable"}, 503, {"Retry-After": "5"})
+
+    def any_key(request: Request) -> None:
+        """With keys configured, any known key (of any role) may read the API's description."""
+        request.app.state.collector.keys.authenticate(request.headers.get("authorization"))
+
+    described = [Depends(any_key)]
+
+    @app.get(OPENAPI_URL, include_in_schema=False, dependencies=described)
+    async def openapi() -> Response:
+        return errors.json_response(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=described)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} - Swagger UI")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=described)
+    async def redoc() -> Response:
+        return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{app.title} - ReDoc")
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        dependencies=[Depends(require("platform", "admin"))],
+    )
+    async def metrics(collector: Annotated[Collector, Depends(get_collector)], request: Request) -> Response:
+        """Everything for the platform; a tenant's admin sees its own tenant's series only."""
+        principal = collector.principal_of(request)
+        registry = collector.metrics.registry
+        visible = registry if principal.may("platform") else TenantMetrics(registry, principal.tenant)
+        return Response(generate_latest(visible), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,532 @@
+"""Exceptions, and what operators do about them: acknowledge, resolve, reopen, all audited.
+
+An *open exception* is a step of a transaction that is not completed whose errors were never
+recovered: the step has an error event (``status: error`` or an error kind) and no ``ok`` event,
+the same rule by which state says a step is done. Exceptions are grouped by error kind
+(transient, business, validation, auth, timeout; an error stored without one has the default kind) and
+by the system of the step's latest error, with counts and the transactions behind them.
+
+Operators answer them in two ways, each recorded in ``audit_log`` with who (the API key's name,
+and the person if the caller names one), when and why:
+
+- *acknowledge* a group (kind and system, optionally one workflow): "seen, someone is on it". It
+  covers the exceptions that had arrived when it was made; a later error shows as new again.
+- *resolve* a transaction: "handled outside the integrations". It leaves the attention set: the
+  queue's attention filter, the stuck count and value at risk, alerts and open exceptions, until
+  someone *reopens* it. Its state stays what the events say; a resolution is not an event.
+
+The audit log is the only record of both, so the trail and what the figures use can never
+disagree. ``state.RESOLVED_TRANSACTIONS`` is the one query that says which transactions are resolved.
+
+Viewing needs the ``read`` role, and so do the three actions: they are what operators on the
+queue do, they change no event and no definition, and each names its key in the trail. Asking
+for ``admin`` would push the dashboard to hold a key that may also ingest and reload definitions.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from threadline.contract.event import DEFAULT_ERROR_KIND
+
+from .admission import admit_read
+from .api import TRANSACTION_PATH, AsOf, Moment, TransactionKey
+from .auth import Principal, require
+from .errors import ApiError
+from .models import (
+    AcknowledgeRequest,
+    AcknowledgeResult,
+    AuditAction,
+    AuditEntry,
+    AuditPage,
+    CommentRequest,
+    ExceptionGroup,
+    ExceptionItem,
+    ExceptionKind,
+    ExceptionsReport,
+)
+from .runtime import Collector, get_collector
+from .schema import Problem, in_storable_range
+from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
+from .storage import Store
+from .storage.keys import with_current_transaction
+from .transactions import EPOCH, FAR_FUTURE, RESOLVE_KEY, utc
+from .workflows import Workflows
+
+ERROR_EVENTS = with_current_transaction("""
+    SELECT * FROM events FINAL
+    WHERE tenant = {tenant:String} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
+""")
+
+OPEN_EXCEPTIONS = """
+SELECT
+    errors.transaction_id AS transaction_id,
+    open.workflow AS workflow,
+    open.state AS state,
+    errors.step AS step,
+    errors.kind AS kind,
+    errors.system AS system,
+    errors.message AS message,
+    errors.error_at AS error_at,
+    errors.received_at AS received_at,
+    errors.errors AS errors
+FROM
+(
+    SELECT
+        transaction_id,
+        step,
+        argMaxIf(error_kind, timestamp, is_error) AS last_kind,
+        if(last_kind = '', '{default_kind}', last_kind) AS kind,
+        argMaxIf(system, timestamp, is_error) AS system,
+        argMaxIf(error_message, timestamp, is_error) AS message,
+        maxIf(timestamp, is_error) AS error_at,
+        maxIf(received_at, is_error) AS received_at,
+        countIf(is_error) AS errors
+    FROM
+    (
+        SELECT
+            current_transaction AS transaction_id, step, system, status, error_kind, error_message,
+            timestamp, received_at, status = 'error' OR error_kind != '' AS is_error
+        FROM ({errors})
+    )
+    GROUP BY transaction_id, step
+    HAVING errors > 0 AND countIf(status = 'ok') = 0
+) AS errors
+INNER JOIN
+(
+    SELECT transaction_id, workflow, state
+    FROM ({summary})
+    WHERE state != 'completed'
+) AS open ON open.transaction_id = errors.transaction_id
+WHERE errors.transaction_id NOT IN ({resolved})
+  AND (empty({{kind:String}}) OR kind = {{kind:String}})
+  AND (empty({{system:String}}) OR system = {{system:String}})
+  AND (empty({{workflow:String}}) OR workflow = {{workflow:String}})
+ORDER BY error_at DESC, transaction_id, step
+"""
+
+AUDIT_COLUMNS = (
+    "tenant",
+    "transaction_id",
+    "at",
+    "action_id",
+    "action",
+    "actor",
+    "operator",
+    "correlation_id",
+    "kind",
+    "system",
+    "workflow",
+    "comment",
+)
+
+ACKNOWLEDGEMENTS = """
+SELECT *
+FROM audit_log
+WHERE tenant = {tenant:String} AND action = 'acknowledge' AND at <= {as_of:DateTime64(6, 'UTC')}
+ORDER BY at DESC, action_id DESC
+"""
+
+LATEST_RESOLUTION = """
+SELECT *
+FROM audit_log
+WHERE tenant = {tenant:String} AND transaction_id = {transaction:String} AND action IN ('resolve', 'reopen')
+ORDER BY at DESC, action_id DESC
+LIMIT 1
+"""
+
+AUDIT = """
+SELECT *
+FROM audit_log
+WHERE tenant = {tenant:String}
+  AND (empty({action:String}) OR action = {action:String})
+  AND (empty({transaction:String}) OR transaction_id = {transaction:String})
+  AND at >= {since:DateTime64(6, 'UTC')} AND at <= {until:DateTime64(6, 'UTC')}
+  AND (at, action_id) < ({after_time:DateTime64(6, 'UTC')}, {after_id:String})
+ORDER BY at DESC, action_id DESC
+LIMIT {limit:UInt32}
+"""
+
+# Resolving a transaction is check-then-write; one collector process serializes them here.
+_actions = threading.Lock()
+
+
+def _sql(template: str, store: Store) -> str:
+    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+    return template.format(
+        summary=summary, resolved=RESOLVED_TRANSACTIONS, errors=ERROR_EVENTS, default_kind=DEFAULT_ERROR_KIND
+    )
+
+
+def audit_entry(row: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row["action_id"],
+        at=utc(row["at"]),
+        action=row["action"],
+        actor=row["actor"],
+        operator=row["operator"] or None,
+        correlation_id=row["correlation_id"] or None,
+        kind=row["kind"] or None,
+        system=row["system"] or None,
+        workflow=row["workflow"] or None,
+        comment=row["comment"],
+    )
+
+
+def _covers(ack: AuditEntry, row: dict[str, Any]) -> bool:
+    """An acknowledgement covers an exception of its group that had arrived when it was made."""
+    return (
+        ack.kind == row["kind"]
+        and ack.system == row["system"]
+        and (ack.workflow is None or ack.workflow == row["workflow"])
+        and ack.at >= utc(row["received_at"])
+    )
+
+
+@dataclass(frozen=True)
+class ExceptionFilters:
+    kind: str = ""
+    system: str = ""
+    workflow: str = ""
+
+
+def open_exceptions(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    filters: ExceptionFilters,
+    as_of: dt.datetime,
+    limit: int = 100,
+) -> ExceptionsReport:
+    """Open exceptions grouped by kind and system, most unacknowledged first."""
+    parameters = summary_parameters(
+        workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
+    )
+    rows = store.rows(_sql(OPEN_EXCEPTIONS, store), parameters)
+    acks = [audit_entry(row) for row in store.rows(ACKNOWLEDGEMENTS, {"tenant": tenant, "as_of": as_of})]
+    grouped: dict[tuple[str, str], list[tuple[dict[str, Any], AuditEntry | None]]] = {}
+    for row in rows:
+        ack = next((ack for ack in acks if _covers(ack, row)), None)
+        grouped.setdefault((row["kind"], row["system"]), []).append((row, ack))
+    groups = []
+    for (kind, system), members in grouped.items():
+        per_workflow: dict[str, set[str]] = {}
+        for row, _ in members:
+            per_workflow.setdefault(row["workflow"], set()).add(row["transaction_id"])
+        latest_ack = next(
+            (
+                ack
+                for ack in acks
+                if ack.kind == kind
+                and ack.system == system
+                and (ack.workflow is None or not filters.workflow or ack.workflow == filters.workflow)
+            ),
+            None,
+        )
+        groups.append(
+            ExceptionGroup(
+                kind=kind,
+                system=system,
+                transactions=len({row["transaction_id"] for row, _ in members}),
+                exceptions=len(members),
+                acknowledged=sum(1 for _, ack in members if ack is not None),
+                workflows={name: len(keys) for name, keys in sorted(per_workflow.items())},
+                last_error_at=max(utc(row["error_at"]) for row, _ in members),
+                acknowledgement=latest_ack,
+                items=[
+                    ExceptionItem(
+                        correlation_id=row["transaction_id"],
+                        workflow=row["workflow"],
+                        state=row["state"],
+                        step=row["step"],
+                        message=row["message"],
+                        error_at=utc(row["error_at"]),
+                        errors=row["errors"],
+                        acknowledged=ack is not None,
+                    )
+                    for row, ack in members[:limit]
+                ],
+            )
+        )
+    groups.sort(key=lambda g: (-(g.exceptions - g.acknowledged), -g.transactions, g.kind, g.system))
+    return ExceptionsReport(
+        as_of=as_of,
+        transactions=len({row["transaction_id"] for row in rows}),
+        exceptions=len(rows),
+        groups=groups,
+    )
+
+
+def _record(
+    store: Store, tenant: str, principal: Principal, action: AuditAction, **fields: str
+) -> AuditEntry:
+    row = {
+        "tenant": tenant,
+        "transaction_id": "",
+        "at": dt.datetime.now(dt.UTC),
+        "action_id": str(uuid.uuid4()),
+        "action": action,
+        "actor": principal.name,
+        "operator": "",
+        "correlation_id": "",
+        "kind": "",
+        "system": "",
+        "workflow": "",
+        "comment": "",
+        **fields,
+    }
+    store.insert("audit_log", [[row[column] for column in AUDIT_COLUMNS]], AUDIT_COLUMNS)
+    return audit_entry(row)
+
+
+def acknowledge(
+    store: Store, workflows: Workflows, tenant: str, principal: Principal, request: AcknowledgeRequest
+) -> AcknowledgeResult:
+    entry = _record(
+        store,
+        tenant,
+        principal,
+        "acknowledge",
+        kind=request.kind,
+        system=request.system,
+        workflow=request.workflow,
+        comment=request.comment,
+        operator=request.operator,
+    )
+    report = open_exceptions(
+        store,
+        workflows,
+        tenant,
+        ExceptionFilters(kind=request.kind, system=request.system, workflow=request.workflow),
+        dt.datetime.now(dt.UTC),
+        limit=0,
+    )
+    return AcknowledgeResult(entry=entry, covered=sum(group.acknowledged for group in report.groups))
+
+
+class ActionRefused(ValueError):
+    """The transaction is already in the state the action asks for."""
+
+
+def transaction_of(store: Store, tenant: str, key: str) -> str | None:
+    """The transaction a correlation id or alias belongs to."""
+    rows = store.query(RESOLVE_KEY, {"tenant": tenant, "key": key}).result_rows
+    return rows[0][0] if rows else None
+
+
+def resolution_of(store: Store, tenant: str, transaction: str) -> AuditEntry | None:
+    """The latest resolve or reopen of a transaction, if any."""
+    rows = store.rows(LATEST_RESOLUTION, {"tenant": tenant, "transaction": transaction})
+    return audit_entry(rows[0]) if rows else None
+
+
+def change_resolution(
+    store: Store,
+    tenant: str,
+    principal: Principal,
+    transaction: str,
+    key: str,
+    action: AuditAction,
+    request: CommentRequest,
+) -> AuditEntry:
+    """Resolve or reopen; ActionRefused when it is already resolved (resolve) or not (reopen)."""
+    with _actions:
+        latest = resolution_of(store, tenant, transaction)
+        resolved = latest is not None and latest.action == "resolve"
+        if action == "resolve" and resolved:
+            assert latest is not None
+            raise ActionRefused(f"already resolved by {latest.actor} at {latest.at.isoformat()}")
+        if action == "reopen" and not resolved:
+            raise ActionRefused("it is not resolved")
+        return _record(
+            store,
+            tenant,
+            principal,
+            action,
+            transaction_id=transaction,
+            correlation_id=key,
+            comment=request.comment,
+            operator=request.operator,
+        )
+
+
+def _encode_cursor(entry: AuditEntry) -> str:
+    raw = orjson.dumps([entry.at.isoformat(), entry.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        moment, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return in_storable_range(utc(dt.datetime.fromisoformat(moment))), str(key)
+    except (ValueError, TypeError) as error:
+        raise ValueError("is not a cursor this API handed out") from error
+
+
+def audit_page(
+    store: Store,
+    tenant: str,
+    action: str,
+    transaction: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> AuditPage:
+    after_time, after_id = _decode_cursor(cursor) if cursor else (FAR_FUTURE, "\U0010ffff")
+    rows = store.rows(
+        AUDIT,
+        {
+            "tenant": tenant,
+            "action": action,
+            "transaction": transaction,
+            "since": since or EPOCH,
+            "until": until or FAR_FUTURE,
+            "after_time": after_time,
+            "after_id": after_id,
+            "limit": limit + 1,
+        },
+    )
+    items = [audit_entry(row) for row in rows[:limit]]
+    return AuditPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+router = APIRouter(
+    prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read")), Depends(admit_read)]
+)
+# Every operator's action changes what others see: reading is not enough to act.
+actions = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("act"))])
+CollectorDep = Annotated[Collector, Depends(get_collector)]
+
+
+def _now(value: dt.datetime | None = None) -> dt.datetime:
+    return (value or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+
+
+def _reevaluate(collector: Collector) -> None:
+    """Let alerts follow an operator's action now rather than at the next scheduled evaluation."""
+    if collector.alerting is not None:
+        collector.alerting.request_evaluation()
+
+
+@router.get("/exceptions", response_model=ExceptionsReport)
+async def list_exceptions(
+    collector: CollectorDep,
+    request: Request,
+    kind: Annotated[ExceptionKind | None, Query(description="Only this error kind")] = None,
+    system: Annotated[str, Query(description="Only errors in this system")] = "",
+    workflow: Annotated[str, Query(description="Only this workflow's transactions")] = "",
+    as_of: AsOf = None,
+    limit: Annotated[
+        int, Query(ge=0, le=1000, description="Items listed per group (counts stay exact)")
+    ] = 100,
+) -> ExceptionsReport:
+    """Open exceptions grouped by error kind and system, with counts and the transactions behind them."""
+    return await run_in_threadpool(
+        open_exceptions,
+        collector.store,
+        collector.workflows,
+        collector.tenant_of(request),
+        ExceptionFilters(kind=kind or "", system=system, workflow=workflow),
+        _now(as_of),
+        limit,
+    )
+
+
+@actions.post("/exceptions/ack", response_model=AcknowledgeResult, status_code=201)
+async def acknowledge_exceptions(
+    collector: CollectorDep, request: Request, body: AcknowledgeRequest
+) -> AcknowledgeResult:
+    """Acknowledge a group of exceptions (kind and system, optionally one workflow), with a comment."""
+    result = await run_in_threadpool(
+        acknowledge,
+        collector.store,
+        collector.workflows,
+        collector.tenant_of(request),
+        collector.principal_of(request),
+        body,
+    )
+    return result
+
+
+async def _change(
+    collector: Collector, request: Request, key: str, action: AuditAction, body: CommentRequest
+) -> AuditEntry:
+    tenant = collector.tenant_of(request)
+    transaction = await run_in_threadpool(transaction_of, collector.store, tenant, key)
+    if transaction is None:
+        raise ApiError(404, "not_found", f"no transaction has the key {key!r}")
+    try:
+        entry = await run_in_threadpool(
+            change_resolution,
+            collector.store,
+            tenant,
+            collector.principal_of(request),
+            transaction,
+            key,
+            action,
+            body,
+        )
+    except ActionRefused as refused:
+        raise ApiError(409, "conflict", f"{key!r} was not {action}d: {refused}") from None
+    _reevaluate(collector)
+    return entry
+
+
+@actions.post(
+    TRANSACTION_PATH + "/resolve", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
+)
+async def resolve_transaction(
+    collector: CollectorDep, request: Request, key: TransactionKey, body: CommentRequest
+) -> AuditEntry:
+    """Mark a transaction resolved, with a comment: it leaves the attention set until reopened."""
+    return await _change(collector, request, key, "resolve", body)
+
+
+@actions.post(
+    TRANSACTION_PATH + "/reopen", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
+)
+async def reopen_transaction(
+    collector: CollectorDep, request: Request, key: TransactionKey, body: CommentRequest
+) -> AuditEntry:
+    """Undo a resolution, with a comment: the transaction counts again as its state says."""
+    return await _change(collector, request, key, "reopen", body)
+
+
+@router.get("/audit", response_model=AuditPage)
+async def list_audit(
+    collector: CollectorDep,
+    request: Request,
+    action: Annotated[AuditAction | None, Query(description="acknowledge, resolve or reopen")] = None,
+    transaction: Annotated[str, Query(description="Only this transaction (correlation id or alias)")] = "",
+    since: Annotated[Moment | None, Query(description="Only actions at or after this time")] = None,
+    until: Annotated[Moment | None, Query(description="Only actions at or before this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> AuditPage:
+    """The operators' actions, newest first: who (key and person), when, what and why."""
+    tenant = collector.tenant_of(request)
+    transaction_id = ""
+    if transaction:
+        transaction_id = (
+            await run_in_threadpool(transaction_of, collector.store, tenant, transaction) or transaction
+        )
+    try:
+        return await run_in_threadpool(
+            audit_page, collector.store, tenant, action or "", transaction_id, since, until, limit, cursor
+        )
+    except ValueError as error:
+        raise ApiError(
+            400, "invalid_request", f"cursor {error}", [Problem(field="cursor", reason=str(error))]
+        ) from None

@@ -1,0 +1,334 @@
+"""Reading transactions: find one by any of its keys, list them for the operations queue."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from threadline.contract.event import DEFAULT_ERROR_KIND
+
+from .models import (
+    AliasConflict,
+    EventErrorView,
+    EventView,
+    Sla,
+    TransactionSummary,
+    Violation,
+    WaitingStep,
+)
+from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
+from .storage import Store
+from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUMNS, OTHER_KIND
+from .workflows import Workflows
+
+OPEN_STATES = {"stuck", "in_progress"}
+# An alias conflict as the lookup reads it: its columns but the tenant and the version.
+CONFLICT_FIELDS = CONFLICT_COLUMNS[1:-1]
+
+# The transaction of {key}: where the key mapping puts it, else the key itself.
+FOUND = """
+ifNull(
+    (SELECT argMax(transaction_id, version) FROM aliases
+     WHERE tenant = {tenant:String} AND alias = {key:String} HAVING count() > 0),
+    {key:String}) AS found"""
+
+# That transaction, the keys its events are stored under and the aliases announced for it: one
+# read of the mapping and the rollups.
+RESOLVE_KEY = f"""
+WITH {FOUND}
+SELECT found, groupUniqArrayArray(keys) AS keys, groupUniqArrayArray(announced) AS announced
+FROM transaction_rollups
+WHERE tenant = {{tenant:String}}
+  AND transaction_id IN (
+      SELECT found
+      UNION ALL
+      SELECT transaction_id FROM transaction_links FINAL
+      WHERE tenant = {{tenant:String}} AND merged_into = found
+  )
+HAVING count() > 0
+"""
+
+# The same from the key mapping alone, while the rollups do not hold every stored event yet.
+RESOLVE_KEY_FROM_MAPPING = f"""
+WITH {FOUND},
+    (SELECT groupArray(alias) FROM aliases FINAL
+     WHERE tenant = {{tenant:String}} AND transaction_id = found) AS aliases_of_found
+SELECT
+    found,
+    arrayConcat([found], aliases_of_found,
+                (SELECT groupArray(transaction_id) FROM transaction_links FINAL
+                 WHERE tenant = {{tenant:String}} AND merged_into = found)) AS keys,
+    aliases_of_found AS announced
+"""
+
+# Its state, every event up to as_of in event-time order (ties: arrival), and its aliases.
+ONE = f"""
+SELECT
+    *,
+    (
+        SELECT groupArray(({", ".join(EVENT_COLUMNS)}))
+        FROM (
+            SELECT {", ".join(EVENT_COLUMNS)}
+            FROM events FINAL
+            WHERE tenant = {{tenant:String}} AND correlation_id IN {{keys:Array(String)}}
+              AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
+            ORDER BY timestamp, seq, event_id
+        )
+    ) AS event_rows,
+    (
+        SELECT groupArray((kind, alias))
+        FROM (
+            SELECT alias, argMax(kind, version) AS kind
+            FROM aliases
+            WHERE tenant = {{tenant:String}} AND alias IN {{announced:Array(String)}}
+            GROUP BY alias
+            HAVING argMax(transaction_id, version) = {{transaction:String}}
+            ORDER BY alias
+        )
+    ) AS alias_rows,
+    (
+        SELECT groupArray(({", ".join(CONFLICT_FIELDS)}))
+        FROM (
+            SELECT {", ".join(CONFLICT_FIELDS)}
+            FROM alias_conflicts FINAL
+            WHERE tenant = {{tenant:String}}
+              AND (claimed_by IN {{keys:Array(String)}} OR belongs_to IN {{keys:Array(String)}}
+                   OR claimed_by = {{transaction:String}} OR belongs_to = {{transaction:String}})
+            ORDER BY seen_at, alias
+        )
+    ) AS conflict_rows
+FROM ({{summary}})
+"""
+
+LIST = """
+SELECT * FROM
+(
+    SELECT *, count() OVER () AS total
+    FROM ({summary})
+    WHERE (empty({{workflow:String}}) OR workflow = {{workflow:String}})
+      AND (empty({{states:Array(String)}}) OR has({{states:Array(String)}}, state))
+      AND (empty({{system:String}})
+           OR has(systems, {{system:String}}) OR has(waiting_systems, {{system:String}}))
+      AND ({{breached:Int8}} < 0 OR breached = {{breached:Int8}})
+      AND (NOT {{with_violations:Bool}} OR notEmpty(violations))
+      AND (NOT {{attention:Bool}}
+           OR (NOT resolved AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations))))
+      AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
+)
+WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{after_id:String}})
+ORDER BY last_activity DESC, transaction_id DESC
+LIMIT {{limit:UInt32}}
+"""
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """ClickHouse hands back naive datetimes in UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
+    limit = row["sla_limit"] or None
+    elapsed = max(float(row["sla_elapsed"]), 0.0)
+    waiting = []
+    for step, system, due_since, within in zip(
+        row["waiting"], row["waiting_systems"], row["due_since"], row["waiting_within"], strict=True
+    ):
+        due = utc(due_since)
+        waiting.append(
+            WaitingStep(
+                step=step,
+                system=system or None,
+                expected_system=system or None,
+                due_since=due,
+                within_seconds=within or None,
+                overdue=bool(within) and (as_of - due).total_seconds() > within,
+            )
+        )
+    return TransactionSummary(
+        correlation_id=row["transaction_id"],
+        workflow=row["workflow"],
+        state=row["state"],
+        started_at=utc(row["started_at"]),
+        last_activity=utc(row["last_activity"]),
+        completed_at=utc(row["completed_at"]) if row["completed_at"] else None,
+        failed_at=utc(row["failed_at"]) if row["failed_at"] else None,
+        waiting_on=waiting,
+        sla=Sla(
+            limit_seconds=limit,
+            elapsed_seconds=elapsed,
+            breached=bool(row["breached"]),
+            breached_by_seconds=max(elapsed - limit, 0.0) if limit else 0.0,
+        ),
+        missing_steps=list(row["missing"]),
+        violations=[Violation.of(*violation) for violation in row["violations"]],
+        systems=sorted(row["systems"]),
+        amount=row["amount"],
+        currency=row["currency"] or None,
+        event_count=row["event_count"],
+        error_count=row["error_count"],
+        retry_count=row["retry_count"],
+        resolved=bool(row["resolved"]),
+    )
+
+
+def event_view(row: dict[str, Any]) -> EventView:
+    return EventView(
+        event_id=row["event_id"],
+        correlation_id=row["correlation_id"],
+        workflow=row["workflow"],
+        step=row["step"],
+        system=row["system"],
+        status=row["status"],
+        timestamp=utc(row["timestamp"]),
+        received_at=utc(row["received_at"]),
+        duration_ms=row["duration_ms"],
+        attempt=row["attempt"],
+        error=EventErrorView(
+            # An error stored before every error had a kind takes the default, as it would now.
+            kind=row["error_kind"] or DEFAULT_ERROR_KIND,
+            message=row["error_message"],
+            type=row["error_type"] or None,
+            stacktrace=row["error_stacktrace"] or None,
+        )
+        if row["error_kind"] or row["status"] == "error"
+        else None,
+        amount=row["amount"],
+        currency=row["currency"] or None,
+        aliases=dict(row["aliases"]),
+        attributes=dict(row["attributes"]),
+        trace_id=row["trace_id"] or None,
+        span_id=row["span_id"] or None,
+        source=row["source"],
+    )
+
+
+def conflict_view(row: dict[str, Any], keys: set[str]) -> AliasConflict:
+    """A stored conflict as seen from the transaction whose keys are ``keys``."""
+    alias, kind, announced_by = row["alias"], row["kind"], row["announced_by"]
+    announced = f"{announced_by} announced {alias} as its {kind}"
+    messages = {
+        CLAIMED: f"{announced}, but {alias} already belongs to transaction {row['belongs_to']}",
+        OTHER_KIND: f"{announced}, but {alias} is a {row['key_kind']} key: another key with the same value",
+        BOTH_STARTED: f"{announced}, but {alias} is a transaction of its own that had already started, "
+        f"as {row['claimed_by']} had: two started transactions are never merged",
+    }
+    ours = row["claimed_by"] in keys
+    return AliasConflict(
+        alias=alias,
+        kind=kind,
+        reason=row["reason"],
+        announced_by=announced_by,
+        other_transaction=row["belongs_to"] if ours else row["claimed_by"],
+        message=messages[row["reason"]] + "; not linked.",
+        seen_at=utc(row["seen_at"]),
+    )
+
+
+@dataclass(frozen=True)
+class Found:
+    summary: TransactionSummary
+    aliases: dict[str, str]
+    alias_conflicts: list[AliasConflict]
+    events: list[EventView]
+
+
+def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.datetime) -> Found | None:
+    """The transaction that ``key`` (its correlation id or any alias) belongs to, as of ``as_of``."""
+    resolve = RESOLVE_KEY if store.aggregates_complete() else RESOLVE_KEY_FROM_MAPPING
+    resolved = store.rows(resolve, {"tenant": tenant, "key": key})
+    if not resolved:
+        return None
+    transaction = resolved[0]["found"]
+    parameters = summary_parameters(
+        workflows,
+        tenant,
+        as_of,
+        transaction=transaction,
+        keys=resolved[0]["keys"],
+        announced=resolved[0]["announced"],
+    )
+    rows = store.rows(ONE.replace("{summary}", summary_sql(one_transaction=True)), parameters)
+    if not rows:
+        return None  # every event of it is after as_of
+    row = rows[0]
+    keys = {transaction, *resolved[0]["keys"]}
+    return Found(
+        summary=summary_of(row, as_of),
+        aliases=dict(row["alias_rows"]),
+        alias_conflicts=[
+            conflict_view(dict(zip(CONFLICT_FIELDS, conflict, strict=True)), keys)
+            for conflict in row["conflict_rows"]
+        ],
+        events=[event_view(dict(zip(EVENT_COLUMNS, event, strict=True))) for event in row["event_rows"]],
+    )
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    workflow: str = ""
+    states: tuple[str, ...] = ()
+    system: str = ""
+    breached: bool | None = None
+    with_violations: bool = False
+    attention: bool = False
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(summary: TransactionSummary) -> str:
+    raw = orjson.dumps([summary.last_activity.isoformat(), summary.correlation_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        moment, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return utc(dt.datetime.fromisoformat(moment)), str(key)
+    except (ValueError, TypeError) as error:
+        raise BadCursor("is not a cursor this API handed out") from error
+
+
+def page(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    filters: ListFilters,
+    as_of: dt.datetime,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[TransactionSummary], int, str | None]:
+    """A page of transactions, newest activity first, with the total and the next cursor."""
+    after_time, after_id = decode_cursor(cursor) if cursor else (FAR_FUTURE, "")
+    parameters = summary_parameters(
+        workflows,
+        tenant,
+        as_of,
+        workflow=filters.workflow,
+        states=list(filters.states),
+        system=filters.system,
+        breached=-1 if filters.breached is None else int(filters.breached),
+        with_violations=filters.with_violations,
+        attention=filters.attention,
+        since=filters.since or EPOCH,
+        until=filters.until or FAR_FUTURE,
+        after_time=after_time,
+        after_id=after_id if cursor else "\U0010ffff",
+        limit=limit + 1,
+    )
+    summary = summary_sql(
+        aggregates_complete=store.aggregates_complete(),
+        open_only=bool(filters.states) and set(filters.states) <= OPEN_STATES,
+    )
+    rows = store.rows(LIST.format(summary=summary), parameters)
+    total = rows[0]["total"] if rows else 0
+    items = [summary_of(row, as_of) for row in rows[:limit]]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    return items, total, next_cursor
