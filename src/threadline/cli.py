@@ -1,4 +1,7 @@
-"""The ``threadline`` command: ``collector``, ``demo`` (and, as they land, the rest of DESIGN.md)."""
+"""The ``threadline`` command: ``collector``, ``dashboard``, ``simulate``, ``replay``, ``demo``.
+
+Each is described in README, "Quick start"; docs/architecture.md, "Components", says what each runs.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``POST /v1/traces``: OTLP/HTTP from the official OpenTelemetry exporter (protobuf) and OTLP/JSON.
 
 Every span is kept as a technical span (``GET /api/traces/{trace_id}``); a span carrying
-``threadline.correlation_id`` is also a business event (DESIGN.md, "OTLP form"); a span whose
+``threadline.correlation_id`` is also a business event (README, "From any OpenTelemetry SDK"); a span whose
 business attributes are invalid is counted in the response's ``partial_success``.
 """
 

@@ -1,7 +1,7 @@
 """A real collector answers what the state rules, applied the slow, obvious way, derive from the events.
 
-``tests/support/reference_state.py`` is the contract (DESIGN.md, "Transaction state" and "State at
-scale") in plain Python over the events as they were sent. A real collector process receives the
+``tests/support/reference_state.py`` is the contract (docs/architecture.md, "Where each rule is
+decided") in plain Python over the events as they were sent. A real collector process receives the
 same seeded random batches over HTTP (``tests/support/traffic.py``: the example workflows,
 retries, errors, redeliveries, shuffled arrival, aliases announced before and after the events
 keyed by them, alias chains and conflicts, merged transactions, ties in event time, workflows no

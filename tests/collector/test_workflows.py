@@ -1,4 +1,5 @@
-"""Workflow definitions (DESIGN.md, "Workflow definitions"): what a file means, and how a bad one is reported.
+"""Workflow definitions (docs/architecture.md, "Workflow definitions"): what a file means, and how a bad one
+is reported.
 
 Every problem in a definitions file is a WorkflowError reading ``file:line: reason``; the error cases
 below mark the line they expect with ``# <-``.
@@ -25,7 +26,7 @@ from threadline.collector.workflows import (
 
 EXAMPLE_FILE = EXAMPLE_WORKFLOWS
 
-# Verbatim from DESIGN.md.
+# Verbatim from docs/architecture.md, "Workflow definitions" (the product contract's example).
 DESIGN_EXAMPLE = """\
 workflows:
   quote-to-cash:
@@ -57,7 +58,7 @@ def workflow(text: str) -> WorkflowDefinition:
     return definition
 
 
-# --- The DESIGN.md example ------------------------------------------------------------------------
+# --- The documented example ----------------------------------------------------------------------
 
 
 def test_the_design_example_parses_to_its_steps_in_file_order(quote_to_cash: WorkflowDefinition) -> None:

@@ -23,7 +23,7 @@ def unique_key(prefix: str) -> str:
 
 
 def business_event(correlation_id: str, **fields: Any) -> dict[str, Any]:
-    """A valid event of the JSON contract (DESIGN.md, "Business event"); ``fields`` override."""
+    """A valid event of the JSON contract (README, "The collector"); ``fields`` override."""
     event: dict[str, Any] = {
         "correlation_id": correlation_id,
         "workflow": "quote-to-cash",

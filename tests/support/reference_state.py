@@ -1,6 +1,6 @@
 """The state rules, derived the slow, obvious way: in plain Python, from the events that were sent.
 
-This is the contract of DESIGN.md ("Transaction state", "State at scale") written as directly as
+This is the contract (docs/architecture.md, "Where each rule is decided") written as directly as
 it reads, with no ClickHouse and nothing of the collector but the workflow definitions. A test
 feeds it the same batches, in the same order, as a real collector and compares the answers.
 

@@ -1,4 +1,5 @@
-"""Response shapes of the query API (DESIGN.md, "Transaction state" and "Public surfaces")."""
+"""Response shapes of the query API (README, "The collector"; docs/architecture.md, "Where each rule
+is decided")."""
 
 from __future__ import annotations
 

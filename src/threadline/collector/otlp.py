@@ -1,9 +1,10 @@
 """OTLP/HTTP trace requests: decoding (protobuf or JSON) and turning spans into stored rows.
 
 Decoding uses the ``opentelemetry-proto`` messages. Every span is kept as a technical span; a span
-with ``threadline.correlation_id`` is also a business event (DESIGN.md, "OTLP form"), validated by
-the same rules as the JSON endpoint. A span whose business attributes are invalid is still kept
-as a technical span and reported in the response's ``partial_success``.
+with ``threadline.correlation_id`` is also a business event (README, "From any OpenTelemetry SDK";
+docs/architecture.md, "The path of an event"), validated by the same rules as the JSON endpoint. A
+span whose business attributes are invalid is still kept as a technical span and reported in the
+response's ``partial_success``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The business-event wire contract (DESIGN.md, "Business event"), validated with pydantic.
+"""The business-event wire contract (README, "The collector"; docs/architecture.md, "The path of an
+event"), validated with pydantic.
 
 A batch is all-or-nothing: ``parse_batch`` either returns every event or raises ``InvalidBatch``
 listing each problem by index, field and reason. The limits here are the ones README's "What the

@@ -1,4 +1,4 @@
-"""Workflow definitions (DESIGN.md, "Workflow definitions"): load, validate and query them.
+"""Workflow definitions (docs/architecture.md, "Workflow definitions"): load, validate and query them.
 
 Transaction state is judged against these definitions, so a mistake in them must stop the collector
 at start-up with the file, the line and the reason instead of silently mis-judging transactions later.

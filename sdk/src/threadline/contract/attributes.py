@@ -1,4 +1,4 @@
-"""The span attributes that make an OpenTelemetry span a business event (DESIGN.md, "OTLP form").
+"""The span attributes that make an OpenTelemetry span a business event (README, "On the wire").
 
 The SDK writes them and the collector reads them; the correlation and alias names are also the
 W3C baggage entries that carry a transaction across processes.

@@ -1,4 +1,4 @@
-"""A business event's vocabularies and limits (DESIGN.md, "Business event").
+"""A business event's vocabularies and limits (docs/architecture.md, "Where each rule is decided").
 
 The collector refuses what breaks them (README, "What the collector refuses, and why"); the SDK
 checks the same bounds before sending, so a value the collector would refuse is left out at the
