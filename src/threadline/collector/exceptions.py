@@ -18,9 +18,10 @@ and the person if the caller names one), when and why:
 The audit log is the only record of both, so the trail and what the figures use can never
 disagree. ``state.RESOLVED_TRANSACTIONS`` is the one query that says which transactions are resolved.
 
-Viewing needs the ``read`` role, and so do the three actions: they are what operators on the
-queue do, they change no event and no definition, and each names its key in the trail. Asking
-for ``admin`` would push the dashboard to hold a key that may also ingest and reload definitions.
+Viewing needs the ``read`` role; the three actions need ``act`` (the ``actions`` router): reading
+and acting are different roles, so a read key cannot change what operators see. They change no
+event and no definition, and each names its key and person in the trail; asking for ``admin``
+would push the dashboard to hold a key that may also ingest and reload definitions.
 """
 
 from __future__ import annotations
