@@ -86,7 +86,9 @@ class StoreTime:
     statements: int = 0
 
 
-_spent = threading.local()
+# The tallies open around the statements made in this context (a context variable, so that an API
+# call's statements, made on a worker thread, count in the tally its middleware opened).
+_spent: ContextVar[tuple[StoreTime, ...]] = ContextVar("threadline_store_time", default=())
 
 
 class WriterFirstLock:
@@ -341,12 +343,11 @@ class Store:
         figure: how long it held the store, whoever made it wait). Blocks may nest: a statement
         counts in every tally open around it."""
         tally = StoreTime()
-        tallies = getattr(_spent, "tallies", [])
-        _spent.tallies = [*tallies, tally]
+        token = _spent.set((*_spent.get(), tally))
         try:
             yield tally
         finally:
-            _spent.tallies = tallies
+            _spent.reset(token)
 
     @staticmethod
     def reading(caller: ReadCaller) -> None:
@@ -396,7 +397,7 @@ class Store:
             finally:
                 if caller is not None:
                     caller.running = None
-                for tally in getattr(_spent, "tallies", ()):
+                for tally in _spent.get():
                     tally.seconds += time.perf_counter() - began
                     tally.statements += 1
 
