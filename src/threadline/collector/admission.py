@@ -18,17 +18,14 @@ import contextlib
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from .auth import RateLimiter
 from .errors import ApiError
-from .storage import ReadCaller
-
-if TYPE_CHECKING:
-    from .runtime import Collector
+from .storage import ReadCaller, Store
 
 # How often an admitted call looks whether its HTTP client has gone.
 DISCONNECT_CHECK_S = 0.1
@@ -92,7 +89,16 @@ class ReadAdmission:
             state.running.release()
 
 
-async def _watch(request: Request, collector: Collector, caller: ReadCaller) -> None:
+class Admitting(Protocol):
+    """What admission uses of the collector (``runtime.Collector``, which holds a ReadAdmission)."""
+
+    reads: ReadAdmission
+    store: Store
+
+    def tenant_of(self, request: Request) -> str: ...
+
+
+async def _watch(request: Request, collector: Admitting, caller: ReadCaller) -> None:
     """Mark the caller gone once its HTTP client disconnects, and cancel its running read."""
     while not await request.is_disconnected():
         await asyncio.sleep(DISCONNECT_CHECK_S)
@@ -102,7 +108,7 @@ async def _watch(request: Request, collector: Collector, caller: ReadCaller) -> 
 
 async def admit_read(request: Request) -> AsyncIterator[None]:
     """A FastAPI dependency (after ``require``, which names the tenant): admit, then watch the caller."""
-    collector: Collector = request.app.state.collector
+    collector: Admitting = request.app.state.collector
     tenant = collector.tenant_of(request)
     async with collector.reads.admitted(tenant):
         caller = ReadCaller(tenant)

@@ -29,7 +29,7 @@ from .shared_reads import SharedReads
 from .storage import Store
 from .storage.backfill import AggregateBackfill
 from .timeouts import BodyDeadline
-from .workflows import WorkflowError
+from .workflows import WorkflowError, Workflows
 from .workflows import load as load_workflows
 from .writer import Writer
 
@@ -71,17 +71,24 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         backfill = AggregateBackfill(store)  # only a store older than the aggregates has any
         if settings.backfill:
             backfill.start()
+
+        def workflows_in_force() -> Workflows:
+            # The collector's, which a reload (SIGHUP) replaces; first asked by alerting.start() below.
+            return collector.workflows
+
+        alerting = Alerting(store, workflows_in_force, metrics.registry)
         collector = Collector(
             settings,
             store,
             writer,
             metrics,
             workflows,
+            alerting,
             keys=keys,
             redactor=Redactor(settings.redact_keys, settings.redact_salt),
         )
         app.state.collector = collector
-        alerting = collector.alerting = Alerting(collector).start()
+        alerting.start()
         restore_sighup = _reload_on_sighup(collector)
         logger.info(
             "threadline: collector ready, store %s, %d workflows from %s",

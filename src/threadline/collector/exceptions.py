@@ -417,8 +417,7 @@ def _now(value: dt.datetime | None = None) -> dt.datetime:
 
 def _reevaluate(collector: Collector) -> None:
     """Let alerts follow an operator's action now rather than at the next scheduled evaluation."""
-    if collector.alerting is not None:
-        collector.alerting.request_evaluation()
+    collector.alerting.request_evaluation()
 
 
 @router.get("/exceptions", response_model=ExceptionsReport)

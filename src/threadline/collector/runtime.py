@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from threadline.contract.redaction import Redactor
 
 from .admission import ReadAdmission
+from .alerts.service import Alerting
 from .auth import ANONYMOUS, ApiKeys, Principal
 from .config import CollectorSettings
 from .metrics import Metrics
@@ -19,9 +19,6 @@ from .schema import BusinessEvent
 from .storage import Store
 from .workflows import WorkflowError, Workflows, load
 from .writer import Writer
-
-if TYPE_CHECKING:
-    from .alerts.service import Alerting
 
 logger = logging.getLogger("threadline.collector")
 
@@ -33,9 +30,9 @@ class Collector:
     writer: Writer
     metrics: Metrics
     workflows: Workflows
+    alerting: Alerting  # evaluates alert rules and delivers notifications (alerts.service)
     keys: ApiKeys = field(default_factory=ApiKeys)
     redactor: Redactor = field(default_factory=Redactor)
-    alerting: Alerting | None = None  # evaluates alert rules and delivers notifications (alerts.service)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
     reads: ReadAdmission = field(init=False)
 

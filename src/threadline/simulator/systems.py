@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -28,10 +28,38 @@ from threadline.contract.attributes import DURATION_MS
 from threadline.sdk._client import Client
 from threadline.sdk._settings import resolve
 
-if TYPE_CHECKING:
-    from .planner import PlannedEvent
-
 T = TypeVar("T")
+
+
+class PlannedEvent(Protocol):
+    """What a system sends of an event the planner planned (``planner.PlannedEvent``)."""
+
+    @property
+    def workflow(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def system(self) -> str: ...
+    @property
+    def correlation_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def aliases(self) -> Mapping[str, str]: ...
+    @property
+    def amount(self) -> float | None: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def error(self) -> Mapping[str, str] | None: ...
+    @property
+    def attempt(self) -> int | None: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+    @property
+    def duration_ms(self) -> float: ...
 
 
 class FakeSystem:

@@ -51,7 +51,7 @@ CollectorDep = Annotated[Collector, Depends(get_collector)]
 
 
 def _settings(collector: Collector) -> AlertSettings:
-    return collector.alerting.settings if collector.alerting is not None else AlertSettings.from_environment()
+    return collector.alerting.settings
 
 
 def _notification_view(record: NotificationRecord, history: list[DeliveryRecord]) -> NotificationView:
@@ -187,11 +187,11 @@ async def list_rules(collector: CollectorDep, request: Request) -> AlertRules:
     """The alert rules and receivers in force, when they were last evaluated, and since when each
     watches (what already met it then is summarised, not alerted)."""
     rules = collector.workflows.alerts
-    watching = collector.alerting.watching(collector.tenant_of(request)) if collector.alerting else {}
+    watching = collector.alerting.watching(collector.tenant_of(request))
     receivers = {receiver.name: receiver for rule in rules for receiver in rule.receivers}
     return AlertRules(
         interval_seconds=_settings(collector).interval_s,
-        last_evaluation=collector.alerting.last_evaluation if collector.alerting is not None else None,
+        last_evaluation=collector.alerting.last_evaluation,
         rules=[
             AlertRuleView(
                 name=rule.name,

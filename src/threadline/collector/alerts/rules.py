@@ -33,12 +33,9 @@ import os
 import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast, get_args
+from typing import Any, Literal, Protocol, cast, get_args
 
-if TYPE_CHECKING:  # the reader lives in workflows.py, which imports this module
-    from yaml.nodes import Node
-
-    from ..workflows import _Reader
+from yaml.nodes import Node
 
 Condition = Literal[
     "sla_breached",
@@ -56,6 +53,23 @@ CONDITIONS: tuple[str, ...] = get_args(Condition)
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 RECEIVER_TYPES: tuple[str, ...] = get_args(ReceiverType)
 PER_TRANSACTION: frozenset[str] = frozenset({"sla_breached", "stuck_longer_than", "failed", "violation"})
+
+_Entries = dict[str, tuple[Node, Node]]  # a mapping's entries by key: (key node, value node)
+
+
+class DefinitionReader(Protocol):
+    """What this section needs of the definitions file's reader (``workflows``, which calls in
+    here): typed values, each problem an error at the offending node's line."""
+
+    def error(self, node: Node, reason: str) -> ValueError: ...
+    def raw(self, node: Node) -> Any: ...
+    def mapping(self, node: Node, what: str) -> _Entries: ...
+    def check_keys(self, entries: _Entries, allowed: frozenset[str], what: str) -> None: ...
+    def sequence(self, node: Node, what: str) -> list[Node]: ...
+    def text_of(self, node: Node, what: str) -> str: ...
+    def names(self, node: Node, what: str) -> list[tuple[str, Node]]: ...
+    def duration(self, node: Node, what: str) -> float: ...
+
 
 _COMMON_KEYS = frozenset({"name", "when", "workflow", "severity", "receivers", "description"})
 # Per condition: (required parameters, optional parameters).
@@ -135,7 +149,7 @@ class AlertRule:
         return {name: value for name, value in values.items() if value is not None}
 
 
-def parse_alerts(reader: _Reader, node: Node, workflows: Container[str]) -> tuple[AlertRule, ...]:
+def parse_alerts(reader: DefinitionReader, node: Node, workflows: Container[str]) -> tuple[AlertRule, ...]:
     """The rules of an ``alerts:`` mapping, receivers resolved; ``workflows``: the workflow names defined."""
     reader.raw(node)  # refuses unsafe or unknown YAML tags before anything is read
     section = reader.mapping(node, '"alerts"')
@@ -160,7 +174,7 @@ def parse_alerts(reader: _Reader, node: Node, workflows: Container[str]) -> tupl
     return tuple(rules)
 
 
-def _receiver(reader: _Reader, name: str, key: Node, node: Node) -> Receiver:
+def _receiver(reader: DefinitionReader, name: str, key: Node, node: Node) -> Receiver:
     what = f'receiver "{name}"'
     entries = reader.mapping(node, what)
     reader.check_keys(entries, _RECEIVER_KEYS, what)
@@ -187,7 +201,11 @@ def _receiver(reader: _Reader, name: str, key: Node, node: Node) -> Receiver:
 
 
 def _rule(
-    reader: _Reader, index: int, node: Node, receivers: Mapping[str, Receiver], workflows: Container[str]
+    reader: DefinitionReader,
+    index: int,
+    node: Node,
+    receivers: Mapping[str, Receiver],
+    workflows: Container[str],
 ) -> AlertRule:
     entries = reader.mapping(node, f"alert rule {index}")
     if "name" not in entries:

@@ -31,11 +31,11 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from ..models import State
 from ..storage import Store, StoreUnavailable
@@ -47,9 +47,6 @@ from .metrics import AlertingMetrics, Snapshot
 from .records import AlertRecord, NotificationRecord
 from .rules import PER_TRANSACTION, AlertRule, Receiver
 from .settings import AlertSettings
-
-if TYPE_CHECKING:
-    from ..runtime import Collector
 
 logger = logging.getLogger("threadline.collector")
 
@@ -105,17 +102,23 @@ class Outcome:
 
 
 class Alerting:
+    """Given what it uses: the store, the workflow definitions in force (``workflows()``: a reload
+    replaces them) and the Prometheus registry its gauges join."""
+
     def __init__(
         self,
-        collector: Collector,
+        store: Store,
+        workflows: Callable[[], Workflows],
+        registry: CollectorRegistry,
         settings: AlertSettings | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
-        self.collector = collector
+        self.store = store
+        self.workflows = workflows
         self.settings = settings or AlertSettings.from_environment(environ)
         self.environ = environ
-        self.metrics = AlertingMetrics(collector.metrics.registry)
-        self.dispatcher = Dispatcher(collector.store, self.settings, self.receivers, self.metrics, environ)
+        self.metrics = AlertingMetrics(registry)
+        self.dispatcher = Dispatcher(store, self.settings, self.receivers, self.metrics, environ)
         self.last_evaluation: dt.datetime | None = None
         # Per tenant, read from the store once, then kept here as this thread changes them.
         self._watches: dict[str, dict[tuple[str, str], watches.Watch]] = {}
@@ -130,9 +133,7 @@ class Alerting:
 
     def receivers(self) -> dict[str, Receiver]:
         """The receivers the rules in force name (a reload may change them)."""
-        return {
-            receiver.name: receiver for rule in self.collector.workflows.alerts for receiver in rule.receivers
-        }
+        return {receiver.name: receiver for rule in self.workflows().alerts for receiver in rule.receivers}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -185,7 +186,7 @@ class Alerting:
     def evaluate(self, as_of: dt.datetime | None = None) -> Outcome:
         """Evaluate every rule for every tenant as of ``as_of`` (now), store and send what changed."""
         moment = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-        workflows = self.collector.workflows
+        workflows = self.workflows()
         figures = _Figures()
         outcome = Outcome()
         for rule in workflows.alerts:
@@ -193,14 +194,12 @@ class Alerting:
         refresh_gauges = time.monotonic() >= self._gauges_due
         gauges_time = 0.0
         with Store.timed() as spent:
-            for tenant in records.tenants(self.collector.store):
+            for tenant in records.tenants(self.store):
                 if self._stop.is_set():  # stopping: what is left waits for the next start
                     break
                 if refresh_gauges or tenant not in self._gauges:
                     with Store.timed() as reading:
-                        self._gauges[tenant] = evaluate.gauge_rows(
-                            self.collector.store, workflows, tenant, moment
-                        )
+                        self._gauges[tenant] = evaluate.gauge_rows(self.store, workflows, tenant, moment)
                     gauges_time += reading.seconds
                 figures.add(tenant, self._gauges[tenant])
                 self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
@@ -223,7 +222,7 @@ class Alerting:
         """The watches of the rules in force for a tenant, by rule name (none before its first
         evaluation)."""
         known = self._watches.get(tenant, {})
-        in_force = {(rule.name, watches.definition(rule)) for rule in self.collector.workflows.alerts}
+        in_force = {(rule.name, watches.definition(rule)) for rule in self.workflows().alerts}
         return {rule: watch for (rule, definition), watch in known.items() if (rule, definition) in in_force}
 
     def _candidates(
@@ -265,7 +264,7 @@ class Alerting:
     def _evaluate_tenant(
         self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
     ) -> None:
-        store = self.collector.store
+        store = self.store
         rules = workflows.alerts
         if tenant not in self._watches:
             self._watches[tenant] = watches.load(store, tenant)
@@ -368,7 +367,7 @@ class Alerting:
     def _covered(self, tenant: str, as_of: dt.datetime) -> None:
         """Everything up to ``as_of`` is evaluated and its alerts stored: the next evaluation starts
         from there (written last, so a crash before means looking at the same changes again)."""
-        watches.save_cursor(self.collector.store, tenant, as_of)
+        watches.save_cursor(self.store, tenant, as_of)
         self._cursors[tenant] = as_of
 
     def _watch(
@@ -384,7 +383,7 @@ class Alerting:
         """Start the watches of rules seen for the first time (what already meets them is their
         baseline), let go of the baseline transactions that no longer meet their rule, and leave
         out of ``holding`` what is still in a baseline: history, not news."""
-        store = self.collector.store
+        store = self.store
         known = self._watches[tenant]
 
         def meeting(rule: AlertRule) -> set[str]:
