@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections import Counter, defaultdict
@@ -212,3 +213,23 @@ def test_live_traffic_starts_transactions_at_the_rate_and_stops_on_request(
     assert len(receiver.wait_for(len({e.event_id for e, _ in recorder.sent}))) >= len(stamps)
     progressed = Counter(event.transaction for event, _ in recorder.sent)
     assert max(progressed.values()) >= 3  # transactions move through their steps, not just start
+
+
+def test_history_counts_only_transactions_it_sent_an_event_of(receiver: OtlpReceiver, tmp_path: Path) -> None:
+    # With seed 7, at this end of history one transaction's first delivery is delayed past it: it
+    # is the live part's to send, not history (the demo's overview counted one transaction short).
+    recorder = Recorder()
+    stats = simulate(
+        receiver.endpoint,
+        rate=0,
+        seed=7,
+        backfill_days=2,
+        backfill_per_day=60,
+        duration_s=0,
+        spool_dir=tmp_path / "spool",
+        now=dt.datetime(2026, 11, 27, 13, 40, tzinfo=dt.UTC),
+        observer=recorder,
+    )
+
+    sent = {event.transaction for event, _ in recorder.sent}
+    assert (stats.backfill_transactions, stats.live_transactions, len(sent)) == (143, 1, 143)

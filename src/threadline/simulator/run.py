@@ -93,7 +93,9 @@ def simulate(
         traffic: list[PlannedEvent] = []
         for timeline in History(planner, str(seed), anchor, backfill_days, backfill_per_day).timelines():
             transaction = planner.materialize(timeline, keys)
-            stats.planned(transaction, live=False)
+            # History if any of its events is delivered by the end of it; one whose every event is
+            # still in flight then (its first delivery delayed past it) is the live part's to send.
+            stats.planned(transaction, live=all(event.deliver_at > anchor for event in transaction.events))
             for event in transaction.events:
                 if event.deliver_at > anchor:
                     live.schedule([event])  # still in flight when history ends: the live part sends it
