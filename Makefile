@@ -24,6 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The bench extra (PM4Py, pyinstrument) only here: `make test` and CI never need it.
 $(BENCH_STAMP): $(STAMP) pyproject.toml

@@ -13,6 +13,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pyinstrument import Profiler
@@ -120,10 +121,8 @@ def main() -> None:
 
     print(f"{'statement':<28} {'run (median)':>14} {'plan only':>11}")
     for name, sql, parameters in statements[args.figure]:
-        run_ms = _median_ms(lambda sql=sql, parameters=parameters: store.query(sql, parameters), args.rounds)
-        plan_ms = _median_ms(
-            lambda sql=sql, parameters=parameters: store.query("EXPLAIN PLAN " + sql, parameters), args.rounds
-        )
+        run_ms = _median_ms(partial(store.query, sql, parameters), args.rounds)
+        plan_ms = _median_ms(partial(store.query, "EXPLAIN PLAN " + sql, parameters), args.rounds)
         print(f"{name:<28} {run_ms:>11,.0f} ms {plan_ms:>8,.0f} ms")
     store.close()
 

@@ -157,7 +157,8 @@ def run(scale: str) -> list[Figure]:
         keys = data.keys[: plan.lookups + 5]
         for key in keys[:5]:  # warm up: connections, first-query compilation
             _get(client, f"/api/transactions/{key}", as_of=as_of)
-        lookup_s, by_alias = [], 0
+        lookup_s: list[float] = []
+        by_alias = 0
         started = time.perf_counter()
         for key in keys[5:]:
             if len(lookup_s) >= MIN_LOOKUPS and time.perf_counter() - started > plan.budget_s:
@@ -181,7 +182,8 @@ def run(scale: str) -> list[Figure]:
         )
 
         log = event_log(server.collector.store, WORKFLOW)
-        api_s, pm4py_s = [], []
+        api_s: list[float] = []
+        pm4py_s: list[float] = []
         answers: dict[str, Any] = {}
 
         def api_map() -> None:

@@ -15,6 +15,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.util.types import AnyValue
 
 from bench.otlp_sink import start_sink
 from bench.report import Figure
@@ -46,7 +47,7 @@ def run(scale: str) -> list[Figure]:
     tracer = provider.get_tracer("bench")
 
     def bare(n: int) -> None:
-        attributes = {
+        attributes: dict[str, AnyValue] = {
             "threadline.correlation_id": f"ORD-{n}",
             "threadline.workflow": "quote-to-cash",
             "threadline.step": "erp.order.created",

@@ -26,7 +26,8 @@ def _timed(name: str, original: Callable[..., Any], threshold_s: float) -> Calla
     @functools.wraps(original)
     def timed(self: Store, what: str, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        with self._lock:  # re-entrant: the statement takes it again at once
+        # Queued as the statement itself is (a query as a read); re-entrant, so it takes it again at once.
+        with self._lock.held(writer=name != "query"):
             locked = time.perf_counter()
             try:
                 return original(self, what, *args, **kwargs)

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -234,8 +235,10 @@ def test_a_notification_is_retried_while_the_receiver_is_down_and_delivered_once
 
     def attempts_while_down() -> int:
         found = alerts(http, transaction="ORD-2")
-        notification = found[0]["notifications"][0] if found else None
-        ok = notification and notification["status"] == "pending" and "Connect" in notification["last_error"]
+        if not found:
+            return 0
+        notification = found[0]["notifications"][0]
+        ok = notification["status"] == "pending" and "Connect" in notification["last_error"]
         return notification["attempts"] if ok else 0
 
     eventually(attempts_while_down, what="an attempt with nobody listening")
@@ -482,7 +485,7 @@ def test_a_new_rule_watches_from_when_it_is_first_seen_and_summarises_history_in
         event("H-2", "order.booked", "erp", 1),  # history, still breached: still not news
     )
     for key in ("N-1", "N-SOON", "R-LATE"):
-        eventually(lambda key=key: receiver.received(key, status="firing"), what=f"the alert of {key}")
+        eventually(partial(receiver.received, key, status="firing"), what=f"the alert of {key}")
     evaluations(http, 2)
     assert receiver.received("H-1") == [] and receiver.received("H-2") == []
 

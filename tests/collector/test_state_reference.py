@@ -380,9 +380,9 @@ def alias_differences(expected: Mapping[str, set[str]], got: Any) -> list[tuple[
 
 def event_differences(expected: list[Event], got: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
     """Every stored event up to as_of, once, in event-time order, as it was first sent."""
-    found = []
+    found: list[tuple[str, Any, Any]] = []
     wanted = {event.event_id: event for event in expected}
-    have = {event.get("event_id"): event for event in got}
+    have: dict[Any, dict[str, Any]] = {event.get("event_id"): event for event in got}  # ids as answered
     missing = sorted(wanted.keys() - have.keys())
     extra = sorted(have.keys() - wanted.keys())
     if missing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from threadline.collector.models import EventErrorView, EventView, Sla, TransactionSummary, WaitingStep
 from threadline.collector.timeline import step_views
@@ -20,8 +21,8 @@ workflows:
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def event(step: str, minute: int, status: str = "ok", **fields: object) -> EventView:
-    defaults: dict[str, object] = {
+def event(step: str, minute: int, status: str = "ok", **fields: Any) -> EventView:
+    defaults: dict[str, Any] = {
         "event_id": f"{step}-{minute}",
         "correlation_id": "K",
         "workflow": "onboarding",

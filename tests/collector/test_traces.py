@@ -20,12 +20,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Link, Span
+from opentelemetry.util.types import AnyValue
 
 from tests.collector.test_ingest_otlp import RecordingExporter
 from tests.support.collector_process import CollectorProcess
 from threadline.contract.redaction import Redactor
 
-ATTRIBUTES = {
+CHECKSUM = b"\x00\xffsum"
+ATTRIBUTES: dict[str, AnyValue] = {
     "http.request.method": "POST",
     "http.response.status_code": 201,
     "erp.retry": False,
@@ -35,7 +37,7 @@ ATTRIBUTES = {
     "erp.flags": [True, False],
     "erp.weights": [0.5, 1.0],
     "erp.order": {"id": "SO-88812", "lines": 3, "rush": True},
-    "erp.checksum": b"\x00\xffsum",
+    "erp.checksum": CHECKSUM,
 }
 EVENT_TIME = dt.datetime(2026, 11, 2, 9, 30, 0, 123456, tzinfo=dt.UTC)
 
@@ -103,7 +105,7 @@ def test_a_span_comes_back_typed_with_its_events_links_resource_and_scope(
 
     assert exporter.results == [SpanExportResult.SUCCESS, SpanExportResult.SUCCESS]
     stored = stored_spans(http, trace_id_of(span))["POST /salesOrder"]
-    sent = {**ATTRIBUTES, "erp.checksum": base64.b64encode(ATTRIBUTES["erp.checksum"]).decode()}
+    sent = {**ATTRIBUTES, "erp.checksum": base64.b64encode(CHECKSUM).decode()}
     assert as_json(stored["attributes"]) == as_json(sent)
     validated, exception = stored["events"]
     assert validated["name"] == "order.validated"

@@ -181,7 +181,7 @@ def settled(seeded: scenario.Scenario, api: httpx.Client, receiver: WebhookRecei
     return alert
 
 
-def row_cells(browser: Browser, grid: str, row_id: str) -> dict[str, str]:
+def row_cells(browser: Browser, grid: str, row_id: str) -> dict[str | None, str]:
     """A grid row's visible cells by column id (pinned and scrolled parts together)."""
     selector = f'#{grid} .ag-row[row-id="{row_id}"] .ag-cell'
     browser.visible(selector)
@@ -191,7 +191,7 @@ def row_cells(browser: Browser, grid: str, row_id: str) -> dict[str, str]:
     }
 
 
-def row_ids(browser: Browser, grid: str) -> set[str]:
+def row_ids(browser: Browser, grid: str) -> set[str | None]:
     return {
         row.get_attribute("row-id")
         for row in browser.driver.find_elements(By.CSS_SELECTOR, f"#{grid} .ag-center-cols-container .ag-row")
@@ -305,7 +305,7 @@ def test_acknowledging_an_exception_group_from_the_queue(browser: Browser, api: 
 
     # A comment is required: nothing is recorded without one.
     browser.click("#action-submit")
-    browser.until(lambda: "is-invalid" in browser.visible("#action-comment").get_attribute("class"))
+    browser.until(lambda: "is-invalid" in (browser.visible("#action-comment").get_attribute("class") or ""))
     assert api.get("/api/audit", params={"action": "acknowledge"}).json()["items"] == []
 
     browser.visible("#action-comment").send_keys(ACK_COMMENT)
@@ -373,7 +373,11 @@ def test_resolving_a_transaction_takes_it_out_of_the_queue_and_resolves_its_aler
     # It leaves the queue (and the badge counts one fewer), and its exception group with it.
     browser.open("/queue", ready="#queue-grid .ag-row")
     assert key not in row_ids(browser, "queue-grid")
-    attention = {"state": ["stuck", "failed", "in_progress"], "attention": "true", "limit": 1}
+    attention: dict[str, str | int | list[str]] = {
+        "state": ["stuck", "failed", "in_progress"],
+        "attention": "true",
+        "limit": 1,
+    }
     assert browser.text("#queue-badge") == fmt.count(
         api.get("/api/transactions", params=attention).json()["total"]
     )

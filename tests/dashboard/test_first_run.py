@@ -46,9 +46,10 @@ def test_an_empty_collector_explains_how_to_send_the_first_event(
     # The curl example, sent as shown, is accepted; with auto-refresh on, the event shows up by itself.
     Select(browser.visible("#refresh-every")).select_by_value("10")
     curl = browser.text("#onboarding pre")
-    url = re.search(r"POST (\S+)", curl)[1]
-    body = json.loads(re.search(r"-d '(.*)'", curl, re.DOTALL)[1])
-    assert httpx.post(url, json=body, timeout=30).status_code == 200
+    posted_to, data = re.search(r"POST (\S+)", curl), re.search(r"-d '(.*)'", curl, re.DOTALL)
+    assert posted_to and data, curl
+    body = json.loads(data[1])
+    assert httpx.post(posted_to[1], json=body, timeout=30).status_code == 200
     browser.until(lambda: browser.driver.find_elements("css selector", "#kpi-transactions"), timeout=60)
     assert browser.text("#kpi-transactions") == "1"
     assert browser.text("#kpi-in-progress") == "1"

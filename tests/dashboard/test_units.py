@@ -16,7 +16,7 @@ from threadline.dashboard.actions import ActionRequest, refusal
 from threadline.dashboard.alerting import delivery_lines, delivery_phrase, describe_rule, figure_facts
 from threadline.dashboard.client import ApiRejected, ApiUnavailable, NotFound, QueryClient
 from threadline.dashboard.pages.process_map import _wrap, columns, unexpected
-from threadline.dashboard.schema import Notification, Span
+from threadline.dashboard.schema import Notification, ProcessMap, Span, SpanEvent, Workflow
 from threadline.dashboard.theme import LIGHT
 from threadline.dashboard.urls import Query, age_seconds, alert_path, href, tail, transaction_path
 from threadline.dashboard.waterfall import figure as waterfall
@@ -87,7 +87,7 @@ def test_urls_hold_every_filter() -> None:
 
 
 def test_process_map_columns_follow_the_real_flow() -> None:
-    process = {
+    process: ProcessMap = {
         "workflow": "w",
         "since": None,
         "until": None,
@@ -134,7 +134,7 @@ def test_process_map_columns_follow_the_real_flow() -> None:
 
     # The collector judges each edge (its `expected`); a repeated step is a loop, and without a
     # definition nothing is judged.
-    workflow = {
+    workflow: Workflow = {
         "name": "w",
         "sla_seconds": None,
         "stuck_after_seconds": 3600,
@@ -336,7 +336,7 @@ def test_a_failed_span_in_the_waterfall_says_what_was_thrown_first() -> None:
         "status_message": "declined",
         "attributes": {"http.response.status_code": 422},
         "events": [
-            {"name": f"retry.{n}", "time": "2026-03-02T09:00:00.010000Z", "attributes": {}} for n in (1, 2, 3)
+            SpanEvent(name=f"retry.{n}", time="2026-03-02T09:00:00.010000Z", attributes={}) for n in (1, 2, 3)
         ]
         + [
             {

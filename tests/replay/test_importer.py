@@ -228,7 +228,7 @@ def test_an_unreachable_collector_stops_the_replay_after_bounded_attempts() -> N
         calls.append(request)
         raise httpx.ConnectError("connection refused", request=request)
 
-    source = CsvLog(ORDERS_CSV, CSV_OPTIONS["mapping"], workflow="quote-to-cash", timezone="Europe/Berlin")
+    source = CsvLog(ORDERS_CSV, orders_mapping(), workflow="quote-to-cash", timezone="Europe/Berlin")
     report = ReplayReport(source="orders.csv", format="csv")
     with (
         httpx.Client(transport=httpx.MockTransport(down)) as http,

@@ -7,6 +7,7 @@ import logging
 import math
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -89,8 +90,8 @@ def test_configure_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_a_bad_argument_is_logged_once_per_call_site(configured: OtlpReceiver, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="threadline.sdk"):
         for _ in range(5):
-            sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-1", amount="a lot")
-        sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-1", amount="another line")
+            sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-1", amount="a lot")  # type: ignore[arg-type]
+        sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-1", amount="another line")  # type: ignore[arg-type]
         assert sdk.flush(10)  # checked on the delivery thread, reported at the caller's line
     warnings = [message for message in caplog.messages if "amount must be a finite number" in message]
     assert len(warnings) == 2
@@ -98,7 +99,7 @@ def test_a_bad_argument_is_logged_once_per_call_site(configured: OtlpReceiver, c
 
 
 def test_a_bad_optional_field_drops_only_that_field(configured: OtlpReceiver) -> None:
-    bad = {"amount": float("nan"), "currency": "euros", "attempt": 0}
+    bad: dict[str, Any] = {"amount": float("nan"), "currency": "euros", "attempt": 0}
     sdk.event(
         "quote-to-cash",
         "erp.order.created",

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -194,6 +194,7 @@ def test_business_events_join_the_applications_own_trace(configured: OtlpReceive
             sdk.step("quote-to-cash", "erp.order.confirmed", "OPP-10"),
             app_tracer.start_as_current_span("netsuite.http") as nested,
         ):
+            assert isinstance(nested, ReadableSpan)  # the SDK's span, which knows its parent
             nested_parent = nested.parent
     assert sdk.flush(10)
 
@@ -228,7 +229,7 @@ def test_the_bearer_key_and_otel_headers_reach_the_collector(
 
     original = http.server.BaseHTTPRequestHandler.parse_request
 
-    def recording_parse(self):  # type: ignore[no-untyped-def]
+    def recording_parse(self: http.server.BaseHTTPRequestHandler) -> bool:
         ok = original(self)
         seen.append({k.lower(): v for k, v in self.headers.items()})
         return ok
@@ -288,7 +289,7 @@ def test_bad_arguments_are_checked_off_the_callers_thread_and_reported_at_its_li
     configured: OtlpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="threadline.sdk"):
-        sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-20", amount="a lot")
+        sdk.event("quote-to-cash", "erp.order.created", correlation_id="OPP-20", amount="a lot")  # type: ignore[arg-type]
         line = sys._getframe().f_lineno - 1
         assert sdk.flush(10)
     [warning] = [record for record in caplog.records if "amount must be a finite number" in record.message]
@@ -350,7 +351,10 @@ def test_an_argument_that_breaks_its_check_costs_only_its_own_event(
     with caplog.at_level(logging.ERROR, logger="threadline.sdk"):
         sdk.event("renewal", "crm.renewal.opened", correlation_id="ACC-1")
         sdk.event(  # raises nothing here; its check fails on the delivery thread
-            "renewal", "crm.renewal.opened", correlation_id="ACC-2", error={"message": Unprintable()}
+            "renewal",
+            "crm.renewal.opened",
+            correlation_id="ACC-2",
+            error={"message": Unprintable()},  # type: ignore[dict-item]
         )
         sdk.event("renewal", "crm.renewal.opened", correlation_id="ACC-3")
         assert sdk.flush(10)

@@ -80,7 +80,7 @@ def test_keys_amounts_and_currencies_look_like_the_real_systems(workflows: Workf
         amounts = {(e.amount, e.currency) for e in transaction.events if e.amount is not None}
         assert len(amounts) == 1  # one deal, told the same way by every system
         (amount, currency), *_ = amounts
-        assert amount > 0
+        assert amount > 0 and currency is not None
         currencies[currency] += 1
     assert set(currencies) <= {"USD", "EUR", "GBP"}
     assert currencies["USD"] > 10
@@ -106,9 +106,12 @@ def fault_plans(workflows: Workflows, workflow: str, fault: Fault) -> list[Trans
 def test_a_transient_error_is_retried_until_it_succeeds(workflows: Workflows, workflow: str) -> None:
     for transaction in fault_plans(workflows, workflow, Fault.TRANSIENT):
         errors = [e for e in transaction.events if e.status == "error"]
-        assert errors and all(e.error == {"kind": "transient", "message": e.error["message"]} for e in errors)
+        assert errors and all(
+            e.error is not None and e.error == {"kind": "transient", "message": e.error["message"]}
+            for e in errors
+        )
         retried = errors[0].step
-        attempts = sorted((e.attempt, e.status, e.at) for e in transaction.events if e.step == retried)
+        attempts = sorted((e.attempt or 0, e.status, e.at) for e in transaction.events if e.step == retried)
         assert [a for a, _, _ in attempts] == list(range(1, len(attempts) + 1))
         assert attempts[-1][1] == "ok" and attempts[-1][0] >= 2
         assert [t for _, _, t in attempts] == sorted(t for _, _, t in attempts)

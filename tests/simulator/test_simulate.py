@@ -122,7 +122,7 @@ def test_every_workflow_of_the_example_file_runs(run: Run, workflows: Workflows)
 def test_transient_errors_are_retried(run: Run) -> None:
     ref = run.stats.examples["transient"]
     attempts = sorted(
-        (span.attributes.get("threadline.attempt"), span.attributes["threadline.status"],
+        (span.attributes["threadline.attempt"], span.attributes["threadline.status"],
          span.attributes.get("threadline.error.kind"))
         for span in run.events()
         if span.attributes["threadline.event_id"] in ref.event_ids and "threadline.attempt" in span.attributes

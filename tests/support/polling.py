@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T], timeout: float = 30, what: str = "", every: float = 0.1) -> T:
+def eventually(check: Callable[[], T | None], timeout: float = 30, what: str = "", every: float = 0.1) -> T:
     """Poll ``check`` until it returns something truthy, and return that."""
     deadline = time.monotonic() + timeout
     while True:

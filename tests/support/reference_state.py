@@ -187,7 +187,9 @@ class Reference:
 
     def starts(self, workflow: str, step: str) -> bool:
         definition = self.workflows.get(workflow)
-        defined = definition.step(step) if definition else None
+        if definition is None:
+            return False
+        defined = definition.step(step)
         return defined is not None and not defined.after and step not in definition.fail_on
 
     # --- Transactions ---------------------------------------------------------------------------
@@ -262,7 +264,7 @@ class Reference:
                             "system": step.system or None,
                             "due_since": due,
                             "within_seconds": within,
-                            "overdue": bool(within) and (as_of - due).total_seconds() > within,
+                            "overdue": within is not None and (as_of - due).total_seconds() > within,
                         }
                     )
             for step in definition.steps:
@@ -296,7 +298,7 @@ class Reference:
         limit = (definition.sla_s if definition is not None else None) or None
         end = {"completed": completed_at, "failed": failed_at}.get(state) or as_of
         elapsed = end - started_at
-        breached = bool(limit) and elapsed > dt.timedelta(seconds=limit)
+        breached = limit is not None and elapsed > dt.timedelta(seconds=limit)
         elapsed_s = max(elapsed.total_seconds(), 0.0)
 
         with_amount = [event for event in events if event.amount is not None]

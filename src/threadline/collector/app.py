@@ -47,7 +47,11 @@ def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
             collector.reload_workflows()
 
     previous = signal.signal(signal.SIGHUP, reload)
-    return lambda: signal.signal(signal.SIGHUP, previous)
+
+    def restore() -> None:
+        signal.signal(signal.SIGHUP, previous)
+
+    return restore
 
 
 def create_app(settings: CollectorSettings | None = None) -> FastAPI:

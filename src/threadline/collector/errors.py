@@ -11,7 +11,7 @@ problems as a ``BadRequest``'s field violations (from ``googleapis-common-protos
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 from fastapi import FastAPI, Request
@@ -58,7 +58,7 @@ class ApiError(Exception):
         code: str,
         message: str,
         problems: Sequence[Problem] = (),
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -66,7 +66,7 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 

@@ -519,9 +519,8 @@ async def list_audit(
     tenant = collector.tenant_of(request)
     transaction_id = ""
     if transaction:
-        transaction_id = (
-            await run_in_threadpool(transaction_of, collector.store, tenant, transaction) or transaction
-        )
+        found = await run_in_threadpool(transaction_of, collector.store, tenant, transaction)
+        transaction_id = found or transaction
     try:
         return await run_in_threadpool(
             audit_page, collector.store, tenant, action or "", transaction_id, since, until, limit, cursor

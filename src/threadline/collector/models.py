@@ -17,14 +17,14 @@ StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_
 class EventErrorView(BaseModel):
     kind: str
     message: str
-    type: str | None = Field(None, description="The exception's type, e.g. OTLP `exception.type`")
-    stacktrace: str | None = Field(None, description="The exception's stack trace, if one was sent")
+    type: str | None = Field(default=None, description="The exception's type, e.g. OTLP `exception.type`")
+    stacktrace: str | None = Field(default=None, description="The exception's stack trace, if one was sent")
 
 
 class WaitingStep(BaseModel):
     step: str
     system: str | None = Field(description="The system trying the step, else the one expected to")
-    expected_system: str | None = Field(None, description="The system the definition expects")
+    expected_system: str | None = Field(default=None, description="The system the definition expects")
     due_since: dt.datetime
     within_seconds: float | None = Field(description="How long the step may take once due, if defined")
     overdue: bool = Field(description="Due for longer than its `within`")
@@ -43,9 +43,9 @@ class Violation(BaseModel):
     rule: Literal["out_of_order", "after_failure"] = "out_of_order"
     step: str = Field(description="The step that ran")
     before: str | None = Field(
-        None, description="out_of_order: the step it must come after, which had not run before it"
+        default=None, description="out_of_order: the step it must come after, which had not run before it"
     )
-    after: str | None = Field(None, description="after_failure: the failure step it ran after")
+    after: str | None = Field(default=None, description="after_failure: the failure step it ran after")
 
     @classmethod
     def of(cls, rule: str, step: str, other: str) -> Violation:
@@ -77,7 +77,7 @@ class TransactionSummary(BaseModel):
     event_count: int
     error_count: int
     retry_count: int
-    resolved: bool = Field(False, description="An operator marked it resolved (see /api/audit)")
+    resolved: bool = Field(default=False, description="An operator marked it resolved (see /api/audit)")
 
 
 class EventView(BaseModel):

@@ -107,7 +107,7 @@ def _repeated(field: FieldDescriptor) -> bool:
     # `is_repeated` since protobuf 6.31, where `label` is deprecated; `label` before.
     if hasattr(field, "is_repeated"):
         return bool(field.is_repeated)
-    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(field.label == FieldDescriptor.LABEL_REPEATED)  # type: ignore[attr-defined]  # stubs: 6.31+ only
 
 
 def _element(where: str, index: int, item: object, field: FieldDescriptor) -> str:
@@ -122,6 +122,7 @@ def _value(value: object, field: FieldDescriptor, where: str, depth: int) -> obj
         raise MalformedJson(where, "must not be null")
     kind = field.type
     if kind == FieldDescriptor.TYPE_MESSAGE:
+        assert field.message_type is not None  # a message field always names its message type
         _message(value, field.message_type, where, depth)
     elif kind == FieldDescriptor.TYPE_ENUM and isinstance(value, str):
         return value  # a name; one this version does not know is ignored, as unknown fields are

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .models import EventView, StepView, TransactionSummary, WaitingStep
+from .models import EventView, StepState, StepView, TransactionSummary, WaitingStep
 from .workflows import WorkflowDefinition
 
 _TRYING = ("error", "retrying", "ok")
@@ -22,6 +22,7 @@ def _seen_step(
     latest = events[-1]
     done = next((event for event in events if event.status == "ok"), None)
     last_error = next((event.error for event in reversed(events) if event.error is not None), None)
+    state: StepState
     if done is not None:
         state, error = "done", None
     elif latest.status == "error":
@@ -59,15 +60,18 @@ def step_views(
     missing = set(summary.missing_steps)
     views: list[StepView] = []
     expected_names: set[str] = set()
+    fail_on = definition.fail_on if definition else ()
     for step in definition.steps if definition else ():
         expected_names.add(step.name)
         seen = by_step.get(step.name)
         if seen:
             views.append(_seen_step(step.name, step.system, True, seen))
             continue
-        if step.name in definition.fail_on:
+        if step.name in fail_on:
             continue
-        state = "waiting" if step.name in waiting else "missing" if step.name in missing else "not_started"
+        state: StepState = (
+            "waiting" if step.name in waiting else "missing" if step.name in missing else "not_started"
+        )
         views.append(
             StepView(
                 name=step.name,

@@ -51,7 +51,7 @@ class _HeaderBoundedProtocol(H11Protocol):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._awaited_cycle: object = None  # the cycle current when the deadline was set
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         self._await_request_head()
 

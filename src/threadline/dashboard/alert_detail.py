@@ -53,12 +53,12 @@ def panel(context: PageContext, alert_id: str) -> Any:
     try:
         alert = context.client.alert(alert_id)
     except NotFound:
-        body = empty_state(
+        unknown = empty_state(
             "No alert has this id",
             ["The link names ", html.Code(alert_id), "; it may belong to another tenant or store."],
             "bell-slash",
         )
-        return card("Alert", body, close, id="alert-detail")
+        return card("Alert", unknown, close, id="alert-detail")
     title = [severity_badge(alert["severity"]), html.Span(alert["rule"], className="tl-mono tl-alert-rule")]
     body = [
         _facts(alert, context),
@@ -213,7 +213,7 @@ def _transactions(alert: AlertDetail, context: PageContext) -> Any:
 
 def _deliveries(alert: AlertDetail, context: PageContext) -> Any:
     """Every attempt to every receiver, with what the receiver answered; skipped ones say why."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for notification in sorted(alert["notifications"], key=lambda n: (n["receiver"], n["created_at"])):
         base = {
             "receiver": notification["receiver"],

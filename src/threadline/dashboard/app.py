@@ -29,7 +29,7 @@ def create_app(
     app = dash.Dash(
         __name__,
         title="Threadline",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # typed str, but documented: None keeps the title
         assets_folder=str(ASSETS),
         assets_path_ignore=["^vendor$"],  # vendored CSS is linked first, below, so ours can override it
         external_stylesheets=[f"/assets/{path}" for path in VENDOR_CSS],

@@ -14,9 +14,9 @@ from typing import Any
 from dash import html
 
 from . import formatting as fmt
-from .actions import ActionRequest, button, cannot_act, disabled_note
+from .actions import Action, ActionRequest, button, cannot_act, disabled_note
 from .client import NotFound
-from .components import card, icon
+from .components import Child, card, icon
 from .page import PageContext
 from .schema import AuditEntry, TransactionDetail
 
@@ -50,7 +50,7 @@ def badge(detail: TransactionDetail) -> Any:
 
 def action(detail: TransactionDetail, context: PageContext) -> list[Any]:
     """ "Mark resolved", or "Reopen" once it is; disabled, saying why, when the dashboard may not act."""
-    verb = "reopen" if is_resolved(detail) else "resolve"
+    verb: Action = "reopen" if is_resolved(detail) else "resolve"
     refused = cannot_act(context.client)
     request = ActionRequest(verb, key=detail["correlation_id"])
     drawn = button(request, class_name="tl-resolve-action", refused=refused)
@@ -107,7 +107,7 @@ def trail_card(trail: list[AuditEntry], context: PageContext) -> Any:
 
 def _entry(entry: AuditEntry, context: PageContext) -> html.Li:
     """One action: what, by whom (the person, and the API key they acted through), when, and why."""
-    who = [
+    who: list[Child] = [
         html.Strong(VERBS.get(entry["action"], entry["action"])),
         " by ",
         html.Strong(entry["operator"] or entry["actor"], className="tl-audit-who"),

@@ -224,7 +224,7 @@ class QueryClient:
         cursor: str | None = None,
     ) -> AlertPage:
         """``/api/alerts``: alerts newest first (no status: the whole history), and the firing count."""
-        params = {
+        params: Params = {
             "status": status,
             "rule": rule,
             "severity": severity,

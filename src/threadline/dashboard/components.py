@@ -18,9 +18,15 @@ from .urls import RANGES, Query, href
 Child = Any  # a Dash component, a string, or a list of them
 
 
+def wildcard(attributes: dict[str, str]) -> dict[str, Any]:
+    """``aria-*`` and ``data-*`` attributes, as keyword arguments of a Dash component: Dash accepts
+    them, but their names are not identifiers, so no typed parameter of the component describes them."""
+    return attributes
+
+
 def icon(name: str, class_name: str = "") -> html.I:
     """A Bootstrap Icons glyph (the font is vendored in assets/vendor: nothing loads from a CDN)."""
-    return html.I(className=f"bi bi-{name} {class_name}".strip(), **{"aria-hidden": "true"})
+    return html.I(className=f"bi bi-{name} {class_name}".strip(), **wildcard({"aria-hidden": "true"}))
 
 
 def state_badge(state: str, id: str | None = None) -> html.Span:
@@ -148,7 +154,7 @@ def range_picker(path: str, query: Query, choices: Sequence[str] = tuple(RANGES)
         ],
         className="tl-segmented",
         role="group",
-        **{"aria-label": "Time range"},
+        **wildcard({"aria-label": "Time range"}),
     )
 
 

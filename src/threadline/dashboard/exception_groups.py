@@ -15,7 +15,7 @@ from dash import dcc, html
 from . import formatting as fmt
 from .actions import ActionRequest, button, cannot_act, disabled_note
 from .client import NotFound
-from .components import card, icon, system_chip, tag
+from .components import card, icon, system_chip, tag, wildcard
 from .page import PageContext
 from .schema import AuditEntry, ExceptionGroup
 from .urls import QUEUE, href, transaction_path
@@ -57,7 +57,7 @@ def panel(context: PageContext, workflow: str, system: str) -> Any:
         ],
         className="tl-segmented",
         role="group",
-        **{"aria-label": "Error kind"},
+        **wildcard({"aria-label": "Error kind"}),
     )
     unacknowledged = sum(group["exceptions"] - group["acknowledged"] for group in groups)
     transactions = sum(g["transactions"] for g in groups) if kind else report["transactions"]
@@ -186,7 +186,7 @@ def _group(group: ExceptionGroup, context: PageContext, workflow: str, refused: 
             html.Div(action, className="tl-exception-action"),
         ],
         className="tl-exception",
-        **{"data-group": f"{kind}/{system}"},
+        **wildcard({"data-group": f"{kind}/{system}"}),
     )
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ClientsideFunction, Input, Output, State, dcc, html
+from dash import ClientsideFunction, Input, NoUpdate, Output, State, dcc, html
 
 from . import actions
 from .client import ApiError, ApiRejected, ApiUnavailable, NotFound, QueryClient
-from .components import icon
+from .components import Child, icon
 from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, WORKFLOWS, transaction_path
 
 REFRESH_CHOICES = {"0": "Off", "10": "10 s", "30": "30 s", "60": "1 min", "300": "5 min"}
@@ -260,7 +260,9 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         Input("url", "pathname"),
         prevent_initial_call=True,
     )
-    def search(_submits: int, value: str | None, _pathname: str | None) -> tuple[str, object, str]:
+    def search(
+        _submits: int, value: str | None, _pathname: str | None
+    ) -> tuple[str | NoUpdate, object, str | NoUpdate]:
         """Enter on a known key or alias opens its transaction; an unknown one is said so, in place.
 
         Typing again, or going elsewhere, clears what was said (one callback, so the two never race).
@@ -282,7 +284,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
                     dash.no_update,
                 )
             return transaction_path(key), None, ""  # the key as typed: the page says which alias it is
-        message = [
+        message: list[Child] = [
             icon("question-circle", "me-2"),
             "No transaction has the key ",
             html.Strong(f"“{typed.strip()}”"),

@@ -139,7 +139,7 @@ def figure(detail: TransactionDetail, theme: Palette, tz: dt.tzinfo) -> go.Figur
     fig.add_annotation(
         x=as_of, y=1, yref="paper", text="now", showarrow=False, yanchor="bottom", font={"color": theme.muted}
     )
-    first = fmt.parse_time(events[0]["timestamp"]) if events else as_of
+    first = (fmt.parse_time(events[0]["timestamp"]) if events else None) or as_of
     last = max(as_of if detail["state"] in ("stuck", "in_progress") else first, _last(events) or first)
     pad = max((last - first) * 0.06, dt.timedelta(minutes=2))
     lead = max((last - first) * 0.1, dt.timedelta(minutes=3))  # room for the first step's name

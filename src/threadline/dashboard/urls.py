@@ -6,6 +6,7 @@ from here (``Query``) and controls write it back here (``href``) rather than kee
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import re
 from collections.abc import Mapping
@@ -64,7 +65,7 @@ class Query:
         # collector can share one answer between the people looking at it (shared_reads.py).
         return ((now - length).replace(second=0, microsecond=0) if length else None), None
 
-    def with_(self, **changes: str | list[str] | None) -> dict[str, str]:
+    def with_(self, **changes: str | builtins.list[str] | None) -> dict[str, str]:  # `list` is a method here
         """These values with some changed (None or empty removes one), ready for ``href``."""
         merged = dict(self.values)
         for name, value in changes.items():

@@ -14,7 +14,7 @@ def open_binary(path: Path) -> BinaryIO:
     """The file's bytes, decompressed on the fly when its name ends in ``.gz``."""
     try:
         if path.name.lower().endswith(".gz"):
-            return gzip.open(path, "rb")  # type: ignore[return-value]
+            return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile reads as a BinaryIO
         return open(path, "rb")  # the caller closes it
     except OSError as error:
         raise ReplayError(f"cannot read {path}: {error.strerror or error}") from None

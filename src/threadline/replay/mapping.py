@@ -173,7 +173,7 @@ class ColumnMapping:
             raise ReplayError(
                 f"the mapping names no such column: {', '.join(missing)}; the columns are: {listing}"
             )
-        columns = {name: (column,) for name, column in spec.fields.items()}
+        columns: dict[str, tuple[str, ...]] = {name: (column,) for name, column in spec.fields.items()}
         taken = spec.columns()
         by_name: dict[str, str] = {}
         for header in headers:
@@ -182,10 +182,10 @@ class ColumnMapping:
             if name in columns or (name == "workflow" and workflow):
                 continue
             for candidate in candidates:
-                header = by_name.get(candidate)
-                if header is not None and header not in taken:
-                    columns[name] = (header,)
-                    taken.add(header)
+                found = by_name.get(candidate)
+                if found is not None and found not in taken:
+                    columns[name] = (found,)
+                    taken.add(found)
                     break
         for name in REQUIRED_COLUMNS:
             if name not in columns:
@@ -280,8 +280,8 @@ class ColumnMapping:
                 if raw != status:  # a lifecycle word says more than the status: keep it as an attribute
                     used.discard(source["status"])
         if "error_kind" in values or "error_message" in values:
-            error = {"kind": values.get("error_kind"), "message": values.get("error_message", "")}
-            fields["error"] = {key: value for key, value in error.items() if value is not None}
+            failure = {"kind": values.get("error_kind"), "message": values.get("error_message", "")}
+            fields["error"] = {key: value for key, value in failure.items() if value is not None}
         aliases = {kind: (row.get(column) or "").strip() for kind, column in self.aliases.items()}
         if any(aliases.values()):
             fields["aliases"] = {kind: key for kind, key in aliases.items() if key}

@@ -63,7 +63,8 @@ def load_with_event_lines(text: str) -> tuple[dict[str, Any], list[int]]:
     decoder = json.JSONDecoder()
 
     def skip(index: int) -> int:
-        return _WHITESPACE.match(text, index).end()  # type: ignore[union-attr]
+        blank = _WHITESPACE.match(text, index)  # always matches, if only the empty string
+        return blank.end() if blank else index
 
     def expect(index: int, char: str, what: str) -> int:
         if index >= len(text) or text[index] != char:

@@ -91,7 +91,7 @@ class Scenario:
     references: ClassVar[Mapping[str, str]] = _EMPTY  # other record numbers, used in attributes only
     routes: ClassVar[Mapping[str, Route]] = MappingProxyType({})  # step -> route (default: primary)
     late_alias_routes: ClassVar[Mapping[str, Route]] = MappingProxyType({})  # routes under LATE_ALIAS
-    timing: ClassVar[Mapping[str, float]] = _EMPTY  # step -> median seconds from due to done
+    timing: ClassVar[Mapping[str, float]] = MappingProxyType({})  # step -> median seconds from due to done
     amount_steps: ClassVar[frozenset[str]] = frozenset()  # steps whose events carry amount and currency
     amount_median: ClassVar[float | None] = None  # in USD; log-normal around it
     amount_sigma: ClassVar[float] = 0.9

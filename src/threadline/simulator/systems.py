@@ -14,11 +14,11 @@ from the business event, as it would from an instrumented integration.
 from __future__ import annotations
 
 import math
+import os
 import random
 import threading
 from collections.abc import Callable, Mapping
 from functools import cache
-from pathlib import Path
 from typing import ClassVar, Protocol, TypeVar
 
 from opentelemetry import context, trace
@@ -245,7 +245,7 @@ def system_class(name: str) -> type[FakeSystem]:
 class Fleet:
     """Every fake system of one run, each with its own SDK client, all sending to one collector."""
 
-    def __init__(self, endpoint: str, spool_dir: str | Path | None = None) -> None:
+    def __init__(self, endpoint: str, spool_dir: str | os.PathLike[str] | None = None) -> None:
         self.endpoint = endpoint
         self.spool_dir = spool_dir
         self._systems: dict[str, FakeSystem] = {}

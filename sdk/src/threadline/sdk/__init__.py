@@ -105,7 +105,7 @@ def event(
     workflow: str,
     step: str,
     *,
-    correlation_id: str | None = None,
+    correlation_id: str | int | None = None,
     status: str = "ok",
     event_id: str | None = None,
     aliases: Mapping[str, str] | None = None,
@@ -151,7 +151,7 @@ def event(
 def step(
     workflow: str,
     step: str,
-    correlation_id: str | None = None,
+    correlation_id: str | int | None = None,
     *,
     status: str = "ok",
     event_id: str | None = None,
@@ -186,7 +186,7 @@ def step(
         return Step(None, workflow, step, fields)
 
 
-def correlate(correlation_id: str, **aliases: str) -> Correlation:
+def correlate(correlation_id: str | int, **aliases: str) -> Correlation:
     """``with sdk.correlate("OPP-1042", **{"erp.sales_order": "SO-88812"}):`` every event inside,
     and every ``inject()``, carries this correlation id and these aliases (W3C baggage)."""
     try:

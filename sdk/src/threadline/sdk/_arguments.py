@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
+from types import FrameType
 
 from threadline.contract.attributes import PREFIX
 from threadline.contract.event import (
@@ -50,9 +51,9 @@ def _call_site() -> tuple[str, int]:
     site: tuple[str, int] | None = getattr(_deferred, "site", None)
     if site is not None:
         return site
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return "<unknown>", 0
     return frame.f_code.co_filename, frame.f_lineno

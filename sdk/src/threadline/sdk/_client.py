@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from contextvars import Token
+from typing import Any, Literal, NamedTuple
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
@@ -126,8 +127,8 @@ class Client:
         announced = {**known_aliases, **check.string_map("aliases", aliases)}
         for kind, value in self.redactor.redact(announced).items():  # a contact_email alias is hashed
             result[ALIAS_PREFIX + kind] = value
-        if (value := check.amount(amount)) is not None:
-            result[AMOUNT] = value
+        if (figure := check.amount(amount)) is not None:
+            result[AMOUNT] = figure
         if (code := check.currency(currency)) is not None:
             result[CURRENCY] = code
         if (number := check.attempt(attempt)) is not None:
@@ -197,7 +198,7 @@ class Step:
         self._fields = dict(fields)
         self._attributes: dict[str, Any] | None = None
         self._span: Any = None
-        self._token: object = None
+        self._token: Token[context.Context] | None = None
         self._entry_context: context.Context | None = None
         self._start_ns = 0
 
@@ -249,7 +250,9 @@ class Step:
             logger.exception("threadline: could not start a step")
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
         try:
             self._finish(exc)
         except Exception:

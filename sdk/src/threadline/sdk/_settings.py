@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,9 +101,9 @@ def resolve(
     keys: list[str] = []
     if isinstance(redact_keys, str):
         redact_keys = [redact_keys]
-    try:
-        keys.extend(str(key) for key in redact_keys or () if str(key).strip())  # type: ignore[union-attr]
-    except TypeError:
+    if isinstance(redact_keys, Iterable):
+        keys.extend(str(key) for key in redact_keys if str(key).strip())
+    elif redact_keys is not None:
         logger.warning("threadline: ignoring redact_keys=%r (not a list of strings)", redact_keys)
     keys.extend(key.strip() for key in os.environ.get("THREADLINE_REDACT_KEYS", "").split(",") if key.strip())
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import replace
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -85,7 +85,7 @@ def _alert_view(
     notifications: list[NotificationRecord],
     dashboard_url: str,
     history: dict[str, list[DeliveryRecord]] | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:  # AlertView's fields, validated by it (a stored status becomes AlertStatus)
     link = (
         transaction_link(dashboard_url, record.subject)
         if record.condition in PER_TRANSACTION

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -30,6 +31,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ..metrics import TENANT_LABEL
+
+# A gauge's label values, one per label: a tuple of a fixed length (Mapping keys are invariant).
+LabelValues = TypeVar("LabelValues", bound=tuple[str, ...])
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class AlertingMetrics(Collector):
 
     @staticmethod
     def _families(snapshot: Snapshot, pending: int) -> Iterator[Metric]:
-        def gauge(name: str, text: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> Metric:
+        def gauge(name: str, text: str, labels: list[str], values: Mapping[LabelValues, float]) -> Metric:
             family = GaugeMetricFamily(name, text, labels=labels)
             for key, value in sorted(values.items()):
                 family.add_metric(list(key), value)

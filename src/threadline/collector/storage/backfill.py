@@ -107,7 +107,7 @@ class AggregateBackfill:
         self.store.command(MARK_DONE, part)
         logger.info(
             "threadline: aggregate backfill slice %d of %d in %.1f s",
-            int(part["slice"]) + 1,  # type: ignore[call-overload]
+            int(part["slice"]) + 1,  # type: ignore[call-overload]  # a slice number from the store
             part["slices"],
             time.perf_counter() - started,
         )

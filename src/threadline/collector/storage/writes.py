@@ -363,7 +363,7 @@ def store_events(
         "transactions": sorted(
             {known.get(key, key) for key in keys} | {transactions.transaction_of(key) for key in keys}
         ),
-        "event_ids": sorted({event.event_id for event in events}),  # type: ignore[type-var]
+        "event_ids": sorted({event.event_id for event in events}),  # type: ignore[type-var]  # set by validation
     }
     seen = {
         (event_id, transactions.transaction_of(transaction))
@@ -373,7 +373,7 @@ def store_events(
     for event in events:
         identity = (event.event_id, transactions.transaction_of(event.correlation_id))
         new.append(identity not in seen)
-        seen.add(identity)  # type: ignore[arg-type]
+        seen.add(identity)
 
     version = _version()
     received_at = dt.datetime.now(dt.UTC)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import ClientsideFunction, Input, Output, State, dcc, html
+from dash import ClientsideFunction, Input, NoUpdate, Output, State, dcc, html
 
 from .. import alert_detail
 from .. import formatting as fmt
 from ..alerting import SEVERITIES, delivery_lines, describe_rule, duration_seconds, per_transaction
 from ..client import NotFound
-from ..components import card, empty_state, icon, kpi, labelled, page_header, select, tag
+from ..components import card, empty_state, icon, kpi, labelled, page_header, select, tag, wildcard
 from ..grids import column, grid
 from ..page import PageContext, Rendered
 from ..schema import Alert, AlertPage, AlertRule, AlertRules
@@ -92,7 +92,7 @@ def _filters(
         ],
         className="tl-segmented",
         role="group",
-        **{"aria-label": "Status"},
+        **wildcard({"aria-label": "Status"}),
     )
     rule_names = sorted({r["name"] for r in rules["rules"]} | ({rule} if rule else set()))
     return html.Div(
@@ -420,7 +420,7 @@ def register(app: dash.Dash) -> None:
     )
     def filter_alerts(
         severity: str | None, rule: str | None, workflow: str | None, search: str | None
-    ) -> str:
+    ) -> str | NoUpdate:
         query = Query.parse(search)
         new = search_of(query.with_(severity=severity, rule=rule, workflow=workflow))
         return dash.no_update if new == (search or "") else new
@@ -431,7 +431,7 @@ def register(app: dash.Dash) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def open_alert(cell: dict[str, Any] | None, search: str | None) -> str:
+    def open_alert(cell: dict[str, Any] | None, search: str | None) -> str | NoUpdate:
         if not cell or not cell.get("rowId") or cell.get("colId") == "subject":
             return dash.no_update  # the subject is a link of its own
         new = search_of(Query.parse(search).with_(alert=str(cell["rowId"])))

@@ -7,11 +7,12 @@ stuck or SLA-breached transactions, from ``/api/transactions`` (stuck + breached
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html
+from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import formatting as fmt
 from ..components import card, empty_state, icon, kpi, labelled, page_header, range_picker, select, tag
@@ -102,11 +103,12 @@ def _at_risk(
     Within the attention set, so that the ones an operator resolved are left out, as the API leaves
     them out of the stuck count and value at risk beside it.
     """
-    scope = {"workflow": workflow, "since": since, "until": until, "attention": True, "limit": 1}
-    client = context.client
-    stuck = client.transactions(states=["stuck"], **scope)["total"]
-    breached = client.transactions(breached=True, **scope)["total"]
-    both = client.transactions(states=["stuck"], breached=True, **scope)["total"]
+    within = partial(
+        context.client.transactions, workflow=workflow, since=since, until=until, attention=True, limit=1
+    )
+    stuck = within(states=["stuck"])["total"]
+    breached = within(breached=True)["total"]
+    both = within(states=["stuck"], breached=True)["total"]
     return stuck + breached - both
 
 
@@ -457,6 +459,6 @@ def register(app: dash.Dash) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def choose_workflow(workflow: str | None, search: str | None) -> str:
+    def choose_workflow(workflow: str | None, search: str | None) -> str | NoUpdate:
         new = search_of(Query.parse(search).with_(workflow=workflow))
         return dash.no_update if new == (search or "") else new

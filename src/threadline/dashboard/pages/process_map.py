@@ -15,7 +15,7 @@ from typing import Any
 
 import dash
 import dash_cytoscape as cyto
-from dash import Input, Output, State, dcc, html
+from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import formatting as fmt
 from ..client import NotFound
@@ -493,7 +493,7 @@ def _variant_rows(process: ProcessMap) -> list[dict[str, Any]]:
 
 def _path_height(steps: list[str], width_px: int = 980) -> int:
     """Row height for a wrapped path (AG Grid's own auto height leaves gaps on first draw)."""
-    lines, used = 1, 0
+    lines, used = 1, 0.0
     for step in steps:
         size = len(step) * 7.3 + 34  # monospace chip and arrow
         if used and used + size > width_px:
@@ -512,7 +512,7 @@ def register(app: dash.Dash) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def choose(name: str | None, pathname: str | None, search: str | None) -> str:
+    def choose(name: str | None, pathname: str | None, search: str | None) -> str | NoUpdate:
         if not name or tail(pathname or "", WORKFLOWS) == name:
             return dash.no_update
         query = Query.parse(search)

@@ -14,7 +14,7 @@ import datetime as dt
 from typing import Any
 
 import dash
-from dash import Input, Output, State, dcc, html
+from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import exception_groups
 from .. import formatting as fmt
@@ -39,7 +39,7 @@ FULL_PAGE_ROWS = 60  # a longer queue scrolls inside its table
 
 def issues_of(item: TransactionSummary) -> set[str]:
     """The reasons a transaction is in the queue."""
-    found = {item["state"]} & {"stuck", "failed"}
+    found: set[str] = {"stuck", "failed"} & {item["state"]}
     if item["sla"]["breached"]:
         found.add("breached")
     if item["violations"]:
@@ -306,7 +306,7 @@ def register(app: dash.Dash) -> None:
         issues: list[str] | None,
         age: str | None,
         search: str | None,
-    ) -> str:
+    ) -> str | NoUpdate:
         query = Query.parse(search)
         changes = {"state": list(states or []), "issue": list(issues or [])}
         new = search_of(query.with_(workflow=workflow, system=system, age=age, **changes))
@@ -317,7 +317,7 @@ def register(app: dash.Dash) -> None:
         Input("queue-grid", "cellClicked"),
         prevent_initial_call=True,
     )
-    def open_transaction(cell: dict[str, Any] | None) -> str:
+    def open_transaction(cell: dict[str, Any] | None) -> str | NoUpdate:
         if not cell or not cell.get("rowId") or cell.get("colId") == "key":
             return dash.no_update  # the key is a link of its own (it opens in a new tab too)
         return transaction_path(str(cell["rowId"]))

@@ -10,7 +10,7 @@ from typing import Any
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html
+from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import formatting as fmt
 from ..components import card, empty_state, labelled, page_header, range_picker, select
@@ -158,7 +158,7 @@ def _series(systems: list[SystemHealth], theme: Palette, field: str) -> go.Figur
         if field == "error_rate":
             values: list[Any] = [p["errors"] / p["events"] if p["events"] else None for p in points]
         else:
-            values = [p[field] for p in points]  # type: ignore[literal-required]
+            values = [p[field] for p in points]  # type: ignore[literal-required]  # a series the caller names
         if not any(v is not None for v in values):
             continue
         drawn = True
@@ -255,6 +255,6 @@ def register(app: dash.Dash) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def choose_system(system: str | None, search: str | None) -> str:
+    def choose_system(system: str | None, search: str | None) -> str | NoUpdate:
         new = search_of(Query.parse(search).with_(system=system))
         return dash.no_update if new == (search or "") else new

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Input, Output, State, dcc, html
+from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import audit_trail, timeline, waterfall
 from .. import formatting as fmt
@@ -444,12 +444,12 @@ def _trace(context: PageContext, trace_id: str) -> Any:
     try:
         trace = context.client.trace(trace_id)
     except NotFound:
-        body = empty_state(
+        unknown = empty_state(
             "No spans stored for this trace",
             "The event names a trace the collector has not received spans for (yet).",
             "diagram-3",
         )
-        return card(["Trace ", html.Span(trace_id, className="tl-mono")], body, close, id="trace-card")
+        return card(["Trace ", html.Span(trace_id, className="tl-mono")], unknown, close, id="trace-card")
     if not trace["spans"]:
         body: Any = empty_state(
             "Only business events in this trace", "No technical span was exported.", "diagram-3"
@@ -492,7 +492,7 @@ def register(app: dash.Dash) -> None:
         cell: dict[str, Any] | None,
         rows: list[dict[str, Any]] | None,
         search: str | None,
-    ) -> str:
+    ) -> str | NoUpdate:
         trace_id = ""
         if dash.ctx.triggered_id == "transaction-timeline" and click:
             data = click.get("points", [{}])[0].get("customdata") or []
