@@ -1,9 +1,10 @@
 """Which alert rules hold now, for one tenant, read from the one state query.
 
 State is never re-derived here: every figure comes from ``state.summary_sql`` (wrapped, as the
-overview does) or, for error rates, from the events as ``systems`` counts them. The rules are then
-matched in Python against the *attention set* (stuck, failed, SLA-breached or violating
-transactions, exactly the queue's ``attention`` filter), which stays small next to all transactions.
+overview does, and scoped before its rules run: ``SLICE``, ``DUE``, ``CHANGED``) or, for error
+rates, from the events as ``systems`` counts them. The rules are then matched in Python against the
+*attention set* of that scope (stuck, failed, SLA-breached or violating transactions, exactly the
+queue's ``attention`` filter); the stuck count and the value at risk total from the gauges.
 
 Transactions an operator marked resolved (the state query's ``resolved``) leave every
 per-transaction rule, the stuck/failed count and the value at risk, so their alerts resolve.
@@ -83,7 +84,7 @@ RECEIVED_SINCE = with_current_transaction(
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
 )
 RECEIVED = f"SELECT DISTINCT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})"
-# The transactions that time alone may have made meet an open condition since ``due_since``: their
+# The transactions that time alone may have made meet an open condition since ``changed_since``: their
 # SLA ran out, or they went without progress for their workflow's ``stuck_after`` (up to the longest
 # a stuck rule waits beyond it). Read off the rollups' columns, before any rule runs.
 LAST_PROGRESS = (
@@ -93,14 +94,14 @@ DUE = f"""
 (
     wf_sla[indexOf(wf_names, first_event.3)] > 0
     AND toUnixTimestamp64Micro(first_event.1) + wf_sla[indexOf(wf_names, first_event.3)] * 1e6
-        BETWEEN toUnixTimestamp64Micro({{due_since:DateTime64(6, 'UTC')}})
+        BETWEEN toUnixTimestamp64Micro({{changed_since:DateTime64(6, 'UTC')}})
             AND toUnixTimestamp64Micro(as_of_time)
 )
 OR
 (
     {LAST_PROGRESS} + wf_stuck[indexOf(wf_names, first_event.3)] * 1e6 <= toUnixTimestamp64Micro(as_of_time)
     AND {LAST_PROGRESS} + greatest(wf_stuck[indexOf(wf_names, first_event.3)], {{longest_wait:Float64}}) * 1e6
-        >= toUnixTimestamp64Micro({{due_since:DateTime64(6, 'UTC')}})
+        >= toUnixTimestamp64Micro({{changed_since:DateTime64(6, 'UTC')}})
 )
 """
 CHANGED = f"""

@@ -227,7 +227,6 @@ class Alerting:
 
     def _candidates(
         self,
-        store: Store,
         tenant: str,
         workflows: Workflows,
         as_of: dt.datetime,
@@ -238,6 +237,7 @@ class Alerting:
         is None (a first evaluation), else what may have changed since: what time alone made late
         or stuck, what an event or an operator changed, what a count rule's window holds, and the
         subjects of the alerts firing (to see them resolve)."""
+        store = self.store
         if since is None:
             return [
                 candidate
@@ -254,7 +254,6 @@ class Alerting:
             as_of,
             f"({evaluate.DUE}) OR ({evaluate.CHANGED})",
             outer="1",  # the rollups' columns DUE reads are not the state's
-            due_since=since - CHANGED_MARGIN,
             longest_wait=longest_wait,
             changed_since=since - CHANGED_MARGIN,
             active_since=as_of - dt.timedelta(seconds=window) if window else as_of,
@@ -276,7 +275,7 @@ class Alerting:
         first = any(rule.per_transaction for rule in unwatched)
         since = None if first else self._cursors[tenant]
         firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
-        candidates = self._candidates(store, tenant, workflows, as_of, since, firing) if rules else []
+        candidates = self._candidates(tenant, workflows, as_of, since, firing) if rules else []
         measured = evaluate.evaluate_rules(
             rules,
             candidates,
