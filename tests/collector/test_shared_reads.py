@@ -8,9 +8,13 @@ key's answer is never another key's.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +22,7 @@ import pytest
 from tests.support.collector_process import CollectorProcess
 from tests.support.ingest import business_event, unique_key
 from tests.support.polling import eventually
+from threadline.collector.shared_reads import SharedReads
 
 ACME, GLOBEX = "tl_acme_shared", "tl_globex_shared"
 KEYS = f"""
@@ -101,3 +106,69 @@ def test_one_keys_answer_is_never_served_to_another_key(collector: CollectorProc
     assert transactions(collector, ACME).headers["x-threadline-shared"] == "kept"
     unknown = httpx.get(collector.url + "/api/overview", headers=bearer("tl_nobody"), timeout=60)
     assert unknown.status_code == 401
+
+
+# --- An answer begun before an operator's write ---------------------------------------------------
+# The race needs an answer still being computed when the write succeeds, which a small store never
+# shows on time: the middleware is driven here through ASGI with an application that answers when
+# told to (the store is not involved: the middleware decides what is kept and shared).
+
+
+class _Keys:
+    def authenticate(self, authorization: str | None) -> None:
+        return None
+
+
+class _App:
+    """GET answers what the transaction's state was when the call began, once released; POST changes it."""
+
+    def __init__(self) -> None:
+        self.state = SimpleNamespace(collector=SimpleNamespace(keys=_Keys()))
+        self.resolved = False
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] == "POST":
+            self.resolved = True
+            body = b"{}"
+        else:
+            body = json.dumps({"resolved": self.resolved}).encode()
+            await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _call(shared: SharedReads, app: _App, method: str, path: str) -> dict[str, Any]:
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": [], "app": app}
+    answer: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["headers"] = dict(message["headers"])
+        else:
+            answer["body"] = json.loads(message["body"])
+
+    await shared(scope, receive, send)
+    return answer
+
+
+def test_an_answer_begun_before_an_operators_action_is_neither_kept_nor_shared_after_it() -> None:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        app = _App()
+        shared = SharedReads(app, ttl_s=30, min_cost_s=0)
+        begun = asyncio.create_task(_call(shared, app, "GET", "/api/overview"))
+        await asyncio.sleep(0.05)  # the overview is being computed: as before the resolve
+        await _call(shared, app, "POST", "/api/transactions/SO-1/resolve")
+        after = asyncio.create_task(_call(shared, app, "GET", "/api/overview"))  # the operator looks
+        await asyncio.sleep(0.05)
+        app.release.set()
+        return await begun, await after, await _call(shared, app, "GET", "/api/overview")
+
+    begun, after, later = asyncio.run(scenario())
+    assert begun["body"] == {"resolved": False}  # its own answer: as of when it was asked
+    assert after["body"] == {"resolved": True}  # not the answer begun before the action
+    assert later["body"] == {"resolved": True}  # nor that answer kept for the next caller
+    assert b"x-threadline-shared" in later["headers"]  # what is kept now is the fresh one

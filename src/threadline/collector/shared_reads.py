@@ -13,7 +13,8 @@ answering the same question and every answer comes late. So, for ``GET /api/...`
   served once more while a fresh one is computed in the background. A cheap answer is never kept:
   on a small store every call is answered afresh;
 - a successful write through the API (an operator's resolve, reopen or acknowledgement; a reload)
-  drops every kept answer, so whoever acted sees what they did. Ingest does not: under a steady
+  drops every kept answer, so whoever acted sees what they did: an answer still being computed when
+  the write succeeded is neither kept nor shared with a call made after it. Ingest does not: under a steady
   flow of events nothing would ever be shared, and the answers' age bounds how late they are.
 
 A shared answer says so: ``Age`` (seconds since it was computed, RFC 9111) and
@@ -66,8 +67,9 @@ class SharedReads:
         self.ttl_s = ttl_s
         self.min_cost_s = min_cost_s
         self._kept: OrderedDict[bytes, Answer] = OrderedDict()
-        self._asking: dict[bytes, asyncio.Future[Answer | None]] = {}
+        self._asking: dict[bytes, tuple[int, asyncio.Future[Answer | None]]] = {}
         self._refreshing: set[bytes] = set()
+        self._writes = 0  # successful writes so far: an answer begun before one is out of date
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.ttl_s <= 0:
@@ -96,8 +98,8 @@ class SharedReads:
             await _replay(kept, send, "stale")
             return
         asking = self._asking.get(key)
-        if asking is not None:
-            answer = await asyncio.shield(asking)
+        if asking is not None and asking[0] == self._writes:
+            answer = await asyncio.shield(asking[1])
             if answer is not None:
                 await _replay(answer, send, "fresh")
                 return
@@ -106,12 +108,13 @@ class SharedReads:
     async def _ask(self, key: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer this call from the application, and share the answer with those asking meanwhile."""
         asking: asyncio.Future[Answer | None] = asyncio.get_running_loop().create_future()
-        self._asking[key] = asking
+        writes = self._writes
+        self._asking[key] = (writes, asking)
         answer: Answer | None = None
         try:
             answer = await self._answer(key, scope, receive)
         finally:
-            if self._asking.get(key) is asking:
+            if self._asking.get(key) == (writes, asking):
                 del self._asking[key]
             shared = answer if answer is not None and answer.status == 200 else None
             asking.set_result(shared)  # a failed answer is not shared: the others ask for themselves
@@ -120,6 +123,7 @@ class SharedReads:
 
     async def _answer(self, key: bytes, scope: Scope, receive: Receive) -> Answer:
         status, headers, chunks = 500, [], []
+        writes = self._writes
 
         async def capture(message: Message) -> None:
             nonlocal status, headers
@@ -131,7 +135,7 @@ class SharedReads:
         with Store.timed() as spent:  # what computing it cost the store, not how long it queued
             await self.app(scope, receive, capture)
         answer = Answer(status, headers, b"".join(chunks))
-        if status == 200 and spent.seconds >= self.min_cost_s:
+        if status == 200 and spent.seconds >= self.min_cost_s and writes == self._writes:
             self._keep(key, answer)
         return answer
 
@@ -160,7 +164,8 @@ class SharedReads:
     def _dropping_on_success(self, send: Send) -> Send:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
-                self._kept.clear()  # something changed: whoever acted must see it
+                self._writes += 1  # something changed: whoever acted must see it
+                self._kept.clear()
             await send(message)
 
         return sending
