@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -103,7 +103,8 @@ def test_one_keys_answer_is_never_served_to_another_key(collector: CollectorProc
     globex = transactions(collector, GLOBEX)
 
     assert total(globex) == 1 and "x-threadline-shared" not in globex.headers
-    assert transactions(collector, ACME).headers["x-threadline-shared"] == "kept"
+    again = transactions(collector, ACME)  # still its own answer (stale if the machine is slow)
+    assert total(again) == 2 and again.headers["x-threadline-shared"] in ("kept", "stale")
     unknown = httpx.get(collector.url + "/api/overview", headers=bearer("tl_nobody"), timeout=60)
     assert unknown.status_code == 401
 
@@ -127,7 +128,7 @@ class _App:
         self.resolved = False
         self.release = asyncio.Event()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["method"] == "POST":
             self.resolved = True
             body = b"{}"
@@ -145,7 +146,7 @@ async def _call(shared: SharedReads, app: _App, method: str, path: str) -> dict[
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             answer["headers"] = dict(message["headers"])
         else:
