@@ -12,7 +12,9 @@ takes them only from a key with the ``act`` role (``whoami`` tells the dashboard
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib.metadata import version
 from typing import Any, cast
 from urllib.parse import quote
@@ -38,6 +40,22 @@ from .schema import (
 )
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+# The ages of the shared answers (the collector's X-Threadline-Shared, with Age) this thread got
+# inside ``shared_ages()``: the page says how old its figures may be.
+_SHARED_AGES: ContextVar[list[int] | None] = ContextVar("shared_ages", default=None)
+
+
+@contextmanager
+def shared_ages() -> Iterator[list[int]]:
+    """Collects, in seconds, the age of every shared answer the calls made inside the block got."""
+    ages: list[int] = []
+    token = _SHARED_AGES.set(ages)
+    try:
+        yield ages
+    finally:
+        _SHARED_AGES.reset(token)
+
+
 Params = Mapping[str, str | int | bool | dt.datetime | Iterable[str] | None]
 
 
@@ -134,6 +152,9 @@ class QueryClient:
             raise NotFound(_message(response))
         if response.status_code >= 400:
             raise ApiRejected(response.status_code, _message(response))
+        ages = _SHARED_AGES.get()
+        if ages is not None and "x-threadline-shared" in response.headers:
+            ages.append(int(response.headers.get("age", "0") or 0))
         try:
             return response.json()
         except ValueError:

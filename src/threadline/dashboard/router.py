@@ -17,7 +17,7 @@ import dash
 from dash import Input, Output, State, dcc, html
 
 from . import formatting as fmt
-from .client import ApiError, ApiUnavailable, NotFound, QueryClient
+from .client import ApiError, ApiUnavailable, NotFound, QueryClient, shared_ages
 from .components import card, empty_state
 from .layout import banner_for
 from .page import PageContext, Rendered
@@ -110,8 +110,11 @@ def register(app: dash.Dash, client: QueryClient) -> None:
             return result.content, None, result.title, updated, dash.no_update, dash.no_update
         context = PageContext(client, pathname, Query.parse(search), palette(theme), tz, now)
         try:
-            result = render(context)
-            badge, firing = _queue_badge(client), _alerts_badge(client)
+            with shared_ages() as ages:
+                result = render(context)
+                badge, firing = _queue_badge(client), _alerts_badge(client)
+            if ages and max(ages) > 0:
+                updated.insert(1, _shared_note(max(ages)))
         except ApiUnavailable as error:
             seconds = int(refresh or 0) or None
             result = _unavailable()
@@ -134,6 +137,19 @@ def register(app: dash.Dash, client: QueryClient) -> None:
             )
             return card(body=body), None, "Error", updated, dash.no_update, dash.no_update
         return result.content, None, result.title, updated, badge, firing
+
+
+def _shared_note(age_s: int) -> Any:
+    """Said beside "Updated": at scale the collector shares an answer between the people looking."""
+    return html.Span(
+        f" · some figures from {fmt.duration(age_s, parts=1)} ago",
+        id="shared-age",
+        className="tl-muted",
+        title=(
+            "The collector computed these figures for another viewer a moment ago and shared them "
+            "(a large store takes seconds per answer); they refresh within a minute."
+        ),
+    )
 
 
 def _queue_badge(client: QueryClient) -> Any:
