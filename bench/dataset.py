@@ -42,7 +42,8 @@ from typing import Any
 
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.storage import Store, migrations
-from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS, LINK_COLUMNS, TransactionKeys
+from threadline.collector.storage.columns import EVENT_COLUMNS
+from threadline.collector.storage.writes import ALIAS_COLUMNS, LINK_COLUMNS, TransactionKeys
 from threadline.collector.workflows import load
 from threadline.contract.redaction import Redactor
 from threadline.simulator import history as history_module
@@ -169,8 +170,8 @@ def _rows(
     announced_at: dict[str, float] = {}
     stored_under: set[str] = set()
     linked: dict[str, tuple[str, float]] = {}  # absorbed transaction → (where it went, when)
-    # The columns of ``writes.event_row``, filled straight from the planned event: validating 10 M
-    # ``BusinessEvent`` models to reuse it would cost more than planning them did.
+    # The columns of ``columns.event_row``, filled straight from the planned event: validating (or
+    # even constructing) 10 M ``BusinessEvent`` models to reuse it would cost more than planning them did.
     event_rows = []
     for event in delivered:  # in delivery order, as ingest sees them
         for kind, alias in event.aliases.items():
@@ -182,35 +183,34 @@ def _rows(
             linked[earlier] = (links.transaction_of(earlier), at)
         stored_under.add(links.transaction_of(event.correlation_id))
         error = event.error or {}
-        event_rows.append(
-            [
-                TENANT,
-                links.transaction_of(event.correlation_id),
-                event.correlation_id,
-                event.event_id,
-                event.workflow,
-                event.step,
-                event.system,
-                event.status,
-                _utc(event.at),
-                _utc(event.deliver_at),
-                int(event.deliver_at * 1_000_000) * 1000,
-                event.duration_ms,
-                event.attempt,
-                error.get("kind", ""),
-                error.get("message", ""),
-                error.get("type", ""),
-                error.get("stacktrace", ""),
-                event.amount,
-                event.currency or "",
-                dict(event.aliases),
-                _REDACTOR.redact(dict(event.attributes)),
-                f"{ids.getrandbits(128):032x}",
-                f"{ids.getrandbits(64):016x}",
-                "otlp",
-                int(event.deliver_at * 1_000_000),
-            ]
-        )
+        record = {
+            "tenant": TENANT,
+            "transaction_id": links.transaction_of(event.correlation_id),
+            "correlation_id": event.correlation_id,
+            "event_id": event.event_id,
+            "workflow": event.workflow,
+            "step": event.step,
+            "system": event.system,
+            "status": event.status,
+            "timestamp": _utc(event.at),
+            "received_at": _utc(event.deliver_at),
+            "seq": int(event.deliver_at * 1_000_000) * 1000,
+            "duration_ms": event.duration_ms,
+            "attempt": event.attempt,
+            "error_kind": error.get("kind", ""),
+            "error_message": error.get("message", ""),
+            "error_type": error.get("type", ""),
+            "error_stacktrace": error.get("stacktrace", ""),
+            "amount": event.amount,
+            "currency": event.currency or "",
+            "aliases": dict(event.aliases),
+            "attributes": _REDACTOR.redact(dict(event.attributes)),
+            "trace_id": f"{ids.getrandbits(128):032x}",
+            "span_id": f"{ids.getrandbits(64):016x}",
+            "source": "otlp",
+            "version": int(event.deliver_at * 1_000_000),
+        }
+        event_rows.append([record[column] for column in EVENT_COLUMNS])
     alias_rows = [
         [
             TENANT,

@@ -25,7 +25,7 @@ from bench.report import Figure
 from threadline.collector.app import create_app
 from threadline.collector.config import CollectorSettings
 from threadline.collector.schema import BusinessEvent
-from threadline.collector.storage.writes import EVENT_COLUMNS, event_row
+from threadline.collector.storage.columns import EVENT_COLUMNS, StoredEvent, event_row
 
 STEPS = [
     ("crm.opportunity.won", "salesforce"),
@@ -121,13 +121,15 @@ def run(scale: str) -> list[Figure]:
             received = dt.datetime.now(dt.UTC)
             rows = [
                 event_row(
-                    BusinessEvent.model_validate({**e, "event_id": f"raw-{e['event_id']}"}),
-                    "raw-baseline",
-                    str(e["correlation_id"]),
-                    "json",
-                    received,
-                    index,
-                    1,
+                    StoredEvent(
+                        BusinessEvent.model_validate({**e, "event_id": f"raw-{e['event_id']}"}),
+                        "raw-baseline",
+                        str(e["correlation_id"]),
+                        "json",
+                        received,
+                        index,
+                        1,
+                    )
                 )
                 for index, e in enumerate(events)
             ]

@@ -22,7 +22,8 @@ from tests.collector.test_api import Q2C as STEPS
 from tests.support.collector_process import CollectorProcess
 from threadline.collector.storage import Store, migrations
 from threadline.collector.storage.backfill import PENDING, AggregateBackfill
-from threadline.collector.storage.writes import ALIAS_COLUMNS, EVENT_COLUMNS, SPAN_COLUMNS
+from threadline.collector.storage.columns import EVENT_COLUMNS, SPAN_COLUMNS
+from threadline.collector.storage.writes import ALIAS_COLUMNS
 
 pytestmark = pytest.mark.slow
 

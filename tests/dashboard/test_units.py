@@ -136,6 +136,8 @@ def test_process_map_columns_follow_the_real_flow() -> None:
     # definition nothing is judged.
     workflow: Workflow = {
         "name": "w",
+        "defined": True,
+        "last_started_at": None,
         "sla_seconds": None,
         "stuck_after_seconds": 3600,
         "complete_on": ["c"],
@@ -348,6 +350,9 @@ def test_a_failed_span_in_the_waterfall_says_what_was_thrown_first() -> None:
                 },
             }
         ],
+        "links": [],
+        "resource": {"service.name": "netsuite"},
+        "scope": {"name": "opentelemetry.instrumentation.requests", "version": "0.1", "attributes": {}},
     }
     [bar] = waterfall({"trace_id": span["trace_id"], "spans": [span], "events": []}, LIGHT, dt.UTC).data
     lines = bar.hovertext[0].split("<br>")

@@ -11,20 +11,22 @@ import orjson
 from .models import ScopeView, SpanEventView, SpanLinkView, SpanView, TraceView
 from .state import EPOCH
 from .storage import Store
-from .storage.writes import EVENT_COLUMNS
-from .transactions import event_view, utc
+from .storage.columns import SPAN_COLUMNS
+from .transactions import EVENT_VIEW_COLUMNS, event_view, utc
 
-SPANS = """
-SELECT trace_id, span_id, parent_span_id, name, service, kind, start_time, end_time, duration_ms,
-       status_code, status_message, attributes, events, links, resource,
-       scope_name, scope_version, scope_attributes, typed_values
+# What a span's view is made of: every stored column but the tenant (the caller's) and the arrival
+# time (not shown). The scope's three make its `scope`; `typed_values` says how to read the maps.
+SPAN_VIEW_COLUMNS = tuple(column for column in SPAN_COLUMNS if column not in ("tenant", "received_at"))
+
+SPANS = f"""
+SELECT {", ".join(SPAN_VIEW_COLUMNS)}
 FROM spans FINAL
-WHERE tenant = {tenant:String} AND trace_id = {trace_id:String}
+WHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}}
 ORDER BY start_time, span_id
 """
 
 EVENTS = f"""
-SELECT {", ".join(EVENT_COLUMNS)}
+SELECT {", ".join(EVENT_VIEW_COLUMNS)}
 FROM events FINAL
 WHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}}
 ORDER BY timestamp, event_id

@@ -22,10 +22,17 @@ from .models import (
 )
 from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
 from .storage import Store
-from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUMNS, OTHER_KIND
+from .storage.columns import EVENT_COLUMNS
+from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND
 from .workflows import Workflows
 
 OPEN_STATES = {"stuck", "in_progress"}
+# What an event's view is made of: every stored column but the tenant (the caller's), the transaction
+# it was stored under (a link may have moved it since), its arrival order and the row's version. The
+# error's four columns make its `error`.
+EVENT_VIEW_COLUMNS = tuple(
+    column for column in EVENT_COLUMNS if column not in ("tenant", "transaction_id", "seq", "version")
+)
 # An alias conflict as the lookup reads it: its columns but the tenant and the version.
 CONFLICT_FIELDS = CONFLICT_COLUMNS[1:-1]
 
@@ -70,9 +77,9 @@ ONE = f"""
 SELECT
     *,
     (
-        SELECT groupArray(({", ".join(EVENT_COLUMNS)}))
+        SELECT groupArray(({", ".join(EVENT_VIEW_COLUMNS)}))
         FROM (
-            SELECT {", ".join(EVENT_COLUMNS)}
+            SELECT {", ".join(EVENT_VIEW_COLUMNS)}
             FROM events FINAL
             WHERE tenant = {{tenant:String}} AND correlation_id IN {{keys:Array(String)}}
               AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
@@ -263,7 +270,7 @@ def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.da
             conflict_view(dict(zip(CONFLICT_FIELDS, conflict, strict=True)), keys)
             for conflict in row["conflict_rows"]
         ],
-        events=[event_view(dict(zip(EVENT_COLUMNS, event, strict=True))) for event in row["event_rows"]],
+        events=[event_view(dict(zip(EVENT_VIEW_COLUMNS, event, strict=True))) for event in row["event_rows"]],
     )
 
 

@@ -1,7 +1,10 @@
 """The JSON the collector's query API answers, as the dashboard reads it (collector/models.py).
 
 Typed dictionaries rather than imports from the collector: the dashboard talks to the API over HTTP
-only, and may run against a collector of another version. Times are RFC 3339 strings in UTC.
+only. Each one mirrors the response model of its name (or its name with ``View``): the same fields,
+required as the API's OpenAPI schema says (a field with a default is optional there), of the same JSON
+types; tests/dashboard/test_schema.py holds them to it. Times are RFC 3339 strings in UTC. The pages
+read the fields added late with ``.get()`` and a default, so an older collector's answers show too.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ AuditAction = Literal["acknowledge", "resolve", "reopen"]
 class EventError(TypedDict):
     kind: str
     message: str
+    type: NotRequired[str | None]
+    stacktrace: NotRequired[str | None]
 
 
 class WaitingStep(TypedDict):
     step: str
     system: str | None
-    expected_system: str | None
+    expected_system: NotRequired[str | None]
     due_since: str
     within_seconds: float | None
     overdue: bool
@@ -37,10 +42,10 @@ class Sla(TypedDict):
 
 
 class Violation(TypedDict):
-    rule: Literal["out_of_order", "after_failure"]
+    rule: NotRequired[Literal["out_of_order", "after_failure"]]
     step: str
-    before: str | None
-    after: str | None
+    before: NotRequired[str | None]
+    after: NotRequired[str | None]
 
 
 class TransactionSummary(TypedDict):
@@ -61,7 +66,7 @@ class TransactionSummary(TypedDict):
     event_count: int
     error_count: int
     retry_count: int
-    resolved: NotRequired[bool]  # an operator marked it resolved (absent from collectors before alerts)
+    resolved: NotRequired[bool]  # an operator marked it resolved
 
 
 class Event(TypedDict):
@@ -102,7 +107,7 @@ class Step(TypedDict):
 class AliasConflict(TypedDict):
     alias: str
     kind: str
-    reason: str
+    reason: Literal["already_claimed", "other_kind", "both_started"]
     announced_by: str
     other_transaction: str
     message: str
@@ -111,7 +116,7 @@ class AliasConflict(TypedDict):
 
 class TransactionDetail(TransactionSummary):
     as_of: str
-    workflow_defined: NotRequired[bool]  # absent from older collectors
+    workflow_defined: bool
     aliases: dict[str, str]
     alias_conflicts: list[AliasConflict]
     steps: list[Step]
@@ -140,7 +145,7 @@ class WorkflowFigures(TypedDict):
     in_progress: int
     breached: int
     with_violations: int
-    resolved: NotRequired[int]
+    resolved: int
     completion_rate: float | None
     sla_attainment: float | None
     cycle_time_p50_seconds: float | None
@@ -184,8 +189,8 @@ class StepDefinition(TypedDict):
 
 class Workflow(TypedDict):
     name: str
-    defined: NotRequired[bool]  # False: only seen in events (absent from older collectors: defined)
-    last_started_at: NotRequired[str | None]
+    defined: bool  # False: only seen in events
+    last_started_at: str | None
     sla_seconds: float | None
     stuck_after_seconds: float | None  # None for a workflow that is not defined
     complete_on: list[str]
@@ -285,10 +290,10 @@ class Span(TypedDict):
     status_code: str
     status_message: str
     attributes: dict[str, Any]  # typed values, as sent
-    events: NotRequired[list[SpanEvent]]  # the collectors from before these were kept do not send them
-    links: NotRequired[list[SpanLink]]
-    resource: NotRequired[dict[str, Any]]
-    scope: NotRequired[Scope]
+    events: list[SpanEvent]
+    links: list[SpanLink]
+    resource: dict[str, Any]
+    scope: Scope
 
 
 class Trace(TypedDict):
@@ -320,7 +325,7 @@ class Notification(TypedDict):
     created_at: str
     next_attempt_at: str | None
     delivered_at: str | None
-    history: list[DeliveryAttempt]
+    history: NotRequired[list[DeliveryAttempt]]  # every attempt, on GET /api/alerts/{id} only
 
 
 class Alert(TypedDict):

@@ -24,63 +24,14 @@ from typing import Any
 from threadline.contract.redaction import Redactor
 
 from ..schema import BusinessEvent
+from .columns import EVENT_COLUMNS, SPAN_COLUMNS, StoredEvent, event_row, span_row
 from .connection import Store
 from .keys import with_current_transaction
 from .migrations import EVENTS, SPANS, Table
 
 logger = logging.getLogger("threadline.collector")
 
-EVENT_COLUMNS = (
-    "tenant",
-    "transaction_id",
-    "correlation_id",
-    "event_id",
-    "workflow",
-    "step",
-    "system",
-    "status",
-    "timestamp",
-    "received_at",
-    "seq",
-    "duration_ms",
-    "attempt",
-    "error_kind",
-    "error_message",
-    "error_type",
-    "error_stacktrace",
-    "amount",
-    "currency",
-    "aliases",
-    "attributes",
-    "trace_id",
-    "span_id",
-    "source",
-    "version",
-)
 ALIAS_COLUMNS = ("tenant", "alias", "kind", "transaction_id", "announced_by", "first_seen", "version")
-SPAN_COLUMNS = (
-    "tenant",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "service",
-    "kind",
-    "start_time",
-    "end_time",
-    "duration_ms",
-    "status_code",
-    "status_message",
-    "attributes",
-    "resource",
-    "events",
-    "received_at",
-    "links",
-    "scope_name",
-    "scope_version",
-    "scope_attributes",
-    "typed_values",
-)
 
 # Every key the events of these transactions are stored under, linked transactions' included.
 KEYS_OF_TRANSACTIONS = """
@@ -281,45 +232,6 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def event_row(
-    event: BusinessEvent,
-    tenant: str,
-    transaction_id: str,
-    source: str,
-    received_at: dt.datetime,
-    seq: int,
-    version: int,
-) -> list[Any]:
-    error = event.error
-    return [
-        tenant,
-        transaction_id,
-        event.correlation_id,
-        event.event_id,
-        event.workflow,
-        event.step,
-        event.system,
-        event.status,
-        event.timestamp,
-        received_at,
-        seq,
-        event.duration_ms,
-        event.attempt,
-        error.kind if error else "",
-        error.message if error else "",
-        (error.type or "") if error else "",
-        (error.stacktrace or "") if error else "",
-        event.amount,
-        event.currency or "",
-        event.aliases,
-        event.attributes,
-        event.trace_id or "",
-        event.span_id or "",
-        source,
-        version,
-    ]
-
-
 def _version() -> int:
     return time.time_ns() // 1000
 
@@ -398,13 +310,15 @@ def store_events(
     first_seq = _arrivals.take(len(events), version)  # ties in event time keep arrival order
     rows = [
         event_row(
-            event,
-            tenant,
-            transactions.transaction_of(event.correlation_id),
-            source,
-            received_at,
-            first_seq + index,
-            version,
+            StoredEvent(
+                event,
+                tenant,
+                transactions.transaction_of(event.correlation_id),
+                source,
+                received_at,
+                first_seq + index,
+                version,
+            )
         )
         for index, (event, is_new) in enumerate(zip(events, new, strict=True))
         if is_new
@@ -488,7 +402,7 @@ _arrivals = _Arrivals()
 
 def store_spans(store: Store, spans: Iterable[Mapping[str, Any]]) -> int:
     """Spans given by column (``SPAN_COLUMNS``)."""
-    batch = [[span[column] for column in SPAN_COLUMNS] for span in spans]
+    batch = [span_row(span) for span in spans]
     insert_by_month(store, SPANS, batch, SPAN_COLUMNS)
     return len(batch)
 
