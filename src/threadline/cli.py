@@ -100,7 +100,7 @@ def dashboard(
     ] = None,
     api: Annotated[
         str | None,
-        typer.Option(help="The collector's base URL (default http://127.0.0.1:4318) [env THREADLINE_API]"),
+        typer.Option(help="The collector's base URL [env THREADLINE_API]"),
     ] = None,
     api_key: Annotated[
         str | None,

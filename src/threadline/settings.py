@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Settings = TypeVar("Settings", bound=BaseSettings)
@@ -79,15 +80,17 @@ def _key(model: type[BaseSettings], name: str, keys: dict[str, str]) -> str:
     return alias if isinstance(alias, str) else name
 
 
-def _describe(problem: Any, keys: dict[str, str], given: dict[str, Any]) -> str:
+def _describe(problem: ErrorDetails, keys: dict[str, str], given: dict[str, Any]) -> str:
+    """``NAME='value': reason``, NAME the option when the value came from the command line."""
     key = str(problem["loc"][0]) if problem["loc"] else ""
-    if key in given:  # from the command line
-        name = "--" + next((n for n, v in keys.items() if key in (n, v)), key).replace("_", "-")
-    else:
+    if key in given:
+        field = next((name for name, variable in keys.items() if key in (name, variable)), key)
+        name = "--" + field.replace("_", "-")
+    else:  # a field without an alias fails under its own name, one with an alias under its variable
         name = keys.get(key, key)
     reason = _REASONS.get(problem["type"])
     if reason is not None:
-        bounds = {key: f"{bound:g}" for key, bound in problem.get("ctx", {}).items()}  # 0, not 0.0
+        bounds = {bound: f"{limit:g}" for bound, limit in problem.get("ctx", {}).items()}  # 0, not 0.0
         reason = reason.format(**bounds)
     elif problem["type"] == "value_error":  # our own validators say why in their words
         reason = str(problem["ctx"]["error"])
