@@ -107,3 +107,33 @@ def test_the_simulator_refuses_a_bad_workflows_file(tmp_path: Path) -> None:
     workflows.write_text(INVALID_YAML)
     result = threadline("simulate", "--workflows", str(workflows), "--duration", "1", cwd=tmp_path)
     assert refused(result).startswith(f"threadline simulate: {workflows}:4: invalid YAML")
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "text", "reason"),
+    [
+        ("collector", "THREADLINE_PORT", "abc", "expected a whole number"),
+        (
+            "collector",
+            "THREADLINE_READ_TIMEOUT",
+            "soon",
+            "expected a number of seconds or a duration like 90s",
+        ),
+        ("collector", "THREADLINE_ALERT_INTERVAL", "-1", "expected at least 0"),
+        ("dashboard", "THREADLINE_DASHBOARD_PORT", "abc", "expected a whole number"),
+        ("dashboard", "THREADLINE_API", "collector:4318", "expected an http:// or https:// URL"),
+        ("demo", "THREADLINE_DEMO_SECONDS", "soon", "expected a number"),
+        ("demo", "THREADLINE_READ_TIMEOUT", "soon", "expected a number of seconds or a duration like 90s"),
+    ],
+)
+def test_a_bad_variable_stops_the_start_naming_it_its_value_and_the_reason(
+    tmp_path: Path, command: str, variable: str, text: str, reason: str
+) -> None:
+    message = refused(threadline(command, cwd=tmp_path, env={variable: text}))
+    assert message.startswith(f"threadline {command}: {variable}={text!r}: {reason}"), message
+    assert not (tmp_path / ".threadline").exists()  # refused before any store was made or child started
+
+
+def test_an_option_is_validated_as_its_variable_is(tmp_path: Path) -> None:
+    message = refused(collector(tmp_path, "--port", "70000"))
+    assert message == "threadline collector: --port=70000: expected at most 65535"

@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from tests.support.collector_process import ROOT
+from threadline.demo import DemoSettings, check_children_settings
+from threadline.settings import SettingsError
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +65,22 @@ def test_the_demo_shows_every_state_within_a_minute_then_stops_cleanly(tmp_path:
     assert processes_in_session(demo.pid) == []  # collector, dashboard and simulator all gone
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{API}/healthz", timeout=2)
+
+
+def test_the_demo_runs_for_demo_seconds_or_its_option(environment: pytest.MonkeyPatch) -> None:
+    assert DemoSettings.from_environment().seconds is None  # until Ctrl-C
+    environment.setenv("THREADLINE_DEMO_SECONDS", "75")
+    assert DemoSettings.from_environment().seconds == 75
+    assert DemoSettings.from_environment(seconds=5.0).seconds == 5
+    with pytest.raises(SettingsError, match=r"^--seconds=-1.0: expected at least 0$"):
+        DemoSettings.from_environment(seconds=-1.0)
+
+
+def test_the_demo_refuses_what_its_collector_or_dashboard_would(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("THREADLINE_PORT", "abc")  # the demo gives its collector --port: never read
+    environment.setenv("THREADLINE_API", "x")  # and its dashboard --api
+    check_children_settings()
+    environment.setenv("THREADLINE_ALERT_TIMEOUT", "0")
+    with pytest.raises(SettingsError) as refused:
+        check_children_settings()
+    assert str(refused.value) == "THREADLINE_ALERT_TIMEOUT='0': expected at least 0.1"

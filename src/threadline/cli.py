@@ -6,7 +6,6 @@ Each is described in README, "Quick start"; docs/architecture.md, "Components", 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -48,19 +47,22 @@ def collector(
     """Run the collector: OTLP/HTTP and JSON ingest, query API, /metrics."""
     import uvicorn
 
+    from threadline.collector.alerts.settings import AlertSettings
     from threadline.collector.app import create_app
     from threadline.collector.auth import KeyFileError, load_keys
     from threadline.collector.config import CollectorSettings
     from threadline.collector.storage import UnsupportedStore, normalize_dsn, redact_dsn
     from threadline.collector.timeouts import header_bounded
     from threadline.collector.workflows import WorkflowError, load
+    from threadline.settings import SettingsError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+    try:  # a setting that does not validate: say which, rather than a traceback
         settings = CollectorSettings.from_environment(
             port=port, store=store, workflows=workflows, host=host, api_keys=api_keys
         )
-    except ValueError as error:  # a setting that does not read: say which, rather than a traceback
+        alerts = AlertSettings.from_environment()
+    except SettingsError as error:
         _refuse("collector", error)
     try:  # what the start-up will read, checked before the server starts so a mistake is one line
         load(settings.workflows)
@@ -74,7 +76,7 @@ def collector(
             "(configure --api-keys to accept other machines).",
             err=True,
         )
-        settings = replace(settings, host="127.0.0.1")
+        settings = settings.model_copy(update={"host": "127.0.0.1"})
     elif not keys.enabled:
         typer.echo("No API keys configured: listening on 127.0.0.1 only, every request is trusted.")
     else:
@@ -83,33 +85,42 @@ def collector(
         f"Threadline collector on http://{settings.host}:{settings.port} (store {redact_dsn(settings.store)})"
     )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, alerts),
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        http=header_bounded(settings.header_timeout_s),
+        http=header_bounded(settings.header_timeout),
     )
 
 
 @app.command()
 def dashboard(
-    port: Annotated[int, typer.Option(help="Port (Dash's usual: 8050)")] = 8050,
-    api: Annotated[str, typer.Option(envvar="THREADLINE_API", help="The collector's base URL")] = (
-        "http://127.0.0.1:4318"
-    ),
+    port: Annotated[
+        int | None, typer.Option(help="Port (Dash's usual: 8050) [env THREADLINE_DASHBOARD_PORT]")
+    ] = None,
+    api: Annotated[
+        str | None,
+        typer.Option(help="The collector's base URL [env THREADLINE_API]"),
+    ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option(envvar="THREADLINE_API_KEY", help="Bearer key with the read role (and act, to act)"),
+        typer.Option(help="Bearer key with the read role (and act, to act) [env THREADLINE_API_KEY]"),
     ] = None,
     host: Annotated[
-        str | None, typer.Option(envvar="THREADLINE_DASHBOARD_HOST", help="Interface (default 127.0.0.1)")
+        str | None, typer.Option(help="Interface (default 127.0.0.1) [env THREADLINE_DASHBOARD_HOST]")
     ] = None,
 ) -> None:
     """Run the dashboard: overview, operations queue, transactions, process maps, systems, alerts."""
     from threadline.dashboard.app import run
+    from threadline.dashboard.config import DashboardSettings
+    from threadline.settings import SettingsError
 
-    typer.echo(f"Threadline dashboard on http://{host or '127.0.0.1'}:{port} (API {api})")
-    run(port, api, api_key=api_key, host=host)
+    try:
+        settings = DashboardSettings.from_environment(port=port, api=api, api_key=api_key, host=host)
+    except SettingsError as error:
+        _refuse("dashboard", error)
+    typer.echo(f"Threadline dashboard on http://{settings.host}:{settings.port} (API {settings.api})")
+    run(settings)
 
 
 @app.command()
@@ -212,22 +223,25 @@ def replay(
 @app.command()
 def demo(
     seconds: Annotated[
-        float | None, typer.Option(envvar="THREADLINE_DEMO_SECONDS", help="Stop after this many seconds")
+        float | None, typer.Option(help="Stop after this many seconds [env THREADLINE_DEMO_SECONDS]")
     ] = None,
     rate: Annotated[float, typer.Option(help="Live transactions per minute")] = 30.0,
     seed: Annotated[int, typer.Option(help="The simulator's seed")] = 7,
 ) -> None:
     """Collector + dashboard + simulator on a fresh embedded store (ports 4318 and 8050)."""
     from threadline.collector.workflows import WorkflowError, load
-    from threadline.demo import DemoError, run
+    from threadline.demo import DemoError, DemoSettings, check_children_settings, run
+    from threadline.settings import SettingsError
     from threadline.simulator.run import default_workflows
 
-    try:  # the demo's collector and simulator read THREADLINE_WORKFLOWS: a bad one stops it here
+    try:  # the demo's children read its environment (THREADLINE_WORKFLOWS too): a bad one stops it here
+        settings = DemoSettings.from_environment(seconds=seconds)
+        check_children_settings()
         load(default_workflows())
-    except WorkflowError as error:
+    except (SettingsError, WorkflowError) as error:
         _refuse("demo", error)
     try:
-        run(seconds=seconds, rate=rate, seed=seed)
+        run(seconds=settings.seconds, rate=rate, seed=seed)
     except DemoError as error:
         typer.echo(f"threadline demo: {error}", err=True)
         raise typer.Exit(1) from None

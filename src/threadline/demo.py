@@ -20,9 +20,45 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+from threadline.collector.alerts.settings import AlertSettings
+from threadline.collector.config import CollectorSettings
+from threadline.dashboard.config import DashboardSettings
+from threadline.settings import config, read
 
 COLLECTOR_PORT = 4318
 DASHBOARD_PORT = 8050
+API = f"http://127.0.0.1:{COLLECTOR_PORT}"
+
+
+class DemoSettings(BaseSettings):
+    model_config = config("THREADLINE_DEMO_")
+
+    seconds: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="stop after this many seconds (none or 0: on Ctrl-C)",
+    )
+
+    @classmethod
+    def from_environment(cls, **options: Any) -> DemoSettings:
+        """The variable, with the command line's ``options`` (None: not given) on top.
+
+        Raises SettingsError naming the variable or option, the value and the reason."""
+        return read(cls, **options)
+
+
+def check_children_settings() -> None:
+    """The collector and the dashboard read the demo's environment: a setting they would refuse
+    stops the demo before it starts anything (SettingsError), not a child after a while."""
+    CollectorSettings.from_environment(port=COLLECTOR_PORT)
+    AlertSettings.from_environment()
+    DashboardSettings.from_environment(port=DASHBOARD_PORT, api=API)
 
 
 class DemoError(RuntimeError):
@@ -98,7 +134,7 @@ def run(
     store = workdir / "demo-store"
     shutil.rmtree(store, ignore_errors=True)  # every demo starts from the same, fresh picture
     workdir.mkdir(parents=True, exist_ok=True)
-    api = f"http://127.0.0.1:{COLLECTOR_PORT}"
+    api = API
     python = [sys.executable, "-m", "threadline"]
     env = {key: value for key, value in os.environ.items() if key != "THREADLINE_API_KEYS"}
     env["THREADLINE_SPOOL_DIR"] = str(workdir / "demo-spool")

@@ -24,7 +24,6 @@ from threadline.collector.alerts.evaluate import (
 )
 from threadline.collector.alerts.payloads import render, slack_message
 from threadline.collector.alerts.rules import AlertRule, Condition, Receiver
-from threadline.collector.alerts.settings import AlertSettings
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.models import Sla, State, TransactionSummary, Violation, WaitingStep
 from threadline.collector.workflows import WorkflowError, load, parse
@@ -611,21 +610,3 @@ def test_a_slack_message_has_text_and_blocks_with_links_to_the_dashboard() -> No
 def test_a_webhook_gets_the_payload_with_its_notification_id() -> None:
     assert render("webhook", PAYLOAD, "n1") == {**PAYLOAD, "notification_id": "n1"}
     assert render("slack", PAYLOAD, "n1") == slack_message(PAYLOAD)
-
-
-def test_retries_back_off_exponentially_up_to_a_bound() -> None:
-    settings = AlertSettings.from_environment(
-        {"THREADLINE_ALERT_RETRY_SECONDS": "2", "THREADLINE_ALERT_RETRY_MAX_SECONDS": "20"}
-    )
-
-    assert [settings.backoff_s(n) for n in range(1, 7)] == [2, 4, 8, 16, 20, 20]
-    assert AlertSettings.from_environment({}).interval_s == 30
-    assert (
-        AlertSettings.from_environment({"THREADLINE_DASHBOARD_URL": "http://d:1/"}).dashboard_url
-        == "http://d:1"
-    )
-
-
-def test_a_setting_that_is_not_a_number_names_its_variable() -> None:
-    with pytest.raises(ValueError, match="THREADLINE_ALERT_INTERVAL='soon' is not a number"):
-        AlertSettings.from_environment({"THREADLINE_ALERT_INTERVAL": "soon"})

@@ -21,6 +21,7 @@ from threadline.contract.redaction import Redactor
 from . import api, auth, errors, exceptions, ingest
 from .alerts import api as alerts_api
 from .alerts.service import Alerting
+from .alerts.settings import AlertSettings
 from .auth import load_keys, require
 from .config import CollectorSettings
 from .metrics import Metrics, TenantMetrics
@@ -54,8 +55,10 @@ def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
     return restore
 
 
-def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings | None = None) -> FastAPI:
+    """The collector with these settings (default: from the environment, as ``threadline collector``)."""
     settings = settings or CollectorSettings.from_environment()
+    alerts = alerts or AlertSettings.from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,11 +68,11 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             settings.store,
             cluster=settings.cluster,
             ttl_days=settings.ttl_days,
-            read_timeout_s=settings.read_timeout_s,
+            read_timeout_s=settings.read_timeout,
         ).open()
         metrics = Metrics()
         writer = Writer(
-            store, metrics, settings.batch_window_s, max_pending_events=settings.max_pending_events
+            store, metrics, settings.batch_window_ms / 1000, max_pending_events=settings.max_pending_events
         )
         writer.start()
         backfill = AggregateBackfill(store)  # only a store older than the aggregates has any
@@ -80,7 +83,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             # The collector's, which a reload (SIGHUP) replaces; first asked by alerting.start() below.
             return collector.workflows
 
-        alerting = Alerting(store, workflows_in_force, metrics.registry)
+        alerting = Alerting(store, workflows_in_force, metrics.registry, alerts)
         collector = Collector(
             settings,
             store,
@@ -120,9 +123,11 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout_s, min_rate=settings.body_min_rate)
+    app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout, min_rate=settings.body_min_rate)
     # Outermost: it shares finished answers, whatever produced them (auth and limits included).
-    app.add_middleware(SharedReads, ttl_s=settings.shared_read_s, min_cost_s=settings.shared_read_min_cost_s)
+    app.add_middleware(
+        SharedReads, ttl_s=settings.shared_read_seconds, min_cost_s=settings.shared_read_min_seconds
+    )
     app.include_router(ingest.router)
     app.include_router(api.router)
     app.include_router(api.platform)

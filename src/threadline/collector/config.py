@@ -1,13 +1,21 @@
-"""Collector settings: command-line options override ``THREADLINE_*`` variables override defaults."""
+"""Collector settings: command-line options override ``THREADLINE_*`` variables override defaults.
+
+Each field is the variable ``THREADLINE_<FIELD>`` (README, "Collector settings"); pydantic-settings
+reads and validates them (``threadline/settings.py``). The alerting part is its own model,
+``alerts/settings.py``, read from ``THREADLINE_ALERT_*``.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode
+
+from threadline.contract.redaction import DEFAULT_SALT
+from threadline.settings import comma_list, config, read
 
 from .storage import DEFAULT_DSN
 from .storage.connection import DEFAULT_READ_TIMEOUT_S
@@ -17,123 +25,101 @@ from .workflows import parse_duration
 # checkout. Wheels install as files, so the resource has a path for the collector to re-read.
 EXAMPLE_WORKFLOWS = Path(str(resources.files("threadline.collector").joinpath("workflows.example.yaml")))
 
+OFF = ("0", "off")  # what turns off a setting that may be off
 
-@dataclass(frozen=True)
-class CollectorSettings:
-    store: str = DEFAULT_DSN
-    workflows: Path = EXAMPLE_WORKFLOWS
-    host: str = "127.0.0.1"
-    port: int = 4318
-    max_body_bytes: int = 16 * 1024 * 1024
-    batch_window_s: float = 0.005
-    max_pending_events: int = 200_000
-    cluster: str | None = None
-    ttl_days: int | None = None
-    api_keys: Path | None = None
-    redact_keys: tuple[str, ...] = ()
-    redact_salt: str = "threadline"
-    backfill: bool = True  # fill the aggregates with an older store's events (storage/backfill.py)
+
+def _duration(value: object) -> float:
+    """Seconds, written as the workflows file writes durations (``90``, ``15m``, ``1h30m``)."""
+    try:
+        return parse_duration(value)
+    except ValueError as error:  # its message names the value, which the refusal names already
+        raise ValueError(str(error).removeprefix(f"invalid duration {value!r}: ")) from None
+
+
+def _duration_or_off(value: object) -> float:
+    return 0.0 if _is_off(value) else _duration(value)
+
+
+def _number_or_off(value: object) -> object:
+    return 0.0 if _is_off(value) else value
+
+
+def _is_off(value: object) -> bool:
+    return (isinstance(value, str) and value.strip().lower() in OFF) or value == 0
+
+
+Seconds = Annotated[float, BeforeValidator(_duration)]
+SecondsOrOff = Annotated[float, Field(ge=0), BeforeValidator(_duration_or_off)]
+
+
+class CollectorSettings(BaseSettings):
+    model_config = config("THREADLINE_")
+
+    store: str = Field(
+        default=DEFAULT_DSN, description="chdb://DIR (embedded) or http(s)://host:8123 (README, Storage)"
+    )
+    workflows: Path = Field(default=EXAMPLE_WORKFLOWS, description="workflow definitions and alert rules")
+    host: str = Field(default="127.0.0.1", description="the interface to listen on")
+    port: int = Field(default=4318, ge=0, le=65535, description="the port to listen on (0: any free one)")
+    api_keys: Path | None = Field(default=None, description="the API keys file (README, Security)")
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1, description="largest request body, decompressed"
+    )
+    batch_window_ms: float = Field(
+        default=5.0, ge=0, description="how long a write waits to share a store insert with others"
+    )
+    max_pending_events: int = Field(
+        default=200_000, ge=1, description="events waiting for the store before new requests get 503"
+    )
+    cluster: str | None = Field(default=None, description="the ClickHouse cluster (README, Storage)")
+    ttl_days: int | None = Field(default=None, ge=1, description="days events are kept (README, Storage)")
+    redact_keys: Annotated[tuple[str, ...], NoDecode, BeforeValidator(comma_list)] = Field(
+        default=(), description="attribute keys hashed on top of the built-in list (comma-separated)"
+    )
+    redact_salt: str = Field(default=DEFAULT_SALT, description="salt of redacted values")
+    backfill: bool = Field(
+        default=True, description="fill the aggregates with an older store's events (storage/backfill.py)"
+    )
     # How far ahead of the collector's clock an event time may be: a sender's clock drifts by
     # seconds, a wrong time zone by hours. 10 minutes, as Grafana Loki and Mimir allow samples.
-    max_future_skew_s: float = 600.0
+    max_future_skew: Seconds = Field(default=600.0, description="how far ahead an event time may be, seconds")
     # How long a client may take to send its request (collector/timeouts.py): the request line and
     # headers within 20 s, as Apache's mod_reqtimeout allows by default (Go's ReadHeaderTimeout is
     # commonly a few seconds); the body within 20 s plus one second per 500 bytes (mod_reqtimeout's
     # body=20,MinRate=500).
-    header_timeout_s: float = 20.0
-    body_timeout_s: float = 20.0
-    body_min_rate: float = 500.0
-    # A read statement's time limit (ClickHouse's max_execution_time). Writes have none.
+    header_timeout: Seconds = Field(default=20.0, description="seconds a request's line and headers may take")
+    body_timeout: Seconds = Field(
+        default=20.0, description="seconds a request body may take, plus its rate's"
+    )
+    body_min_rate: float = Field(
+        default=500.0, gt=0, allow_inf_nan=False, description="one second more per this many body bytes"
+    )
     # Below the dashboard's 15 s request timeout, so no read outlives the page that asked for it.
-    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
-    # API calls of one tenant running at once, and waiting for a turn; beyond, 429 at once.
-    reads_per_tenant: int = 4
-    reads_waiting_per_tenant: int = 16
-    reads_per_second_per_tenant: float = 50.0  # ten seconds' worth in a burst; 0: no limit
-    # An API answer that took this long is shared with the same call for this long (shared_reads.py);
-    # 0: every call is answered afresh.
-    shared_read_s: float = 30.0
-    shared_read_min_cost_s: float = 1.0
+    read_timeout: Seconds = Field(
+        default=DEFAULT_READ_TIMEOUT_S,
+        description="a read's time limit (max_execution_time), seconds; writes have none",
+    )
+    reads_per_tenant: int = Field(default=4, ge=1, description="API calls of one tenant running at once")
+    reads_waiting_per_tenant: int = Field(
+        default=16, ge=1, description="more calls of one tenant waiting for a turn"
+    )
+    reads_per_second_per_tenant: Annotated[float, BeforeValidator(_number_or_off)] = Field(
+        default=50.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="API calls of one tenant a second, burst of ten (0: no limit)",
+    )
+    # An API answer that took this long is shared with the same call for this long (shared_reads.py).
+    shared_read_seconds: SecondsOrOff = Field(
+        default=30.0, description="how long an expensive answer is shared with the same call (0: never)"
+    )
+    shared_read_min_seconds: SecondsOrOff = Field(
+        default=1.0, description="what counts as expensive, seconds"
+    )
 
     @classmethod
-    def from_environment(cls, **overrides: Any) -> CollectorSettings:
-        env = os.environ
-        settings = cls(
-            store=env.get("THREADLINE_STORE", DEFAULT_DSN),
-            workflows=Path(env.get("THREADLINE_WORKFLOWS", str(EXAMPLE_WORKFLOWS))),
-            host=env.get("THREADLINE_HOST", "127.0.0.1"),
-            port=int(env.get("THREADLINE_PORT", "4318")),
-            max_body_bytes=int(env.get("THREADLINE_MAX_BODY_BYTES", str(16 * 1024 * 1024))),
-            batch_window_s=float(env.get("THREADLINE_BATCH_WINDOW_MS", "5")) / 1000,
-            max_pending_events=int(env.get("THREADLINE_MAX_PENDING_EVENTS", "200000")),
-            cluster=env.get("THREADLINE_CLUSTER") or None,
-            ttl_days=int(env["THREADLINE_TTL_DAYS"]) if env.get("THREADLINE_TTL_DAYS") else None,
-            api_keys=Path(env["THREADLINE_API_KEYS"]) if env.get("THREADLINE_API_KEYS") else None,
-            redact_keys=tuple(
-                k.strip() for k in env.get("THREADLINE_REDACT_KEYS", "").split(",") if k.strip()
-            ),
-            redact_salt=env.get("THREADLINE_REDACT_SALT") or "threadline",
-            backfill=env.get("THREADLINE_BACKFILL", "on").lower() not in ("off", "0", "false"),
-            max_future_skew_s=_duration(env, "THREADLINE_MAX_FUTURE_SKEW", cls.max_future_skew_s),
-            header_timeout_s=_duration(env, "THREADLINE_HEADER_TIMEOUT", cls.header_timeout_s),
-            body_timeout_s=_duration(env, "THREADLINE_BODY_TIMEOUT", cls.body_timeout_s),
-            body_min_rate=_positive(env, "THREADLINE_BODY_MIN_RATE", cls.body_min_rate),
-            read_timeout_s=_duration(env, "THREADLINE_READ_TIMEOUT", cls.read_timeout_s),
-            reads_per_tenant=_count(env, "THREADLINE_READS_PER_TENANT", cls.reads_per_tenant),
-            reads_waiting_per_tenant=_count(
-                env, "THREADLINE_READS_WAITING_PER_TENANT", cls.reads_waiting_per_tenant
-            ),
-            reads_per_second_per_tenant=_positive_or_off(
-                env, "THREADLINE_READS_PER_SECOND_PER_TENANT", cls.reads_per_second_per_tenant
-            ),
-            shared_read_s=_duration_or_off(env, "THREADLINE_SHARED_READ_SECONDS", cls.shared_read_s),
-            shared_read_min_cost_s=_duration_or_off(
-                env, "THREADLINE_SHARED_READ_MIN_SECONDS", cls.shared_read_min_cost_s
-            ),
-        )
-        return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+    def from_environment(cls, **options: Any) -> CollectorSettings:
+        """The variables, with the command line's ``options`` (None: not given) on top.
 
-
-def _duration(env: Mapping[str, str], name: str, default: float) -> float:
-    """Seconds in variable ``name``, written as the workflow file writes durations (``90``, ``15m``)."""
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise ValueError(f"{name}: {error}") from None
-
-
-def _duration_or_off(env: Mapping[str, str], name: str, default: float) -> float:
-    """A duration, or 0 (``0`` or ``off``)."""
-    return 0.0 if env.get(name, "").strip().lower() in ("0", "off") else _duration(env, name, default)
-
-
-def _positive_or_off(env: Mapping[str, str], name: str, default: float) -> float:
-    """A positive number, or 0 (``0`` or ``off``)."""
-    return 0.0 if env.get(name, "").strip().lower() in ("0", "off") else _positive(env, name, default)
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    """A positive number in variable ``name``."""
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name}: expected a positive number, not {text!r}")
-    return value
-
-
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    """A whole number in variable ``name``, at least 1."""
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name}: expected a whole number of at least 1, got {text!r}")
-    return int(text)
+        Raises SettingsError naming the variable or option, the value and the reason."""
+        return read(cls, **options)

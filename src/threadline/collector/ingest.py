@@ -91,7 +91,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def _clock(collector: Collector) -> dict[str, object]:
     """Validation context: event times later than now plus the allowed skew are refused."""
-    return clock(dt.datetime.now(dt.UTC), collector.settings.max_future_skew_s)
+    return clock(dt.datetime.now(dt.UTC), collector.settings.max_future_skew)
 
 
 @router.post(

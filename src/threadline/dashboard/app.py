@@ -7,18 +7,16 @@ All styles, fonts and scripts are served from this package, so it works without 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import dash
 
 from . import actions, layout, router
 from .client import QueryClient
+from .config import DEFAULT_API, DashboardSettings
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 VENDOR_CSS = ("vendor/bootstrap-5.3.6.min.css", "vendor/bootstrap-icons-1.13.1.min.css")
-DEFAULT_API = "http://127.0.0.1:4318"
-DEFAULT_PORT = 8050
 
 
 def create_app(
@@ -47,20 +45,13 @@ def create_app(
     return app
 
 
-def run(
-    port: int = DEFAULT_PORT, api_url: str = DEFAULT_API, api_key: str | None = None, host: str | None = None
-) -> None:
-    """Serve the dashboard until interrupted; the API key defaults to ``THREADLINE_API_KEY``.
-
-    ``host`` defaults to ``THREADLINE_DASHBOARD_HOST`` or 127.0.0.1 (0.0.0.0 in a container).
-    """
+def run(settings: DashboardSettings) -> None:
+    """Serve the dashboard until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "httpx"):  # one line per request is too much for a dashboard's log
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    api_key = api_key or os.environ.get("THREADLINE_API_KEY") or None
-    host = host or os.environ.get("THREADLINE_DASHBOARD_HOST") or "127.0.0.1"
-    app = create_app(api_url, api_key)
+    app = create_app(settings.api, settings.api_key)
     logging.getLogger("threadline.dashboard").info(
-        "Threadline dashboard on http://%s:%d, reading %s", host, port, api_url
+        "Threadline dashboard on http://%s:%d, reading %s", settings.host, settings.port, settings.api
     )
-    app.run(host=host, port=port, debug=False, threaded=True)
+    app.run(host=settings.host, port=settings.port, debug=False, threaded=True)

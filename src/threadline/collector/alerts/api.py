@@ -190,7 +190,7 @@ async def list_rules(collector: CollectorDep, request: Request) -> AlertRules:
     watching = collector.alerting.watching(collector.tenant_of(request))
     receivers = {receiver.name: receiver for rule in rules for receiver in rule.receivers}
     return AlertRules(
-        interval_seconds=_settings(collector).interval_s,
+        interval_seconds=_settings(collector).interval,
         last_evaluation=collector.alerting.last_evaluation,
         rules=[
             AlertRuleView(

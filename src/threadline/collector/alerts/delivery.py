@@ -1,7 +1,7 @@
 """Delivering the outbox: each notification posted until a receiver takes it, with bounded backoff.
 
 One thread sends, oldest first. A failed attempt (no answer, or any status but 2xx) is recorded and
-retried after ``retry_s``, doubling up to ``retry_max_s``, until ``max_attempts``; then the
+retried after ``retry_seconds``, doubling up to ``retry_max_seconds``, until ``max_attempts``; then the
 notification is given up (``failed``), still visible with every attempt. Since the outbox is in the
 store, a notification pending when the collector stops is sent by the next one.
 
@@ -62,24 +62,24 @@ class Dispatcher:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(self.settings.timeout_s + 5)
+            self._thread.join(self.settings.timeout + 5)
 
     def wake(self) -> None:
         """New notifications are in the outbox: look now rather than at the next retry."""
         self._wake.set()
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self.settings.timeout_s, follow_redirects=False) as client:
+        with httpx.Client(timeout=self.settings.timeout, follow_redirects=False) as client:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
                     wait = self.deliver_due(client)
                 except StoreUnavailable as error:
                     logger.warning("threadline: alert delivery paused, the store is unavailable: %s", error)
-                    wait = self.settings.retry_s
+                    wait = self.settings.retry_seconds
                 except Exception:
                     logger.exception("threadline: alert delivery failed unexpectedly; retrying")
-                    wait = self.settings.retry_s
+                    wait = self.settings.retry_seconds
                 self._wake.wait(min(max(wait, 0.01), IDLE_S))
 
     def deliver_due(self, client: httpx.Client) -> float:

@@ -115,7 +115,7 @@ class Alerting:
     ) -> None:
         self.store = store
         self.workflows = workflows
-        self.settings = settings or AlertSettings.from_environment(environ)
+        self.settings = settings or AlertSettings.from_environment()
         self.environ = environ
         self.metrics = AlertingMetrics(registry)
         self.dispatcher = Dispatcher(store, self.settings, self.receivers, self.metrics, environ)
@@ -179,7 +179,7 @@ class Alerting:
                 logger.exception("threadline: alert evaluation failed; trying again at the next interval")
             elapsed = time.monotonic() - started
             # Never back to back, even when one evaluation takes longer than the interval.
-            self._wake.wait(max(self.settings.interval_s - elapsed, 0.1 * self.settings.interval_s))
+            self._wake.wait(max(self.settings.interval - elapsed, 0.1 * self.settings.interval))
 
     # --- one evaluation -----------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ class Alerting:
                 figures.add(tenant, self._gauges[tenant])
                 self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
         if refresh_gauges:
-            self._gauges_due = time.monotonic() + max(self.settings.interval_s, GAUGES_SHARE * gauges_time)
+            self._gauges_due = time.monotonic() + max(self.settings.interval, GAUGES_SHARE * gauges_time)
         self.metrics.evaluated(spent.seconds - gauges_time, gauges_time if refresh_gauges else None)
         self.metrics.update(figures.snapshot())
         self.last_evaluation = moment

@@ -1,58 +1,63 @@
 """Alerting settings, from ``THREADLINE_ALERT_*`` variables (and ``THREADLINE_DASHBOARD_URL``).
 
-They are read once at start. A value that is not a number stops the start with its variable's name,
-rather than falling back silently to a schedule nobody asked for.
+They are read once at start (``threadline/settings.py``). A value that does not validate stops the
+start with its variable's name, rather than falling back silently to a schedule nobody asked for.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, Field
+from pydantic_settings import BaseSettings
+
+from threadline.settings import config, http_url, read
 
 DEFAULT_DASHBOARD_URL = "http://localhost:8050"
 
 
-@dataclass(frozen=True)
-class AlertSettings:
-    interval_s: float = 30.0  # THREADLINE_ALERT_INTERVAL: seconds between evaluations; 0: no alerting
-    retry_s: float = 5.0  # THREADLINE_ALERT_RETRY_SECONDS: wait after the first failed delivery
-    retry_max_s: float = 600.0  # THREADLINE_ALERT_RETRY_MAX_SECONDS: the longest wait between attempts
-    max_attempts: int = 12  # THREADLINE_ALERT_MAX_ATTEMPTS: then the notification is given up (failed)
-    timeout_s: float = 10.0  # THREADLINE_ALERT_TIMEOUT: one delivery attempt
-    dashboard_url: str = DEFAULT_DASHBOARD_URL  # THREADLINE_DASHBOARD_URL: links in the payloads
-    max_transactions: int = 20  # transactions listed in one notification (the count is always exact)
+def _off_or_long_enough(interval: float) -> float:
+    if 0 < interval < 0.1:
+        raise ValueError("expected 0 (no alerting) or at least 0.1 seconds")
+    return interval
+
+
+class AlertSettings(BaseSettings):
+    model_config = config("THREADLINE_ALERT_")
+
+    interval: Annotated[float, AfterValidator(_off_or_long_enough)] = Field(
+        default=30.0, ge=0, allow_inf_nan=False, description="seconds between evaluations (0: no alerting)"
+    )
+    retry_seconds: float = Field(
+        default=5.0, ge=0.01, allow_inf_nan=False, description="the wait after the first failed delivery"
+    )
+    retry_max_seconds: float = Field(
+        default=600.0, ge=0.01, allow_inf_nan=False, description="the longest wait between delivery attempts"
+    )
+    max_attempts: int = Field(
+        default=12, ge=1, description="delivery attempts, then the notification is given up"
+    )
+    timeout: float = Field(
+        default=10.0, ge=0.1, allow_inf_nan=False, description="seconds one delivery attempt may take"
+    )
+    dashboard_url: Annotated[str, AfterValidator(http_url)] = Field(
+        default=DEFAULT_DASHBOARD_URL,
+        validation_alias="THREADLINE_DASHBOARD_URL",
+        description="links in the payloads",
+    )
+    # Transactions listed in one notification (the count is always exact); not a variable.
+    max_transactions: ClassVar[int] = 20
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> AlertSettings:
-        def number(name: str, default: float, low: float) -> float:
-            text = environ.get(name, "").strip()
-            if not text:
-                return default
-            try:
-                value = float(text)
-            except ValueError:
-                raise ValueError(f"{name}={text!r} is not a number") from None
-            if not value >= low:
-                raise ValueError(f"{name}={text!r} must be at least {low:g}")
-            return value
-
-        settings = cls(
-            interval_s=number("THREADLINE_ALERT_INTERVAL", cls.interval_s, 0.0),
-            retry_s=number("THREADLINE_ALERT_RETRY_SECONDS", cls.retry_s, 0.01),
-            retry_max_s=number("THREADLINE_ALERT_RETRY_MAX_SECONDS", cls.retry_max_s, 0.01),
-            max_attempts=int(number("THREADLINE_ALERT_MAX_ATTEMPTS", cls.max_attempts, 1)),
-            timeout_s=number("THREADLINE_ALERT_TIMEOUT", cls.timeout_s, 0.1),
-            dashboard_url=(environ.get("THREADLINE_DASHBOARD_URL") or DEFAULT_DASHBOARD_URL).rstrip("/"),
-        )
-        if 0 < settings.interval_s < 0.1:
-            raise ValueError("THREADLINE_ALERT_INTERVAL must be 0 (no alerting) or at least 0.1 seconds")
-        return settings
+    def from_environment(cls) -> AlertSettings:
+        """The variables; raises SettingsError naming the variable, the value and the reason."""
+        return read(cls)
 
     @property
     def enabled(self) -> bool:
-        return self.interval_s > 0
+        return self.interval > 0
 
     def backoff_s(self, failed_attempts: int) -> float:
-        """The wait after ``failed_attempts`` failures: doubling from ``retry_s``, at most ``retry_max_s``."""
-        return min(self.retry_s * 2 ** max(failed_attempts - 1, 0), self.retry_max_s)
+        """The wait after ``failed_attempts`` failures: doubling from ``retry_seconds``, at most
+        ``retry_max_seconds``."""
+        return min(self.retry_seconds * 2 ** max(failed_attempts - 1, 0), self.retry_max_seconds)
