@@ -46,10 +46,11 @@ from .models import (
     ExceptionItem,
     ExceptionsReport,
 )
+from .schema import EARLIEST, LATEST
 from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
 from .storage.keys import with_current_transaction
-from .transactions import EPOCH, FAR_FUTURE, RESOLVE_KEY, utc
+from .transactions import RESOLVE_KEY, utc
 from .workflows import Workflows
 
 ERROR_EVENTS = with_current_transaction("""
@@ -366,8 +367,8 @@ def audit_page(
             "tenant": tenant,
             "action": action,
             "transaction": transaction,
-            "since": since or EPOCH,
-            "until": until or FAR_FUTURE,
+            "since": since or EARLIEST,
+            "until": until or LATEST,
             "after_time": after_time,
             "after_id": after_id,
             "limit": limit + 1,

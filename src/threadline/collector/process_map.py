@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import MapEdge, MapNode, ProcessMap, StepDefinitionView, Variant, WorkflowView
+from .schema import EARLIEST, LATEST
 from .storage import Store, aggregates
 from .storage.keys import LINKED, with_current_transaction
-from .transactions import EPOCH, FAR_FUTURE, utc
+from .transactions import utc
 from .workflows import WorkflowDefinition, Workflows
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction
@@ -206,8 +207,8 @@ def process_map(
     parameters = {
         "tenant": tenant,
         "workflow": workflow,
-        "since": since or EPOCH,
-        "until": until or FAR_FUTURE,
+        "since": since or EARLIEST,
+        "until": until or LATEST,
     }
     traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
     variants = store.rows(VARIANTS.format(traces=traces), parameters)

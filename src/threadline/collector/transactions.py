@@ -18,7 +18,8 @@ from .models import (
     Violation,
     WaitingStep,
 )
-from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
+from .schema import EARLIEST, LATEST
+from .state import summary_parameters, summary_sql
 from .storage import Store
 from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, EVENT_COLUMNS, OTHER_KIND
 from .workflows import Workflows
@@ -298,8 +299,8 @@ def page(
         breached=-1 if filters.breached is None else int(filters.breached),
         with_violations=filters.with_violations,
         attention=filters.attention,
-        since=filters.since or EPOCH,
-        until=filters.until or FAR_FUTURE,
+        since=filters.since or EARLIEST,
+        until=filters.until or LATEST,
         after_time=after_time,
         after_id=after_id,
         limit=limit + 1,
