@@ -19,7 +19,7 @@ from typing import Any
 from pyinstrument import Profiler
 
 from bench import dataset
-from threadline.collector import overview, process_map, state, transactions
+from threadline.collector import cursors, overview, process_map, schema, state, transactions
 from threadline.collector.storage import Store
 from threadline.collector.workflows import load
 
@@ -47,7 +47,7 @@ def main() -> None:
     store = Store(data.dsn).open()
     tenant, as_of = dataset.TENANT, data.anchor
     summary_parameters = state.summary_parameters(workflows, tenant, as_of)
-    everything = {"workflow": "", "since": transactions.EPOCH, "until": transactions.FAR_FUTURE}
+    everything = {"workflow": "", "since": schema.EARLIEST, "until": schema.LATEST}
     key = data.keys[0]
     found = store.rows(transactions.RESOLVE_KEY, {"tenant": tenant, "key": key})[0]
 
@@ -69,10 +69,10 @@ def main() -> None:
         "breached": -1,
         "with_violations": False,
         "attention": False,
-        "since": transactions.EPOCH,
-        "until": transactions.FAR_FUTURE,
-        "after_time": transactions.FAR_FUTURE,
-        "after_id": "\U0010ffff",
+        "since": schema.EARLIEST,
+        "until": schema.LATEST,
+        "after_time": cursors.FIRST_PAGE[0],
+        "after_id": cursors.FIRST_PAGE[1],
         "limit": 51,
     }
     map_parameters = {"tenant": tenant, **everything, "workflow": "quote-to-cash"}

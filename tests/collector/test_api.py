@@ -152,6 +152,26 @@ def test_a_bad_cursor_or_state_is_a_400_naming_it(api: httpx.Client) -> None:
         assert response.json()["problems"][0]["field"] == field
 
 
+# Not cursors this API handed out: not base64 JSON, the wrong values, a moment the store cannot hold.
+FORGED_CURSORS = (
+    "not-a-cursor",
+    "WzEsMl0",  # [1,2]
+    "WyI5OTk5LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwieCJd",  # ["9999-01-01T00:00:00+00:00","x"]
+)
+
+
+@pytest.mark.parametrize("path", ["/api/transactions", "/api/audit", "/api/alerts"])
+def test_every_paged_list_refuses_a_cursor_it_did_not_hand_out_naming_it(
+    api: httpx.Client, path: str
+) -> None:
+    for cursor in FORGED_CURSORS:
+        response = api.get(path, params={"cursor": cursor})
+        assert response.status_code == 400, (path, cursor, response.text)
+        body = response.json()
+        assert body["problems"] == [{"field": "cursor", "reason": "is not a cursor this API handed out"}]
+        assert body["message"] == "cursor is not a cursor this API handed out"
+
+
 def test_overview_counts_match_the_queue(api: httpx.Client) -> None:
     overview = api.get("/api/overview", params={"as_of": AS_OF}).json()
     totals = overview["totals"]

@@ -24,7 +24,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from .auth import RateLimiter
-from .errors import ApiError
+from .http_errors import ApiError
 from .storage import ReadCaller, Store
 
 # How often an admitted call looks whether its HTTP client has gone.
@@ -90,7 +90,7 @@ class ReadAdmission:
 
 
 class Admitting(Protocol):
-    """What admission uses of the collector (``runtime.Collector``, which holds a ReadAdmission)."""
+    """What admission uses of the collector (``service.Collector``, which holds a ReadAdmission)."""
 
     reads: ReadAdmission
     store: Store

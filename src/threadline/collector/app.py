@@ -9,23 +9,21 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from threadline.contract.redaction import Redactor
 
-from . import api, auth, errors, exceptions, ingest
-from .alerts import api as alerts_api
+from . import http_errors
 from .alerts.service import Alerting
 from .alerts.settings import AlertSettings
-from .auth import load_keys, require
+from .auth import load_keys
 from .config import CollectorSettings
-from .metrics import Metrics, TenantMetrics
-from .runtime import Collector, get_collector
+from .metrics import Metrics
+from .routes import alerts as alert_routes
+from .routes import exception_groups, health, ingest, keys, queries
+from .service import Collector
 from .shared_reads import SharedReads
 from .storage import Store
 from .storage.backfill import AggregateBackfill
@@ -122,30 +120,20 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
         redoc_url=None,
         openapi_url=None,
     )
-    errors.install(app)
+    http_errors.install(app)
     app.add_middleware(BodyDeadline, timeout_s=settings.body_timeout, min_rate=settings.body_min_rate)
     # Outermost: it shares finished answers, whatever produced them (auth and limits included).
     app.add_middleware(
         SharedReads, ttl_s=settings.shared_read_seconds, min_cost_s=settings.shared_read_min_seconds
     )
     app.include_router(ingest.router)
-    app.include_router(api.router)
-    app.include_router(api.platform)
-    app.include_router(exceptions.router)
-    app.include_router(exceptions.actions)
-    app.include_router(auth.router)
-    app.include_router(alerts_api.router)
-
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], summary="The store answers", responses={503: {}})
-    async def readyz(collector: Annotated[Collector, Depends(get_collector)]) -> Response:
-        # Open to anyone, so it says ready or not and nothing of where the store is.
-        if await run_in_threadpool(collector.store.ping):
-            return errors.json_response({"status": "ready"})
-        return errors.json_response({"status": "unavailable"}, 503, {"Retry-After": "5"})
+    app.include_router(queries.router)
+    app.include_router(queries.platform)
+    app.include_router(exception_groups.router)
+    app.include_router(exception_groups.actions)
+    app.include_router(keys.router)
+    app.include_router(alert_routes.router)
+    app.include_router(health.router)
 
     def any_key(request: Request) -> None:
         """With keys configured, any known key (of any role) may read the API's description."""
@@ -155,7 +143,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
 
     @app.get(OPENAPI_URL, include_in_schema=False, dependencies=described)
     async def openapi() -> Response:
-        return errors.json_response(app.openapi())
+        return http_errors.json_response(app.openapi())
 
     @app.get("/docs", include_in_schema=False, dependencies=described)
     async def docs() -> Response:
@@ -164,19 +152,5 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
     @app.get("/redoc", include_in_schema=False, dependencies=described)
     async def redoc() -> Response:
         return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{app.title} - ReDoc")
-
-    @app.get(
-        "/metrics",
-        tags=["health"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        dependencies=[Depends(require("platform", "admin"))],
-    )
-    async def metrics(collector: Annotated[Collector, Depends(get_collector)], request: Request) -> Response:
-        """Everything for the platform; a tenant's admin sees its own tenant's series only."""
-        principal = collector.principal_of(request)
-        registry = collector.metrics.registry
-        visible = registry if principal.may("platform") else TenantMetrics(registry, principal.tenant)
-        return Response(generate_latest(visible), media_type=CONTENT_TYPE_LATEST)
 
     return app

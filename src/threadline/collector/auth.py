@@ -28,13 +28,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
-from .errors import ApiError
-from .models import KeyView
+from .http_errors import ApiError
 
 # ingest: send events. read: the query API and the audit trail. act: change what operators change
 # (resolve, reopen, acknowledge), audited under the key's name. admin: all three within its tenant,
@@ -215,12 +214,3 @@ def enforce_rate(principal: Principal, events: int) -> None:
             "is paid back by the requests after it); retry after the Retry-After seconds",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
-
-
-router = APIRouter(prefix="/api", tags=["keys"])
-
-
-@router.get("/whoami", response_model=KeyView)
-async def whoami(principal: Annotated[Principal, Depends(require(*get_args(Role)))]) -> KeyView:
-    """The calling key's name, tenant and roles, whichever roles it holds."""
-    return KeyView(name=principal.name, tenant=principal.tenant, roles=sorted(principal.granted))

@@ -6,9 +6,10 @@ import datetime as dt
 from typing import Any
 
 from .models import Bottleneck, CurrencyAmount, Overview, TrendPoint, WorkflowFigures
+from .schema import EARLIEST, LATEST
 from .state import AMOUNT_AT_RISK, summary_parameters, summary_sql
 from .storage import Store
-from .transactions import EPOCH, FAR_FUTURE, utc
+from .transactions import utc
 from .workflows import Workflows
 
 # Everything the overview shows, per workflow and in total, in one pass over the state (each pass
@@ -139,7 +140,7 @@ def overview(
     as_of: dt.datetime,
 ) -> Overview:
     parameters = summary_parameters(
-        workflows, tenant, as_of, workflow=workflow, since=since or EPOCH, until=until or FAR_FUTURE
+        workflows, tenant, as_of, workflow=workflow, since=since or EARLIEST, until=until or LATEST
     )
     summary = summary_sql(aggregates_complete=store.aggregates_complete())
     rows = store.rows(FIGURES.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK), parameters)

@@ -12,11 +12,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .models import MapEdge, MapNode, ProcessMap, Variant
+from .models import MapEdge, MapNode, ProcessMap, StepDefinitionView, Variant, WorkflowView
+from .schema import EARLIEST, LATEST
 from .storage import Store, aggregates
 from .storage.keys import LINKED, with_current_transaction
-from .transactions import EPOCH, FAR_FUTURE, utc
-from .workflows import WorkflowDefinition
+from .transactions import utc
+from .workflows import WorkflowDefinition, Workflows
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction
 # read with FINAL, except the transactions links joined, whose rows merge here. Events in order of
@@ -133,6 +134,45 @@ def seen_workflows(store: Store, tenant: str, workflow: str = "") -> list[Workfl
     return [WorkflowSeen(name=row["workflow"], last_started_at=utc(row["last_started_at"])) for row in rows]
 
 
+def workflow_views(store: Store, workflows: Workflows, tenant: str) -> list[WorkflowView]:
+    """The definitions in file order, then the workflows only seen in stored events, by name."""
+    seen = seen_workflows(store, tenant)
+    started = {workflow.name: workflow.last_started_at for workflow in seen}
+    defined = [
+        WorkflowView(
+            name=definition.name,
+            defined=True,
+            last_started_at=started.get(definition.name),
+            sla_seconds=definition.sla_s,
+            stuck_after_seconds=definition.stuck_after_s,
+            complete_on=list(definition.complete_on),
+            fail_on=list(definition.fail_on),
+            steps=[
+                StepDefinitionView(
+                    name=s.name, system=s.system, after=list(s.after), within_seconds=s.within_s
+                )
+                for s in definition.steps
+            ],
+        )
+        for definition in workflows
+    ]
+    undefined = [
+        WorkflowView(
+            name=workflow.name,
+            defined=False,
+            last_started_at=workflow.last_started_at,
+            sla_seconds=None,
+            stuck_after_seconds=None,
+            complete_on=[],
+            fail_on=[],
+            steps=[],
+        )
+        for workflow in seen
+        if workflows.get(workflow.name) is None
+    ]
+    return defined + undefined
+
+
 def _nodes(variants: list[dict[str, Any]], defined: dict[str, str | None]) -> list[MapNode]:
     """Steps with their events and transactions, counted from the variants (one statement less)."""
     events: Counter[str] = Counter()
@@ -167,8 +207,8 @@ def process_map(
     parameters = {
         "tenant": tenant,
         "workflow": workflow,
-        "since": since or EPOCH,
-        "until": until or FAR_FUTURE,
+        "since": since or EARLIEST,
+        "until": until or LATEST,
     }
     traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
     variants = store.rows(VARIANTS.format(traces=traces), parameters)

@@ -45,7 +45,8 @@ from threadline.contract.event import (
     Status,
 )
 
-# Event times must fit ClickHouse's DateTime64(6) and OTLP's 64-bit nanoseconds.
+# Event times must fit ClickHouse's DateTime64(6) and OTLP's 64-bit nanoseconds: the moments the store
+# holds, from the Unix epoch (OTLP counts from it) to LATEST ("every event there is", as a bound).
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2261, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
@@ -57,7 +58,7 @@ AttributeValue = Annotated[str, StringConstraints(max_length=MAX_ATTRIBUTE_VALUE
 
 def in_storable_range(value: dt.datetime) -> dt.datetime:
     if not EARLIEST <= value <= LATEST:
-        raise ValueError("must be between 1970-01-01 and 2261-12-31")
+        raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return value.astimezone(dt.UTC)
 
 

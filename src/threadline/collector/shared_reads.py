@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ApiError
+from .http_errors import ApiError
 from .storage import Store
 
 logger = logging.getLogger("threadline.collector")

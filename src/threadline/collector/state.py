@@ -30,12 +30,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from .schema import EARLIEST, LATEST
 from .storage import aggregates
 from .storage.keys import LINKED, LINKS, several_rows, with_current_transaction
 from .workflows import Workflows
-
-FAR_FUTURE = dt.datetime(2261, 12, 31, tzinfo=dt.UTC)  # the latest DateTime64 moment: "every event there is"
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 # What one at-risk transaction counts in the value at risk (overview, alerts, Prometheus): its amount
 # whichever way the money goes. A stuck credit (a negative amount) is money at risk as much as a
@@ -73,8 +71,8 @@ class WorkflowParameters:
 PARAMETERS = f"""
 WITH
     {{as_of:DateTime64(6, 'UTC')}} AS as_of_time,
-    toDateTime64('{EPOCH:%Y-%m-%d %H:%M:%S}', 6, 'UTC') AS EPOCH,
-    toDateTime64('{FAR_FUTURE:%Y-%m-%d %H:%M:%S}', 6, 'UTC') AS FAR_FUTURE,
+    toDateTime64('{EARLIEST:%Y-%m-%d %H:%M:%S}', 6, 'UTC') AS EPOCH,
+    toDateTime64('{LATEST:%Y-%m-%d %H:%M:%S}', 6, 'UTC') AS FAR_FUTURE,
     {{wf_names:Array(String)}} AS wf_names,
     {{wf_steps:Array(Array(String))}} AS wf_steps,
     {{wf_systems:Array(Array(String))}} AS wf_systems,

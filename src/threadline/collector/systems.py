@@ -10,8 +10,9 @@ import math
 
 from .models import SystemHealth, SystemPoint, SystemsReport
 from .overview import bucket_seconds
+from .schema import EARLIEST, LATEST
 from .storage import Store
-from .transactions import EPOCH, FAR_FUTURE, utc
+from .transactions import utc
 
 SCOPE = """
 WHERE tenant = {tenant:String}
@@ -55,7 +56,7 @@ def _ms(value: float, timed: int) -> float | None:
 
 
 def report(store: Store, tenant: str, since: dt.datetime | None, until: dt.datetime | None) -> SystemsReport:
-    parameters = {"tenant": tenant, "since": since or EPOCH, "until": until or FAR_FUTURE}
+    parameters = {"tenant": tenant, "since": since or EARLIEST, "until": until or LATEST}
     totals = store.rows(TOTALS, parameters)
     if totals:
         first = since or min(utc(row["first_at"]) for row in totals)

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .errors import ErrorBody
+from .http_errors import ErrorBody
 
 REQUEST_TIMEOUT = "request_timeout"
 

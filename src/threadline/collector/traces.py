@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from .models import ScopeView, SpanEventView, SpanLinkView, SpanView, TraceView
-from .state import EPOCH
+from .schema import EARLIEST
 from .storage import Store
 from .storage.columns import SPAN_COLUMNS
 from .transactions import EVENT_VIEW_COLUMNS, event_view, utc
@@ -48,7 +48,7 @@ def span_view(row: dict[str, Any]) -> SpanView:
     events = [
         SpanEventView(
             name=event["name"],
-            time=EPOCH + dt.timedelta(microseconds=event["time_unix_nano"] // 1000),
+            time=EARLIEST + dt.timedelta(microseconds=event["time_unix_nano"] // 1000),
             attributes=event["attributes"],
         )
         for event in orjson.loads(row.pop("events") or "[]")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from threadline.contract.event import DEFAULT_ERROR_KIND
 
+from . import cursors
 from .models import (
     AliasConflict,
     EventErrorView,
@@ -20,7 +18,8 @@ from .models import (
     Violation,
     WaitingStep,
 )
-from .state import EPOCH, FAR_FUTURE, summary_parameters, summary_sql
+from .schema import EARLIEST, LATEST
+from .state import summary_parameters, summary_sql
 from .storage import Store
 from .storage.columns import EVENT_COLUMNS
 from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND
@@ -286,23 +285,6 @@ class ListFilters:
     until: dt.datetime | None = None
 
 
-class BadCursor(ValueError):
-    pass
-
-
-def encode_cursor(summary: TransactionSummary) -> str:
-    raw = orjson.dumps([summary.last_activity.isoformat(), summary.correlation_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    try:
-        moment, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return utc(dt.datetime.fromisoformat(moment)), str(key)
-    except (ValueError, TypeError) as error:
-        raise BadCursor("is not a cursor this API handed out") from error
-
-
 def page(
     store: Store,
     workflows: Workflows,
@@ -310,10 +292,10 @@ def page(
     filters: ListFilters,
     as_of: dt.datetime,
     limit: int,
-    cursor: str | None,
+    after: cursors.Position | None,
 ) -> tuple[list[TransactionSummary], int, str | None]:
     """A page of transactions, newest activity first, with the total and the next cursor."""
-    after_time, after_id = decode_cursor(cursor) if cursor else (FAR_FUTURE, "")
+    after_time, after_id = after or cursors.FIRST_PAGE
     parameters = summary_parameters(
         workflows,
         tenant,
@@ -324,10 +306,10 @@ def page(
         breached=-1 if filters.breached is None else int(filters.breached),
         with_violations=filters.with_violations,
         attention=filters.attention,
-        since=filters.since or EPOCH,
-        until=filters.until or FAR_FUTURE,
+        since=filters.since or EARLIEST,
+        until=filters.until or LATEST,
         after_time=after_time,
-        after_id=after_id if cursor else "\U0010ffff",
+        after_id=after_id,
         limit=limit + 1,
     )
     summary = summary_sql(
@@ -337,5 +319,7 @@ def page(
     rows = store.rows(LIST.format(summary=summary), parameters)
     total = rows[0]["total"] if rows else 0
     items = [summary_of(row, as_of) for row in rows[:limit]]
-    next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
+    next_cursor = (
+        cursors.encode(items[-1].last_activity, items[-1].correlation_id) if len(rows) > limit else None
+    )
     return items, total, next_cursor

@@ -9,7 +9,7 @@
 - ``delivery``: sending, with bounded exponential backoff and every attempt recorded;
 - ``metrics``: transaction gauges per workflow and state on ``/metrics`` (for Alertmanager);
 - ``service``: the two background threads (evaluate on a schedule, deliver) the collector runs;
-- ``api``: ``/api/alerts`` for the dashboard's Alerts page.
+- ``queries``: what ``/api/alerts`` answers (its routes are ``routes.alerts``).
 
 This package's ``__init__`` imports nothing, so that ``workflows`` can import ``rules`` early.
 """

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cursors import AFTER_EVERY_ID
 from ..models import TransactionSummary
 from ..state import AMOUNT_AT_RISK, summary_parameters, summary_sql
 from ..storage import Store
@@ -67,7 +68,6 @@ WHERE {scope}
 # statements that each read about TRANSACTIONS_PER_SLICE rows through the sort key, so reads and
 # writes get the store in between. The boundaries come from a sample of the ids.
 SLICE = "transaction_id >= {low:String} AND transaction_id < {high:String}"
-AFTER_EVERY_ID = "\U0010ffff" * 8  # sorts after any id: the last slice's upper bound
 TRANSACTIONS_PER_SLICE = 250_000
 SAMPLE_EVERY = 256
 ID_SAMPLE = f"""

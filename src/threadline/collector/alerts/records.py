@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from .. import cursors
 from ..storage import Store
 from ..transactions import utc
 
@@ -323,11 +324,11 @@ def list_alerts(
     store: Store,
     tenant: str,
     filters: AlertFilters,
-    after: tuple[dt.datetime, str] | None,
+    after: cursors.Position | None,
     limit: int,
 ) -> tuple[list[AlertRecord], int]:
     """A page of alerts, newest first, and how many match the filters in all."""
-    after_time, after_id = after or (dt.datetime(2261, 12, 31, tzinfo=dt.UTC), "\U0010ffff")
+    after_time, after_id = after or cursors.FIRST_PAGE
     parameters = {
         "tenant": tenant,
         **asdict(filters),

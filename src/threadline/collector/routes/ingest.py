@@ -10,17 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zlib
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from . import otlp, undefined
-from .auth import enforce_rate, require
-from .errors import PROTOBUF_TYPES, ApiError, media_type
-from .runtime import Collector, get_collector
-from .schema import InvalidBatch, Problem, clock, parse_batch
+from .. import otlp, undefined
+from ..auth import enforce_rate, require
+from ..http_errors import PROTOBUF_TYPES, ApiError, media_type
+from ..schema import InvalidBatch, Problem, clock, parse_batch
+from ..service import Collector
+from .dependencies import CollectorDep, PrincipalDep
 
 router = APIRouter(tags=["ingest"], dependencies=[Depends(require("ingest"))])
 
@@ -105,14 +105,12 @@ def _clock(collector: Collector) -> dict[str, object]:
         503: {},
     },
 )
-async def post_events(
-    request: Request, collector: Annotated[Collector, Depends(get_collector)]
-) -> IngestResult:
+async def post_events(request: Request, collector: CollectorDep, principal: PrincipalDep) -> IngestResult:
     """Store a batch ``{"events": [...]}``. All or nothing: one invalid event refuses the batch."""
     started = time.perf_counter()
     if media_type(request) not in JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "send application/json")
-    tenant = collector.tenant_of(request)
+    tenant = principal.tenant
     body = await read_body(request, collector.settings.max_body_bytes)
     try:
         events = await run_in_threadpool(parse_batch, body, _clock(collector))
@@ -130,7 +128,7 @@ async def post_events(
             problems=invalid.problems,
         ) from None
     collector.metrics.events_received.labels("events").inc(len(events))
-    enforce_rate(collector.principal_of(request), len(events))
+    enforce_rate(principal, len(events))
     result = await collector.writer.submit(
         tenant, "json", collector.redact(events), rules=collector.workflows.key_rules
     )
@@ -154,7 +152,7 @@ async def post_events(
         429: {},
     },
 )
-async def post_traces(request: Request, collector: Annotated[Collector, Depends(get_collector)]) -> Response:
+async def post_traces(request: Request, collector: CollectorDep, principal: PrincipalDep) -> Response:
     """Accept an ``ExportTraceServiceRequest``; answer an ``ExportTraceServiceResponse``."""
     started = time.perf_counter()
     content_type = media_type(request)
@@ -163,7 +161,7 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
             415, "unsupported_media_type", "send application/x-protobuf or application/json (OTLP)"
         )
     as_json = content_type in JSON_TYPES
-    tenant = collector.tenant_of(request)
+    tenant = principal.tenant
     body = await read_body(request, collector.settings.max_body_bytes)
     try:
         request_message = await run_in_threadpool(otlp.decode, body, as_json)
@@ -193,7 +191,7 @@ async def post_traces(request: Request, collector: Annotated[Collector, Depends(
     metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))
     if converted.rejected:
         metrics.events_rejected.labels("traces", "invalid").inc(len(converted.rejected))
-    enforce_rate(collector.principal_of(request), len(converted.spans))
+    enforce_rate(principal, len(converted.spans))
     result = await collector.writer.submit(
         tenant, "otlp", collector.redact(converted.events), converted.spans, collector.workflows.key_rules
     )

@@ -18,31 +18,23 @@ and the person if the caller names one), when and why:
 The audit log is the only record of both, so the trail and what the figures use can never
 disagree. ``state.RESOLVED_TRANSACTIONS`` is the one query that says which transactions are resolved.
 
-Viewing needs the ``read`` role; the three actions need ``act`` (the ``actions`` router): reading
-and acting are different roles, so a read key cannot change what operators see. They change no
+Viewing needs the ``read`` role; the three actions need ``act`` (``routes.exception_groups.actions``):
+reading and acting are different roles, so a read key cannot change what operators see. They change no
 event and no definition, and each names its key and person in the trail; asking for ``admin``
 would push the dashboard to hold a key that may also ingest and reload definitions.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
-
-import orjson
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from typing import Any
 
 from threadline.contract.event import DEFAULT_ERROR_KIND
 
-from .admission import admit_read
-from .api import TRANSACTION_PATH, AsOf, Moment, TransactionKey
-from .auth import Principal, require
-from .errors import ApiError
+from . import cursors
 from .models import (
     AcknowledgeRequest,
     AcknowledgeResult,
@@ -52,15 +44,13 @@ from .models import (
     CommentRequest,
     ExceptionGroup,
     ExceptionItem,
-    ExceptionKind,
     ExceptionsReport,
 )
-from .runtime import Collector, get_collector
-from .schema import Problem, in_storable_range
+from .schema import EARLIEST, LATEST
 from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .storage import Store
 from .storage.keys import with_current_transaction
-from .transactions import EPOCH, FAR_FUTURE, RESOLVE_KEY, utc
+from .transactions import RESOLVE_KEY, utc
 from .workflows import Workflows
 
 ERROR_EVENTS = with_current_transaction("""
@@ -267,16 +257,14 @@ def open_exceptions(
     )
 
 
-def _record(
-    store: Store, tenant: str, principal: Principal, action: AuditAction, **fields: str
-) -> AuditEntry:
+def _record(store: Store, tenant: str, actor: str, action: AuditAction, **fields: str) -> AuditEntry:
     row = {
         "tenant": tenant,
         "transaction_id": "",
         "at": dt.datetime.now(dt.UTC),
         "action_id": str(uuid.uuid4()),
         "action": action,
-        "actor": principal.name,
+        "actor": actor,
         "operator": "",
         "correlation_id": "",
         "kind": "",
@@ -290,12 +278,13 @@ def _record(
 
 
 def acknowledge(
-    store: Store, workflows: Workflows, tenant: str, principal: Principal, request: AcknowledgeRequest
+    store: Store, workflows: Workflows, tenant: str, actor: str, request: AcknowledgeRequest
 ) -> AcknowledgeResult:
+    """Record ``actor``'s acknowledgement of a group, and how many open exceptions it covers now."""
     entry = _record(
         store,
         tenant,
-        principal,
+        actor,
         "acknowledge",
         kind=request.kind,
         system=request.system,
@@ -333,7 +322,7 @@ def resolution_of(store: Store, tenant: str, transaction: str) -> AuditEntry | N
 def change_resolution(
     store: Store,
     tenant: str,
-    principal: Principal,
+    actor: str,
     transaction: str,
     key: str,
     action: AuditAction,
@@ -351,26 +340,13 @@ def change_resolution(
         return _record(
             store,
             tenant,
-            principal,
+            actor,
             action,
             transaction_id=transaction,
             correlation_id=key,
             comment=request.comment,
             operator=request.operator,
         )
-
-
-def _encode_cursor(entry: AuditEntry) -> str:
-    raw = orjson.dumps([entry.at.isoformat(), entry.id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    try:
-        moment, key = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return in_storable_range(utc(dt.datetime.fromisoformat(moment))), str(key)
-    except (ValueError, TypeError) as error:
-        raise ValueError("is not a cursor this API handed out") from error
 
 
 def audit_page(
@@ -381,151 +357,24 @@ def audit_page(
     since: dt.datetime | None,
     until: dt.datetime | None,
     limit: int,
-    cursor: str | None,
+    after: cursors.Position | None,
 ) -> AuditPage:
-    after_time, after_id = _decode_cursor(cursor) if cursor else (FAR_FUTURE, "\U0010ffff")
+    """The operators' actions, newest first, a page after ``after``."""
+    after_time, after_id = after or cursors.FIRST_PAGE
     rows = store.rows(
         AUDIT,
         {
             "tenant": tenant,
             "action": action,
             "transaction": transaction,
-            "since": since or EPOCH,
-            "until": until or FAR_FUTURE,
+            "since": since or EARLIEST,
+            "until": until or LATEST,
             "after_time": after_time,
             "after_id": after_id,
             "limit": limit + 1,
         },
     )
     items = [audit_entry(row) for row in rows[:limit]]
-    return AuditPage(items=items, next_cursor=_encode_cursor(items[-1]) if len(rows) > limit else None)
-
-
-# --- HTTP -------------------------------------------------------------------------------------
-
-router = APIRouter(
-    prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read")), Depends(admit_read)]
-)
-# Every operator's action changes what others see: reading is not enough to act.
-actions = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("act"))])
-CollectorDep = Annotated[Collector, Depends(get_collector)]
-
-
-def _now(value: dt.datetime | None = None) -> dt.datetime:
-    return (value or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-
-
-def _reevaluate(collector: Collector) -> None:
-    """Let alerts follow an operator's action now rather than at the next scheduled evaluation."""
-    collector.alerting.request_evaluation()
-
-
-@router.get("/exceptions", response_model=ExceptionsReport)
-async def list_exceptions(
-    collector: CollectorDep,
-    request: Request,
-    kind: Annotated[ExceptionKind | None, Query(description="Only this error kind")] = None,
-    system: Annotated[str, Query(description="Only errors in this system")] = "",
-    workflow: Annotated[str, Query(description="Only this workflow's transactions")] = "",
-    as_of: AsOf = None,
-    limit: Annotated[
-        int, Query(ge=0, le=1000, description="Items listed per group (counts stay exact)")
-    ] = 100,
-) -> ExceptionsReport:
-    """Open exceptions grouped by error kind and system, with counts and the transactions behind them."""
-    return await run_in_threadpool(
-        open_exceptions,
-        collector.store,
-        collector.workflows,
-        collector.tenant_of(request),
-        ExceptionFilters(kind=kind or "", system=system, workflow=workflow),
-        _now(as_of),
-        limit,
+    return AuditPage(
+        items=items, next_cursor=cursors.encode(items[-1].at, items[-1].id) if len(rows) > limit else None
     )
-
-
-@actions.post("/exceptions/ack", response_model=AcknowledgeResult, status_code=201)
-async def acknowledge_exceptions(
-    collector: CollectorDep, request: Request, body: AcknowledgeRequest
-) -> AcknowledgeResult:
-    """Acknowledge a group of exceptions (kind and system, optionally one workflow), with a comment."""
-    result = await run_in_threadpool(
-        acknowledge,
-        collector.store,
-        collector.workflows,
-        collector.tenant_of(request),
-        collector.principal_of(request),
-        body,
-    )
-    return result
-
-
-async def _change(
-    collector: Collector, request: Request, key: str, action: AuditAction, body: CommentRequest
-) -> AuditEntry:
-    tenant = collector.tenant_of(request)
-    transaction = await run_in_threadpool(transaction_of, collector.store, tenant, key)
-    if transaction is None:
-        raise ApiError(404, "not_found", f"no transaction has the key {key!r}")
-    try:
-        entry = await run_in_threadpool(
-            change_resolution,
-            collector.store,
-            tenant,
-            collector.principal_of(request),
-            transaction,
-            key,
-            action,
-            body,
-        )
-    except ActionRefused as refused:
-        raise ApiError(409, "conflict", f"{key!r} was not {action}d: {refused}") from None
-    _reevaluate(collector)
-    return entry
-
-
-@actions.post(
-    TRANSACTION_PATH + "/resolve", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
-)
-async def resolve_transaction(
-    collector: CollectorDep, request: Request, key: TransactionKey, body: CommentRequest
-) -> AuditEntry:
-    """Mark a transaction resolved, with a comment: it leaves the attention set until reopened."""
-    return await _change(collector, request, key, "resolve", body)
-
-
-@actions.post(
-    TRANSACTION_PATH + "/reopen", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
-)
-async def reopen_transaction(
-    collector: CollectorDep, request: Request, key: TransactionKey, body: CommentRequest
-) -> AuditEntry:
-    """Undo a resolution, with a comment: the transaction counts again as its state says."""
-    return await _change(collector, request, key, "reopen", body)
-
-
-@router.get("/audit", response_model=AuditPage)
-async def list_audit(
-    collector: CollectorDep,
-    request: Request,
-    action: Annotated[AuditAction | None, Query(description="acknowledge, resolve or reopen")] = None,
-    transaction: Annotated[str, Query(description="Only this transaction (correlation id or alias)")] = "",
-    since: Annotated[Moment | None, Query(description="Only actions at or after this time")] = None,
-    until: Annotated[Moment | None, Query(description="Only actions at or before this time")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
-) -> AuditPage:
-    """The operators' actions, newest first: who (key and person), when, what and why."""
-    tenant = collector.tenant_of(request)
-    transaction_id = ""
-    if transaction:
-        found = await run_in_threadpool(transaction_of, collector.store, tenant, transaction)
-        transaction_id = found or transaction
-    try:
-        return await run_in_threadpool(
-            audit_page, collector.store, tenant, action or "", transaction_id, since, until, limit, cursor
-        )
-    except ValueError as error:
-        raise ApiError(
-            400, "invalid_request", f"cursor {error}", [Problem(field="cursor", reason=str(error))]
-        ) from None

@@ -1,4 +1,5 @@
-"""What every request handler needs, in one object, injected with ``Depends(get_collector)``."""
+"""The running collector service: its settings, store, writer, metrics, definitions and alerting, in
+one object every route is handed (``routes.dependencies.CollectorDep``)."""
 
 from __future__ import annotations
 

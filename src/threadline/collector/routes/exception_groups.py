@@ -1,0 +1,150 @@
+"""``/api/exceptions``, the operators' actions on them (acknowledge, resolve, reopen) and
+``/api/audit``: the routes over ``exception_groups``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+
+from ..admission import admit_read
+from ..auth import require
+from ..exception_groups import (
+    ActionRefused,
+    ExceptionFilters,
+    acknowledge,
+    audit_page,
+    change_resolution,
+    open_exceptions,
+    transaction_of,
+)
+from ..http_errors import ApiError
+from ..models import (
+    AcknowledgeRequest,
+    AcknowledgeResult,
+    AuditAction,
+    AuditEntry,
+    AuditPage,
+    CommentRequest,
+    ExceptionKind,
+    ExceptionsReport,
+)
+from ..service import Collector
+from .dependencies import (
+    TRANSACTION_PATH,
+    After,
+    AsOf,
+    CollectorDep,
+    Moment,
+    PrincipalDep,
+    TenantDep,
+    TransactionKey,
+    as_of_or_now,
+)
+
+router = APIRouter(
+    prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read")), Depends(admit_read)]
+)
+# Every operator's action changes what others see: reading is not enough to act.
+actions = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("act"))])
+
+
+@router.get("/exceptions", response_model=ExceptionsReport)
+async def list_exceptions(
+    collector: CollectorDep,
+    tenant: TenantDep,
+    kind: Annotated[ExceptionKind | None, Query(description="Only this error kind")] = None,
+    system: Annotated[str, Query(description="Only errors in this system")] = "",
+    workflow: Annotated[str, Query(description="Only this workflow's transactions")] = "",
+    as_of: AsOf = None,
+    limit: Annotated[
+        int, Query(ge=0, le=1000, description="Items listed per group (counts stay exact)")
+    ] = 100,
+) -> ExceptionsReport:
+    """Open exceptions grouped by error kind and system, with counts and the transactions behind them."""
+    return await run_in_threadpool(
+        open_exceptions,
+        collector.store,
+        collector.workflows,
+        tenant,
+        ExceptionFilters(kind=kind or "", system=system, workflow=workflow),
+        as_of_or_now(as_of),
+        limit,
+    )
+
+
+@actions.post("/exceptions/ack", response_model=AcknowledgeResult, status_code=201)
+async def acknowledge_exceptions(
+    collector: CollectorDep, tenant: TenantDep, principal: PrincipalDep, body: AcknowledgeRequest
+) -> AcknowledgeResult:
+    """Acknowledge a group of exceptions (kind and system, optionally one workflow), with a comment."""
+    return await run_in_threadpool(
+        acknowledge, collector.store, collector.workflows, tenant, principal.name, body
+    )
+
+
+async def _change(
+    collector: Collector, tenant: str, actor: str, key: str, action: AuditAction, body: CommentRequest
+) -> AuditEntry:
+    transaction = await run_in_threadpool(transaction_of, collector.store, tenant, key)
+    if transaction is None:
+        raise ApiError(404, "not_found", f"no transaction has the key {key!r}")
+    try:
+        entry = await run_in_threadpool(
+            change_resolution, collector.store, tenant, actor, transaction, key, action, body
+        )
+    except ActionRefused as refused:
+        raise ApiError(409, "conflict", f"{key!r} was not {action}d: {refused}") from None
+    # Alerts follow an operator's action now rather than at the next scheduled evaluation.
+    collector.alerting.request_evaluation()
+    return entry
+
+
+@actions.post(
+    TRANSACTION_PATH + "/resolve", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
+)
+async def resolve_transaction(
+    collector: CollectorDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    key: TransactionKey,
+    body: CommentRequest,
+) -> AuditEntry:
+    """Mark a transaction resolved, with a comment: it leaves the attention set until reopened."""
+    return await _change(collector, tenant, principal.name, key, "resolve", body)
+
+
+@actions.post(
+    TRANSACTION_PATH + "/reopen", response_model=AuditEntry, status_code=201, responses={404: {}, 409: {}}
+)
+async def reopen_transaction(
+    collector: CollectorDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    key: TransactionKey,
+    body: CommentRequest,
+) -> AuditEntry:
+    """Undo a resolution, with a comment: the transaction counts again as its state says."""
+    return await _change(collector, tenant, principal.name, key, "reopen", body)
+
+
+@router.get("/audit", response_model=AuditPage)
+async def list_audit(
+    collector: CollectorDep,
+    tenant: TenantDep,
+    action: Annotated[AuditAction | None, Query(description="acknowledge, resolve or reopen")] = None,
+    transaction: Annotated[str, Query(description="Only this transaction (correlation id or alias)")] = "",
+    since: Annotated[Moment | None, Query(description="Only actions at or after this time")] = None,
+    until: Annotated[Moment | None, Query(description="Only actions at or before this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = None,
+) -> AuditPage:
+    """The operators' actions, newest first: who (key and person), when, what and why."""
+    transaction_id = ""
+    if transaction:
+        found = await run_in_threadpool(transaction_of, collector.store, tenant, transaction)
+        transaction_id = found or transaction
+    return await run_in_threadpool(
+        audit_page, collector.store, tenant, action or "", transaction_id, since, until, limit, after
+    )
