@@ -9,7 +9,6 @@ import os
 import socket
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ class InProcessCollector:
         self.alert_interval_s = alert_interval_s
         settings = CollectorSettings(store=dsn, port=self.port)
         if workflows is not None:
-            settings = replace(settings, workflows=workflows)
+            settings = settings.model_copy(update={"workflows": workflows})
         self.app = create_app(settings)
         config = uvicorn.Config(self.app, port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
