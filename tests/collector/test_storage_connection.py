@@ -75,8 +75,8 @@ def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Pat
     store = Store(f"chdb://{tmp_path}").open()
     finished: list[str] = []
 
-    def read(name: str) -> None:
-        store.query("SELECT count() FROM schema_migrations")
+    def read(name: str, sql: str = "SELECT count() FROM schema_migrations") -> None:
+        store.query(sql)
         finished.append(name)
 
     def write() -> None:
@@ -84,19 +84,49 @@ def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Pat
             store.insert("schema_migrations", [[0]], ["version"])
         finished.append("write")
 
-    with store.writing():  # the writer busy: everything else queues behind it
-        readers = [threading.Thread(target=read, args=(f"read {n}",)) for n in range(8)]
-        for thread in readers:
-            thread.start()
-        _wait_until(lambda: store.waiting == (8, 0))
-        writer = threading.Thread(target=write)
-        writer.start()
-        _wait_until(lambda: store.waiting == (8, 1))
-    for thread in [*readers, writer]:
+    # A dashboard read holds the store for a few seconds: everything else queues behind it.
+    holder = threading.Thread(target=read, args=("holder", "SELECT sleepEachRow(0.25) FROM numbers(10)"))
+    holder.start()
+    time.sleep(0.5)
+    readers = [threading.Thread(target=read, args=(f"read {n}",)) for n in range(8)]
+    for thread in readers:
+        thread.start()
+    _wait_until(lambda: store.waiting == (8, 0))
+    writer = threading.Thread(target=write)
+    writer.start()
+    _wait_until(lambda: store.waiting == (8, 1))
+    for thread in [holder, *readers, writer]:
         thread.join(30)
     store.close()
-    assert finished[0] == "write"
-    assert sorted(finished[1:]) == [f"read {n}" for n in range(8)]
+    assert finished[:2] == ["holder", "write"]
+    assert sorted(finished[2:]) == [f"read {n}" for n in range(8)]
+
+
+def test_under_a_steady_flow_of_writes_reads_take_turns_with_them(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    finished: list[str] = []
+
+    def read(name: str) -> None:
+        store.query("SELECT count() FROM schema_migrations")
+        finished.append(name)
+
+    def write(name: str) -> None:
+        with store.writing():
+            store.insert("schema_migrations", [[0]], ["version"])
+        finished.append(name)
+
+    with store.writing():  # ingest writing, with more writes and reads waiting for their turn
+        threads: list[threading.Thread] = []
+        for target, name in [(write, "write 1"), (read, "read 1"), (write, "write 2"), (read, "read 2")]:
+            threads.append(threading.Thread(target=target, args=(name,)))
+            threads[-1].start()
+            queued = len(threads)
+            _wait_until(lambda: sum(store.waiting) == queued)  # noqa: B023 (called at once, in the loop)
+    for thread in threads:
+        thread.join(30)
+    store.close()
+    # Never two writes in a row while a read waits; writes before reads otherwise.
+    assert finished == ["read 1", "write 1", "read 2", "write 2"]
 
 
 def test_background_reads_wait_for_every_read_even_one_queued_after_them(tmp_path: Path) -> None:

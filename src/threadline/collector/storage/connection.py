@@ -93,12 +93,15 @@ _spent: ContextVar[tuple[StoreTime, ...]] = ContextVar("threadline_store_time", 
 
 class WriterFirstLock:
     """One statement at a time, reentrant; a waiting writer goes before every waiting reader, and a
-    waiting reader before every waiting background reader.
+    waiting reader before every waiting background reader, except that a writer does not go twice
+    in a row while a reader waits.
 
     ``threading.RLock`` wakes waiters in no particular order, so ingest's writer could wait behind
     any number of queued reads. Here readers go in arrival order, writers before them, background
     reads (the alert evaluator's passes over every transaction) after them, and a reader whose
-    caller has gone leaves the queue without ever holding the lock.
+    caller has gone leaves the queue without ever holding the lock. Under a steady flow of events
+    there is always a write waiting: strictly first, writes would starve every read (a page waited
+    minutes); taking turns, a write waits for at most one read and gets every other turn.
     """
 
     def __init__(self) -> None:
@@ -108,6 +111,7 @@ class WriterFirstLock:
         self._writers_waiting = 0
         self._readers: deque[object] = deque()
         self._background: deque[object] = deque()
+        self._wrote_last = False  # the last holder was a writer: a waiting reader has the next turn
 
     def acquire(self, writer: bool, caller: ReadCaller | None = None, background: bool = False) -> None:
         """Raises CallerGone, without taking the lock, when ``caller`` leaves while waiting."""
@@ -119,7 +123,12 @@ class WriterFirstLock:
             if writer:
                 self._writers_waiting += 1
                 try:
-                    self._condition.wait_for(lambda: self._owner is None)
+                    self._condition.wait_for(
+                        lambda: (
+                            self._owner is None
+                            and not (self._wrote_last and (self._readers or self._background))
+                        )
+                    )
                 finally:
                     self._writers_waiting -= 1
             else:
@@ -128,7 +137,7 @@ class WriterFirstLock:
                 try:
                     while not (
                         self._owner is None
-                        and not self._writers_waiting
+                        and (not self._writers_waiting or self._wrote_last)
                         and queue[0] is ticket
                         and (not background or not self._readers)
                     ):
@@ -140,6 +149,7 @@ class WriterFirstLock:
                     self._condition.notify_all()  # the next reader may be at the head now
             self._owner = me
             self._depth = 1
+            self._wrote_last = writer
 
     @property
     def waiting(self) -> tuple[int, int]:
