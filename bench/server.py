@@ -41,7 +41,10 @@ class InProcessCollector:
     ``alert_interval_s`` spaces the alert evaluator's rounds (``THREADLINE_ALERT_INTERVAL``). Each
     round derives the state of every transaction, holding the store for as long as an overview
     does, so the query figures wait for the first round to finish and set the interval past the
-    end of the run: they measure the queries, not a query queued behind the evaluator.
+    end of the run: they measure the queries, not a query queued behind the evaluator. For the
+    same reason answers are never shared (``shared_reads.py``): a repeated call would measure the
+    kept answer, not the query; and a read may run past the shipped 10 s limit (a 503 would say
+    only that it took longer).
     """
 
     def __init__(
@@ -50,7 +53,7 @@ class InProcessCollector:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.alert_interval_s = alert_interval_s
-        settings = CollectorSettings(store=dsn, port=self.port)
+        settings = CollectorSettings(store=dsn, port=self.port, shared_read_seconds=0, read_timeout=300)
         if workflows is not None:
             settings = settings.model_copy(update={"workflows": workflows})
         self.app = create_app(settings)
