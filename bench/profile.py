@@ -19,7 +19,8 @@ from typing import Any
 from pyinstrument import Profiler
 
 from bench import dataset
-from threadline.collector import cursors, overview, process_map, schema, state, transactions
+from threadline.collector import cursors, schema
+from threadline.collector.state import overview, process_map, rules, transactions
 from threadline.collector.storage import Store
 from threadline.collector.workflows import load
 
@@ -46,7 +47,7 @@ def main() -> None:
     workflows = load(dataset.WORKFLOWS)
     store = Store(data.dsn).open()
     tenant, as_of = dataset.TENANT, data.anchor
-    summary_parameters = state.summary_parameters(workflows, tenant, as_of)
+    summary_parameters = rules.summary_parameters(workflows, tenant, as_of)
     everything = {"workflow": "", "since": schema.EARLIEST, "until": schema.LATEST}
     key = data.keys[0]
     found = store.rows(transactions.RESOLVE_KEY, {"tenant": tenant, "key": key})[0]
@@ -85,19 +86,19 @@ def main() -> None:
     statements: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
         "lookup": [
             ("resolve key", transactions.RESOLVE_KEY, {"tenant": tenant, "key": key}),
-            ("state, events, aliases", transactions.ONE.replace("{summary}", state.summary_sql(True)), one),
+            ("state, events, aliases", transactions.ONE.replace("{summary}", rules.summary_sql(True)), one),
         ],
         "stuck": [
             (
                 "list",
-                transactions.LIST.format(summary=state.summary_sql(open_only=True)),
+                transactions.LIST.format(summary=rules.summary_sql(open_only=True)),
                 list_parameters,
             )
         ],
         "overview": [
             (
                 "figures",
-                overview.FIGURES.format(summary=state.summary_sql()),
+                overview.FIGURES.format(summary=rules.summary_sql()),
                 {**summary_parameters, **everything},
             )
         ],

@@ -369,10 +369,23 @@ class Reference:
         ]
         return sorted(items, key=lambda s: (s["last_activity"], s["correlation_id"]), reverse=True)
 
-    def overview(self, as_of: dt.datetime) -> dict[str, dict[str, Any]]:
-        """Per workflow, and in total under the key "", the counts of ``GET /api/overview``."""
+    def overview(
+        self,
+        as_of: dt.datetime,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        workflow: str = "",
+    ) -> dict[str, dict[str, Any]]:
+        """Per workflow, and in total under the key "", the counts of ``GET /api/overview``: of the
+        transactions started between ``since`` and ``until`` (inclusive), of ``workflow`` if given."""
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for summary in self.summaries(as_of).values():
+            if since is not None and summary["started_at"] < since:
+                continue
+            if until is not None and summary["started_at"] > until:
+                continue
+            if workflow and summary["workflow"] != workflow:
+                continue
             groups[summary["workflow"]].append(summary)
             groups[""].append(summary)
         return {name: figures(summaries) for name, summaries in groups.items()}

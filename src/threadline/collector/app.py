@@ -20,6 +20,7 @@ from .alerts.service import Alerting
 from .alerts.settings import AlertSettings
 from .auth import load_keys
 from .config import CollectorSettings
+from .ingest.writer import Writer
 from .metrics import Metrics
 from .routes import alerts as alert_routes
 from .routes import exception_groups, health, ingest, keys, queries
@@ -30,7 +31,6 @@ from .storage.backfill import AggregateBackfill
 from .timeouts import BodyDeadline
 from .workflows import WorkflowError, Workflows
 from .workflows import load as load_workflows
-from .writer import Writer
 
 logger = logging.getLogger("threadline.collector")
 OPENAPI_URL = "/openapi.json"

@@ -21,9 +21,9 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .ingest.writer import Overloaded
 from .schema import Problem
 from .storage import CallerGone, ReadTimedOut, StoreUnavailable
-from .writer import Overloaded
 
 logger = logging.getLogger("threadline.collector")
 

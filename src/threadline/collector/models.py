@@ -440,7 +440,7 @@ class AlertRules(BaseModel):
     receivers: list[ReceiverView]
 
 
-# --- Exceptions and the operators' audit trail (collector/exception_groups.py) ------------------------
+# --- Exceptions and the operators' audit trail (collector/state/exception_groups.py) ------------------------
 
 ExceptionKind = ErrorKind
 AuditAction = Literal["acknowledge", "resolve", "reopen"]

@@ -15,11 +15,11 @@ from .admission import ReadAdmission
 from .alerts.service import Alerting
 from .auth import ANONYMOUS, ApiKeys, Principal
 from .config import CollectorSettings
+from .ingest.writer import Writer
 from .metrics import Metrics
 from .schema import BusinessEvent
 from .storage import Store
 from .workflows import WorkflowError, Workflows, load
-from .writer import Writer
 
 logger = logging.getLogger("threadline.collector")
 

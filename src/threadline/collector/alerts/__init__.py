@@ -2,7 +2,7 @@
 
 - ``rules``: the ``alerts:`` section of the definitions file (receivers and rules), validated
   with file:line errors like the rest of the file;
-- ``evaluate``: which rules hold now, read from the one state query (``state.summary_sql``);
+- ``evaluate``: which rules hold now, read from the one state query (``rules.summary_sql``);
 - ``records``: alert state, the notification outbox and delivery attempts, stored in ClickHouse
   so a restart neither fires an alert twice nor loses a notification;
 - ``payloads``: what a webhook or a Slack-compatible receiver is sent;

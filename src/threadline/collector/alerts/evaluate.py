@@ -1,6 +1,6 @@
 """Which alert rules hold now, for one tenant, read from the one state query.
 
-State is never re-derived here: every figure comes from ``state.summary_sql`` (wrapped, as the
+State is never re-derived here: every figure comes from ``rules.summary_sql`` (wrapped, as the
 overview does, and scoped before its rules run: ``SLICE``, ``DUE``, ``CHANGED``) or, for error
 rates, from the events as ``systems`` counts them. The rules are then matched in Python against the
 *attention set* of that scope (stuck, failed, SLA-breached or violating transactions, exactly the
@@ -20,10 +20,10 @@ from typing import Any
 
 from ..cursors import AFTER_EVERY_ID
 from ..models import TransactionSummary
-from ..state import AMOUNT_AT_RISK, summary_parameters, summary_sql
+from ..state.rules import AMOUNT_AT_RISK, summary_parameters, summary_sql
+from ..state.transactions import summary_of
 from ..storage import Store
 from ..storage.keys import with_current_transaction
-from ..transactions import summary_of
 from ..workflows import Workflows
 from .rules import AlertRule
 
@@ -63,7 +63,7 @@ WHERE {scope}
 """
 
 # Which transactions one read of the state covers (a condition on ``transaction_id`` and
-# ``last_activity``, applied to the rollups before the rules run: see ``state.summary_sql``).
+# ``last_activity``, applied to the rollups before the rules run: see ``rules.summary_sql``).
 # A slice of all of them, a range of ids: a pass over millions of transactions is cut into
 # statements that each read about TRANSACTIONS_PER_SLICE rows through the sort key, so reads and
 # writes get the store in between. The boundaries come from a sample of the ids.

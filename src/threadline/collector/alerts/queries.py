@@ -18,8 +18,8 @@ from ..models import (
     NotificationStatus,
     NotificationView,
 )
+from ..state.transactions import RESOLVE_KEY
 from ..storage import Store
-from ..transactions import RESOLVE_KEY
 from . import records
 from .payloads import alert_link, transaction_link
 from .records import AlertFilters, AlertRecord, DeliveryRecord, NotificationRecord

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .. import cursors
+from ..state.transactions import utc
 from ..storage import Store
-from ..transactions import utc
 
 ALERT_COLUMNS = (
     "tenant",

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ..state.transactions import utc
 from ..storage import Store
-from ..transactions import utc
 from .records import next_version
 from .rules import AlertRule
 

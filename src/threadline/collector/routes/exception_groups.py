@@ -10,15 +10,6 @@ from fastapi.concurrency import run_in_threadpool
 
 from ..admission import admit_read
 from ..auth import require
-from ..exception_groups import (
-    ActionRefused,
-    ExceptionFilters,
-    acknowledge,
-    audit_page,
-    change_resolution,
-    open_exceptions,
-    transaction_of,
-)
 from ..http_errors import ApiError
 from ..models import (
     AcknowledgeRequest,
@@ -31,6 +22,15 @@ from ..models import (
     ExceptionsReport,
 )
 from ..service import Collector
+from ..state.exception_groups import (
+    ActionRefused,
+    ExceptionFilters,
+    acknowledge,
+    audit_page,
+    change_resolution,
+    open_exceptions,
+    transaction_of,
+)
 from .dependencies import (
     TRANSACTION_PATH,
     After,

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from .. import otlp, undefined
 from ..auth import enforce_rate, require
 from ..http_errors import PROTOBUF_TYPES, ApiError, media_type
+from ..ingest import otlp, undefined
 from ..schema import InvalidBatch, Problem, clock, parse_batch
 from ..service import Collector
 from .dependencies import CollectorDep, PrincipalDep

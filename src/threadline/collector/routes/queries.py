@@ -8,8 +8,6 @@ from typing import Annotated, get_args
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from .. import overview as overview_module
-from .. import process_map, systems, traces, transactions
 from ..admission import admit_read
 from ..auth import require
 from ..http_errors import ApiError
@@ -24,7 +22,9 @@ from ..models import (
     WorkflowView,
 )
 from ..schema import Problem
-from ..timeline import step_views, waiting_on_systems
+from ..state import overview as overview_module
+from ..state import process_map, systems, traces, transactions
+from ..state.timeline import step_views, waiting_on_systems
 from ..workflows import WorkflowError
 from .dependencies import (
     TRANSACTION_PATH,

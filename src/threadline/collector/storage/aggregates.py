@@ -6,7 +6,7 @@ A materialized view aggregates every inserted block of events into ``transaction
 Every column is a ``SimpleAggregateFunction``, so a read with FINAL gives plain values, and the
 same functions merge rows again at query time (transactions linked after their events were
 stored). Nothing here depends on the workflow definitions: they are applied at query time
-(``state.py``), so neither a start nor a reload rebuilds anything.
+(``state/rules.py``), so neither a start nor a reload rebuilds anything.
 
 The same expressions aggregate raw events where the rollups cannot answer (a transaction's
 state as of a moment before its last event): the two paths cannot drift apart.

@@ -3,7 +3,7 @@ value is built. The column lists and the positional rows of the INSERTs derive f
 
 The DDL that made these tables is history (migrations.py: stores in the field ran it, so it is never
 edited, and a column added later comes last). This declaration is the tables as those migrations
-leave them, in their order; tests/collector/test_storage_columns.py holds it to a fresh store's
+leave them, in their order; tests/collector/storage/test_columns.py holds it to a fresh store's
 ``system.columns``.
 """
 

@@ -16,7 +16,7 @@ and the person if the caller names one), when and why:
   someone *reopens* it. Its state stays what the events say; a resolution is not an event.
 
 The audit log is the only record of both, so the trail and what the figures use can never
-disagree. ``state.RESOLVED_TRANSACTIONS`` is the one query that says which transactions are resolved.
+disagree. ``rules.RESOLVED_TRANSACTIONS`` is the one query that says which transactions are resolved.
 
 Viewing needs the ``read`` role; the three actions need ``act`` (``routes.exception_groups.actions``):
 reading and acting are different roles, so a read key cannot change what operators see. They change no
@@ -34,8 +34,8 @@ from typing import Any
 
 from threadline.contract.event import DEFAULT_ERROR_KIND
 
-from . import cursors
-from .models import (
+from .. import cursors
+from ..models import (
     AcknowledgeRequest,
     AcknowledgeResult,
     AuditAction,
@@ -46,12 +46,12 @@ from .models import (
     ExceptionItem,
     ExceptionsReport,
 )
-from .schema import EARLIEST, LATEST
-from .state import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
-from .storage import Store
-from .storage.keys import with_current_transaction
+from ..schema import EARLIEST, LATEST
+from ..storage import Store
+from ..storage.keys import with_current_transaction
+from ..workflows import Workflows
+from .rules import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
 from .transactions import RESOLVE_KEY, utc
-from .workflows import Workflows
 
 ERROR_EVENTS = with_current_transaction("""
     SELECT * FROM events FINAL

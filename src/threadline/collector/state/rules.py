@@ -30,10 +30,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import EARLIEST, LATEST
-from .storage import aggregates
-from .storage.keys import LINKED, LINKS, several_rows, with_current_transaction
-from .workflows import Workflows
+from ..schema import EARLIEST, LATEST
+from ..storage import aggregates
+from ..storage.keys import LINKED, LINKS, several_rows, with_current_transaction
+from ..workflows import Workflows
 
 # What one at-risk transaction counts in the value at risk (overview, alerts, Prometheus): its amount
 # whichever way the money goes. A stuck credit (a negative amount) is money at risk as much as a

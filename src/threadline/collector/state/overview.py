@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .models import Bottleneck, CurrencyAmount, Overview, TrendPoint, WorkflowFigures
-from .schema import EARLIEST, LATEST
-from .state import AMOUNT_AT_RISK, summary_parameters, summary_sql
-from .storage import Store
+from ..models import Bottleneck, CurrencyAmount, Overview, TrendPoint, WorkflowFigures
+from ..schema import EARLIEST, LATEST
+from ..storage import Store
+from ..workflows import Workflows
+from .rules import AMOUNT_AT_RISK, summary_parameters, summary_sql
 from .transactions import utc
-from .workflows import Workflows
 
 # Everything the overview shows, per workflow and in total, in one pass over the state (each pass
 # derives every transaction's state again). Value at risk per currency, the trend per five minutes

@@ -17,14 +17,14 @@ import orjson
 import pytest
 
 from tests.support.ingest import new_span_id, new_trace_id, otlp_json_request, otlp_json_span
-from threadline.collector import otlp
+from threadline.collector.ingest import otlp
 from threadline.collector.models import EventErrorView, EventView, ScopeView, SpanView
 from threadline.collector.schema import BusinessEvent, EventError
+from threadline.collector.state.traces import SPAN_VIEW_COLUMNS
+from threadline.collector.state.transactions import EVENT_VIEW_COLUMNS
 from threadline.collector.storage import Store
 from threadline.collector.storage.columns import EVENT_COLUMNS, EVENTS, SPAN_COLUMNS, SPANS, Columns
 from threadline.collector.storage.writes import store_events
-from threadline.collector.traces import SPAN_VIEW_COLUMNS
-from threadline.collector.transactions import EVENT_VIEW_COLUMNS
 
 TABLE_COLUMNS = """
 SELECT name, type FROM system.columns

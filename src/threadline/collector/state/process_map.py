@@ -12,12 +12,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .models import MapEdge, MapNode, ProcessMap, StepDefinitionView, Variant, WorkflowView
-from .schema import EARLIEST, LATEST
-from .storage import Store, aggregates
-from .storage.keys import LINKED, with_current_transaction
+from ..models import MapEdge, MapNode, ProcessMap, StepDefinitionView, Variant, WorkflowView
+from ..schema import EARLIEST, LATEST
+from ..storage import Store, aggregates
+from ..storage.keys import LINKED, with_current_transaction
+from ..workflows import WorkflowDefinition, Workflows
 from .transactions import utc
-from .workflows import WorkflowDefinition, Workflows
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction
 # read with FINAL, except the transactions links joined, whose rows merge here. Events in order of

@@ -60,17 +60,17 @@ from threadline.contract.event import (
 )
 from threadline.contract.redaction import Redactor
 
-from . import otlp_json
-from .schema import (
+from ..schema import (
     BusinessEvent,
     Problem,
     not_json,
     problems_of,
     validate_event,
 )
+from . import otlp_json
 
 if TYPE_CHECKING:
-    from .storage.writes import KeyRules
+    from ..storage.writes import KeyRules
 
 # The attributes that map onto fields of the event; any other attribute is kept in `attributes`.
 _FIELDS = {

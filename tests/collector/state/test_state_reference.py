@@ -260,14 +260,27 @@ class Comparison:
 
     # --- Aggregates -----------------------------------------------------------------------------
 
-    def overview(self, checkpoint: str, as_of: dt.datetime) -> None:
+    def overview(
+        self,
+        checkpoint: str,
+        as_of: dt.datetime,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        workflow: str = "",
+    ) -> None:
         self.compared["overviews"] += 1
-        subject = "GET /api/overview"
-        body = self.get(checkpoint, subject, "/api/overview", as_of=iso(as_of))
+        window = {
+            name: iso(value) for name, value in (("since", since), ("until", until)) if value is not None
+        }
+        filters = {**window, **({"workflow": workflow} if workflow else {})}
+        subject = f"GET /api/overview {filters}" if filters else "GET /api/overview"
+        body = self.get(checkpoint, subject, "/api/overview", as_of=iso(as_of), **filters)
         if body is None:
             return
         got = {"": body["totals"], **{row["workflow"]: row for row in body["workflows"]}}
-        expected = self.reference.overview(as_of)
+        expected = self.reference.overview(as_of, since, until, workflow)
+        if workflow:  # the workflow's own row and the totals: the same transactions
+            got = {name: row for name, row in got.items() if name in ("", workflow)}
         for name in sorted(expected.keys() | got.keys()):
             where = f"{subject} {'totals' if not name else 'workflow ' + name}"
             if name not in got or name not in expected:
@@ -349,6 +362,11 @@ class Comparison:
             self.queue(name, as_of, breached=True)
             self.queue(name, as_of, breached=False)
             self.overview(name, as_of)
+            # Started in a window that cuts through the traffic: each transaction on its side of it.
+            self.overview(
+                name, as_of, since=as_of - dt.timedelta(hours=40), until=as_of - dt.timedelta(hours=6)
+            )
+            self.overview(name, as_of, since=as_of - dt.timedelta(hours=30), workflow=self.workflows[0])
         if maps:
             for workflow in self.workflows:
                 self.process_map(name, workflow)

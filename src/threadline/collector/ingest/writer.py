@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .metrics import Metrics
-from .schema import BusinessEvent
-from .storage import Store
-from .storage.writes import KeyRules, store_events, store_spans
+from ..metrics import Metrics
+from ..schema import BusinessEvent
+from ..storage import Store
+from ..storage.writes import KeyRules, store_events, store_spans
 
 logger = logging.getLogger("threadline.collector")
 

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Link, Span
 from opentelemetry.util.types import AnyValue
 
-from tests.collector.test_ingest_otlp import RecordingExporter
+from tests.collector.ingest.test_ingest_otlp import RecordingExporter
 from tests.support.collector_process import CollectorProcess
 from threadline.contract.redaction import Redactor
 

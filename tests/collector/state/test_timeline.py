@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from threadline.collector.models import EventErrorView, EventView, Sla, TransactionSummary, WaitingStep
-from threadline.collector.timeline import step_views
+from threadline.collector.state.timeline import step_views
 from threadline.collector.workflows import parse
 
 WORKFLOW = parse("""

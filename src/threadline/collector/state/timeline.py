@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .models import EventView, StepState, StepView, TransactionSummary, WaitingStep
-from .workflows import WorkflowDefinition
+from ..models import EventView, StepState, StepView, TransactionSummary, WaitingStep
+from ..workflows import WorkflowDefinition
 
 _TRYING = ("error", "retrying", "ok")
 

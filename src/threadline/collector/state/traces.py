@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from .models import ScopeView, SpanEventView, SpanLinkView, SpanView, TraceView
-from .schema import EARLIEST
-from .storage import Store
-from .storage.columns import SPAN_COLUMNS
+from ..models import ScopeView, SpanEventView, SpanLinkView, SpanView, TraceView
+from ..schema import EARLIEST
+from ..storage import Store
+from ..storage.columns import SPAN_COLUMNS
 from .transactions import EVENT_VIEW_COLUMNS, event_view, utc
 
 # What a span's view is made of: every stored column but the tenant (the caller's) and the arrival

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from .metrics import Metrics
-from .schema import BusinessEvent, Problem
-from .workflows import Workflows
+from ..metrics import Metrics
+from ..schema import BusinessEvent, Problem
+from ..workflows import Workflows
 
 # The metric's reason for each warning's field.
 REASONS = {"workflow": "undefined_workflow", "step": "undefined_step"}

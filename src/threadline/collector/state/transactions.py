@@ -8,8 +8,8 @@ from typing import Any
 
 from threadline.contract.event import DEFAULT_ERROR_KIND
 
-from . import cursors
-from .models import (
+from .. import cursors
+from ..models import (
     AliasConflict,
     EventErrorView,
     EventView,
@@ -18,12 +18,12 @@ from .models import (
     Violation,
     WaitingStep,
 )
-from .schema import EARLIEST, LATEST
-from .state import summary_parameters, summary_sql
-from .storage import Store
-from .storage.columns import EVENT_COLUMNS
-from .storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND
-from .workflows import Workflows
+from ..schema import EARLIEST, LATEST
+from ..storage import Store
+from ..storage.columns import EVENT_COLUMNS
+from ..storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND
+from ..workflows import Workflows
+from .rules import summary_parameters, summary_sql
 
 OPEN_STATES = {"stuck", "in_progress"}
 # What an event's view is made of: every stored column but the tenant (the caller's), the transaction

@@ -8,10 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from .models import SystemHealth, SystemPoint, SystemsReport
+from ..models import SystemHealth, SystemPoint, SystemsReport
+from ..schema import EARLIEST, LATEST
+from ..storage import Store
 from .overview import bucket_seconds
-from .schema import EARLIEST, LATEST
-from .storage import Store
 from .transactions import utc
 
 SCOPE = """
