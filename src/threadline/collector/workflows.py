@@ -22,7 +22,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .alerts.rules import AlertRule, parse_alerts
+from .alert_rules import AlertRule, parse_alerts
 from .storage.writes import KeyRules
 
 DEFAULT_STUCK_AFTER_S = 3600.0
@@ -119,7 +119,7 @@ class WorkflowDefinition:
 
 @dataclass(frozen=True)
 class Workflows:
-    """Every definition of one file, in file order, plus its alert rules (``alerts.rules``)."""
+    """Every definition of one file, in file order, plus its alert rules (``alert_rules``)."""
 
     definitions: Mapping[str, WorkflowDefinition]
     source: str  # the path, or "<string>"

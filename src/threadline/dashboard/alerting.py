@@ -14,7 +14,7 @@ from typing import Any
 from . import formatting as fmt
 from .schema import Alert, Notification
 
-# Conditions that fire once per transaction: their subject is a correlation id (collector/alerts/rules.py).
+# Conditions that fire once per transaction: their subject is a correlation id (collector/alert_rules.py).
 PER_TRANSACTION = frozenset({"sla_breached", "stuck_longer_than", "failed", "violation"})
 SEVERITIES = {"critical": "Critical", "warning": "Warning", "info": "Info"}
 SEVERITY_ICONS = {

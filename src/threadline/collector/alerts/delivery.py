@@ -24,12 +24,12 @@ from importlib.metadata import version
 import httpx
 import orjson
 
+from ..alert_rules import Receiver
 from ..storage import Store, StoreUnavailable
 from . import records
 from .metrics import AlertingMetrics
 from .payloads import render
 from .records import DeliveryRecord, NotificationRecord
-from .rules import Receiver
 from .settings import AlertSettings
 
 logger = logging.getLogger("threadline.collector")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..alert_rules import AlertRule
 from ..cursors import AFTER_EVERY_ID
 from ..models import TransactionSummary
 from ..state.rules import AMOUNT_AT_RISK, summary_parameters, summary_sql
@@ -25,7 +26,6 @@ from ..state.transactions import summary_of
 from ..storage import Store
 from ..storage.keys import with_current_transaction
 from ..workflows import Workflows
-from .rules import AlertRule
 
 ATTENTION = """
 SELECT *

@@ -30,9 +30,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from ..alert_rules import AlertRule
 from ..models import TransactionSummary
 from .records import AlertRecord
-from .rules import AlertRule
 
 SCHEMA = "threadline.alert/v1"
 SLACK_TRANSACTIONS = 10  # listed in a Slack message; the rest are counted

@@ -9,6 +9,7 @@ from typing import Any, cast
 import orjson
 
 from .. import cursors
+from ..alert_rules import PER_TRANSACTION
 from ..models import (
     AlertDetail,
     AlertPage,
@@ -23,7 +24,6 @@ from ..storage import Store
 from . import records
 from .payloads import alert_link, transaction_link
 from .records import AlertFilters, AlertRecord, DeliveryRecord, NotificationRecord
-from .rules import PER_TRANSACTION
 
 
 def _notification_view(record: NotificationRecord, history: list[DeliveryRecord]) -> NotificationView:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 import orjson
 from prometheus_client import CollectorRegistry
 
+from ..alert_rules import PER_TRANSACTION, AlertRule, Receiver
 from ..models import State
 from ..storage import Store, StoreUnavailable
 from ..workflows import Workflows
@@ -45,7 +46,6 @@ from .delivery import Dispatcher
 from .evaluate import Candidate, GaugeRow, Match
 from .metrics import AlertingMetrics, Snapshot
 from .records import AlertRecord, NotificationRecord
-from .rules import PER_TRANSACTION, AlertRule, Receiver
 from .settings import AlertSettings
 
 logger = logging.getLogger("threadline.collector")

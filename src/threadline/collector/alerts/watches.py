@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ..alert_rules import AlertRule
 from ..state.transactions import utc
 from ..storage import Store
 from .records import next_version
-from .rules import AlertRule
 
 WATCH_COLUMNS = (
     "tenant",

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from ..admission import admit_read
+from ..alert_rules import Severity
 from ..alerts import queries
 from ..alerts.records import AlertFilters
-from ..alerts.rules import Severity
 from ..auth import require
 from ..http_errors import ApiError
 from ..models import AlertDetail, AlertPage, AlertRules, AlertRuleView, AlertStatus, ReceiverView

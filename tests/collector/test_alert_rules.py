@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from threadline.collector.alert_rules import AlertRule, Condition, Receiver
 from threadline.collector.alerts.evaluate import (
     Candidate,
     GaugeRow,
@@ -23,7 +24,6 @@ from threadline.collector.alerts.evaluate import (
     human_duration,
 )
 from threadline.collector.alerts.payloads import render, slack_message
-from threadline.collector.alerts.rules import AlertRule, Condition, Receiver
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.models import Sla, State, TransactionSummary, Violation, WaitingStep
 from threadline.collector.workflows import WorkflowError, load, parse
