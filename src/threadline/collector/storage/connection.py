@@ -3,7 +3,8 @@
 Everything goes through ``clickhouse-connect`` and one ``Store``; nothing else in the collector
 depends on which deployment it is. The embedded engine is not safe for concurrent use from many
 threads, so every call is serialized by a lock (a server would not need it, and it costs little).
-That lock lets the writer go first: while ingest's writer waits, no new read starts.
+That lock lets the writer go first: while ingest's writer waits, no new read starts (but a
+write does not go twice in a row while a read waits: ``WriterFirstLock``).
 
 A read made for an API caller (``Store.reading``) has a time limit (ClickHouse's
 ``max_execution_time``), is dropped before it starts if its caller has gone, and on a server is
