@@ -6,14 +6,12 @@ answering the same question and every answer comes late. So, for ``GET /api/...`
 
 - identical calls made while one is being answered wait for that answer instead of asking the store
   again (same path, query and credentials: one key's answer is never served to another);
-- an answer that took at least ``min_cost_s`` to make (``THREADLINE_SHARED_READ_MIN_SECONDS``,
-  1 s: executing, or waiting for a store busy with others) is kept for ``ttl_s``
-  (``THREADLINE_SHARED_READ_SECONDS``, 30 s; 0 turns sharing off) and served to the same call
-  meanwhile; one older than that, but less than ``STALE_FACTOR`` times it, is served once more
-  while a fresh one is computed in the background. An answer made at once is never kept: on a
-  quiet small store every call is answered afresh, and under load each question is asked of the
-  store about once per ``ttl_s`` whoever asks it (the embedded store runs one statement at a time:
-  a page's badges and lists asked afresh by every viewer queue behind each other for seconds);
+- an answer whose statements took at least ``min_cost_s`` of store time
+  (``THREADLINE_SHARED_READ_MIN_SECONDS``, 1 s; executing, not waiting for the store) is kept for
+  ``ttl_s`` (``THREADLINE_SHARED_READ_SECONDS``, 30 s; 0 turns sharing off) and served
+  to the same call meanwhile; one older than that, but less than ``STALE_FACTOR`` times it, is
+  served once more while a fresh one is computed in the background. A cheap answer is never kept:
+  on a small store every call is answered afresh;
 - a successful write through the API (an operator's resolve, reopen or acknowledgement; a reload)
   drops every kept answer, so whoever acted sees what they did: an answer still being computed when
   the write succeeded is neither kept nor shared with a call made after it. Ingest does not: under a steady
@@ -35,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .http_errors import ApiError
+from .storage import Store
 
 logger = logging.getLogger("threadline.collector")
 
@@ -133,11 +132,10 @@ class SharedReads:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        started = time.monotonic()
-        await self.app(scope, receive, capture)
+        with Store.timed() as spent:  # what computing it cost the store, not how long it queued
+            await self.app(scope, receive, capture)
         answer = Answer(status, headers, b"".join(chunks))
-        made_in = time.monotonic() - started
-        if status == 200 and made_in >= self.min_cost_s and writes == self._writes:
+        if status == 200 and spent.seconds >= self.min_cost_s and writes == self._writes:
             self._keep(key, answer)
         return answer
 
