@@ -12,6 +12,7 @@ import pytest
 
 from tests.dashboard.browser import Browser
 from tests.support.collector_process import CollectorProcess
+from tests.support.ingest import business_event
 
 pytestmark = pytest.mark.slow
 
@@ -21,13 +22,9 @@ def collector(workdir: Path) -> Iterator[CollectorProcess]:
     # Every answer counts as expensive, as an overview does at millions of events.
     env = {"THREADLINE_SHARED_READ_MIN_SECONDS": "0", "THREADLINE_SHARED_READ_SECONDS": "120"}
     running = CollectorProcess(store_dir=workdir / "store", env=env, isolated=True).start()
-    event = {
-        "correlation_id": "OPP-SHARED-1",
-        "workflow": "quote-to-cash",
-        "step": "crm.opportunity.won",
-        "system": "salesforce",
-        "timestamp": (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat(),
-    }
+    event = business_event(
+        "OPP-SHARED-1", timestamp=(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()
+    )
     assert httpx.post(running.url + "/v1/events", json={"events": [event]}).status_code == 200
     try:
         yield running
