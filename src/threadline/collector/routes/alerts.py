@@ -12,21 +12,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ..admission import admit_read
 from ..alert_rules import Severity
 from ..alerts import queries
 from ..alerts.records import AlertFilters
-from ..auth import require
 from ..http_errors import ApiError
 from ..models import AlertDetail, AlertPage, AlertRules, AlertRuleView, AlertStatus, ReceiverView
-from .dependencies import After, CollectorDep, TenantDep
+from .dependencies import READING, After, CollectorDep, TenantDep
 
-router = APIRouter(
-    prefix="/api/alerts", tags=["alerts"], dependencies=[Depends(require("read")), Depends(admit_read)]
-)
+router = APIRouter(prefix="/api/alerts", tags=["alerts"], dependencies=READING)
 
 
 @router.get("", response_model=AlertPage)

@@ -10,12 +10,15 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator, AwareDatetime
 
 from .. import cursors
-from ..auth import Principal
+from ..admission import admit_read
+from ..auth import Principal, require
 from ..http_errors import ApiError
 from ..schema import Problem, in_storable_range
 from ..service import Collector, get_collector
 
 CollectorDep = Annotated[Collector, Depends(get_collector)]
+# What every reading router asks first: a key that may read, then a turn among the tenant's reads.
+READING = [Depends(require("read")), Depends(admit_read)]
 
 
 def _principal(request: Request) -> Principal:

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ..admission import admit_read
 from ..auth import require
 from ..http_errors import ApiError
 from ..models import (
@@ -32,6 +31,7 @@ from ..state.exception_groups import (
     transaction_of,
 )
 from .dependencies import (
+    READING,
     TRANSACTION_PATH,
     After,
     AsOf,
@@ -43,9 +43,7 @@ from .dependencies import (
     as_of_or_now,
 )
 
-router = APIRouter(
-    prefix="/api", tags=["exceptions"], dependencies=[Depends(require("read")), Depends(admit_read)]
-)
+router = APIRouter(prefix="/api", tags=["exceptions"], dependencies=READING)
 # Every operator's action changes what others see: reading is not enough to act.
 actions = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("act"))])
 

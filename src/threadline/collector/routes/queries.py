@@ -8,7 +8,6 @@ from typing import Annotated, get_args
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from ..admission import admit_read
 from ..auth import require
 from ..http_errors import ApiError
 from ..models import (
@@ -27,6 +26,7 @@ from ..state import process_map, systems, traces, transactions
 from ..state.timeline import step_views, waiting_on_systems
 from ..workflows import WorkflowError
 from .dependencies import (
+    READING,
     TRANSACTION_PATH,
     After,
     AsOf,
@@ -39,9 +39,7 @@ from .dependencies import (
     check_range,
 )
 
-router = APIRouter(
-    prefix="/api", tags=["query"], dependencies=[Depends(require("read")), Depends(admit_read)]
-)
+router = APIRouter(prefix="/api", tags=["query"], dependencies=READING)
 # The workflow definitions are one file every tenant shares: changing them is the platform's to do.
 platform = APIRouter(prefix="/api", tags=["platform"], dependencies=[Depends(require("platform"))])
 STATES = get_args(State)
