@@ -30,6 +30,7 @@ READS: Reads = {
     "THREADLINE_REDACT_KEYS": ("iban, tax_id,,", "redact_keys", ("iban", "tax_id")),
     "THREADLINE_REDACT_SALT": ("pepper", "redact_salt", "pepper"),
     "THREADLINE_BACKFILL": ("off", "backfill", False),
+    "THREADLINE_STATE_INTERVAL": ("30s", "state_interval", 30.0),
     "THREADLINE_MAX_FUTURE_SKEW": ("15m", "max_future_skew", 900.0),
     "THREADLINE_HEADER_TIMEOUT": ("5s", "header_timeout", 5.0),
     "THREADLINE_BODY_TIMEOUT": ("1m", "body_timeout", 60.0),

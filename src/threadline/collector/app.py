@@ -26,6 +26,7 @@ from .routes import alerts as alert_routes
 from .routes import exception_groups, health, ingest, keys, queries
 from .service import Collector
 from .shared_reads import SharedReads
+from .state.snapshot import StateKeeper
 from .storage import Store
 from .storage.backfill import AggregateBackfill
 from .timeouts import BodyDeadline
@@ -81,6 +82,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             # The collector's, which a reload (SIGHUP) replaces; first asked by alerting.start() below.
             return collector.workflows
 
+        keeper = StateKeeper(store, workflows_in_force, settings.state_interval, metrics.registry)
         alerting = Alerting(store, workflows_in_force, metrics.registry, alerts)
         collector = Collector(
             settings,
@@ -93,6 +95,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             redactor=Redactor(settings.redact_keys, settings.redact_salt),
         )
         app.state.collector = collector
+        keeper.start()
         alerting.start()
         restore_sighup = _reload_on_sighup(collector)
         logger.info(
@@ -106,6 +109,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
         finally:
             restore_sighup()
             alerting.stop()
+            keeper.stop()
             backfill.stop()
             writer.stop()
             store.close()

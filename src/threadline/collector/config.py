@@ -80,6 +80,11 @@ class CollectorSettings(BaseSettings):
     backfill: bool = Field(
         default=True, description="fill the aggregates with an older store's events (storage/backfill.py)"
     )
+    # How often the state snapshot is brought up to date (state/snapshot.py): a read derives again
+    # what changed since, so this bounds a read's extra work, not what it sees.
+    state_interval: SecondsOrOff = Field(
+        default=2.0, description="seconds between passes of the state snapshot's keeper (0: no snapshot)"
+    )
     # How far ahead of the collector's clock an event time may be: a sender's clock drifts by
     # seconds, a wrong time zone by hours. 10 minutes, as Grafana Loki and Mimir allow samples.
     max_future_skew: Seconds = Field(default=600.0, description="how far ahead an event time may be, seconds")

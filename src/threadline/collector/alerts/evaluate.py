@@ -13,15 +13,14 @@ per-transaction rule, the stuck/failed count and the value at risk, so their ale
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..alert_rules import AlertRule
-from ..cursors import AFTER_EVERY_ID
 from ..models import TransactionSummary
-from ..state.rules import AMOUNT_AT_RISK, summary_parameters, summary_sql
+from ..state import snapshot
+from ..state.rules import AMOUNT_AT_RISK
 from ..state.transactions import summary_of
 from ..storage import Store
 from ..storage.keys import with_current_transaction
@@ -62,19 +61,6 @@ FROM ({summary})
 WHERE {scope}
 """
 
-# Which transactions one read of the state covers (a condition on ``transaction_id`` and
-# ``last_activity``, applied to the rollups before the rules run: see ``rules.summary_sql``).
-# A slice of all of them, a range of ids: a pass over millions of transactions is cut into
-# statements that each read about TRANSACTIONS_PER_SLICE rows through the sort key, so reads and
-# writes get the store in between. The boundaries come from a sample of the ids.
-SLICE = "transaction_id >= {low:String} AND transaction_id < {high:String}"
-TRANSACTIONS_PER_SLICE = 250_000
-SAMPLE_EVERY = 256
-ID_SAMPLE = f"""
-SELECT transaction_id FROM transaction_rollups
-WHERE tenant = {{tenant:String}} AND cityHash64(transaction_id) % {SAMPLE_EVERY} = 0
-ORDER BY transaction_id
-"""
 IDS = "transaction_id IN {ids:Array(String)}"
 # What may have changed since the last evaluation: a transaction with an event received since then
 # (whatever its event time), or an operator's resolve or reopen since; one active within the count
@@ -154,19 +140,25 @@ GROUP BY transaction_id
 """
 
 
-def _sql(template: str, store: Store, scope: str = "", outer: str | None = None) -> str:
+def _state(
+    template: str,
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    as_of: dt.datetime,
+    scope: str = "",
+    outer: str | None = None,
+    **bound: Any,
+) -> tuple[str, dict[str, Any]]:
     """``template`` over the state of the transactions in ``scope``, its result filtered by ``outer``
-    (by default the scope again: the transactions with events after as_of come unscoped)."""
-    summary = summary_sql(aggregates_complete=store.aggregates_complete(), scope=scope)
-    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer or scope or "1")
-
-
-def slices(store: Store, tenant: str) -> list[dict[str, str]]:
-    """The slices a pass over every transaction of the tenant is cut into, as bound parameters."""
-    sample = [row["transaction_id"] for row in store.rows(ID_SAMPLE, {"tenant": tenant})]
-    count = max(1, round(len(sample) * SAMPLE_EVERY / TRANSACTIONS_PER_SLICE))
-    bounds = ["", *(sample[len(sample) * part // count] for part in range(1, count)), AFTER_EVERY_ID]
-    return [{"low": low, "high": high} for low, high in itertools.pairwise(bounds)]
+    (by default the scope again: the transactions with events after as_of come unscoped; a different
+    one when the scope reads the rollups' own columns)."""
+    rollup_scope = outer is not None
+    summary, parameters = snapshot.summary(
+        store, workflows, tenant, as_of, scope=scope, rollup_scope=rollup_scope, **bound
+    )
+    sql = template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer or scope or "1")
+    return sql, parameters
 
 
 @dataclass(frozen=True)
@@ -225,9 +217,8 @@ def attention(
     outer: str | None = None,
     **bound: Any,
 ) -> list[Candidate]:
-    """The transactions needing attention within ``scope`` (``outer``: see ``_sql``)."""
-    sql = _sql(ATTENTION, store, scope, outer=outer)
-    rows = store.rows(sql, summary_parameters(workflows, tenant, as_of, **bound))
+    """The transactions needing attention within ``scope`` (``outer``: see ``_state``)."""
+    rows = store.rows(*_state(ATTENTION, store, workflows, tenant, as_of, scope, outer, **bound))
     return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
 
 
@@ -236,9 +227,9 @@ def gauge_rows(
 ) -> list[GaugeRow]:
     """The gauge figures of every transaction, read slice by slice (they add up)."""
     sums: dict[tuple[str, str, str], list[float]] = {}
-    for part in slices(store, tenant):
-        parameters = summary_parameters(workflows, tenant, as_of, **part, **bound)
-        for row in store.rows(_sql(GAUGES, store, SLICE), parameters):
+    for part in snapshot.slices(store, tenant):
+        sql, parameters = _state(GAUGES, store, workflows, tenant, as_of, snapshot.SLICE, **part, **bound)
+        for row in store.rows(sql, parameters):
             figures = (
                 row["transactions"],
                 row["breached"],
@@ -261,10 +252,7 @@ def summaries(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = store.rows(
-        _sql(SUMMARIES_OF, store, IDS),
-        summary_parameters(workflows, tenant, as_of, ids=wanted),
-    )
+    rows = store.rows(*_state(SUMMARIES_OF, store, workflows, tenant, as_of, IDS, ids=wanted))
     return {row["transaction_id"]: Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows}
 
 

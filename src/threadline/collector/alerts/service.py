@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry
 
 from ..alert_rules import PER_TRANSACTION, AlertRule, Receiver
 from ..models import State
+from ..state import snapshot
 from ..storage import Store, StoreUnavailable
 from ..workflows import Workflows
 from . import evaluate, payloads, records, watches
@@ -241,8 +242,8 @@ class Alerting:
         if since is None:
             return [
                 candidate
-                for part in evaluate.slices(store, tenant)
-                for candidate in evaluate.attention(store, workflows, tenant, as_of, evaluate.SLICE, **part)
+                for part in snapshot.slices(store, tenant)
+                for candidate in evaluate.attention(store, workflows, tenant, as_of, snapshot.SLICE, **part)
             ]
         rules = workflows.alerts
         window = max((r.window_s or 0.0 for r in rules if r.when == "stuck_or_failed_count_above"), default=0)

@@ -50,7 +50,8 @@ from ..schema import EARLIEST, LATEST
 from ..storage import Store
 from ..storage.keys import with_current_transaction
 from ..workflows import Workflows
-from .rules import RESOLVED_TRANSACTIONS, summary_parameters, summary_sql
+from . import snapshot
+from .rules import RESOLVED_TRANSACTIONS
 from .transactions import RESOLVE_KEY, utc
 
 ERROR_EVENTS = with_current_transaction("""
@@ -151,8 +152,7 @@ LIMIT {limit:UInt32}
 _actions = threading.Lock()
 
 
-def _sql(template: str, store: Store) -> str:
-    summary = summary_sql(aggregates_complete=store.aggregates_complete())
+def _sql(template: str, summary: str) -> str:
     return template.format(
         summary=summary, resolved=RESOLVED_TRANSACTIONS, errors=ERROR_EVENTS, default_kind=DEFAULT_ERROR_KIND
     )
@@ -199,10 +199,10 @@ def open_exceptions(
     limit: int = 100,
 ) -> ExceptionsReport:
     """Open exceptions grouped by kind and system, most unacknowledged first."""
-    parameters = summary_parameters(
-        workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
+    summary, parameters = snapshot.summary(
+        store, workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
     )
-    rows = store.rows(_sql(OPEN_EXCEPTIONS, store), parameters)
+    rows = store.rows(_sql(OPEN_EXCEPTIONS, summary), parameters)
     acks = [audit_entry(row) for row in store.rows(ACKNOWLEDGEMENTS, {"tenant": tenant, "as_of": as_of})]
     grouped: dict[tuple[str, str], list[tuple[dict[str, Any], AuditEntry | None]]] = {}
     for row in rows:

@@ -9,7 +9,8 @@ from ..models import Bottleneck, CurrencyAmount, Overview, TrendPoint, WorkflowF
 from ..schema import EARLIEST, LATEST
 from ..storage import Store
 from ..workflows import Workflows
-from .rules import AMOUNT_AT_RISK, summary_parameters, summary_sql
+from . import snapshot
+from .rules import AMOUNT_AT_RISK
 from .transactions import utc
 
 # Everything the overview shows, per workflow and in total, in one pass over the state (each pass
@@ -139,10 +140,9 @@ def overview(
     until: dt.datetime | None,
     as_of: dt.datetime,
 ) -> Overview:
-    parameters = summary_parameters(
-        workflows, tenant, as_of, workflow=workflow, since=since or EARLIEST, until=until or LATEST
+    summary, parameters = snapshot.summary(
+        store, workflows, tenant, as_of, workflow=workflow, since=since or EARLIEST, until=until or LATEST
     )
-    summary = summary_sql(aggregates_complete=store.aggregates_complete())
     rows = store.rows(FIGURES.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK), parameters)
     totals_row = next((row for row in rows if row["is_total"]), None)
     if totals_row is None or not totals_row["transactions"]:

@@ -27,6 +27,7 @@ The rules, per transaction:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,11 @@ class WorkflowParameters:
                 "wf_stuck": [float(d.stuck_after_s) for d in definitions],
             }
         )
+
+    @property
+    def digest(self) -> str:
+        """Names these definitions as the rules read them: a state derived with others is stale."""
+        return hashlib.sha256(repr(sorted(self.values.items())).encode()).hexdigest()[:16]
 
 
 PARAMETERS = f"""
@@ -147,36 +153,70 @@ WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time AND correlation_id 
 HAVING count() > 0
 """
 
-# Each transaction's state from its facts, in three layers, each value computed once and read as a
-# column by the next (the analyzer would otherwise copy an alias into each expression that uses it;
-# and each layer costs planning time, paid on every call whatever the store's size):
+# Each transaction's state from its facts, in layers, each value computed once and read as a column
+# by the next (the analyzer would otherwise copy an alias into each expression that uses it; and each
+# layer costs planning time, paid on every call whatever the store's size):
 # 1. the facts as the rules read them, and the definition of the transaction's workflow as arrays
 #    of its own (a lambda that indexes the definitions' constants copies them for every element);
-# 2. what the events say against the definition, except what depends on as_of itself;
-# 3. what does (stuck, the SLA clock of an open transaction) and the operators' resolutions.
-STATE = """
+# 2. what the events say against the definition, except what depends on as_of itself: DERIVED, whose
+#    columns the state snapshot keeps (``state/snapshot.py``);
+# 3. what does (stuck, the SLA clock of an open transaction) and the operators' resolutions: CLOCKED.
+DERIVED_COLUMNS = (
+    "transaction_id",
+    "workflow",
+    "started_at",
+    "last_activity",
+    "systems",
+    "event_count",
+    "error_count",
+    "retry_count",
+    "amount",
+    "currency",
+    "completed_at",
+    "failed_at",
+    "missing",
+    "violations",
+    "sla_limit",
+    "has_workflow",
+    "stuck_after",
+    "last_progress",
+    "waiting",
+    "waiting_systems",
+    "due_since",
+    "waiting_within",
+)
+
+CLOCKED = f"""
 SELECT
-    transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
-    retry_count, amount, currency, completed_at, failed_at, missing, violations, sla_limit,
-    multiIf(failed_at IS NOT NULL, 'failed', completed_at IS NOT NULL, 'completed', '') AS terminal,
-    if(terminal != '', CAST([], 'Array(UInt32)'), open_steps) AS waiting_at,
-    arrayMap(i -> expected[i], waiting_at) AS waiting,
-    arrayMap(i -> expected_systems[i], waiting_at) AS waiting_systems,
-    arrayMap(i -> due_times[i], waiting_at) AS due_since,
-    arrayMap(i -> expected_within[i], waiting_at) AS waiting_within,
+    {", ".join(DERIVED_COLUMNS)},
     multiIf(
-        terminal != '', terminal,
-        has_workflow AND notEmpty(waiting_at)
+        failed_at IS NOT NULL, 'failed',
+        completed_at IS NOT NULL, 'completed',
+        has_workflow AND notEmpty(waiting)
             AND toUnixTimestamp64Micro(as_of_time) - toUnixTimestamp64Micro(last_progress)
                 >= stuck_after * 1e6,
             'stuck',
         'in_progress') AS state,
-    (toUnixTimestamp64Micro(multiIf(terminal = 'completed', assumeNotNull(completed_at),
-                                    terminal = 'failed', assumeNotNull(failed_at),
+    (toUnixTimestamp64Micro(multiIf(failed_at IS NOT NULL, assumeNotNull(failed_at),
+                                    completed_at IS NOT NULL, assumeNotNull(completed_at),
                                     as_of_time))
      - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
     sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
-    transaction_id IN ({resolved}) AS resolved
+    transaction_id IN ({{resolved}}) AS resolved
+FROM ({{derived}})
+"""
+
+DERIVED = """
+SELECT
+    transaction_id, workflow, started_at, last_activity, systems, event_count, error_count,
+    retry_count, amount, currency, completed_at, failed_at, missing, violations, sla_limit,
+    has_workflow, stuck_after, last_progress,
+    -- A completed or failed transaction waits on nothing.
+    if(completed_at IS NULL AND failed_at IS NULL, open_steps, CAST([], 'Array(UInt32)')) AS waiting_at,
+    arrayMap(i -> expected[i], waiting_at) AS waiting,
+    arrayMap(i -> expected_systems[i], waiting_at) AS waiting_systems,
+    arrayMap(i -> due_times[i], waiting_at) AS due_since,
+    arrayMap(i -> expected_within[i], waiting_at) AS waiting_within
 FROM
 (
     SELECT
@@ -269,8 +309,50 @@ OPEN_ONLY = """
 """
 
 
+# --- From the state snapshot (``state/snapshot.py``) -----------------------------------------------
+# The transactions an event received since ``snapshot_since`` may have changed (the transaction it
+# belongs to now, after links): their state is derived again from their rollups, every other one is
+# read from the snapshot. A transaction linked into another is the other's from then on.
+CHANGED_SINCE_SNAPSHOT = with_current_transaction(
+    "SELECT transaction_id FROM events "
+    "WHERE tenant = {tenant:String} AND received_at >= {snapshot_since:DateTime64(6, 'UTC')}"
+)
+CHANGED_ROLLUPS = f"""
+SELECT * FROM transaction_rollups
+WHERE tenant = {{tenant:String}}
+  AND transaction_id IN (
+      SELECT current_transaction FROM ({CHANGED_SINCE_SNAPSHOT})
+      UNION ALL
+      SELECT transaction_id FROM ({LINKS})
+      WHERE merged_into IN (SELECT current_transaction FROM ({CHANGED_SINCE_SNAPSHOT}))
+  )
+"""
+CHANGED_FACTS = f"""
+SELECT current_transaction AS transaction_id, {aggregates.remerged(aggregates.ROLLUP)}
+FROM ({with_current_transaction(CHANGED_ROLLUPS)})
+GROUP BY current_transaction
+HAVING last_activity <= as_of_time {{scope}}
+"""
+SNAPSHOT_DERIVED = f"""
+SELECT {", ".join(DERIVED_COLUMNS)}
+FROM transaction_states FINAL
+WHERE tenant = {{tenant:String}} AND last_activity <= as_of_time
+  AND transaction_id NOT IN (SELECT current_transaction FROM ({CHANGED_SINCE_SNAPSHOT}))
+  AND transaction_id NOT IN (SELECT transaction_id FROM ({LINKS})) {{open_only}} {{scope}}
+UNION ALL
+SELECT {", ".join(DERIVED_COLUMNS)}
+FROM ({{changed}})
+"""
+# A snapshot row knows whether its transaction completed or failed.
+SNAPSHOT_OPEN_ONLY = "AND completed_at IS NULL AND failed_at IS NULL"
+
+
 def summary_sql(
-    one_transaction: bool = False, aggregates_complete: bool = True, open_only: bool = False, scope: str = ""
+    one_transaction: bool = False,
+    aggregates_complete: bool = True,
+    open_only: bool = False,
+    scope: str = "",
+    snapshot: bool = False,
 ) -> str:
     """The state of every transaction (or of one, found by its keys: ``one_transaction``) as of ``as_of``.
 
@@ -282,17 +364,28 @@ def summary_sql(
     transactions neither completed nor failed, so the others may be left out early. ``scope``: a
     condition on ``transaction_id`` and ``last_activity`` the caller applies to the result too,
     applied to the rollups before the rules run (the alert evaluator's "what changed").
+    ``snapshot``: what the rules derive without as_of is read from the state snapshot, complete up to
+    ``snapshot_since`` (bound), except for the transactions changed since and those with events after
+    as_of, derived as above: the same answer, without deriving millions of unchanged states again.
     """
+    scoped = f"AND ({scope})" if scope else ""
+    late = EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")
     if one_transaction:
-        facts = ONE_TRANSACTION_FACTS
+        derived = DERIVED.format(facts=ONE_TRANSACTION_FACTS)
     elif not aggregates_complete:  # an older store's events are still being backfilled into them
-        facts = EVENT_FACTS.replace("{scope}", "")
+        derived = DERIVED.format(facts=EVENT_FACTS.replace("{scope}", ""))
+    elif snapshot:
+        changed = DERIVED.format(facts=f"{CHANGED_FACTS.replace('{scope}', scoped)}\nUNION ALL\n{late}")
+        derived = (
+            SNAPSHOT_DERIVED.replace("{open_only}", SNAPSHOT_OPEN_ONLY if open_only else "")
+            .replace("{scope}", scoped)
+            .replace("{changed}", changed)
+        )
     else:
-        late = EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")
         rollups = ROLLUP_FACTS.replace("{open_only}", OPEN_ONLY if open_only else "")
-        rollups = rollups.replace("{scope}", f"AND ({scope})" if scope else "")
-        facts = f"{rollups}\nUNION ALL\n{late}"
-    return PARAMETERS + STATE.format(facts=facts, resolved=RESOLVED_TRANSACTIONS)
+        rollups = rollups.replace("{scope}", scoped)
+        derived = DERIVED.format(facts=f"{rollups}\nUNION ALL\n{late}")
+    return PARAMETERS + CLOCKED.format(derived=derived, resolved=RESOLVED_TRANSACTIONS)
 
 
 def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:

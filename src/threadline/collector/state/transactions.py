@@ -23,6 +23,7 @@ from ..storage import Store
 from ..storage.columns import EVENT_COLUMNS
 from ..storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND
 from ..workflows import Workflows
+from . import snapshot
 from .rules import summary_parameters, summary_sql
 
 OPEN_STATES = {"stuck", "in_progress"}
@@ -296,10 +297,12 @@ def page(
 ) -> tuple[list[TransactionSummary], int, str | None]:
     """A page of transactions, newest activity first, with the total and the next cursor."""
     after_time, after_id = after or cursors.FIRST_PAGE
-    parameters = summary_parameters(
+    summary, parameters = snapshot.summary(
+        store,
         workflows,
         tenant,
         as_of,
+        open_only=bool(filters.states) and set(filters.states) <= OPEN_STATES,
         workflow=filters.workflow,
         states=list(filters.states),
         system=filters.system,
@@ -311,10 +314,6 @@ def page(
         after_time=after_time,
         after_id=after_id,
         limit=limit + 1,
-    )
-    summary = summary_sql(
-        aggregates_complete=store.aggregates_complete(),
-        open_only=bool(filters.states) and set(filters.states) <= OPEN_STATES,
     )
     rows = store.rows(LIST.format(summary=summary), parameters)
     total = rows[0]["total"] if rows else 0

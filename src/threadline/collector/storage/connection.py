@@ -21,12 +21,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -36,6 +36,7 @@ from clickhouse_connect.driver.query import QueryResult
 from . import migrations
 
 logger = logging.getLogger("threadline.collector")
+T = TypeVar("T")
 
 DEFAULT_DSN = "chdb://./.threadline/store"
 # chdb: the embedded engine; http(s): a ClickHouse server's HTTP interface (clickhouse-connect's own).
@@ -231,6 +232,7 @@ class Store:
         self._lock = WriterFirstLock()
         self._aggregates_complete = False
         self._aggregates_checked_at = 0.0
+        self._remembered: dict[Hashable, tuple[float, object]] = {}
         self.partitions_per_insert = 100  # the server's own limit, read at open
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -316,6 +318,21 @@ class Store:
         self._aggregates_complete = pending[0][0] == 0
         return self._aggregates_complete
 
+    def remembered(self, key: Hashable, load: Callable[[], T], max_age_s: float = RECHECK_S) -> T:
+        """``load()``, read again at most every ``max_age_s``: a fact about the store that every
+        call asks and that changes rarely (how far the state snapshot is complete, per tenant)."""
+        now = time.monotonic()
+        known = self._remembered.get(key)
+        if known is not None and now - known[0] < max_age_s:
+            return cast(T, known[1])
+        value = load()
+        self._remembered[key] = (now, value)
+        return value
+
+    def forget(self, key: Hashable) -> None:
+        """The next ``remembered(key, ...)`` reads again (this process just changed the fact)."""
+        self._remembered.pop(key, None)
+
     # --- statements: all values travel as bound parameters ----------------------------------
 
     @contextmanager
@@ -338,8 +355,9 @@ class Store:
     @staticmethod
     @contextmanager
     def background() -> Iterator[None]:
-        """This thread's reads inside the block wait until no other read is waiting (the alert
-        evaluator: a dashboard's read waits for one of its statements at most, never its queue)."""
+        """This thread's statements inside the block wait until no read is waiting (the alert
+        evaluator, the state snapshot's keeper: a dashboard's read waits for one of their statements
+        at most, never their queue)."""
         outer = getattr(_background, "active", False)
         _background.active = True
         try:
@@ -382,8 +400,8 @@ class Store:
         read = read and not writer
         caller = _caller.get() if read else None
         settings: dict[str, Any] = {}
-        background = read and getattr(_background, "active", False)
-        with self._lock.held(writer=not read, caller=caller, background=background):
+        background = not writer and getattr(_background, "active", False)
+        with self._lock.held(writer=not read and not background, caller=caller, background=background):
             if caller is not None and caller.gone.is_set():
                 raise CallerGone("the caller left before its read started")
             if caller is not None:

@@ -395,6 +395,65 @@ ALERT_CURSORS = Table(
 )
 
 
+# --- Migration 10: the state snapshot --------------------------------------------------------------
+# Per transaction, what its events say against the workflow definitions, except what depends on the
+# moment asked about (``state/rules.DERIVED``), kept up to date off the ingest path by the collector
+# (``state/snapshot.py``) for what changed: the pages read it instead of deriving every transaction's
+# state on every call. Which definitions it was derived with and up to when it is complete: per
+# tenant, in ``state_marks``.
+TIME = aggregates.TIME
+TRANSACTION_STATES = Table(
+    name="transaction_states",
+    columns=f"""
+    tenant LowCardinality(String),
+    transaction_id String,
+    workflow LowCardinality(String),
+    started_at {TIME},
+    last_activity {TIME},
+    systems Array(String),
+    event_count UInt64,
+    error_count UInt64,
+    retry_count UInt64,
+    amount Nullable(Float64),
+    currency LowCardinality(String),
+    completed_at Nullable({TIME}),
+    failed_at Nullable({TIME}),
+    missing Array(String),
+    violations Array(Tuple(String, String, String)),
+    sla_limit Float64,
+    has_workflow UInt8,
+    stuck_after Float64,
+    last_progress {TIME},
+    waiting Array(String),
+    waiting_systems Array(String),
+    due_since Array({TIME}),
+    waiting_within Array(Float64),
+    version UInt64
+    """,
+    order_by="(tenant, transaction_id)",
+    month_column=None,
+    ttl_column="last_activity",  # expires with the transaction's rollup
+    shard_key="cityHash64(tenant, transaction_id)",
+    version_column="version",
+)
+
+STATE_MARKS = Table(
+    name="state_marks",
+    columns=f"""
+    tenant LowCardinality(String),
+    definitions String,
+    covered_until {TIME},
+    version UInt64
+    """,
+    order_by="tenant",
+    month_column=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -555,6 +614,10 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *create_table(ALERT_BASELINES, cluster, None),
                 *create_table(ALERT_CURSORS, cluster, None),
             ],
+        ),
+        (
+            10,
+            [*create_table(TRANSACTION_STATES, cluster, ttl_days), *create_table(STATE_MARKS, cluster, None)],
         ),
     ]
 

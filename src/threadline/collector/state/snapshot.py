@@ -1,0 +1,249 @@
+"""The state snapshot: what the rules derive for every transaction, kept up to date off the ingest path.
+
+Deriving the state of millions of transactions again on every page read costs seconds of CPU, and
+the embedded engine runs one statement at a time: a few dashboards queued behind each other for
+minutes (issue 16). Almost none of those transactions changed since the last read. So a keeper (a
+thread of the collector, ``StateKeeper``) keeps ``transaction_states``: every few seconds it derives
+again the transactions an event was received for since its last pass (all of them on its first
+pass, or when the definitions changed), and records per tenant up to when the snapshot is complete
+(``state_marks``). A read (``summary``) takes the snapshot's rows and derives only the transactions
+changed since that mark itself (``rules.summary_sql(snapshot=True)``): the answer never lags
+ingest, and is the answer the rules give from the rollups (a test holds the two paths to each
+other). What depends on the moment asked about (stuck, the SLA clock) and the operators'
+resolutions are applied at read time, to both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from ..cursors import AFTER_EVERY_ID
+from ..metrics import TENANT_LABEL
+from ..schema import EARLIEST, LATEST
+from ..storage import Store, StoreUnavailable
+from ..workflows import Workflows
+from .rules import (
+    CHANGED_FACTS,
+    DERIVED,
+    DERIVED_COLUMNS,
+    PARAMETERS,
+    ROLLUP_FACTS,
+    WorkflowParameters,
+    summary_sql,
+)
+
+logger = logging.getLogger("threadline.collector")
+
+# What was received this long before a pass began counts as changed after it: a ClickHouse server
+# takes inserts from several collectors (each stamps its events received before storing them) and
+# shows them on every node a moment later. One embedded store needs none: a write holds the store
+# from before it stamps its events until they are stored, so a pass that began after the stamp
+# reads them.
+SERVER_MARGIN = dt.timedelta(seconds=30)
+
+
+def margin(store: Store) -> dt.timedelta:
+    return dt.timedelta(0) if store.embedded else SERVER_MARGIN
+
+
+MARK = """
+SELECT definitions, covered_until FROM state_marks FINAL WHERE tenant = {tenant:String}
+"""
+SET_MARK = """
+INSERT INTO state_marks (tenant, definitions, covered_until, version)
+VALUES ({tenant:String}, {definitions:String}, {covered_until:DateTime64(6, 'UTC')}, {version:UInt64})
+"""
+TENANTS = "SELECT DISTINCT tenant FROM transaction_rollups"
+
+# A pass over every transaction is cut into statements that each derive about
+# TRANSACTIONS_PER_SLICE of them, through the sort key, so reads and writes get the store in between.
+# The boundaries come from a sample of the ids.
+SLICE = "transaction_id >= {low:String} AND transaction_id < {high:String}"
+TRANSACTIONS_PER_SLICE = 250_000
+SAMPLE_EVERY = 256
+ID_SAMPLE = f"""
+SELECT transaction_id FROM transaction_rollups
+WHERE tenant = {{tenant:String}} AND cityHash64(transaction_id) % {SAMPLE_EVERY} = 0
+ORDER BY transaction_id
+"""
+
+_COLUMNS = ", ".join(DERIVED_COLUMNS)
+_KEEP = f"""
+INSERT INTO transaction_states (tenant, {_COLUMNS}, version)
+{PARAMETERS}
+SELECT {{tenant:String}}, {_COLUMNS}, {{version:UInt64}}
+FROM ({{derived}})
+"""
+# Keep the transactions changed since the mark (every stored event counts: as of the far future).
+KEEP_CHANGED = _KEEP.replace("{derived}", DERIVED.format(facts=CHANGED_FACTS.replace("{scope}", "")))
+# Keep one slice of every transaction.
+KEEP_SLICE = _KEEP.replace(
+    "{derived}",
+    DERIVED.format(facts=ROLLUP_FACTS.replace("{open_only}", "").replace("{scope}", f"AND ({SLICE})")),
+)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The snapshot of a tenant holds every transaction as ``definitions`` derive it from every
+    event received before ``covered_until``."""
+
+    definitions: str
+    covered_until: dt.datetime
+
+
+def slices(store: Store, tenant: str) -> list[dict[str, str]]:
+    """The slices a pass over every transaction of the tenant is cut into, as bound parameters."""
+    sample = [row["transaction_id"] for row in store.rows(ID_SAMPLE, {"tenant": tenant})]
+    count = max(1, round(len(sample) * SAMPLE_EVERY / TRANSACTIONS_PER_SLICE))
+    bounds = ["", *(sample[len(sample) * part // count] for part in range(1, count)), AFTER_EVERY_ID]
+    return [{"low": low, "high": high} for low, high in itertools.pairwise(bounds)]
+
+
+def read_mark(store: Store, tenant: str) -> Mark | None:
+    rows = store.rows(MARK, {"tenant": tenant})
+    if not rows or not rows[0]["definitions"]:
+        return None
+    covered = rows[0]["covered_until"]
+    return Mark(rows[0]["definitions"], covered.replace(tzinfo=dt.UTC) if covered.tzinfo is None else covered)
+
+
+def _mark_key(tenant: str) -> tuple[str, str]:
+    return ("state_mark", tenant)
+
+
+def _set_mark(store: Store, tenant: str, definitions: str, covered_until: dt.datetime) -> None:
+    store.command(
+        SET_MARK,
+        {
+            "tenant": tenant,
+            "definitions": definitions,
+            "covered_until": covered_until,
+            "version": time.time_ns() // 1000,
+        },
+    )
+    store.forget(_mark_key(tenant))
+
+
+def summary(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    as_of: dt.datetime,
+    open_only: bool = False,
+    scope: str = "",
+    rollup_scope: bool = False,
+    **extra: Any,
+) -> tuple[str, dict[str, Any]]:
+    """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
+    parameters: from the snapshot wherever it holds these definitions, else derived from the rollups
+    (always when ``scope`` reads the rollups' own columns: ``rollup_scope``)."""
+    definitions = WorkflowParameters.of(workflows)
+    parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
+    complete = store.aggregates_complete()
+    readable = complete and not rollup_scope
+    mark = store.remembered(_mark_key(tenant), lambda: read_mark(store, tenant)) if readable else None
+    snapshot = mark is not None and mark.definitions == definitions.digest
+    if mark is not None and snapshot:
+        parameters["snapshot_since"] = mark.covered_until - margin(store)
+    sql = summary_sql(aggregates_complete=complete, open_only=open_only, scope=scope, snapshot=snapshot)
+    return sql, parameters
+
+
+def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | None = None) -> int:
+    """Bring the tenant's snapshot up to date with every event received before ``now``; the number
+    of statements it took (each derives the changed transactions, or a slice of all of them)."""
+    began = now or dt.datetime.now(dt.UTC)
+    definitions = WorkflowParameters.of(workflows)
+    mark = read_mark(store, tenant) if store.aggregates_complete() else None
+    base = {**definitions.values, "tenant": tenant, "as_of": LATEST, "version": time.time_ns() // 1000}
+    if mark is not None and mark.definitions == definitions.digest:
+        store.command(KEEP_CHANGED, {**base, "snapshot_since": mark.covered_until - margin(store)})
+        statements = 1
+    else:
+        if mark is not None:  # derived with other definitions: not read again until derived anew
+            _set_mark(store, tenant, "", EARLIEST)
+        parts = slices(store, tenant) if store.aggregates_complete() else []
+        for part in parts:
+            store.command(KEEP_SLICE, {**base, **part})
+        statements = len(parts)
+        if not parts:
+            return 0  # nothing to keep yet, or the aggregates are still being filled
+    _set_mark(store, tenant, definitions.digest, began)
+    return statements
+
+
+class StateKeeper:
+    """Keeps every tenant's snapshot up to date, every ``interval`` seconds, in a background thread
+    whose statements wait for the dashboard's reads (``Store.background``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Callable[[], Workflows],
+        interval: float,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.workflows = workflows
+        self.interval = interval
+        self.covered_until = Gauge(
+            "threadline_state_snapshot_covered_until_seconds",
+            "Unix time up to which the state snapshot holds every received event, per tenant "
+            "(reads derive what came since themselves: a lag costs read time, never correctness)",
+            [TENANT_LABEL],
+            registry=registry,
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="threadline-state-keeper", daemon=True)
+
+    def start(self) -> StateKeeper:
+        if self.interval > 0:
+            self._thread.start()
+        else:
+            logger.warning("threadline: THREADLINE_STATE_INTERVAL=0: every read derives every state again")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(60)
+
+    def keep_every_tenant(self) -> None:
+        workflows = self.workflows()
+        for tenant in sorted(row["tenant"] for row in self.store.rows(TENANTS)):
+            if self._stop.is_set():
+                return
+            started = time.monotonic()
+            began = dt.datetime.now(dt.UTC)
+            statements = keep(self.store, workflows, tenant, began)
+            if statements:
+                self.covered_until.labels(tenant).set(began.timestamp())
+            if statements > 1:
+                logger.info(
+                    "threadline: state snapshot of tenant %r derived in %d slices, %.1f s",
+                    tenant,
+                    statements,
+                    time.monotonic() - started,
+                )
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                with Store.background():
+                    self.keep_every_tenant()
+            except StoreUnavailable as error:
+                logger.warning("threadline: state snapshot not kept, the store is unavailable: %s", error)
+            except Exception:
+                logger.exception("threadline: keeping the state snapshot failed; reads derive the state")
+            self._stop.wait(max(self.interval - (time.monotonic() - started), 0.1 * self.interval))

@@ -1,0 +1,141 @@
+"""The state snapshot gives the answers the rules derive from the rollups, whatever changed since
+it was last kept: new events, links between transactions, other definitions, a moment in the past.
+
+Each check asks the real embedded engine the same question twice, once through the snapshot and
+once deriving every transaction again (the path a store without a snapshot takes), and compares
+every row: the operations queue (every state, open only) and the overview's figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.support.traffic import NOW, Traffic
+from threadline.collector.config import EXAMPLE_WORKFLOWS
+from threadline.collector.schema import EARLIEST, LATEST, parse_batch
+from threadline.collector.state import snapshot
+from threadline.collector.state.overview import FIGURES
+from threadline.collector.state.rules import AMOUNT_AT_RISK, summary_sql
+from threadline.collector.state.transactions import LIST
+from threadline.collector.storage import Store
+from threadline.collector.storage.writes import store_events
+from threadline.collector.workflows import Workflows, load
+
+TENANT = "acme"
+QUEUE: dict[str, Any] = {
+    "workflow": "",
+    "states": [],
+    "system": "",
+    "breached": -1,
+    "with_violations": False,
+    "attention": False,
+    "since": EARLIEST,
+    "until": LATEST,
+    "after_time": LATEST,
+    "after_id": "",
+    "limit": 100_000,
+}
+OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST}
+MOMENTS = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(hours=3))
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"chdb://{tmp_path / 'store'}").open()
+    yield opened
+    opened.close()
+
+
+def send(store: Store, workflows: Workflows, events: list[dict[str, Any]]) -> None:
+    # Events from further ahead than the collector allows are refused at ingest: not sent here either.
+    allowed = events
+    parsed = parse_batch(orjson.dumps({"events": allowed}))
+    store_events(store, TENANT, parsed, "json", workflows.key_rules)
+
+
+def answers(store: Store, workflows: Workflows, as_of: dt.datetime, snapshot_path: bool) -> dict[str, Any]:
+    """Every row of the queue (all, and open only) and of the overview, by one path or the other."""
+    found: dict[str, Any] = {}
+    for name, template, bound, open_only in (
+        ("queue", LIST, QUEUE, False),
+        ("open queue", LIST, {**QUEUE, "states": ["stuck", "in_progress"]}, True),
+        ("overview", FIGURES, OVERVIEW, False),
+    ):
+        summary, parameters = snapshot.summary(store, workflows, TENANT, as_of, open_only=open_only, **bound)
+        assert "transaction_states" in summary  # the snapshot is kept with these definitions
+        if not snapshot_path:
+            summary = summary_sql(open_only=open_only)
+        rows = store.rows(template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK), parameters)
+        found[name] = sorted(rows, key=repr)
+    return found
+
+
+def same(expected: Any, got: Any, column: str = "") -> bool:
+    """Equal; sums of floats up to their order (the two paths add rows in different orders), and a
+    transaction's systems in any order (a set: the API sorts it)."""
+    if column == "systems":
+        return sorted(expected) == sorted(got)
+    if isinstance(expected, float) and isinstance(got, float):
+        return math.isclose(expected, got, rel_tol=1e-12) or (math.isnan(expected) and math.isnan(got))
+    if isinstance(expected, list | tuple) and isinstance(got, list | tuple):
+        return len(expected) == len(got) and all(same(e, g) for e, g in zip(expected, got, strict=True))
+    return type(expected) is type(got) and expected == got
+
+
+def assert_same(store: Store, workflows: Workflows) -> None:
+    for as_of in MOMENTS:
+        derived = answers(store, workflows, as_of, snapshot_path=False)
+        kept = answers(store, workflows, as_of, snapshot_path=True)
+        for name, rows in derived.items():
+            assert len(kept[name]) == len(rows), f"{name} as of {as_of}"
+            for expected, got in zip(rows, kept[name], strict=True):
+                differing = {k: (v, got[k]) for k, v in expected.items() if not same(v, got[k], k)}
+                assert not differing, f"{name} as of {as_of}: {differing}"
+        assert derived["queue"], "the traffic made transactions"
+
+
+def test_reads_through_the_snapshot_answer_as_the_rules_do_from_the_rollups(store: Store) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=20261127)
+    batches = [
+        [e for n in range(start, start + 60) for e in traffic.transaction(n)] for start in (0, 60, 120)
+    ]
+
+    send(store, workflows, batches[0])
+    assert snapshot.keep(store, workflows, TENANT) >= 1  # the first pass: every transaction
+    assert_same(store, workflows)  # every state read from the snapshot
+
+    send(store, workflows, batches[1])  # new transactions, and events of kept ones: links too
+    assert_same(store, workflows)  # the changed ones derived again at read time
+
+    assert snapshot.keep(store, workflows, TENANT) == 1  # one statement: what changed
+    send(store, workflows, batches[2])
+    assert_same(store, workflows)
+
+
+def test_other_definitions_are_derived_again_before_the_snapshot_is_read(
+    store: Store, tmp_path: Path
+) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=7)
+    send(store, workflows, [e for n in range(80) for e in traffic.transaction(n)])
+    snapshot.keep(store, workflows, TENANT)
+    # Stuck after 10 minutes instead of an hour, no SLA: every state the snapshot holds is stale.
+    text = EXAMPLE_WORKFLOWS.read_text().replace("stuck_after: 1h", "stuck_after: 10m")
+    text = text.replace("sla: 4h", "sla: 30m")
+    assert text != EXAMPLE_WORKFLOWS.read_text()
+    changed_file = tmp_path / "workflows.yaml"
+    changed_file.write_text(text)
+    changed = load(changed_file)
+
+    summary, _ = snapshot.summary(store, changed, TENANT, NOW)
+    assert "transaction_states" not in summary  # not read until derived with these definitions
+    snapshot.keep(store, changed, TENANT)
+    assert_same(store, changed)
