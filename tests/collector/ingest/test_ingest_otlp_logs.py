@@ -28,8 +28,10 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from tests.collector.ingest.test_ingest_metrics import ACCEPTED, DUPLICATES, RECEIVED
 from tests.support.collector_process import ROOT, CollectorProcess
 from tests.support.ingest import (
+    MetricsSnapshot,
     assert_error,
     assert_rpc_error,
     event_count,
@@ -121,7 +123,10 @@ def test_the_official_python_exporter_delivers_log_records_as_business_events(
             event_name="crm.opportunity.won",
             severity_number=SeverityNumber.INFO,
             body="opportunity won",
-            attributes=_business(key, **{"threadline.amount": 129.5, "customer.tier": "gold"}),
+            attributes=_business(
+                key,
+                **{"threadline.amount": 129.5, "customer.tier": "gold", "customer_email": "jane@example.com"},
+            ),
         )
         try:
             raise TimeoutError("NetSuite did not answer within 30s")
@@ -148,7 +153,8 @@ def test_the_official_python_exporter_delivers_log_records_as_business_events(
         129.5,
         "otlp_logs",
     )
-    assert won["attributes"] == {"customer.tier": "gold"}
+    assert won["attributes"]["customer.tier"] == "gold"
+    assert won["attributes"]["customer_email"].startswith("redacted:")  # a sensitive key, as for spans
     assert (validated["system"], validated["status"]) == ("netsuite", "error")
     assert validated["error"]["kind"] == "timeout"  # TimeoutError: the SDK's rule for spans, too
     assert validated["error"]["message"] == "NetSuite did not answer within 30s"
@@ -175,6 +181,8 @@ def test_otlp_json_with_hex_ids_is_accepted_and_takes_the_record_s_defaults(http
         _json_record(
             "", _business(key, **{"threadline.step": "support.entitlement.created"}), severityNumber=21
         ),
+        # No event name but the attribute that carried it before OTLP 1.5.
+        _json_record("", _business(key, **{"event.name": "cpq.quote.approved"})),
         _json_record("", {"http.route": "/health"}, body={"stringValue": "GET /health 200"}),
     )
 
@@ -188,6 +196,7 @@ def test_otlp_json_with_hex_ids_is_accepted_and_takes_the_record_s_defaults(http
         "erp.order.created",
         "billing.subscription.activated",
         "support.entitlement.created",
+        "cpq.quote.approved",
     }
     created = events["erp.order.created"]
     assert (created["system"], created["status"], created["timestamp"]) == (
@@ -231,7 +240,7 @@ def test_invalid_business_records_are_counted_in_partial_success_and_the_others_
     assert set(_events(http, key)) == {"crm.opportunity.won"}
 
 
-def test_a_record_exported_twice_is_stored_once(http: httpx.Client) -> None:
+def test_a_record_exported_twice_is_stored_once_and_counted_a_duplicate(http: httpx.Client) -> None:
     key, trace_id, span_id = unique_key("OPP"), new_trace_id(), new_span_id()
     body = orjson.dumps(
         _json_request(
@@ -241,12 +250,19 @@ def test_a_record_exported_twice_is_stored_once(http: httpx.Client) -> None:
             _json_record("cpq.quote.approved", _business(key), trace_id=trace_id, span_id=span_id),
         )
     )
+    before = MetricsSnapshot.scrape(http)
 
     for _ in range(2):  # an exporter retry after a lost response
         response = http.post("/v1/logs", content=body, headers=JSON)
         assert response.status_code == 200, response.text
 
     assert event_count(http, key) == 2
+    after = MetricsSnapshot.scrape(http)
+    moved = {
+        name: after.value(name, endpoint="logs") - before.value(name, endpoint="logs")
+        for name in (RECEIVED, ACCEPTED, DUPLICATES)
+    }
+    assert moved == {RECEIVED: 4, ACCEPTED: 2, DUPLICATES: 2}
 
 
 def test_garbage_protobuf_is_refused_400_in_protobuf(http: httpx.Client) -> None:
@@ -302,7 +318,7 @@ def node_sender() -> Path:
         if os.environ.get(REQUIRE_NODE) == "1":
             pytest.fail(f"{reason} ({REQUIRE_NODE}=1)")
         pytest.skip(reason)
-    if not (NODE_SENDER / "node_modules").is_dir():
+    if not (NODE_SENDER / "node_modules" / ".package-lock.json").is_file():  # npm writes it last
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_SENDER, check=True, timeout=600)
     return NODE_SENDER / "send_logs.mjs"
 
