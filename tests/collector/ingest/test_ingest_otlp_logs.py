@@ -225,18 +225,20 @@ def test_invalid_business_records_are_counted_in_partial_success_and_the_others_
         # Business attributes but no correlation id: refused, not dropped unseen.
         _json_record("erp.order.created", {"threadline.workflow": "quote-to-cash"}),
         _json_record("", {"http.route": "/health"}),  # no business event: neither stored nor refused
+        _json_record("erp.customer.validated", _business(key), trace_id="abcd", span_id=new_span_id()),
     )
 
     response = http.post("/v1/logs", content=orjson.dumps(request), headers=JSON)
 
     assert response.status_code == 200, response.text
     partial = response.json()["partialSuccess"]
-    assert int(partial["rejectedLogRecords"]) == 2
+    assert int(partial["rejectedLogRecords"]) == 3
     message = partial["errorMessage"]
     assert "resourceLogs[0].scopeLogs[0].logRecords[1] ('billing.subscription.activated')" in message
     assert "threadline.currency" in message
     assert "logRecords[2] ('erp.order.created'): threadline.correlation_id is required" in message
     assert "logRecords[3]" not in message
+    assert "logRecords[4] ('erp.customer.validated'): traceId must be 16 bytes" in message
     assert set(_events(http, key)) == {"crm.opportunity.won"}
 
 

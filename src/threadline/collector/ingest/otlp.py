@@ -105,6 +105,7 @@ WIRE_NAMES = {
 }
 _KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _STATUS = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}
+BAD_IDS = "traceId must be 16 bytes (32 hex digits) and spanId 8 (16)"
 MAX_TIME_NS = 2**63 - 1  # DateTime64(9) ends in 2262
 # One request is one write to the store, as a batch of JSON events is: the same bound. OpenTelemetry
 # SDKs export 512 spans per request by default, the Collector's batch processor 8192.
@@ -417,9 +418,7 @@ def convert(
     for resource, origin, span in _spans(request, redactor):
         attributes = attributes_of(span.attributes)
         if len(span.trace_id) != 16 or len(span.span_id) != 8:
-            converted.rejected.append(
-                f"span {span.name!r}: traceId must be 16 bytes (32 hex digits) and spanId 8 (16)"
-            )
+            converted.rejected.append(f"span {span.name!r}: {BAD_IDS}")
             continue
         if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS:
             converted.rejected.append(f"span {span.name!r}: start and end times must be before 2262")

@@ -131,11 +131,15 @@ def convert(request: ExportLogsServiceRequest, context: Mapping[str, Any] | None
         attributes = otlp.attributes_of(record.attributes)
         if not any(key.startswith(PREFIX) for key in attributes):
             continue
+        name = event_name(record, attributes)
+        label = f"log record {where}" + (f" ({name[:80]!r})" if name else "")
+        # Ids are optional on a record (one logged outside any span), but a wrong one links nowhere.
+        if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8):
+            converted.rejected.append(f"{label}: {otlp.BAD_IDS}")
+            continue
         try:
             event = validate_event(business_event_fields(record, attributes, resource, where), context)
         except ValidationError as error:
-            name = event_name(record, attributes)
-            label = f"log record {where}" + (f" ({name[:80]!r})" if name else "")
             converted.rejected.append(f"{label}: {otlp.reasons(problems_of(error), WIRE_NAMES)}")
         else:
             converted.events.append(event)
