@@ -4,7 +4,8 @@ Decoding uses the ``opentelemetry-proto`` messages. Every span is kept as a tech
 with ``threadline.correlation_id`` is also a business event (README, "From any OpenTelemetry SDK";
 docs/architecture.md, "The path of an event"), validated by the same rules as the JSON endpoint. A
 span whose business attributes are invalid is still kept as a technical span and reported in the
-response's ``partial_success``.
+response's ``partial_success``. What log records share with spans (decoding, the fields from the
+``threadline.*`` attributes, the error, the words of a refusal) is here too, for ``otlp_logs.py``.
 """
 
 from __future__ import annotations
