@@ -316,6 +316,7 @@ def test_the_openapi_schema_documents_every_endpoint(api: httpx.Client) -> None:
     for path in (
         "/v1/events",
         "/v1/traces",
+        "/v1/logs",
         "/api/transactions/{key}",
         "/api/transactions",
         "/api/overview",

@@ -91,6 +91,7 @@ def http(collector: CollectorProcess) -> Iterator[httpx.Client]:
     [
         ("POST", "/v1/events"),
         ("POST", "/v1/traces"),
+        ("POST", "/v1/logs"),
         ("GET", "/api/transactions"),
         ("GET", "/api/overview"),
         ("GET", "/api/transactions/OPP-1"),

@@ -1,6 +1,6 @@
 """Bad input never crashes the collector, never gets a 5xx, and never touches what was stored.
 
-The whole HTTP API is fuzzed from its own OpenAPI schema (schemathesis), the OTLP endpoint with
+The whole HTTP API is fuzzed from its own OpenAPI schema (schemathesis), the OTLP endpoints with
 random and mutated protobuf, and the JSON contract with extreme values.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +19,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -134,11 +138,34 @@ def valid_request() -> bytes:
     return encode_spans(exporter.get_finished_spans()).SerializeToString()
 
 
+def valid_logs_request() -> bytes:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("fuzz")
+    for n in range(5):
+        logger.emit(
+            event_name="erp.order.created",
+            severity_number=SeverityNumber.ERROR if n % 2 else SeverityNumber.INFO,
+            body={"order": f"SO-{n}", "lines": [n, n + 1]},
+            attributes={
+                "threadline.correlation_id": f"FZ-{n}",
+                "threadline.workflow": "quote-to-cash",
+                "exception.message": "declined",
+                "n": n,
+            },
+        )
+    return encode_logs(exporter.get_finished_logs()).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("path", "make_valid"), [("/v1/traces", valid_request), ("/v1/logs", valid_logs_request)]
+)
 def test_random_and_mutated_protobuf_never_gets_a_server_error(
-    collector: CollectorProcess, before: dict[str, Any]
+    collector: CollectorProcess, before: dict[str, Any], path: str, make_valid: Callable[[], bytes]
 ) -> None:
     rng = random.Random(20261125)
-    valid = valid_request()
+    valid = make_valid()
     bodies = [rng.randbytes(rng.randint(0, 4096)) for _ in range(150)]
     for _ in range(350):
         body = bytearray(valid)
@@ -156,16 +183,16 @@ def test_random_and_mutated_protobuf_never_gets_a_server_error(
         bodies.append(bytes(body))
     with httpx.Client(base_url=collector.url, timeout=30) as client:
         for mangled in bodies:
-            response = client.post(
-                "/v1/traces", content=mangled, headers={"content-type": "application/x-protobuf"}
-            )
+            response = client.post(path, content=mangled, headers={"content-type": "application/x-protobuf"})
             assert response.status_code in (200, 400), (response.status_code, response.text[:300])
     unchanged(collector, before)
 
 
-# Any JSON, under the names an OTLP trace request uses, so that much of it reaches deep into a request.
+# Any JSON, under the names OTLP trace and logs requests use, so that much of it reaches deep into one.
 OTLP_NAMES = [
     *("resourceSpans", "scopeSpans", "spans", "resource", "scope", "attributes", "events", "links"),
+    *("resourceLogs", "scopeLogs", "logRecords", "body", "severityNumber", "eventName"),
+    "observedTimeUnixNano",
     *("key", "value", "name", "status", "code", "message", "kind", "traceId", "spanId"),
     *("stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "kvlistValue", "bytesValue"),
     *("values", "startTimeUnixNano", "endTimeUnixNano", "timeUnixNano", "droppedAttributesCount"),
@@ -190,19 +217,32 @@ def in_a_span(value: Any) -> dict[str, Any]:
     return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
 
 
+def in_a_log_record(value: Any) -> dict[str, Any]:
+    record = {
+        "traceId": "1" * 32,
+        "spanId": "2" * 16,
+        "eventName": "fuzzed",
+        "severityNumber": 17,
+        "attributes": [{"key": "threadline.correlation_id", "value": value}, {"key": "k", "value": value}],
+        "body": value,
+    }
+    return {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+
+
 PYTHON_WORDS = re.compile(r"int\(\)|NoneType|object is not|bytes-like|has no len|Failed to parse|\bdict\b")
 
 
+@pytest.mark.parametrize(("path", "wrap"), [("/v1/traces", in_a_span), ("/v1/logs", in_a_log_record)])
 def test_malformed_otlp_json_gets_a_400_in_words_never_python_s(
-    collector: CollectorProcess, before: dict[str, Any]
+    collector: CollectorProcess, before: dict[str, Any], path: str, wrap: Callable[[Any], dict[str, Any]]
 ) -> None:
     with httpx.Client(base_url=collector.url, timeout=30) as client:
 
-        @given(document=json_values | json_values.map(in_a_span))
+        @given(document=json_values | json_values.map(wrap))
         @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def post(document: Any) -> None:
             body = orjson.dumps(document)
-            response = client.post("/v1/traces", content=body, headers={"content-type": "application/json"})
+            response = client.post(path, content=body, headers={"content-type": "application/json"})
             assert response.status_code in (200, 400), (response.status_code, response.text[:300])
             assert not PYTHON_WORDS.search(response.text), response.text[:500]
 

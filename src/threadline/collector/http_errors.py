@@ -28,7 +28,7 @@ from .storage import CallerGone, ReadTimedOut, StoreUnavailable
 logger = logging.getLogger("threadline.collector")
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
-OTLP_PATHS = frozenset({"/v1/traces"})
+OTLP_PATHS = frozenset({"/v1/traces", "/v1/logs"})
 ERROR_DOMAIN = "threadline"
 # The OTLP specification leaves google.rpc.Status.code to the server: the gRPC code of each status.
 _RPC_CODES = {

@@ -26,7 +26,7 @@ from tests.support.ingest import (
 )
 
 DEFAULT_LIMIT = 16 * 1024 * 1024
-INGEST = ["/v1/events", "/v1/traces"]
+INGEST = ["/v1/events", "/v1/traces", "/v1/logs"]
 
 
 def test_healthz_answers_while_the_process_lives(http: httpx.Client) -> None:

@@ -4,7 +4,8 @@ Decoding uses the ``opentelemetry-proto`` messages. Every span is kept as a tech
 with ``threadline.correlation_id`` is also a business event (README, "From any OpenTelemetry SDK";
 docs/architecture.md, "The path of an event"), validated by the same rules as the JSON endpoint. A
 span whose business attributes are invalid is still kept as a technical span and reported in the
-response's ``partial_success``.
+response's ``partial_success``. What log records share with spans (decoding, the fields from the
+``threadline.*`` attributes, the error, the words of a refusal) is here too, for ``otlp_logs.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
@@ -89,7 +91,7 @@ _FIELDS = {
 # semantic conventions; its attributes are EXCEPTION_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE.
 EXCEPTION_EVENT = "exception"
 # What a refusal names for each field of the event: the span's own words, not the JSON contract's.
-_WIRE_NAMES = {
+WIRE_NAMES = {
     **{name: attribute for attribute, name in _FIELDS.items()},
     "correlation_id": CORRELATION_ID,
     "step": "threadline.step (default: the span name)",
@@ -104,18 +106,19 @@ _WIRE_NAMES = {
 }
 _KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 _STATUS = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}
+BAD_IDS = "traceId must be 16 bytes (32 hex digits) and spanId 8 (16)"
 MAX_TIME_NS = 2**63 - 1  # DateTime64(9) ends in 2262
 # One request is one write to the store, as a batch of JSON events is: the same bound. OpenTelemetry
 # SDKs export 512 spans per request by default, the Collector's batch processor 8192.
 MAX_SPANS_PER_REQUEST = MAX_EVENTS_PER_BATCH
 
 
-_REQUEST = ExportTraceServiceRequest.DESCRIPTOR.name
+RequestT = TypeVar("RequestT", bound=Message)
 logger = logging.getLogger("threadline.collector")
 
 
 class InvalidPayload(ValueError):
-    """The body is not an OTLP trace request: ``field`` says where (``body`` when it is no request at all)."""
+    """The body is no OTLP export request: ``field`` says where (``body`` when it is no request at all)."""
 
     def __init__(self, reason: str, field: str = "body") -> None:
         super().__init__(reason)
@@ -123,32 +126,39 @@ class InvalidPayload(ValueError):
 
 
 def decode(body: bytes, is_json: bool) -> ExportTraceServiceRequest:
-    """The request in ``body``; ``InvalidPayload`` names what is wrong, in the sender's field names."""
-    request = ExportTraceServiceRequest()
+    """The trace request in ``body``; ``InvalidPayload`` names what is wrong, in the sender's field names."""
+    return decode_into(ExportTraceServiceRequest(), body, is_json)
+
+
+def decode_into(request: RequestT, body: bytes, is_json: bool) -> RequestT:
+    """``request`` (an empty OTLP export request) read from ``body``, protobuf or OTLP/JSON."""
+    # The stubs type a generic message's descriptor as the pure-Python or the upb one: the same API.
+    descriptor = cast(Descriptor, request.DESCRIPTOR)
+    name = descriptor.name
     if not is_json:
         try:
             request.ParseFromString(body)
         except DecodeError as error:
             if "depth" in str(error).lower():  # upb: "Exceeded upb_DecodeOptions_MaxDepth"
                 raise InvalidPayload(
-                    f"is not a protobuf {_REQUEST} within protobuf's nesting limit: an attribute value "
+                    f"is not a protobuf {name} within protobuf's nesting limit: an attribute value "
                     f"{otlp_json.too_deep()}"
                 ) from None
-            raise InvalidPayload(f"is not a protobuf {_REQUEST} (it does not decode)") from None
+            raise InvalidPayload(f"is not a protobuf {name} (it does not decode)") from None
         return request
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidPayload(not_json(error)) from None
     try:
-        otlp_json.prepare(document, request.DESCRIPTOR)
+        otlp_json.prepare(document, descriptor)
     except otlp_json.MalformedJson as error:
         raise InvalidPayload(error.reason, error.field) from None
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except json_format.ParseError as error:  # what the check above does not foresee: words for the log only
         logger.info("threadline: an OTLP/JSON body passed the checks but not ParseDict: %s", error)
-        raise InvalidPayload(f"does not parse as an OTLP/JSON {_REQUEST}") from None
+        raise InvalidPayload(f"does not parse as an OTLP/JSON {name}") from None
     return request
 
 
@@ -166,6 +176,11 @@ def encode_response(rejected: int, message: str, as_json: bool) -> bytes:
         response.partial_success.CopyFrom(
             ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
         )
+    return encoded(response, as_json)
+
+
+def encoded(response: Message, as_json: bool) -> bytes:
+    """An export response in the request's encoding: OTLP/JSON or protobuf."""
     if as_json:
         return json_format.MessageToJson(response, indent=None).encode()
     return response.SerializeToString()
@@ -190,24 +205,26 @@ def _value(value: AnyValue, depth: int = 0) -> Any:
     return getattr(value, kind)
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
     if isinstance(value, str):
         return value
     return orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
 
 
-def _attributes(key_values: Any) -> dict[str, Any]:
+def value_of(value: AnyValue, where: str) -> Any:
+    """The value as Python's; ``InvalidPayload`` naming ``where`` when it nests past MAX_VALUE_DEPTH."""
+    try:
+        return _value(value)
+    except _TooDeep:
+        raise InvalidPayload(otlp_json.too_deep(), where) from None
+
+
+def attributes_of(key_values: Any) -> dict[str, Any]:
     """The attributes as Python values; ``InvalidPayload`` naming one nested past MAX_VALUE_DEPTH."""
-    attributes = {}
-    for kv in key_values:
-        try:
-            attributes[kv.key] = _value(kv.value)
-        except _TooDeep:
-            raise InvalidPayload(otlp_json.too_deep(), f"attribute {kv.key[:80]!r}") from None
-    return attributes
+    return {kv.key: value_of(kv.value, f"attribute {kv.key[:80]!r}") for kv in key_values}
 
 
-def _time(nanoseconds: int) -> dt.datetime:
+def time_of(nanoseconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(nanoseconds / 1e9, dt.UTC)
 
 
@@ -223,7 +240,7 @@ def _spans(
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any], Span]]:
     """Each span with its resource's attributes and the columns it shares with its resource and scope."""
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
+        resource = attributes_of(resource_spans.resource.attributes)
         stored_resource = _stored(resource, redactor)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
@@ -231,7 +248,7 @@ def _spans(
                 "resource": stored_resource,
                 "scope_name": scope.name,
                 "scope_version": scope.version,
-                "scope_attributes": _stored(_attributes(scope.attributes), redactor),
+                "scope_attributes": _stored(attributes_of(scope.attributes), redactor),
             }
             for span in scope_spans.spans:
                 yield resource, origin, span
@@ -240,40 +257,58 @@ def _spans(
 def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
     """The JSON-contract fields of a span that carries ``threadline.correlation_id``."""
     fields: dict[str, Any] = {
-        "correlation_id": attributes.get(CORRELATION_ID),
-        "workflow": attributes.get(WORKFLOW),
         "step": span.name,
         "system": resource.get("service.name"),
         "status": "error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
         "event_id": span.trace_id.hex() + span.span_id.hex() if span.trace_id else None,
-        "timestamp": _time(span.start_time_unix_nano) if span.start_time_unix_nano else None,
+        "timestamp": time_of(span.start_time_unix_nano) if span.start_time_unix_nano else None,
     }
     if span.end_time_unix_nano > span.start_time_unix_nano:
         fields["duration_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+    failed = span.status.code == Status.STATUS_CODE_ERROR or attributes.get(STATUS) == "error"
+    exception = _recorded_exception(span)
+    error = error_fields(attributes, failed, exception, span.status.message, exception.get(EXCEPTION_MESSAGE))
+    return attribute_fields(fields, attributes, error, span.trace_id, span.span_id)
+
+
+def attribute_fields(
+    defaults: dict[str, Any],
+    attributes: dict[str, Any],
+    error: dict[str, Any] | None,
+    trace_id: bytes,
+    span_id: bytes,
+    kept_apart: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The event's fields: ``defaults`` from the sender's own record, overridden by the ``threadline.*``
+    attributes; the other attributes (but ``kept_apart``) as the event's attributes, as texts."""
+    fields = {
+        "correlation_id": attributes.get(CORRELATION_ID),
+        "workflow": attributes.get(WORKFLOW),
+        **defaults,
+    }
     for key, name in _FIELDS.items():
         if key in attributes:
             fields[name] = attributes[key]
-    error = _error(span, attributes)
     if error:
         fields["error"] = error
     aliases = {
-        key[len(ALIAS_PREFIX) :]: _text(value)
+        key[len(ALIAS_PREFIX) :]: text_of(value)
         for key, value in attributes.items()
         if key.startswith(ALIAS_PREFIX)
     }
     if aliases:
         fields["aliases"] = aliases
     extra = {
-        key: _text(value)
+        key: text_of(value)
         for key, value in attributes.items()
-        if not key.startswith(PREFIX) and value is not None
+        if not key.startswith(PREFIX) and key not in kept_apart and value is not None
     }
     if extra:
         fields["attributes"] = extra
-    if len(span.trace_id) == 16:
-        fields["trace_id"] = span.trace_id.hex()
-    if len(span.span_id) == 8:
-        fields["span_id"] = span.span_id.hex()
+    if len(trace_id) == 16:
+        fields["trace_id"] = trace_id.hex()
+    if len(span_id) == 8:
+        fields["span_id"] = span_id.hex()
     # An absent attribute is a missing field ("is required"), not a field of the wrong type.
     return {name: value for name, value in fields.items() if value is not None}
 
@@ -281,48 +316,52 @@ def business_event_fields(span: Span, attributes: dict[str, Any], resource: dict
 def _recorded_exception(span: Span) -> dict[str, Any]:
     """The attributes of the last exception recorded on the span, or none."""
     recorded = [event for event in span.events if event.name == EXCEPTION_EVENT]
-    return _attributes(recorded[-1].attributes) if recorded else {}
+    return attributes_of(recorded[-1].attributes) if recorded else {}
 
 
-def _error(span: Span, attributes: dict[str, Any]) -> dict[str, Any] | None:
-    """The event's error: ``threadline.error.*``, else the span status and its recorded exception.
+def error_fields(
+    attributes: dict[str, Any], failed: bool, exception: dict[str, Any], *messages: Any
+) -> dict[str, Any] | None:
+    """The event's error: ``threadline.error.*``, else the record's own ``exception`` attributes and
+    the first of its ``messages`` that says something.
 
     The kind is ``threadline.error.kind``; without it, ``timeout`` for a timeout exception type (the
     SDK's rule), else the default kind. Texts are cut to their limits rather than refused: an OTel
     SDK records whole stack traces, and the event matters more than the end of its trace.
     """
-    failed = span.status.code == Status.STATUS_CODE_ERROR or attributes.get(STATUS) == "error"
     if not failed and ERROR_KIND not in attributes:
         return None
-    exception = _recorded_exception(span)
     exception_type = exception.get(EXCEPTION_TYPE)
     kind = attributes.get(ERROR_KIND)
     if kind is None:
         timeout = isinstance(exception_type, str) and is_timeout_type(exception_type)
         kind = "timeout" if timeout else DEFAULT_ERROR_KIND
-    message = attributes.get(ERROR_MESSAGE) or span.status.message or exception.get(EXCEPTION_MESSAGE) or ""
-    error: dict[str, Any] = {"kind": kind, "message": _text(message)[:MAX_ERROR_MESSAGE]}
+    message = next((text for text in (attributes.get(ERROR_MESSAGE), *messages) if text), "")
+    error: dict[str, Any] = {"kind": kind, "message": text_of(message)[:MAX_ERROR_MESSAGE]}
     if exception_type is not None:
-        error["type"] = _text(exception_type)[:MAX_ERROR_TYPE]
+        error["type"] = text_of(exception_type)[:MAX_ERROR_TYPE]
     if exception.get(EXCEPTION_STACKTRACE) is not None:
-        error["stacktrace"] = _text(exception[EXCEPTION_STACKTRACE])[:MAX_STACKTRACE]
+        error["stacktrace"] = text_of(exception[EXCEPTION_STACKTRACE])[:MAX_STACKTRACE]
     return error
 
 
-def _wire_name(field: str) -> str:
-    """The span attribute (or part) a field of the event came from, for the sender to look at."""
+def wire_name(field: str, names: Mapping[str, str] = WIRE_NAMES) -> str:
+    """The attribute (or part of the record) a field of the event came from, for the sender to look at."""
     head, _, rest = field.partition(".")
     if head == "aliases" and rest:
         return ALIAS_PREFIX + rest
     if head == "attributes" and rest:
         return f"attribute {rest}"
-    return _WIRE_NAMES.get(field, field)
+    return names.get(field, field)
+
+
+def reasons(problems: list[Problem], names: Mapping[str, str] = WIRE_NAMES) -> str:
+    return "; ".join(f"{wire_name(problem.field, names)} {problem.reason}" for problem in problems)
 
 
 def refusal(span: Span, problems: list[Problem]) -> str:
     """Why the span's business event was refused, naming the span and each attribute."""
-    reasons = "; ".join(f"{_wire_name(problem.field)} {problem.reason}" for problem in problems)
-    return f"span {span.name!r} ({span.span_id.hex()}): {reasons}"
+    return f"span {span.name!r} ({span.span_id.hex()}): {reasons(problems)}"
 
 
 def _redacted(attributes: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
@@ -340,7 +379,7 @@ def _span_events(span: Span, redactor: Redactor | None) -> str:
             {
                 "name": event.name,
                 "time_unix_nano": event.time_unix_nano,
-                "attributes": _redacted(_attributes(event.attributes), redactor),
+                "attributes": _redacted(attributes_of(event.attributes), redactor),
             }
             for event in span.events
         ]
@@ -353,7 +392,7 @@ def _span_links(span: Span, redactor: Redactor | None) -> str:
             {
                 "trace_id": link.trace_id.hex(),
                 "span_id": link.span_id.hex(),
-                "attributes": _redacted(_attributes(link.attributes), redactor),
+                "attributes": _redacted(attributes_of(link.attributes), redactor),
             }
             for link in span.links
         ]
@@ -378,11 +417,9 @@ def convert(
     converted = Converted()
     received_at = dt.datetime.now(dt.UTC)
     for resource, origin, span in _spans(request, redactor):
-        attributes = _attributes(span.attributes)
+        attributes = attributes_of(span.attributes)
         if len(span.trace_id) != 16 or len(span.span_id) != 8:
-            converted.rejected.append(
-                f"span {span.name!r}: traceId must be 16 bytes (32 hex digits) and spanId 8 (16)"
-            )
+            converted.rejected.append(f"span {span.name!r}: {BAD_IDS}")
             continue
         if max(span.start_time_unix_nano, span.end_time_unix_nano) > MAX_TIME_NS:
             converted.rejected.append(f"span {span.name!r}: start and end times must be before 2262")
@@ -404,10 +441,10 @@ def convert(
                 "span_id": span.span_id.hex(),
                 "parent_span_id": span.parent_span_id.hex(),
                 "name": span.name,
-                "service": _text(resource.get("service.name", "")),
+                "service": text_of(resource.get("service.name", "")),
                 "kind": _KINDS.get(span.kind, "unspecified"),
-                "start_time": _time(span.start_time_unix_nano),
-                "end_time": _time(span.end_time_unix_nano),
+                "start_time": time_of(span.start_time_unix_nano),
+                "end_time": time_of(span.end_time_unix_nano),
                 "duration_ms": max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
                 "status_code": _STATUS.get(span.status.code, "unset"),
                 "status_message": span.status.message,

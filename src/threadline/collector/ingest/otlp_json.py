@@ -39,7 +39,7 @@ HEX_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 MAX_VALUE_DEPTH = 16
 _NESTING = frozenset({"ArrayValue", "KeyValueList"})
 # What names an element of a list, to point the sender at it: a span by name, an attribute by key.
-_LABELS = {"Span": "name", "KeyValue": "key", "Event": "name"}
+_LABELS = {"Span": "name", "KeyValue": "key", "Event": "name", "LogRecord": "eventName"}
 
 
 class MalformedJson(ValueError):

@@ -1,4 +1,5 @@
-"""Ingest endpoints: ``POST /v1/events`` (the JSON contract) and ``POST /v1/traces`` (OTLP/HTTP).
+"""Ingest endpoints: ``POST /v1/events`` (the JSON contract), ``POST /v1/traces`` and ``POST /v1/logs``
+(OTLP/HTTP).
 
 Bodies are read with a size limit measured after decompression, so a gzip bomb is refused
 (413) without ever being inflated in full. A request is answered 2xx only once the store has
@@ -10,6 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -17,8 +21,9 @@ from pydantic import BaseModel, Field
 
 from ..auth import enforce_rate, require
 from ..http_errors import PROTOBUF_TYPES, ApiError, media_type
-from ..ingest import otlp, undefined
-from ..schema import InvalidBatch, Problem, clock, parse_batch
+from ..ingest import otlp, otlp_logs, undefined
+from ..ingest.writer import WriteResult
+from ..schema import BusinessEvent, InvalidBatch, Problem, clock, parse_batch
 from ..service import Collector
 from .dependencies import CollectorDep, PrincipalDep
 
@@ -140,41 +145,101 @@ async def post_events(request: Request, collector: CollectorDep, principal: Prin
     return IngestResult(accepted=result.accepted, duplicates=result.duplicates, warnings=warnings)
 
 
-@router.post(
-    "/v1/traces",
-    summary="OTLP/HTTP trace export (protobuf or JSON)",
-    response_class=Response,
-    responses={
-        200: {"content": {"application/x-protobuf": {}, "application/json": {}}},
-        400: {},
-        413: {"description": f"Over the body size limit, or more than {otlp.MAX_SPANS_PER_REQUEST} spans"},
-        415: {},
-        429: {},
-    },
-)
-async def post_traces(request: Request, collector: CollectorDep, principal: PrincipalDep) -> Response:
-    """Accept an ``ExportTraceServiceRequest``; answer an ``ExportTraceServiceResponse``."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class _Signal:
+    """One OTLP signal this collector receives, as its refusals and metrics name it."""
+
+    endpoint: str  # the `endpoint` label of the ingest metrics
+    items: str  # what a request carries
+    list_field: str  # where in the request they are
+    limit: int  # how many one request may carry
+    source: str  # what the stored events say they came by
+
+    @property
+    def responses(self) -> dict[int | str, dict[str, Any]]:
+        return {
+            200: {"content": {"application/x-protobuf": {}, "application/json": {}}},
+            400: {},
+            413: {"description": f"Over the body size limit, or more than {self.limit} {self.items}"},
+            415: {},
+            429: {},
+        }
+
+    @property
+    def too_many(self) -> str:
+        return "too_many_" + self.items.replace(" ", "_")
+
+
+_TRACES = _Signal("traces", "spans", "resourceSpans", otlp.MAX_SPANS_PER_REQUEST, "otlp")
+_LOGS = _Signal("logs", "log records", "resourceLogs", otlp_logs.MAX_LOG_RECORDS_PER_REQUEST, "otlp_logs")
+# How many refusal reasons a partial success spells out; the count covers them all.
+_MAX_REASONS = 20
+
+
+async def _otlp_body(request: Request, collector: Collector) -> tuple[bytes, bool]:
+    """The body of an OTLP/HTTP request, and whether it is OTLP/JSON (else protobuf)."""
     content_type = media_type(request)
     if content_type not in JSON_TYPES + PROTOBUF_TYPES:
         raise ApiError(
             415, "unsupported_media_type", "send application/x-protobuf or application/json (OTLP)"
         )
-    as_json = content_type in JSON_TYPES
+    return await read_body(request, collector.settings.max_body_bytes), content_type in JSON_TYPES
+
+
+def _within_limit(collector: Collector, signal: _Signal, count: int) -> None:
+    if count > signal.limit:
+        collector.metrics.events_rejected.labels(signal.endpoint, "malformed").inc()
+        reason = f"carries {count} {signal.items}; at most {signal.limit} per request"
+        raise ApiError(
+            413,
+            signal.too_many,
+            f"the request {reason}: send them in smaller batches; nothing was stored",
+            problems=[Problem(field=signal.list_field, reason=reason)],
+        )
+
+
+def _malformed(collector: Collector, signal: _Signal, invalid: otlp.InvalidPayload) -> ApiError:
+    collector.metrics.events_rejected.labels(signal.endpoint, "malformed").inc()
+    problems = [Problem(field=invalid.field, reason=str(invalid))]
+    return ApiError(400, "invalid_otlp", f"{invalid.field} {invalid}", problems=problems)
+
+
+def _count_received(collector: Collector, signal: _Signal, events: int, rejected: int) -> None:
+    collector.metrics.events_received.labels(signal.endpoint).inc(events + rejected)
+    if rejected:
+        collector.metrics.events_rejected.labels(signal.endpoint, "invalid").inc(rejected)
+
+
+def _count_stored(
+    collector: Collector, signal: _Signal, result: WriteResult, events: list[BusinessEvent], started: float
+) -> None:
+    metrics = collector.metrics
+    metrics.events_accepted.labels(signal.endpoint).inc(result.accepted)
+    metrics.duplicates.labels(signal.endpoint).inc(result.duplicates)
+    metrics.batch_seconds.labels(signal.endpoint).observe(time.perf_counter() - started)
+    undefined.count(metrics, signal.endpoint, undefined.warnings(collector.workflows, events))
+
+
+def _otlp_answer(encode: Callable[[int, str, bool], bytes], rejected: list[str], as_json: bool) -> Response:
+    """The export response: a partial success counting the refused, with the first reasons."""
+    content = encode(len(rejected), "; ".join(rejected[:_MAX_REASONS]), as_json)
+    return Response(content=content, media_type="application/json" if as_json else "application/x-protobuf")
+
+
+@router.post(
+    "/v1/traces",
+    summary="OTLP/HTTP trace export (protobuf or JSON)",
+    response_class=Response,
+    responses=_TRACES.responses,
+)
+async def post_traces(request: Request, collector: CollectorDep, principal: PrincipalDep) -> Response:
+    """Accept an ``ExportTraceServiceRequest``; answer an ``ExportTraceServiceResponse``."""
+    started = time.perf_counter()
     tenant = principal.tenant
-    body = await read_body(request, collector.settings.max_body_bytes)
+    body, as_json = await _otlp_body(request, collector)
     try:
         request_message = await run_in_threadpool(otlp.decode, body, as_json)
-        spans = otlp.span_count(request_message)
-        if spans > otlp.MAX_SPANS_PER_REQUEST:
-            collector.metrics.events_rejected.labels("traces", "malformed").inc()
-            reason = f"carries {spans} spans; at most {otlp.MAX_SPANS_PER_REQUEST} per request"
-            raise ApiError(
-                413,
-                "too_many_spans",
-                f"the request {reason}: send them in smaller batches; nothing was stored",
-                problems=[Problem(field="resourceSpans", reason=reason)],
-            )
+        _within_limit(collector, _TRACES, otlp.span_count(request_message))
         converted = await run_in_threadpool(
             otlp.convert,
             request_message,
@@ -184,23 +249,40 @@ async def post_traces(request: Request, collector: CollectorDep, principal: Prin
             collector.workflows.key_rules,
         )
     except otlp.InvalidPayload as invalid:
-        collector.metrics.events_rejected.labels("traces", "malformed").inc()
-        problems = [Problem(field=invalid.field, reason=str(invalid))]
-        raise ApiError(400, "invalid_otlp", f"{invalid.field} {invalid}", problems=problems) from None
-    metrics = collector.metrics
-    metrics.events_received.labels("traces").inc(len(converted.events) + len(converted.rejected))
-    if converted.rejected:
-        metrics.events_rejected.labels("traces", "invalid").inc(len(converted.rejected))
+        raise _malformed(collector, _TRACES, invalid) from None
+    _count_received(collector, _TRACES, len(converted.events), len(converted.rejected))
     enforce_rate(principal, len(converted.spans))
-    result = await collector.writer.submit(
-        tenant, "otlp", collector.redact(converted.events), converted.spans, collector.workflows.key_rules
-    )
-    metrics.events_accepted.labels("traces").inc(result.accepted)
-    metrics.duplicates.labels("traces").inc(result.duplicates)
-    metrics.batch_seconds.labels("traces").observe(time.perf_counter() - started)
-    undefined.count(metrics, "traces", undefined.warnings(collector.workflows, converted.events))
-    message = "; ".join(converted.rejected[:20])
-    return Response(
-        content=otlp.encode_response(len(converted.rejected), message, as_json),
-        media_type="application/json" if as_json else "application/x-protobuf",
-    )
+    events, rules = collector.redact(converted.events), collector.workflows.key_rules
+    result = await collector.writer.submit(tenant, _TRACES.source, events, converted.spans, rules)
+    _count_stored(collector, _TRACES, result, converted.events, started)
+    return _otlp_answer(otlp.encode_response, converted.rejected, as_json)
+
+
+@router.post(
+    "/v1/logs",
+    summary="OTLP/HTTP logs export (protobuf or JSON): log records with threadline.* attributes",
+    response_class=Response,
+    responses=_LOGS.responses,
+)
+async def post_logs(request: Request, collector: CollectorDep, principal: PrincipalDep) -> Response:
+    """Accept an ``ExportLogsServiceRequest``; answer an ``ExportLogsServiceResponse``.
+
+    A log record with ``threadline.*`` attributes is a business event, as a span is (README, "OTLP
+    logs"); a record refused is counted in ``partialSuccess`` with its reasons; a record without
+    them is accepted and not stored.
+    """
+    started = time.perf_counter()
+    body, as_json = await _otlp_body(request, collector)
+    try:
+        request_message = await run_in_threadpool(otlp_logs.decode, body, as_json)
+        _within_limit(collector, _LOGS, otlp_logs.record_count(request_message))
+        converted = await run_in_threadpool(otlp_logs.convert, request_message, _clock(collector))
+    except otlp.InvalidPayload as invalid:
+        raise _malformed(collector, _LOGS, invalid) from None
+    _count_received(collector, _LOGS, len(converted.events), len(converted.rejected))
+    # Only business events are stored, so only they count against the key's rate.
+    enforce_rate(principal, len(converted.events))
+    events, rules = collector.redact(converted.events), collector.workflows.key_rules
+    result = await collector.writer.submit(principal.tenant, _LOGS.source, events, rules=rules)
+    _count_stored(collector, _LOGS, result, converted.events, started)
+    return _otlp_answer(otlp_logs.encode_response, converted.rejected, as_json)
