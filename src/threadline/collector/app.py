@@ -24,7 +24,7 @@ from .ingest.webhooks import load as load_webhooks
 from .ingest.writer import Writer
 from .metrics import Metrics
 from .routes import alerts as alert_routes
-from .routes import exception_groups, health, ingest, keys, queries, webhooks
+from .routes import cloud_events, exception_groups, health, ingest, keys, queries, webhooks
 from .service import Collector
 from .shared_reads import SharedReads
 from .storage import Store
@@ -131,6 +131,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
     )
     app.include_router(ingest.router)
     app.include_router(webhooks.router)
+    app.include_router(cloud_events.router)
     app.include_router(queries.router)
     app.include_router(queries.platform)
     app.include_router(exception_groups.router)

@@ -182,9 +182,10 @@ class WebhooksFile(BaseModel):
 class NoMappingMatched(ValueError):
     """No mapping of the source applies to the body; ``problems`` says why, mapping by mapping."""
 
-    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
-        tried = ", ".join(problem.field.split(".")[0] for problem in problems)
-        super().__init__(f"no mapping of source {source!r} matches this body (tried {tried})")
+    def __init__(self, source: str, tried: Sequence[str], problems: Sequence[Problem]) -> None:
+        super().__init__(
+            f"no mapping of source {source!r} matches this body (tried {', '.join(tried) or 'none'})"
+        )
         self.problems = list(problems)
 
 
@@ -208,10 +209,16 @@ def request_document(body: object, headers: Mapping[str, str]) -> dict[str, Any]
 
 
 def first_match(
-    source: str, mappings: Sequence[WebhookMapping], document: Mapping[str, Any], context: Mapping[str, Any]
+    source: str,
+    mappings: Sequence[WebhookMapping],
+    document: Mapping[str, Any],
+    context: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
 ) -> Match:
     """The event of the first mapping whose ``when`` holds for ``document``; raises NoMappingMatched
-    listing every mapping tried, or InvalidMapping naming the mapping and field of a bad value."""
+    listing every mapping tried, or InvalidMapping naming the mapping and field of a bad value.
+
+    ``defaults``: event fields for those the mapping does not give (a CloudEvent's event id)."""
     tried: list[Problem] = []
     for mapping in mappings:
         if mapping.when is not None:
@@ -224,8 +231,8 @@ def first_match(
                 reason = f"{mapping.when.text} is {orjson.dumps(selected).decode()} for this body"
                 tried.append(Problem(field=f"{mapping.name}.when", reason=reason))
                 continue
-        return Match(mapping.name, _event(mapping, document, context))
-    raise NoMappingMatched(source, tried)
+        return Match(mapping.name, _event(mapping, document, context, defaults or {}))
+    raise NoMappingMatched(source, [mapping.name for mapping in mappings], tried)
 
 
 def _truthy(value: object) -> bool:
@@ -233,8 +240,13 @@ def _truthy(value: object) -> bool:
     return value is not None and value is not False and value not in ("", [], {})
 
 
-def _event(mapping: WebhookMapping, document: Mapping[str, Any], context: Mapping[str, Any]) -> BusinessEvent:
-    fields: dict[str, Any] = {}
+def _event(
+    mapping: WebhookMapping,
+    document: Mapping[str, Any],
+    context: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+) -> BusinessEvent:
+    fields: dict[str, Any] = dict(defaults)
     problems: list[Problem] = []
 
     def value(field: str, expression: Expression) -> Any:

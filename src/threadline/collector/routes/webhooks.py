@@ -88,9 +88,12 @@ def match_webhook(
         return webhooks.first_match(source, sender.mappings, document, clock_of(collector))
     except webhooks.NoMappingMatched as unmatched:
         collector.metrics.events_rejected.labels(ENDPOINT, "unmatched").inc()
-        raise ApiError(
-            422, "no_mapping_matched", f"{unmatched}; nothing was stored", unmatched.problems
-        ) from None
+        raise no_mapping(unmatched) from None
     except webhooks.InvalidMapping as invalid:
         collector.metrics.events_rejected.labels(ENDPOINT, "invalid").inc()
         raise ApiError(400, "invalid_event", f"{invalid}; nothing was stored", invalid.problems) from None
+
+
+def no_mapping(unmatched: webhooks.NoMappingMatched) -> ApiError:
+    """422: the body is well formed, but no mapping says what event it is; each one tried, and why."""
+    return ApiError(422, "no_mapping_matched", f"{unmatched}; nothing was stored", unmatched.problems)
