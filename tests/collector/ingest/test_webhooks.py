@@ -377,6 +377,20 @@ def test_a_mapped_value_the_event_contract_refuses_is_a_400_naming_mapping_and_f
     assert http.get(f"/api/transactions/{key}").status_code == 404
 
 
+def test_an_expression_that_fails_on_the_body_is_a_400_naming_mapping_and_field(http: httpx.Client) -> None:
+    key = unique_key("INV")
+    body = stripe_invoice_paid(key)
+    body["data"]["object"]["amount_paid"] = "5200"  # from_minor_units takes a number
+
+    response = post(http, "stripe", body)
+
+    [problem] = assert_error(response, 400, "invalid_event")["problems"]
+    assert problem["field"] == "amount"
+    assert problem["reason"].startswith("mapping 'invoice-paid': from_minor_units(")
+    assert "invalid type for value: 5200" in problem["reason"]
+    assert http.get(f"/api/transactions/{key}").status_code == 404
+
+
 def test_a_required_field_the_body_lacks_is_a_400_naming_mapping_and_field(http: httpx.Client) -> None:
     body = netsuite_sales_order_created("unused")
     del body["record"]["custbody_opportunity_id"]

@@ -120,9 +120,8 @@ JMESPath = Annotated[
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
 
-# The event fields whose value is one expression's result; aliases and attributes are maps of them.
+# The event fields that are text keys: a whole number found for one is taken as its text.
 KEY_FIELDS = ("correlation_id", "correlation_kind", "workflow", "step", "system", "status", "event_id")
-REQUIRED_FIELDS = ("correlation_id", "workflow", "step", "system", "timestamp")
 
 
 class EventExpressions(BaseModel):
@@ -142,6 +141,12 @@ class EventExpressions(BaseModel):
     currency: JMESPath | None = None
     aliases: dict[str, JMESPath] = Field(default_factory=dict)  # kind -> expression
     attributes: dict[str, JMESPath] = Field(default_factory=dict)
+
+
+# The fields a mapping must give (those the event contract requires).
+REQUIRED_FIELDS = frozenset(
+    name for name, field in EventExpressions.model_fields.items() if field.is_required()
+)
 
 
 class WebhookMapping(BaseModel):
@@ -261,9 +266,10 @@ def _event(
     for field, expression in mapping.event:
         if expression is None or field in ("aliases", "attributes"):
             continue
+        failed = len(problems)
         found = value(field, expression)
         if found is None:
-            if field in REQUIRED_FIELDS:
+            if field in REQUIRED_FIELDS and len(problems) == failed:  # (an error is named already)
                 reason = f"mapping {mapping.name!r}: {expression.text} is null for this body"
                 problems.append(Problem(field=field, reason=reason))
             continue
