@@ -151,6 +151,7 @@ def run(scale: str) -> list[Figure]:
     ):
         print(
             f"  collector up on {data.transactions:,} transactions after {server.ready_s:.1f} s, "
+            f"state snapshot kept after {server.snapshot_s:.1f} s, "
             f"first alert evaluation after {server.first_evaluation_s:.1f} s",
             flush=True,
         )

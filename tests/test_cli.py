@@ -73,6 +73,22 @@ def test_the_collector_says_a_workflows_file_does_not_exist(tmp_path: Path) -> N
     assert message == f"threadline collector: {missing}: cannot be read: No such file or directory"
 
 
+def test_the_collector_names_the_file_source_mapping_and_field_of_a_bad_webhook_mapping(
+    tmp_path: Path,
+) -> None:
+    mappings = tmp_path / "webhooks.yaml"
+    mappings.write_text(
+        "sources:\n  crm:\n    mappings:\n      - name: won\n        event: {correlation_id: 'body.['}\n"
+    )
+    result = threadline(
+        "collector", "--port", str(free_port()), cwd=tmp_path, env={"THREADLINE_WEBHOOKS": str(mappings)}
+    )
+    assert refused(result).startswith(
+        f"threadline collector: {mappings}: source 'crm', mapping 'won': event.correlation_id: "
+        "'body.[' is not a JMESPath expression"
+    )
+
+
 def test_the_collector_names_an_unknown_store_scheme_and_the_supported_ones(tmp_path: Path) -> None:
     message = refused(collector(tmp_path, "--store", "postgres://ops:s3cret@db.example:5432/threadline"))
     assert message == (

@@ -45,8 +45,8 @@ def test_the_wheels_provide_threadline_not_the_checkout(installed: FreshVenv, tm
         "-c", "import threadline, threadline.collector; print(*threadline.__path__, sep='\\n')", cwd=tmp_path
     )
     assert paths.splitlines() == [str(installed.site_packages / "threadline")]
-    shipped = installed.site_packages / "threadline" / "collector" / "workflows.example.yaml"
-    assert shipped.is_file()
+    for example in ("workflows.example.yaml", "webhooks.example.yaml"):
+        assert (installed.site_packages / "threadline" / "collector" / example).is_file(), example
 
 
 def test_threadline_collector_runs_from_an_installed_wheel(installed: FreshVenv, tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ def collector(
     from threadline.collector.app import create_app
     from threadline.collector.auth import KeyFileError, load_keys
     from threadline.collector.config import CollectorSettings
+    from threadline.collector.ingest.webhooks import WebhookError
+    from threadline.collector.ingest.webhooks import load as load_webhooks
     from threadline.collector.storage import UnsupportedStore, normalize_dsn, redact_dsn
     from threadline.collector.timeouts import header_bounded
     from threadline.collector.workflows import WorkflowError, load
@@ -68,7 +70,8 @@ def collector(
         load(settings.workflows)
         normalize_dsn(settings.store)
         keys = load_keys(settings.api_keys)
-    except (WorkflowError, UnsupportedStore, KeyFileError) as error:
+        load_webhooks(settings.webhooks)
+    except (WorkflowError, UnsupportedStore, KeyFileError, WebhookError) as error:
         _refuse("collector", error)
     if not keys.enabled and settings.host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(

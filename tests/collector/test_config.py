@@ -22,6 +22,7 @@ READS: Reads = {
     "THREADLINE_HOST": ("0.0.0.0", "host", "0.0.0.0"),
     "THREADLINE_PORT": ("9000", "port", 9000),
     "THREADLINE_API_KEYS": ("keys.yaml", "api_keys", Path("keys.yaml")),
+    "THREADLINE_WEBHOOKS": ("webhooks.yaml", "webhooks", Path("webhooks.yaml")),
     "THREADLINE_MAX_BODY_BYTES": ("1024", "max_body_bytes", 1024),
     "THREADLINE_BATCH_WINDOW_MS": ("20", "batch_window_ms", 20.0),
     "THREADLINE_MAX_PENDING_EVENTS": ("1000", "max_pending_events", 1000),

@@ -92,6 +92,8 @@ def http(collector: CollectorProcess) -> Iterator[httpx.Client]:
         ("POST", "/v1/events"),
         ("POST", "/v1/traces"),
         ("POST", "/v1/logs"),
+        ("POST", "/v1/webhooks/stripe"),
+        ("POST", "/v1/cloudevents"),
         ("GET", "/api/transactions"),
         ("GET", "/api/overview"),
         ("GET", "/api/transactions/OPP-1"),

@@ -20,10 +20,11 @@ from .alerts.service import Alerting
 from .alerts.settings import AlertSettings
 from .auth import load_keys
 from .config import CollectorSettings
+from .ingest.webhooks import load as load_webhooks
 from .ingest.writer import Writer
 from .metrics import Metrics
 from .routes import alerts as alert_routes
-from .routes import exception_groups, health, ingest, keys, queries
+from .routes import cloud_events, exception_groups, health, ingest, keys, queries, webhooks
 from .service import Collector
 from .shared_reads import SharedReads
 from .state.snapshot import StateKeeper
@@ -63,6 +64,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         workflows = load_workflows(settings.workflows)  # a bad definition stops the start, naming the line
         keys = load_keys(settings.api_keys)
+        webhooks = load_webhooks(settings.webhooks)  # a bad mapping stops the start, naming it
         store = Store(
             settings.store,
             cluster=settings.cluster,
@@ -92,6 +94,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             workflows,
             alerting,
             keys=keys,
+            webhooks=webhooks,
             redactor=Redactor(settings.redact_keys, settings.redact_salt),
         )
         app.state.collector = collector
@@ -131,6 +134,8 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
         SharedReads, ttl_s=settings.shared_read_seconds, min_cost_s=settings.shared_read_min_seconds
     )
     app.include_router(ingest.router)
+    app.include_router(webhooks.router)
+    app.include_router(cloud_events.router)
     app.include_router(queries.router)
     app.include_router(queries.platform)
     app.include_router(exception_groups.router)

@@ -24,6 +24,7 @@ from .workflows import parse_duration
 # The example definitions ship as package data, so an installed wheel runs the demo without a
 # checkout. Wheels install as files, so the resource has a path for the collector to re-read.
 EXAMPLE_WORKFLOWS = Path(str(resources.files("threadline.collector").joinpath("workflows.example.yaml")))
+EXAMPLE_WEBHOOKS = Path(str(resources.files("threadline.collector").joinpath("webhooks.example.yaml")))
 
 OFF = ("0", "off")  # what turns off a setting that may be off
 
@@ -59,6 +60,9 @@ class CollectorSettings(BaseSettings):
         default=DEFAULT_DSN, description="chdb://DIR (embedded) or http(s)://host:8123 (README, Storage)"
     )
     workflows: Path = Field(default=EXAMPLE_WORKFLOWS, description="workflow definitions and alert rules")
+    webhooks: Path | None = Field(
+        default=None, description="webhook mappings: SaaS senders' bodies into events (README, Webhooks)"
+    )
     host: str = Field(default="127.0.0.1", description="the interface to listen on")
     port: int = Field(default=4318, ge=0, le=65535, description="the port to listen on (0: any free one)")
     api_keys: Path | None = Field(default=None, description="the API keys file (README, Security)")

@@ -54,7 +54,8 @@ class Metrics:
         self.events_rejected = Counter(
             "threadline_events_rejected",
             "Business events refused, by endpoint and reason (invalid: every event of a refused batch; "
-            "malformed: a body that is not a batch at all, counted once)",
+            "malformed: a body that is not a batch at all, counted once; unmatched: a webhook no mapping "
+            "matches; bad_signature: a webhook whose signature does not verify)",
             ["endpoint", "reason"],
             registry=self.registry,
         )

@@ -15,6 +15,7 @@ from .admission import ReadAdmission
 from .alerts.service import Alerting
 from .auth import ANONYMOUS, ApiKeys, Principal
 from .config import CollectorSettings
+from .ingest.webhooks import Webhooks
 from .ingest.writer import Writer
 from .metrics import Metrics
 from .schema import BusinessEvent
@@ -33,6 +34,7 @@ class Collector:
     workflows: Workflows
     alerting: Alerting  # evaluates alert rules and delivers notifications (alerts.service)
     keys: ApiKeys = field(default_factory=ApiKeys)
+    webhooks: Webhooks = field(default_factory=Webhooks)  # the mappings of POST /v1/webhooks/{source}
     redactor: Redactor = field(default_factory=Redactor)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
     reads: ReadAdmission = field(init=False)

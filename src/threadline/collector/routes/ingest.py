@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from ..auth import enforce_rate, require
+from ..auth import Principal, enforce_rate, require
 from ..http_errors import PROTOBUF_TYPES, ApiError, media_type
 from ..ingest import otlp, otlp_logs, undefined
 from ..ingest.writer import WriteResult
@@ -94,7 +94,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _clock(collector: Collector) -> dict[str, object]:
+def clock_of(collector: Collector) -> dict[str, object]:
     """Validation context: event times later than now plus the allowed skew are refused."""
     return clock(dt.datetime.now(dt.UTC), collector.settings.max_future_skew)
 
@@ -115,10 +115,9 @@ async def post_events(request: Request, collector: CollectorDep, principal: Prin
     started = time.perf_counter()
     if media_type(request) not in JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "send application/json")
-    tenant = principal.tenant
     body = await read_body(request, collector.settings.max_body_bytes)
     try:
-        events = await run_in_threadpool(parse_batch, body, _clock(collector))
+        events = await run_in_threadpool(parse_batch, body, clock_of(collector))
     except InvalidBatch as invalid:
         # All or nothing: every event of the batch is refused, however many problems it has.
         if invalid.events:
@@ -132,16 +131,31 @@ async def post_events(request: Request, collector: CollectorDep, principal: Prin
             f"{len(invalid.problems)} problem(s) in the batch; nothing was stored",
             problems=invalid.problems,
         ) from None
-    collector.metrics.events_received.labels("events").inc(len(events))
+    return await store_events(collector, principal, "events", "json", events, started)
+
+
+async def store_events(
+    collector: Collector,
+    principal: Principal,
+    endpoint: str,
+    source: str,
+    events: list[BusinessEvent],
+    started: float,
+) -> IngestResult:
+    """Store checked events as every JSON sender's are: counted, rate-limited, redacted, written and
+    acknowledged once stored, with the warnings of events the definitions do not name.
+
+    ``endpoint`` labels the metrics; ``source`` is stored with each event."""
+    collector.metrics.events_received.labels(endpoint).inc(len(events))
     enforce_rate(principal, len(events))
     result = await collector.writer.submit(
-        tenant, "json", collector.redact(events), rules=collector.workflows.key_rules
+        principal.tenant, source, collector.redact(events), rules=collector.workflows.key_rules
     )
-    collector.metrics.events_accepted.labels("events").inc(result.accepted)
-    collector.metrics.duplicates.labels("events").inc(result.duplicates)
-    collector.metrics.batch_seconds.labels("events").observe(time.perf_counter() - started)
+    collector.metrics.events_accepted.labels(endpoint).inc(result.accepted)
+    collector.metrics.duplicates.labels(endpoint).inc(result.duplicates)
+    collector.metrics.batch_seconds.labels(endpoint).observe(time.perf_counter() - started)
     warnings = undefined.warnings(collector.workflows, events)
-    undefined.count(collector.metrics, "events", warnings)
+    undefined.count(collector.metrics, endpoint, warnings)
     return IngestResult(accepted=result.accepted, duplicates=result.duplicates, warnings=warnings)
 
 
@@ -245,7 +259,7 @@ async def post_traces(request: Request, collector: CollectorDep, principal: Prin
             request_message,
             tenant,
             collector.redactor,
-            _clock(collector),
+            clock_of(collector),
             collector.workflows.key_rules,
         )
     except otlp.InvalidPayload as invalid:
@@ -276,7 +290,7 @@ async def post_logs(request: Request, collector: CollectorDep, principal: Princi
     try:
         request_message = await run_in_threadpool(otlp_logs.decode, body, as_json)
         _within_limit(collector, _LOGS, otlp_logs.record_count(request_message))
-        converted = await run_in_threadpool(otlp_logs.convert, request_message, _clock(collector))
+        converted = await run_in_threadpool(otlp_logs.convert, request_message, clock_of(collector))
     except otlp.InvalidPayload as invalid:
         raise _malformed(collector, _LOGS, invalid) from None
     _count_received(collector, _LOGS, len(converted.events), len(converted.rejected))
