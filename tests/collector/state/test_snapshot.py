@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.support.traffic import NOW, Traffic
 from threadline.collector.config import EXAMPLE_WORKFLOWS
@@ -57,7 +58,8 @@ def send(store: Store, workflows: Workflows, events: list[dict[str, Any]]) -> No
     # Events from further ahead than the collector allows are refused at ingest: not sent here either.
     allowed = events
     parsed = parse_batch(orjson.dumps({"events": allowed}))
-    store_events(store, TENANT, parsed, "json", workflows.key_rules)
+    with store.writing():  # as ingest's writer does
+        store_events(store, TENANT, parsed, "json", workflows.key_rules)
 
 
 def answers(store: Store, workflows: Workflows, as_of: dt.datetime, snapshot_path: bool) -> dict[str, Any]:
@@ -139,3 +141,20 @@ def test_other_definitions_are_derived_again_before_the_snapshot_is_read(
     assert "transaction_states" not in summary  # not read until derived with these definitions
     snapshot.keep(store, changed, TENANT)
     assert_same(store, changed)
+
+
+def test_the_keeper_passes_only_after_a_write_or_with_other_definitions(store: Store) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=11)
+    send(store, workflows, [e for n in range(20) for e in traffic.transaction(n)])
+    keeper = snapshot.StateKeeper(store, lambda: workflows, interval=1.0, registry=CollectorRegistry())
+    keeper.keep_every_tenant()
+    with Store.timed() as idle:
+        keeper.keep_every_tenant()
+    assert idle.statements == 0  # nothing was written since: not even the changed set is read
+
+    send(store, workflows, [e for n in range(20, 30) for e in traffic.transaction(n)])
+    with Store.timed() as after_a_write:
+        keeper.keep_every_tenant()
+    assert after_a_write.statements > 0
+    assert_same(store, workflows)

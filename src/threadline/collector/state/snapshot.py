@@ -203,6 +203,7 @@ class StateKeeper:
             [TENANT_LABEL],
             registry=registry,
         )
+        self._seen: tuple[int, str] | None = None  # the store's writes and definitions of the last pass
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-state-keeper", daemon=True)
 
@@ -220,6 +221,13 @@ class StateKeeper:
 
     def keep_every_tenant(self) -> None:
         workflows = self.workflows()
+        # Nothing written here and the same definitions since the last pass: nothing to keep (a pass
+        # with nothing to derive still reads every event's arrival time). Another collector on the
+        # same server keeps what it writes itself.
+        seen = (self.store.writes, WorkflowParameters.of(workflows).digest)
+        if seen == self._seen:
+            return
+        kept_every_tenant = True
         for tenant in sorted(row["tenant"] for row in self.store.rows(TENANTS)):
             if self._stop.is_set():
                 return
@@ -228,6 +236,7 @@ class StateKeeper:
             statements = keep(self.store, workflows, tenant, began)
             if statements:
                 self.covered_until.labels(tenant).set(began.timestamp())
+            kept_every_tenant = kept_every_tenant and statements > 0
             if statements > 1:
                 logger.info(
                     "threadline: state snapshot of tenant %r derived in %d slices, %.1f s",
@@ -235,6 +244,8 @@ class StateKeeper:
                     statements,
                     time.monotonic() - started,
                 )
+        if kept_every_tenant:  # else (an error, the aggregates still being filled) the next pass tries again
+            self._seen = seen
 
     def _run(self) -> None:
         while not self._stop.is_set():

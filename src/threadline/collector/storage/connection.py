@@ -233,6 +233,7 @@ class Store:
         self._aggregates_complete = False
         self._aggregates_checked_at = 0.0
         self._remembered: dict[Hashable, tuple[float, object]] = {}
+        self.writes = 0  # ingest's writes through this object so far (``writing`` blocks)
         self.partitions_per_insert = 100  # the server's own limit, read at open
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -346,6 +347,7 @@ class Store:
                 yield
             finally:
                 _writer.active = outer
+                self.writes += 1
 
     @property
     def waiting(self) -> tuple[int, int]:
