@@ -98,7 +98,11 @@ def main() -> None:
         "overview": [
             (
                 "figures",
-                overview.FIGURES.format(summary=rules.summary_sql()),
+                overview.FIGURES.format(
+                    summary=rules.summary_sql(),
+                    in_range=overview.IN_RANGE,
+                    amount_at_risk=rules.AMOUNT_AT_RISK,
+                ),
                 {**summary_parameters, **everything},
             )
         ],

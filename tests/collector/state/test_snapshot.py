@@ -22,7 +22,7 @@ from tests.support.traffic import NOW, Traffic
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.schema import EARLIEST, LATEST, parse_batch
 from threadline.collector.state import snapshot
-from threadline.collector.state.overview import FIGURES
+from threadline.collector.state.overview import FIGURES, IN_RANGE, TREND
 from threadline.collector.state.rules import AMOUNT_AT_RISK, summary_sql
 from threadline.collector.state.transactions import LIST
 from threadline.collector.storage import Store
@@ -69,12 +69,14 @@ def answers(store: Store, workflows: Workflows, as_of: dt.datetime, snapshot_pat
         ("queue", LIST, QUEUE, False),
         ("open queue", LIST, {**QUEUE, "states": ["stuck", "in_progress"]}, True),
         ("overview", FIGURES, OVERVIEW, False),
+        ("trend", TREND, OVERVIEW, False),
     ):
         summary, parameters = snapshot.summary(store, workflows, TENANT, as_of, open_only=open_only, **bound)
         assert "transaction_states" in summary  # the snapshot is kept with these definitions
         if not snapshot_path:
             summary = summary_sql(open_only=open_only)
-        rows = store.rows(template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK), parameters)
+        sql = template.format(summary=summary, in_range=IN_RANGE, amount_at_risk=AMOUNT_AT_RISK)
+        rows = store.rows(sql, parameters)
         found[name] = sorted(rows, key=repr)
     return found
 
