@@ -90,6 +90,23 @@ OR
         >= toUnixTimestamp64Micro({{changed_since:DateTime64(6, 'UTC')}})
 )
 """
+# The same over the state's columns (the snapshot's): it filters the state's result too, outside
+# the scope of the state query's own constants (as_of_time).
+DUE_STATE = """
+(
+    sla_limit > 0
+    AND toUnixTimestamp64Micro(started_at) + sla_limit * 1e6
+        BETWEEN toUnixTimestamp64Micro({changed_since:DateTime64(6, 'UTC')})
+            AND toUnixTimestamp64Micro({as_of:DateTime64(6, 'UTC')})
+)
+OR
+(
+    toUnixTimestamp64Micro(last_progress) + stuck_after * 1e6
+        <= toUnixTimestamp64Micro({as_of:DateTime64(6, 'UTC')})
+    AND toUnixTimestamp64Micro(last_progress) + greatest(stuck_after, {longest_wait:Float64}) * 1e6
+        >= toUnixTimestamp64Micro({changed_since:DateTime64(6, 'UTC')})
+)
+"""
 CHANGED = f"""
 transaction_id IN (
     SELECT current_transaction FROM ({RECEIVED_SINCE})
@@ -147,18 +164,17 @@ def _state(
     tenant: str,
     as_of: dt.datetime,
     scope: str = "",
-    outer: str | None = None,
+    state_scope: str | None = None,
     **bound: Any,
 ) -> tuple[str, dict[str, Any]]:
-    """``template`` over the state of the transactions in ``scope``, its result filtered by ``outer``
-    (by default the scope again: the transactions with events after as_of come unscoped; a different
-    one when the scope reads the rollups' own columns)."""
-    rollup_scope = outer is not None
+    """``template`` over the state of the transactions in ``scope`` (``state_scope``: see
+    ``snapshot.summary``), its result filtered by the scope again over the state's columns: the
+    transactions derived whatever the scope (events after as_of, changed since the snapshot) too."""
     summary, parameters = snapshot.summary(
-        store, workflows, tenant, as_of, scope=scope, rollup_scope=rollup_scope, **bound
+        store, workflows, tenant, as_of, scope=scope, state_scope=state_scope, **bound
     )
-    sql = template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer or scope or "1")
-    return sql, parameters
+    outer = (scope if state_scope is None else state_scope) or "1"
+    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer), parameters
 
 
 @dataclass(frozen=True)
@@ -214,11 +230,11 @@ def attention(
     tenant: str,
     as_of: dt.datetime,
     scope: str = "",
-    outer: str | None = None,
+    state_scope: str | None = None,
     **bound: Any,
 ) -> list[Candidate]:
-    """The transactions needing attention within ``scope`` (``outer``: see ``_state``)."""
-    rows = store.rows(*_state(ATTENTION, store, workflows, tenant, as_of, scope, outer, **bound))
+    """The transactions needing attention within ``scope`` (``state_scope``: see ``_state``)."""
+    rows = store.rows(*_state(ATTENTION, store, workflows, tenant, as_of, scope, state_scope, **bound))
     return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
 
 

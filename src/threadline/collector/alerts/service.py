@@ -254,7 +254,7 @@ class Alerting:
             tenant,
             as_of,
             f"({evaluate.DUE}) OR ({evaluate.CHANGED})",
-            outer="1",  # the rollups' columns DUE reads are not the state's
+            state_scope=f"({evaluate.DUE_STATE}) OR ({evaluate.CHANGED})",
             longest_wait=longest_wait,
             changed_since=since - CHANGED_MARGIN,
             active_since=as_of - dt.timedelta(seconds=window) if window else as_of,

@@ -367,6 +367,7 @@ def summary_sql(
     ``snapshot``: what the rules derive without as_of is read from the state snapshot, complete up to
     ``snapshot_since`` (bound), except for the transactions changed since and those with events after
     as_of, derived as above: the same answer, without deriving millions of unchanged states again.
+    There ``scope`` narrows the snapshot's rows, so it is a condition over the state's columns.
     """
     scoped = f"AND ({scope})" if scope else ""
     late = EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")
@@ -375,7 +376,8 @@ def summary_sql(
     elif not aggregates_complete:  # an older store's events are still being backfilled into them
         derived = DERIVED.format(facts=EVENT_FACTS.replace("{scope}", ""))
     elif snapshot:
-        changed = DERIVED.format(facts=f"{CHANGED_FACTS.replace('{scope}', scoped)}\nUNION ALL\n{late}")
+        # The changed transactions are few: derived whatever the scope (the caller filters the result).
+        changed = DERIVED.format(facts=f"{CHANGED_FACTS.replace('{scope}', '')}\nUNION ALL\n{late}")
         derived = (
             SNAPSHOT_DERIVED.replace("{open_only}", SNAPSHOT_OPEN_ONLY if open_only else "")
             .replace("{scope}", scoped)

@@ -141,20 +141,24 @@ def summary(
     as_of: dt.datetime,
     open_only: bool = False,
     scope: str = "",
-    rollup_scope: bool = False,
+    state_scope: str | None = None,
     **extra: Any,
 ) -> tuple[str, dict[str, Any]]:
     """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
-    parameters: from the snapshot wherever it holds these definitions, else derived from the rollups
-    (always when ``scope`` reads the rollups' own columns: ``rollup_scope``)."""
+    parameters: from the snapshot wherever it holds these definitions, else derived from the rollups.
+
+    ``scope`` is a condition on ``transaction_id`` and ``last_activity``, columns of both; one that
+    reads the rollups' own columns has its equivalent over the state's columns in ``state_scope``,
+    for the snapshot (without one, it is derived from the rollups).
+    """
     definitions = WorkflowParameters.of(workflows)
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
     complete = store.aggregates_complete()
-    readable = complete and not rollup_scope
-    mark = store.remembered(_mark_key(tenant), lambda: read_mark(store, tenant)) if readable else None
-    snapshot = mark is not None and mark.definitions == definitions.digest
+    mark = store.remembered(_mark_key(tenant), lambda: read_mark(store, tenant)) if complete else None
+    snapshot = mark is not None and mark.definitions == definitions.digest and state_scope != ""
     if mark is not None and snapshot:
         parameters["snapshot_since"] = mark.covered_until - margin(store)
+        scope = scope if state_scope is None else state_scope
     sql = summary_sql(aggregates_complete=complete, open_only=open_only, scope=scope, snapshot=snapshot)
     return sql, parameters
 
