@@ -337,7 +337,9 @@ def test_a_tenants_admin_sees_only_its_own_tenant_on_metrics(evaluating: httpx.C
 
     def both_tenants() -> str | None:
         text = http.get("/metrics", headers=bearer(PLATFORM)).text
-        return text if 'tenant="acme"' in text and 'tenant="globex"' in text else None
+        gauges = [line for line in series(text) if line.startswith("threadline_transactions{")]
+        seen = all(any(f'tenant="{tenant}"' in line for line in gauges) for tenant in ("acme", "globex"))
+        return text if seen else None
 
     everything = series(eventually(both_tenants, what="both tenants' gauges on the platform's /metrics"))
     assert any(line.startswith("threadline_events_received_total") for line in everything)
