@@ -49,7 +49,6 @@ from threadline.dashboard.actions import cannot_act
 from threadline.dashboard.client import ApiError, QueryClient
 from threadline.dashboard.page import PageContext
 from threadline.dashboard.pages import alerts as alerts_page
-from threadline.dashboard.pages import overview as overview_page
 from threadline.dashboard.pages import queue as queue_page
 from threadline.dashboard.theme import palette
 from threadline.dashboard.urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, TRANSACTIONS, WORKFLOWS, Query
@@ -122,8 +121,6 @@ def _overview(view: View) -> None:
     view.client.workflows()
     if view.client.overview(since=since, until=until)["totals"]["transactions"] == 0:
         view.client.overview()  # the page's empty state asks whether anything was ever sent
-    else:
-        overview_page._at_risk(view.context, "", since, until)
 
 
 def _queue(view: View) -> None:

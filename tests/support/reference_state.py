@@ -488,6 +488,10 @@ def figures(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "breached": breached,
         "with_violations": sum(1 for summary in summaries if summary["violations"]),
         "resolved": 0,
+        # Stuck or past the SLA, each once (the reference has no operators: none is resolved).
+        "at_risk": sum(
+            1 for summary in summaries if summary["state"] == "stuck" or summary["sla"]["breached"]
+        ),
         "completion_rate": count["completed"] / total if total else None,
         "sla_attainment": 1 - breached / with_sla if with_sla else None,
         "value_at_risk": {

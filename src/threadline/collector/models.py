@@ -164,6 +164,10 @@ class WorkflowFigures(BaseModel):
     breached: int
     with_violations: int
     resolved: int = Field(description="Marked resolved by an operator; left out of stuck and value at risk")
+    at_risk: int = Field(
+        description="Stuck or SLA-breached and not resolved, each counted once: the queue's attention "
+        "set less failures and violations"
+    )
     completion_rate: float | None
     sla_attainment: float | None = Field(description="Share of SLA-bound transactions not breached")
     cycle_time_p50_seconds: float | None

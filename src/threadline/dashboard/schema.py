@@ -146,6 +146,7 @@ class WorkflowFigures(TypedDict):
     breached: int
     with_violations: int
     resolved: int
+    at_risk: int
     completion_rate: float | None
     sla_attainment: float | None
     cycle_time_p50_seconds: float | None

@@ -33,6 +33,7 @@ SELECT
     countIf(state = 'in_progress') AS in_progress,
     countIf(breached) AS breached_count,  -- not `breached`: the sums below read the column
     countIf(resolved) AS resolved_count,
+    countIf((state = 'stuck' OR breached) AND NOT resolved) AS at_risk_count,
     countIf(sla_limit > 0) AS with_sla,
     countIf(notEmpty(violations)) AS with_violations,
     quantilesIf(0.5, 0.95)(
@@ -106,6 +107,7 @@ def _figures(row: dict[str, Any]) -> WorkflowFigures:
         breached=row["breached_count"],
         with_violations=row["with_violations"],
         resolved=row["resolved_count"],
+        at_risk=row["at_risk_count"],
         completion_rate=row["completed"] / total if total else None,
         sla_attainment=1 - row["breached_count"] / row["with_sla"] if row["with_sla"] else None,
         cycle_time_p50_seconds=p50,
@@ -169,6 +171,7 @@ def overview(
             "in_progress": 0,
             "breached_count": 0,
             "resolved_count": 0,
+            "at_risk_count": 0,
             "with_sla": 0,
             "with_violations": 0,
             "cycle_time": [0, 0],

@@ -6,8 +6,6 @@ stuck or SLA-breached transactions, from ``/api/transactions`` (stuck + breached
 
 from __future__ import annotations
 
-import datetime as dt
-from functools import partial
 from typing import Any
 
 import dash
@@ -55,12 +53,11 @@ def render(context: PageContext) -> Rendered:
     totals = overview["totals"]
     if totals["transactions"] == 0:
         return Rendered("Overview", [header, _empty(context, workflow, query)])
-    at_risk = _at_risk(context, workflow, since, until)
     return Rendered(
         "Overview",
         [
             header,
-            _kpis(totals, at_risk, query),
+            _kpis(totals, query),
             html.Div(
                 [
                     card(
@@ -95,24 +92,8 @@ def _range_label(query: Query) -> str:
     return RANGES[query.range_key()][0].lower()
 
 
-def _at_risk(
-    context: PageContext, workflow: str, since: dt.datetime | None, until: dt.datetime | None
-) -> int:
-    """Stuck or SLA-breached transactions: each counted once, though it may be both.
-
-    Within the attention set, so that the ones an operator resolved are left out, as the API leaves
-    them out of the stuck count and value at risk beside it.
-    """
-    within = partial(
-        context.client.transactions, workflow=workflow, since=since, until=until, attention=True, limit=1
-    )
-    stuck = within(states=["stuck"])["total"]
-    breached = within(breached=True)["total"]
-    both = within(states=["stuck"], breached=True)["total"]
-    return stuck + breached - both
-
-
-def _kpis(totals: WorkflowFigures, at_risk: int, query: Query) -> html.Div:
+def _kpis(totals: WorkflowFigures, query: Query) -> html.Div:
+    at_risk = totals["at_risk"]  # stuck or past the SLA, each once; the resolved ones left out
     risk = totals["value_at_risk"]
     risk_value = (
         fmt.money(risk[0]["amount"], risk[0]["currency"], compact=True) if risk else fmt.money(0, None)
