@@ -441,8 +441,14 @@ def collector(tmp_path: Path, workflows_file: Path) -> Iterator[CollectorProcess
     process = CollectorProcess(
         store_dir=tmp_path / "store",
         workflows=workflows_file,
-        # Some traffic is stamped hours ahead on purpose (as_of answers before and after it).
-        env={"THREADLINE_ALERT_INTERVAL": "0", "THREADLINE_MAX_FUTURE_SKEW": "1d"},
+        # Some traffic is stamped hours ahead on purpose (as_of answers before and after it). Every
+        # answer is compared right after the batch before it: none may be an expensive answer shared
+        # from before that batch (shared_reads.py), as happened on a busy machine.
+        env={
+            "THREADLINE_ALERT_INTERVAL": "0",
+            "THREADLINE_MAX_FUTURE_SKEW": "1d",
+            "THREADLINE_SHARED_READ_SECONDS": "0",
+        },
         isolated=True,
     ).start()
     yield process
