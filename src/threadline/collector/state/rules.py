@@ -33,7 +33,7 @@ from typing import Any
 
 from ..schema import EARLIEST, LATEST
 from ..storage import aggregates
-from ..storage.keys import LINKED, LINKS, several_rows, with_current_transaction
+from ..storage.keys import LINKED, LINKS, and_linked_into, several_rows, with_current_transaction
 from ..workflows import Workflows
 
 # What one at-risk transaction counts in the value at risk (overview, alerts, Prometheus): its amount
@@ -127,12 +127,7 @@ LATE = with_current_transaction(
 LATE_KEYS = f"""
 SELECT arrayJoin(keys) FROM transaction_rollups
 WHERE tenant = {{tenant:String}}
-  AND transaction_id IN (
-      SELECT current_transaction FROM ({LATE})
-      UNION ALL
-      SELECT transaction_id FROM ({LINKS})
-      WHERE merged_into IN (SELECT current_transaction FROM ({LATE}))
-  )
+  AND transaction_id IN ({and_linked_into(LATE)})
 """
 
 # From the events up to as_of ({{scope}} narrows them), by the aggregates' own expressions.
@@ -320,12 +315,7 @@ CHANGED_SINCE_SNAPSHOT = with_current_transaction(
 CHANGED_ROLLUPS = f"""
 SELECT * FROM transaction_rollups
 WHERE tenant = {{tenant:String}}
-  AND transaction_id IN (
-      SELECT current_transaction FROM ({CHANGED_SINCE_SNAPSHOT})
-      UNION ALL
-      SELECT transaction_id FROM ({LINKS})
-      WHERE merged_into IN (SELECT current_transaction FROM ({CHANGED_SINCE_SNAPSHOT}))
-  )
+  AND transaction_id IN ({and_linked_into(CHANGED_SINCE_SNAPSHOT)})
 """
 CHANGED_FACTS = f"""
 SELECT current_transaction AS transaction_id, {aggregates.remerged(aggregates.ROLLUP)}

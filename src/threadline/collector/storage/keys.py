@@ -35,3 +35,14 @@ def several_rows(table: str, scope: str) -> str:
         f"(SELECT cityHash64(transaction_id) AS hash FROM {table} WHERE {scope} "
         "GROUP BY hash HAVING count() > 1)"
     )
+
+
+def and_linked_into(transactions: str) -> str:
+    """The transactions of ``transactions`` (a SELECT with a ``current_transaction`` column) and
+    every transaction id linked into one of them: all the ids their rows are stored under."""
+    return f"""
+      SELECT current_transaction FROM ({transactions})
+      UNION ALL
+      SELECT transaction_id FROM ({LINKS})
+      WHERE merged_into IN (SELECT current_transaction FROM ({transactions}))
+  """
