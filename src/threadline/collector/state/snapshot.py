@@ -30,6 +30,7 @@ from ..cursors import AFTER_EVERY_ID
 from ..metrics import TENANT_LABEL
 from ..schema import EARLIEST, LATEST
 from ..storage import Store, StoreUnavailable
+from ..storage.writes import utc
 from ..workflows import Workflows
 from .rules import (
     CHANGED_FACTS,
@@ -113,8 +114,7 @@ def read_mark(store: Store, tenant: str) -> Mark | None:
     rows = store.rows(MARK, {"tenant": tenant})
     if not rows or not rows[0]["definitions"]:
         return None
-    covered = rows[0]["covered_until"]
-    return Mark(rows[0]["definitions"], covered.replace(tzinfo=dt.UTC) if covered.tzinfo is None else covered)
+    return Mark(rows[0]["definitions"], utc(rows[0]["covered_until"]))
 
 
 def _mark_key(tenant: str) -> tuple[str, str]:

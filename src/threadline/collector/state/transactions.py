@@ -21,7 +21,7 @@ from ..models import (
 from ..schema import EARLIEST, LATEST
 from ..storage import Store
 from ..storage.columns import EVENT_COLUMNS
-from ..storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND
+from ..storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND, utc
 from ..workflows import Workflows
 from . import snapshot
 from .rules import summary_parameters, summary_sql
@@ -130,11 +130,6 @@ WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{
 ORDER BY last_activity DESC, transaction_id DESC
 LIMIT {{limit:UInt32}}
 """
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """ClickHouse hands back naive datetimes in UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:

@@ -228,7 +228,8 @@ class TransactionKeys:
         return any(not self._start_steps.isdisjoint(self._steps_seen.get(key, ())) for key in keys)
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
+def utc(value: dt.datetime) -> dt.datetime:
+    """ClickHouse hands back naive datetimes in UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
@@ -369,7 +370,7 @@ def _link(
     alias_rows = [
         [tenant, alias, kind, transactions.transaction_of(alias), announced_by, received_at, version]
         for alias, (kind, announced_by) in transactions.new_aliases.items()
-    ] + [[*row[:3], transactions.transaction_of(row[3]), row[4], _utc(row[5]), version] for row in moved]
+    ] + [[*row[:3], transactions.transaction_of(row[3]), row[4], utc(row[5]), version] for row in moved]
     keys = sorted(set(absorbed) | {row[1] for row in moved})
     stored_under = {row[0] for row in store.query(STORED_UNDER, {"tenant": tenant, "keys": keys}).result_rows}
     links = {alias: transactions.transaction_of(alias) for alias in absorbed if alias in stored_under}
@@ -427,7 +428,7 @@ def insert_by_month(
     at = list(columns).index(table.month_column)
     months: dict[tuple[int, int], list[Sequence[Any]]] = defaultdict(list)
     for row in rows:
-        time = _utc(row[at]).astimezone(dt.UTC)
+        time = utc(row[at]).astimezone(dt.UTC)
         months[time.year, time.month].append(row)
     if len(months) <= limit:
         store.insert(table.name, rows, columns)
