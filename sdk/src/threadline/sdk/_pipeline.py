@@ -5,7 +5,9 @@ built into a span later, on the delivery thread), or a finished span (a step). O
 builds the recorded calls, takes batches of spans and exports them; when the collector is
 unreachable (or answers 429/503) the batch goes to the spool and the thread backs off
 exponentially, honouring ``Retry-After``. While backing off, new batches go straight to the spool;
-once the collector answers again the spool is drained.
+once the collector answers again the spool is drained. When the queue is full (the delivery thread is
+held up by a slow collector) the overflow goes to a second thread, which encodes and writes it to
+the spool: the caller never waits on the disk either.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ from ._spool import Spool
 
 logger = logging.getLogger("threadline.sdk")
 
-OVERFLOW_BATCH = 256  # spans the caller's threads collect before writing an overflow batch to disk
+OVERFLOW_BATCH = 256  # spans the caller's threads collect before an overflow batch goes to disk
+# Overflow batches waiting for the spool thread; beyond this the disk cannot keep up, and the caller's
+# thread writes its batch itself: memory stays bounded (64 x 256 spans).
+SPILLS_WAITING = 64
 SPOOL_FILES_PER_ROUND = 8  # spooled batches sent per round, so live events are never held up long
 
 Call = TypeVar("Call")  # what the caller's thread recorded; ``build`` turns it into finished spans
@@ -116,6 +121,10 @@ class DeliveryProcessor(SpanProcessor, Generic[Call]):
         self._queue: deque[ReadableSpan] = deque()
         self._overflow: list[ReadableSpan] = []
         self._overflow_lock = threading.Lock()
+        # Overflow batches for the spool thread: the caller's thread never encodes or writes them.
+        self._spills: deque[list[ReadableSpan]] = deque()
+        self._spill_wake = threading.Event()
+        self._spilling = True
         self._inflight: Sequence[ReadableSpan] = ()
         self._wake = threading.Event()
         self._flush_requests: list[threading.Event] = []
@@ -125,6 +134,8 @@ class DeliveryProcessor(SpanProcessor, Generic[Call]):
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="threadline-delivery", daemon=True)
         self._thread.start()
+        self._spiller = threading.Thread(target=self._spill, name="threadline-spool", daemon=True)
+        self._spiller.start()
 
     # --- the caller's side: never blocks on the network -------------------------------------
 
@@ -154,7 +165,11 @@ class DeliveryProcessor(SpanProcessor, Generic[Call]):
             if len(self._overflow) < OVERFLOW_BATCH:
                 return
             batch, self._overflow = self._overflow, []
-        self._spool(batch)
+        if len(self._spills) < SPILLS_WAITING:
+            self._spills.append(batch)
+            self._spill_wake.set()
+        else:
+            self._spool(batch)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self.flush(timeout_millis / 1000)
@@ -175,7 +190,13 @@ class DeliveryProcessor(SpanProcessor, Generic[Call]):
             time.sleep(pause)
 
     def _all_delivered(self) -> bool:
-        return not self._calls and not self._queue and not self._inflight and not self.spool.pending()
+        return (
+            not self._calls
+            and not self._queue
+            and not self._inflight
+            and not self._spills
+            and not self.spool.pending()
+        )
 
     def _flush_round(self, timeout_s: float) -> bool:
         """One delivery round of everything queued and spooled, now; False if it did not finish in time."""
@@ -191,6 +212,9 @@ class DeliveryProcessor(SpanProcessor, Generic[Call]):
         # One round only: at exit an unreachable collector must not hold the process for long;
         # what is not delivered now is on disk for the next process.
         finished = self._flush_round(timeout_s) and self._all_delivered()
+        self._spilling = False  # the spool thread writes what waits, then ends
+        self._spill_wake.set()
+        self._spiller.join(timeout=max(timeout_s, 0.5))
         if self._thread.is_alive() and not finished:
             # The worker is stuck on the network: keep what it holds on disk. The collector
             # deduplicates by event_id should the in-flight batch still arrive.
@@ -205,6 +229,20 @@ class DeliveryProcessor(SpanProcessor, Generic[Call]):
         self._thread.join(timeout=0.5)
 
     # --- the worker ---------------------------------------------------------------------------
+
+    def _spill(self) -> None:
+        """The spool thread: writes the caller's overflow batches to disk, oldest first."""
+        while True:
+            self._spill_wake.wait()
+            self._spill_wake.clear()
+            while self._spills:
+                try:
+                    self._spool(self._spills[0])  # left in the queue until on disk: flush waits for it
+                except Exception:  # the thread must survive anything
+                    logger.exception("threadline: spooling an overflow batch failed")
+                self._spills.popleft()
+            if not self._spilling:
+                return
 
     def _spool(self, spans: Sequence[ReadableSpan]) -> None:
         try:
