@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The bench extra (PM4Py, pyinstrument) only here: `make test` and CI never need it.
+# The bench extra (pandas, pyinstrument) only here: `make test` and CI never need it.
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/pip install -e ./sdk -e '.[test,bench]'
 	touch $(BENCH_STAMP)

@@ -60,6 +60,7 @@ GOAL_PAGE_S = 3.0
 GOAL_RATIO = 0.5
 GOAL_CYCLE_S = 5.0  # an alert evaluation cycle's store time
 ALERT_HISTOGRAM = "threadline_alert_evaluation_seconds"
+BUSY_COUNTER = "threadline_store_busy_seconds"
 ROUNDS = ("senders-alone", "loaded")
 
 # Transactions planned: about 5.75 events each, more than the senders post in the budget alone.
@@ -119,7 +120,10 @@ class View:
 def _overview(view: View) -> None:
     since, until = view.window
     view.client.workflows()
-    if view.client.overview(since=since, until=until)["totals"]["transactions"] == 0:
+    overview = view.client.overview(since=since, until=until)
+    view.client.retention()
+    view.client.whoami()  # whose data the page says anyone reaching it sees (no sign-in configured)
+    if overview["totals"]["transactions"] == 0:
         view.client.overview()  # the page's empty state asks whether anything was ever sent
 
 
@@ -296,7 +300,7 @@ def run(scale: str) -> list[Figure]:
             print(memory.describe(rounds[name]), flush=True)
             for line in memory.notable(log_path):
                 print(f"    log: {line}", flush=True)
-    for line in _page_lines(readings.loads):
+    for line in [*_page_lines(readings.loads), _busy_line(readings.metrics, plan.budget_s)]:
         print(line, flush=True)
     return figures(rounds["senders-alone"], rounds["loaded"], readings, data.events, plan)
 
@@ -325,6 +329,21 @@ def _page_lines(loads: list[Load]) -> list[str]:
             + (f", slowest call {slowest[1]} {slowest[0]:.2f} s" if slowest else "")
         )
     return lines
+
+
+def _busy_line(metrics: str, budget_s: float) -> str:
+    """What held the store in the loaded round (``threadline_store_busy_seconds``), by holder."""
+    busy = {
+        sample.labels["holder"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == BUSY_COUNTER
+        for sample in family.samples
+        if sample.name == f"{BUSY_COUNTER}_total"
+    }
+    held = ", ".join(
+        f"{holder} {seconds:,.0f} s" for holder, seconds in sorted(busy.items(), key=lambda i: -i[1])
+    )
+    return f"  store busy over the {budget_s:.0f} s round, by holder: {held or 'not exported'}"
 
 
 def figures(

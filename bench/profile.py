@@ -20,7 +20,7 @@ from pyinstrument import Profiler
 
 from bench import dataset
 from threadline.collector import cursors, schema
-from threadline.collector.state import overview, process_map, rules, transactions
+from threadline.collector.state import forecast, overview, process_map, rules, transactions
 from threadline.collector.storage import Store
 from threadline.collector.workflows import load
 
@@ -70,11 +70,15 @@ def main() -> None:
         "breached": -1,
         "with_violations": False,
         "attention": False,
+        "with_mismatches": False,
+        "with_duplicates": False,
         "since": schema.EARLIEST,
         "until": schema.LATEST,
         "after_time": cursors.FIRST_PAGE[0],
         "after_id": cursors.FIRST_PAGE[1],
         "limit": 51,
+        "predicted_breach": False,
+        **forecast.forecast_parameters(None),
     }
     map_parameters = {"tenant": tenant, **everything, "workflow": "quote-to-cash"}
     one = {

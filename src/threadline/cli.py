@@ -1,10 +1,12 @@
-"""The ``threadline`` command: ``collector``, ``dashboard``, ``simulate``, ``replay``, ``demo``.
+"""The ``threadline`` command: ``collector``, ``dashboard``, ``simulate``, ``replay``, ``demo``,
+``backup``, ``restore``.
 
 Each is described in README, "Quick start"; docs/architecture.md, "Components", says what each runs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -96,6 +98,49 @@ def collector(
     )
 
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="THREADLINE_STORE",
+        help="chdb://DIR (embedded; the collector stopped) or http://host:8123/db [default: the collector's]",
+    ),
+]
+
+
+@app.command()
+def backup(
+    destination: Annotated[
+        str, typer.Argument(help="A new directory (embedded), or disk:NAME:PATH or s3:URL (a server)")
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Back the whole store up with ClickHouse's BACKUP (README, "Running it for years")."""
+    _backup_or_restore("backup", store, destination)
+
+
+@app.command()
+def restore(
+    source: Annotated[str, typer.Argument(help="A backup made by `threadline backup`")],
+    store: StoreOption = None,
+) -> None:
+    """Restore a backup into an empty store with ClickHouse's RESTORE; the collector then opens it."""
+    _backup_or_restore("restore", store, source)
+
+
+def _backup_or_restore(command: str, dsn: str | None, where: str) -> None:
+    from threadline.collector.storage import DEFAULT_DSN, StoreUnavailable, UnsupportedStore, backups
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    action = backups.backup if command == "backup" else backups.restore
+    try:
+        typer.echo(action(dsn or DEFAULT_DSN, where))
+    except (UnsupportedStore, backups.BackupError) as error:
+        _refuse(command, error)
+    except StoreUnavailable as error:  # another process holds it, or the server refused: one line
+        typer.echo(f"threadline {command}: {str(error).splitlines()[0]}", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def dashboard(
     port: Annotated[
@@ -112,17 +157,28 @@ def dashboard(
     host: Annotated[
         str | None, typer.Option(help="Interface (default 127.0.0.1) [env THREADLINE_DASHBOARD_HOST]")
     ] = None,
+    base_path: Annotated[
+        str | None,
+        typer.Option(
+            help="URL path behind a reverse proxy, e.g. /threadline/ [env THREADLINE_DASHBOARD_BASE_PATH]"
+        ),
+    ] = None,
 ) -> None:
-    """Run the dashboard: overview, operations queue, transactions, process maps, systems, alerts."""
+    """Run the dashboard (served by gunicorn): overview, queue, transactions, process maps, systems, alerts.
+
+    People sign in with OpenID Connect when THREADLINE_OIDC_ISSUER is set (README, Security)."""
     from threadline.dashboard.app import run
     from threadline.dashboard.config import DashboardSettings
     from threadline.settings import SettingsError
 
     try:
-        settings = DashboardSettings.from_environment(port=port, api=api, api_key=api_key, host=host)
+        settings = DashboardSettings.from_environment(
+            port=port, api=api, api_key=api_key, host=host, base_path=base_path
+        )
     except SettingsError as error:
         _refuse("dashboard", error)
-    typer.echo(f"Threadline dashboard on http://{settings.host}:{settings.port} (API {settings.api})")
+    where = f"http://{settings.host}:{settings.port}{settings.base_path}"
+    typer.echo(f"Threadline dashboard on {where} (API {settings.api})")
     run(settings)
 
 
@@ -248,3 +304,54 @@ def demo(
     except DemoError as error:
         typer.echo(f"threadline demo: {error}", err=True)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def backtest(
+    log: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="An XES log (.gz too) to replay")
+    ] = None,
+    simulated: Annotated[
+        float | None, typer.Option(help="Days of the simulator's history to replay instead of a log")
+    ] = None,
+    workflows: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Workflow definitions (their SLAs)")
+    ] = None,
+    workflow: Annotated[str | None, typer.Option(help="A log's workflow (default: the log's name)")] = None,
+    per_day: Annotated[float, typer.Option(help="Simulated transactions a day")] = 400.0,
+    seed: Annotated[int, typer.Option(help="The simulator's seed")] = 7,
+    cuts: Annotated[int, typer.Option(min=1, help="Moments the ETAs are measured at")] = 48,
+    breach_moments: Annotated[
+        int, typer.Option(min=1, help="At most this many moments the breaches are judged at")
+    ] = 150,
+    lead: Annotated[
+        str, typer.Option(help="How long before the deadline a breach must be predicted")
+    ] = "30m",
+    window: Annotated[
+        str, typer.Option(help="How far back the model learns (THREADLINE_FORECAST_WINDOW)")
+    ] = "7d",
+) -> None:
+    """Replay history and measure the forecasts against what happened: ETA error against the naive
+    baseline, breach precision and recall at a lead."""
+    from threadline import backtest as measure
+    from threadline.collector.workflows import WorkflowError, load, parse_duration
+    from threadline.replay import ReplayError
+    from threadline.simulator.run import default_workflows
+
+    if (log is None) == (simulated is None):
+        _refuse("backtest", ValueError("give exactly one of --log FILE and --simulated DAYS"))
+    try:
+        definitions = load(workflows or default_workflows())
+        lead_s, window_s = parse_duration(lead), parse_duration(window)
+    except (WorkflowError, ValueError) as error:
+        _refuse("backtest", error)
+    if log is not None:
+        events = measure.log_events(log, workflow)
+    else:
+        end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0).timestamp()
+        events = measure.simulated_events(definitions, simulated or 0, per_day, seed, end)
+    try:
+        figures = measure.run(events, definitions, cuts, lead_s, window_s, lead_s / 3, breach_moments)
+    except ReplayError as error:
+        _refuse("backtest", error)
+    typer.echo(figures.report(lead_s))

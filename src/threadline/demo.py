@@ -138,6 +138,9 @@ def run(
     python = [sys.executable, "-m", "threadline"]
     env = {key: value for key, value in os.environ.items() if key != "THREADLINE_API_KEYS"}
     env["THREADLINE_SPOOL_DIR"] = str(workdir / "demo-spool")
+    # The demo's store fills from empty in its first minute, under one viewer: an answer shared for
+    # the default 30 s (made for many viewers at millions of events) would show the empty picture.
+    env.setdefault("THREADLINE_SHARED_READ_SECONDS", "5")
     children = [
         Child(
             "collector",

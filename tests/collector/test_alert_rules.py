@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from threadline.collector.alert_rules import AlertRule, Condition, Receiver
+from tests.support.workflow_files import refused
+from threadline.collector.alert_rules import AlertRule, Condition, Grouping, Receiver
 from threadline.collector.alerts.evaluate import (
     Candidate,
     GaugeRow,
@@ -23,10 +24,10 @@ from threadline.collector.alerts.evaluate import (
     evaluate_rules,
     human_duration,
 )
-from threadline.collector.alerts.payloads import render, slack_message
+from threadline.collector.alerts.payloads import group_payload, render, slack_group_message, slack_message
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.models import Sla, State, TransactionSummary, Violation, WaitingStep
-from threadline.collector.workflows import WorkflowError, load, parse
+from threadline.collector.workflows import load, parse
 
 EXAMPLE_FILE = EXAMPLE_WORKFLOWS
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -116,6 +117,34 @@ def test_a_receiver_url_comes_from_its_variable_when_it_is_sent_and_never_shows(
     assert "hooks" not in Receiver("x", "webhook", url="https://hooks.example/secret").target
 
 
+def test_grouping_comes_from_the_rule_then_its_receiver_then_alertmanagers_defaults() -> None:
+    first, second = rules_of(
+        """
+        alerts:
+          receivers:
+            chat: {type: slack, url: "http://x/c", group_by: [rule, system], group_wait: 1m,
+                   repeat_interval: 12h}
+            hook: {type: webhook, url: "http://x/h"}
+          rules:
+            - {name: a, when: failed, severity: info, receivers: [chat, hook], group_interval: 10m}
+            - {name: b, when: failed, severity: info, receivers: [chat], group_by: [...]}
+        """
+    )
+    chat, hook = first.receivers
+    assert first.grouping_for(chat) == Grouping(("rule", "system"), 60, 600, 12 * 3600)
+    assert first.grouping_for(hook) == Grouping(("rule",), 30, 600, 4 * 3600)
+    assert second.grouping_for(chat) == Grouping(("...",), 60, 300, 12 * 3600)
+    assert second.grouping_for(chat).labels == (
+        "rule",
+        "severity",
+        "workflow",
+        "system",
+        "currency",
+        "subject",
+    )
+    assert Grouping() == Grouping(("rule",), 30, 300, 4 * 3600)  # Alertmanager's defaults
+
+
 def test_no_alerts_section_means_no_rules() -> None:
     assert parse(HEAD).alerts == ()
     assert rules_of("alerts: {receivers: {hook: {type: webhook, url: 'http://x/y'}}}") == ()
@@ -199,7 +228,9 @@ BAD_SECTIONS = [
               receivers: [hook]
         """,
         'alert rule "r": when must be one of sla_breached, stuck_longer_than, failed, violation, '
-        "stuck_or_failed_count_above, system_error_rate_above, value_at_risk_above, not 'stuck'",
+        "stuck_or_failed_count_above, system_error_rate_above, value_at_risk_above, mismatch, duplicate, "
+        "predicted_breach, "
+        "not 'stuck'",
         id="unknown condition",
     ),
     pytest.param(
@@ -377,6 +408,42 @@ BAD_SECTIONS = [
     pytest.param(
         """
         alerts:
+          receivers:
+            hook: {type: webhook, url: "http://x/h", group_by: [rule, colour]}   # <-
+          rules: []
+        """,
+        "receiver \"hook\": group_by names unknown label 'colour' (one of rule, severity, workflow, system, "
+        "currency, subject, or '...' for every label)",
+        id="unknown group_by label",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook: {type: webhook, url: "http://x/h"}
+          rules:
+            - name: r
+              when: failed
+              severity: info
+              receivers: [hook]
+              group_interval: soon   # <-
+        """,
+        "alert rule \"r\": group_interval: invalid duration 'soon'",
+        id="bad group_interval",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers:
+            hook: {type: webhook, url: "http://x/h", group_wait: 0s}   # <-
+          rules: []
+        """,
+        "receiver \"hook\": group_wait: invalid duration '0s': must be more than 0 seconds",
+        id="zero group_wait",
+    ),
+    pytest.param(
+        """
+        alerts:
           rules:
             - {name: !!python/object/apply:os.system [echo unsafe]}   # <-
         """,
@@ -391,14 +458,9 @@ def test_a_bad_alerts_section_names_the_file_the_line_and_the_reason(
     tmp_path: Path, section: str, reason: str
 ) -> None:
     text = HEAD + textwrap.dedent(section).lstrip("\n")
-    line = next(number for number, content in enumerate(text.splitlines(), 1) if "# <-" in content)
-    path = tmp_path / "workflows.yaml"
-    path.write_text(text, encoding="utf-8")
+    error, path, line = refused(tmp_path, text)
 
-    with pytest.raises(WorkflowError) as caught:
-        load(path)
-
-    assert str(caught.value).startswith(f"{path}:{line}: {reason}"), str(caught.value)
+    assert str(error).startswith(f"{path}:{line}: {reason}"), str(error)
 
 
 # --- matching ---------------------------------------------------------------------------------
@@ -610,3 +672,63 @@ def test_a_slack_message_has_text_and_blocks_with_links_to_the_dashboard() -> No
 def test_a_webhook_gets_the_payload_with_its_notification_id() -> None:
     assert render("webhook", PAYLOAD, "n1") == {**PAYLOAD, "notification_id": "n1"}
     assert render("slack", PAYLOAD, "n1") == slack_message(PAYLOAD)
+
+
+def test_a_group_notification_lists_each_alert_it_tells_of_and_slack_gets_a_line_for_each() -> None:
+    alerts = [
+        {
+            **PAYLOAD,
+            "alert": {**PAYLOAD["alert"], "subject": f"K-{n}"},
+            "transactions": PAYLOAD["transactions"][n : n + 1],
+        }
+        for n in range(12)
+    ]
+    alerts[-1] = {**alerts[-1], "status": "resolved"}
+    payload = group_payload(
+        tenant="acme",
+        receiver="chat",
+        key="g1",
+        labels={"rule": "stuck"},
+        alerts=alerts,
+        firing=30,
+        repeat=False,
+        dashboard_url="http://dash",
+    )
+    assert payload["schema"] == "threadline.alert-group/v1" and payload["status"] == "firing"
+    assert payload["summary"] == "stuck: 30 firing, 11 new, 1 resolved"
+    assert (payload["new"], payload["resolved"], payload["firing"]) == (11, 1, 30)
+    assert [alert["alert"]["subject"] for alert in payload["alerts"]] == [f"K-{n}" for n in range(12)]
+    assert payload["group"]["link"] == "http://dash/alerts?rule=stuck"
+    assert render("webhook", payload, "n1") == {**payload, "notification_id": "n1"}
+
+    message = render("slack", payload, "n1")
+    assert message == slack_group_message(payload)
+    assert message["text"] == ":red_circle: FIRING [critical] stuck: 30 firing, 11 new, 1 resolved"
+    lines = message["blocks"][1]["text"]["text"].splitlines()
+    assert len(lines) == 12 and lines[0].startswith("• <http://dash/transactions/K-0|K-0> order A &lt;1&gt;")
+    assert lines[-1].startswith("• :white_check_mark: <http://dash/transactions/K-11|K-11>")
+
+
+def test_a_slack_message_splits_a_long_group_into_sections_slack_accepts() -> None:
+    alerts = [
+        {
+            **PAYLOAD,
+            "alert": {**PAYLOAD["alert"], "subject": f"K-{n}"},
+            "transactions": PAYLOAD["transactions"][:1],
+        }
+        for n in range(3000)
+    ]
+    payload = group_payload(
+        tenant="",
+        receiver="chat",
+        key="g",
+        labels={"rule": "stuck"},
+        alerts=alerts,
+        firing=3000,
+        repeat=False,
+        dashboard_url="http://dash",
+    )
+    blocks = slack_group_message(payload)["blocks"]
+    assert len(blocks) <= 50
+    assert all(len(block["text"]["text"]) <= 3000 for block in blocks if block["type"] == "section")
+    assert blocks[-2]["text"]["text"].endswith("more")

@@ -48,8 +48,9 @@ workflows:
       - {name: refund.refused, system: billing, after: [refund.requested]}
 alerts:
   receivers:
-    hook: {type: webhook, url_env: TEST_HOOK_URL}
-    chat: {type: slack, url_env: TEST_CHAT_URL}
+    # Each alert a group of its own, told at once: one notification per alert event.
+    hook: {type: webhook, url_env: TEST_HOOK_URL, group_by: [...], group_wait: 0.1s, group_interval: 0.1s}
+    chat: {type: slack, url_env: TEST_CHAT_URL, group_by: [...], group_wait: 0.1s, group_interval: 0.1s}
   rules:
 """
 SLA_RULE = """\
@@ -171,9 +172,9 @@ def test_an_alert_fires_once_not_again_after_a_restart_and_resolves_when_the_tra
     )
 
     [fired] = eventually(lambda: receiver.received("ORD-1", status="firing"), what="the firing webhook")
-    body = fired.body
-    assert body["schema"] == "threadline.alert/v1" and body["status"] == "firing"
-    assert fired.headers["idempotency-key"] == body["notification_id"]
+    assert fired.body["schema"] == "threadline.alert-group/v1" and fired.body["status"] == "firing"
+    assert fired.headers["idempotency-key"] == fired.body["notification_id"]
+    body = fired.alert
     assert body["alert"]["rule"] == "order-sla" and body["alert"]["severity"] == "critical"
     assert body["alert"]["condition"] == "sla_breached" and body["alert"]["subject"] == "ORD-1"
     assert re.fullmatch(
@@ -205,9 +206,9 @@ def test_an_alert_fires_once_not_again_after_a_restart_and_resolves_when_the_tra
     [resolved] = eventually(
         lambda: receiver.received("ORD-1", status="resolved"), what="the resolved webhook"
     )
-    assert resolved.body["alert"]["resolution"] == "the transaction completed"
-    assert resolved.body["alert"]["id"] == body["alert"]["id"]
-    assert resolved.body["transactions"][0]["state"] == "completed"
+    assert resolved.alert["alert"]["resolution"] == "the transaction completed"
+    assert resolved.alert["alert"]["id"] == body["alert"]["id"]
+    assert resolved.alert["transactions"][0]["state"] == "completed"
     eventually(lambda: len(receiver.received("ORD-1", path="/chat")) == 2, what="the resolved Slack message")
     [alert] = alerts(http, transaction="SO-1")  # by any key of the transaction
     assert alert["status"] == "resolved" and alert["resolution"] == "the transaction completed"
@@ -289,25 +290,25 @@ def test_aggregate_rules_fire_once_per_subject_and_resolve_when_the_figure_drops
 
     def fired(rule: str) -> list[Request]:
         return [
-            r for r in receiver.requests if r.body["alert"]["rule"] == rule and r.body["status"] == "firing"
+            r for r in receiver.requests if r.alert["alert"]["rule"] == rule and r.body["status"] == "firing"
         ]
 
     eventually(lambda: fired("many-stuck") and fired("erp-errors") and fired("at-risk"), what="three alerts")
     [count] = fired("many-stuck")
-    assert count.body["alert"]["subject"] == "" and count.body["figures"]["count"] == 2
-    assert {t["correlation_id"] for t in count.body["transactions"]} == {"AGG-1", "AGG-2"}
+    assert count.alert["alert"]["subject"] == "" and count.alert["figures"]["count"] == 2
+    assert {t["correlation_id"] for t in count.alert["transactions"]} == {"AGG-1", "AGG-2"}
     [errors] = fired("erp-errors")
-    assert errors.body["alert"]["subject"] == "erp" and errors.body["figures"]["error_rate_percent"] == 50
-    assert [t["correlation_id"] for t in errors.body["transactions"]] == ["AGG-3"]
+    assert errors.alert["alert"]["subject"] == "erp" and errors.alert["figures"]["error_rate_percent"] == 50
+    assert [t["correlation_id"] for t in errors.alert["transactions"]] == ["AGG-3"]
     [risk] = fired("at-risk")
-    assert risk.body["alert"]["subject"] == "USD" and risk.body["figures"]["value_at_risk"] == 1600
+    assert risk.alert["alert"]["subject"] == "USD" and risk.alert["figures"]["value_at_risk"] == 1600
 
     resolved = http.post("/api/transactions/AGG-2/resolve", json={"comment": "booked by hand in the ERP"})
     assert resolved.status_code == 201, resolved.text
 
     def resolutions() -> dict[str, str]:
         return {
-            r.body["alert"]["rule"]: r.body["alert"]["resolution"]
+            r.alert["alert"]["rule"]: r.alert["alert"]["resolution"]
             for r in receiver.requests
             if r.body["status"] == "resolved"
         }
@@ -317,7 +318,7 @@ def test_aggregate_rules_fire_once_per_subject_and_resolve_when_the_figure_drops
         "at-risk": "back within the limit",
     }
     evaluations(http, 2)
-    assert sorted(r.body["alert"]["rule"] for r in receiver.requests) == [
+    assert sorted(r.alert["alert"]["rule"] for r in receiver.requests) == [
         "at-risk",
         "at-risk",
         "erp-errors",
@@ -345,8 +346,8 @@ def test_an_operator_resolving_a_transaction_resolves_its_alert_and_reopening_fi
     )
 
     [resolved] = eventually(lambda: receiver.received("ORD-3", status="resolved"))
-    assert resolved.body["alert"]["resolution"] == "resolved by an operator"
-    assert resolved.body["transactions"][0]["resolved_by_operator"] is True
+    assert resolved.alert["alert"]["resolution"] == "resolved by an operator"
+    assert resolved.alert["transactions"][0]["resolved_by_operator"] is True
 
     assert (
         http.post("/api/transactions/ORD-3/reopen", json={"comment": "the customer came back"}).status_code
@@ -355,7 +356,7 @@ def test_an_operator_resolving_a_transaction_resolves_its_alert_and_reopening_fi
 
     eventually(lambda: len(receiver.received("ORD-3", status="firing")) == 2, what="a second alert")
     first, second = receiver.received("ORD-3", status="firing")
-    assert first.body["alert"]["id"] != second.body["alert"]["id"]
+    assert first.alert["alert"]["id"] != second.alert["alert"]["id"]
     assert [a["status"] for a in alerts(http, transaction="ORD-3")] == ["firing", "resolved"]
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.workflow_files import refused
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.workflows import (
     StepDefinition,
+    Tolerance,
     WorkflowDefinition,
     WorkflowError,
     Workflows,
@@ -303,7 +305,7 @@ BAD_DEFINITIONS = [
         alert:   # <-
           - {when: stuck}
         """,
-        'the top level: unknown key "alert" (allowed: alerts, workflows)',
+        'the top level: unknown key "alert" (allowed: actions, alerts, workflows)',
         id="unknown top-level key",
     ),
     pytest.param(
@@ -340,7 +342,7 @@ BAD_DEFINITIONS = [
             steps: [{name: a.b.created}]
         """,
         'workflow "w": unknown key "complete-on" '
-        "(allowed: complete_on, description, fail_on, sla, steps, stuck_after)",
+        "(allowed: complete_on, description, fail_on, reconcile, sla, steps, stuck_after, unique_by)",
         id="unknown workflow key",
     ),
     pytest.param(
@@ -587,14 +589,8 @@ def test_a_bad_definition_names_the_file_the_line_and_the_reason(
     tmp_path: Path, text: str, reason: str
 ) -> None:
     text = textwrap.dedent(text).lstrip("\n")
-    line = next(number for number, content in enumerate(text.splitlines(), 1) if "# <-" in content)
-    path = tmp_path / "workflows.yaml"
-    path.write_text(text, encoding="utf-8")
+    error, path, line = refused(tmp_path, text)
 
-    with pytest.raises(WorkflowError) as caught:
-        load(path)
-
-    error = caught.value
     assert str(error).startswith(f"{path}:{line}: {reason}"), str(error)
     assert (error.source, error.line) == (str(path), line)
     assert "workflows.yaml" in str(error)
@@ -677,3 +673,143 @@ def test_a_credit_never_posts_in_billing_before_finance_approves_it_in_erp(examp
     assert "erp.credit.approved" in support_credit.predecessors("billing.credit.posted")
     assert support_credit.fail_on == ("erp.credit.rejected",)
     assert "billing.credit.posted" not in support_credit.successors("erp.credit.rejected")
+
+
+# --- What must agree across systems, and what must be unique (issue 21) ------------------------------
+
+RECONCILED = """\
+workflows:
+  quote-to-cash:
+    steps:
+      - {name: crm.opportunity.won, system: salesforce}
+      - {name: erp.order.created, system: netsuite}
+      - {name: billing.subscription.activated, system: stripe}
+    reconcile:
+      - {value: amount, steps: [crm.opportunity.won, erp.order.created, billing.subscription.activated],
+         tolerance: 0.5%}
+      - {value: attributes.plan, steps: [erp.order.created, billing.subscription.activated]}
+      - {value: amount, steps: [crm.opportunity.won, erp.order.created], tolerance: 50, currency: ignore}
+  onboarding:
+    unique_by: {value: attributes.tax_id, within: 30d}
+    steps: [{name: crm.account.created}]
+"""
+
+
+def test_reconcile_names_the_value_the_steps_and_the_tolerance() -> None:
+    workflows = parse(RECONCILED)
+    amount, plan, loose = workflows.definitions["quote-to-cash"].reconcile
+    assert (amount.value, amount.steps, amount.tolerance.text, amount.ignore_currency) == (
+        "amount",
+        ("crm.opportunity.won", "erp.order.created", "billing.subscription.activated"),
+        "0.5%",
+        False,
+    )
+    assert (plan.value, plan.tolerance.text) == ("attributes.plan", "exact")
+    assert (loose.tolerance.kind, loose.tolerance.amount, loose.ignore_currency) == ("absolute", 50.0, True)
+    unique = workflows.definitions["onboarding"].unique_by
+    assert unique is not None and (unique.value, unique.within_s) == ("attributes.tax_id", 30 * 86400.0)
+    assert workflows.definitions["onboarding"].reconcile == ()
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "a", "b", "agree"),
+    [
+        ("exact", 48000, 48000, True),
+        ("exact", 48000, 48000.01, False),
+        ("0.5%", 48000, 47760, True),  # 240 is 0.5% of 48,000: at the limit
+        ("0.5%", 48000, 47759, False),
+        ("50", 100, 150, True),
+        ("50", 100, 150.5, False),
+    ],
+)
+def test_a_tolerance_is_exact_absolute_or_a_percent_of_the_larger_value(
+    tolerance: str, a: float, b: float, agree: bool
+) -> None:
+    assert Tolerance.parse(tolerance).agree(a, b) is agree
+    assert Tolerance.parse(tolerance).agree(b, a) is agree
+
+
+BAD_RECONCILIATIONS = [
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            reconcile:
+              - {value: price, steps: [a, b]}   # <-
+        """,
+        "workflow \"w\": reconcile 1: value: 'price' is not `amount` or `attributes.<key>`",
+        id="unknown value",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            reconcile:
+              - {value: amount, steps: [a, c]}   # <-
+        """,
+        'workflow "w": reconcile 1: steps names unknown step "c"',
+        id="unknown step",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            reconcile:
+              - {value: amount, steps: [a]}   # <-
+        """,
+        'workflow "w": reconcile 1: steps must name two steps or more to compare',
+        id="one step",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            reconcile:
+              - {value: amount, steps: [a, b], tolerance: about}   # <-
+        """,
+        "workflow \"w\": reconcile 1: tolerance: 'about' is not `exact`, a difference (50) or a percent",
+        id="bad tolerance",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            reconcile:
+              - {value: attributes.plan, steps: [a, b], currency: ignore}   # <-
+        """,
+        'workflow "w": reconcile 1: currency applies to `value: amount` only',
+        id="currency of an attribute",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            unique_by: {value: attributes.tax_id, within: soon}   # <-
+        """,
+        "workflow \"w\": unique_by: within: invalid duration 'soon'",
+        id="bad window",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}, {name: b}]
+            unique_by: {key: attributes.tax_id}   # <-
+        """,
+        'workflow "w": unique_by: unknown key "key"',
+        id="unique_by without value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), BAD_RECONCILIATIONS)
+def test_a_bad_reconcile_or_unique_by_names_the_file_the_line_and_the_reason(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    test_a_bad_definition_names_the_file_the_line_and_the_reason(tmp_path, text, reason)

@@ -189,17 +189,26 @@ class DashboardProcess:
     """``threadline dashboard`` in its own process, on a free port."""
 
     def __init__(
-        self, api_url: str, log_dir: Path, port: int | None = None, api_key: str | None = None
+        self,
+        api_url: str,
+        log_dir: Path,
+        port: int | None = None,
+        api_key: str | None = None,
+        env: dict[str, str] | None = None,
+        base_path: str = "/",
     ) -> None:
         self.api_url = api_url
         self.api_key = api_key
+        self.env = env or {}  # more THREADLINE_* variables (sign-in)
+        self.base_path = base_path
         self.port = port or free_port()
         self.log_path = log_dir / f"dashboard-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where it answers, its base path included (without the trailing slash)."""
+        return f"http://127.0.0.1:{self.port}{self.base_path.rstrip('/')}"
 
     def start(self, timeout_s: float = 60) -> DashboardProcess:
         import httpx
@@ -213,10 +222,13 @@ class DashboardProcess:
             str(self.port),
             "--api",
             self.api_url,
+            "--base-path",
+            self.base_path,
         ]
         environment = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
         if self.api_key:
             environment["THREADLINE_API_KEY"] = self.api_key  # as a deployment would pass it
+        environment.update(self.env)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=environment
@@ -226,7 +238,8 @@ class DashboardProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dashboard exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/_dash-layout", timeout=1).status_code == 200:
+                # 401: up, with sign-in on
+                if httpx.get(self.url + "/_dash-layout", timeout=1).status_code in (200, 401):
                     return self
             except httpx.HTTPError:
                 pass

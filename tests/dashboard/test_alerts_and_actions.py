@@ -41,8 +41,19 @@ keys:
 """
 ALERTS = {
     "receivers": {
-        "ops-webhook": {"type": "webhook", "url_env": "TL_TEST_HOOK_URL"},
-        "pager": {"type": "webhook", "url_env": "TL_TEST_PAGER_URL"},  # answers 500: given up after 3
+        # Grouped by rule (the default), with timers short enough for a test.
+        "ops-webhook": {
+            "type": "webhook",
+            "url_env": "TL_TEST_HOOK_URL",
+            "group_wait": "0.1s",
+            "group_interval": "1s",
+        },
+        "pager": {  # answers 500: given up after 3
+            "type": "webhook",
+            "url_env": "TL_TEST_PAGER_URL",
+            "group_wait": "0.1s",
+            "group_interval": "1s",
+        },
         "ops-slack": {"type": "slack", "url_env": "TL_TEST_SLACK_URL"},  # never set: skipped
     },
     "rules": [
@@ -433,3 +444,53 @@ def test_the_alerts_badge_is_on_every_page(browser: Browser, api: httpx.Client) 
     browser.click("#nav-alerts")
     browser.until(lambda: browser.path() == "/alerts")
     assert browser.text("#alerts-firing") == fmt.count(firing)
+
+
+def test_the_notification_groups_and_silencing_one_from_the_alerts_page(
+    browser: Browser, api: httpx.Client, settled: dict[str, Any]
+) -> None:
+    groups = api.get("/api/alerts/groups").json()["items"]
+    assert groups and all(group["labels"].keys() == {"rule"} for group in groups)
+    browser.open("/alerts", ready="#alerts-groups .tl-receiver")
+    for group in groups:
+        text = browser.text(f"#group-{group['key']}")
+        assert group["receiver"] in text and f"rule {group['labels']['rule']}" in text
+        assert fmt.plural(group["notifications"], "notification") in text
+    assert "No silence" in browser.text("#alerts-silences")
+
+    # Silence the SLA rule's group for the webhook: the dialog asks why and who, as every action.
+    [sla] = [g for g in groups if g["receiver"] == "ops-webhook" and g["labels"]["rule"] == "q2c-sla-breach"]
+    browser.click(f"#group-{sla['key']} .tl-action-silence")
+    assert "q2c-sla-breach" in browser.text("#action-title")
+    browser.visible("#action-comment").send_keys("Salesforce sandbox refresh: SLA alerts expected")
+    operator = browser.visible("#action-operator")
+    operator.clear()
+    operator.send_keys(OPERATOR)
+    browser.click("#action-submit")
+    browser.wait_text("#action-result", "silenced until")
+
+    [silence] = api.get("/api/alerts/silences").json()["items"]
+    assert silence["matchers"] == {"rule": "q2c-sla-breach"} and silence["state"] == "active"
+    assert silence["created_by"] == KEY_NAME and silence["operator"] == OPERATOR
+    browser.wait_text(f"#silence-{silence['id']}", "active")
+    assert "Salesforce sandbox refresh" in browser.text(f"#silence-{silence['id']}")
+
+    # Its alerts still show, marked silenced.
+    firing = api.get("/api/alerts", params={"rule": "q2c-sla-breach", "status": "firing"}).json()["items"]
+    assert firing and all(alert["silenced_by"] == [silence["id"]] for alert in firing)
+    browser.open("/alerts?rule=q2c-sla-breach", ready="#alerts-grid .ag-row")
+    assert row_cells(browser, "alerts-grid", firing[0]["id"])["summary"].startswith("Silenced")
+    browser.screenshots("alerts-silenced")
+
+    # Expire it: it ends now, and the page says so.
+    browser.click(f"#silence-{silence['id']} .tl-action-expire")
+    browser.visible("#action-comment").send_keys("refresh done")
+    browser.click("#action-submit")
+    browser.wait_text("#action-result", "ended")
+    browser.wait_text(f"#silence-{silence['id']}", "expired")
+    [ended] = api.get("/api/alerts/silences").json()["items"]
+    assert ended["state"] == "expired" and ended["expired_by"] == KEY_NAME
+    assert api.get(f"/api/alerts/{firing[0]['id']}").json()["silenced_by"] == []
+    assert [e["action"] for e in api.get("/api/audit", params={"action": "silence"}).json()["items"]] == [
+        "silence"
+    ]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.dashboard.browser import Browser, DashboardProcess
+from tests.dashboard.dash_requests import submit_action
 from tests.support.collector_process import CollectorProcess
 
 pytestmark = pytest.mark.slow
@@ -87,24 +88,8 @@ def audit(collector: CollectorProcess) -> list[dict[str, Any]]:
 def submit_directly(dashboard: DashboardProcess, operator: str) -> httpx.Response:
     """What anyone who reaches the dashboard can send: the "resolve OPP-7" dialog's submit callback,
     as a plain JSON POST to Dash's callback endpoint, no browser involved."""
-    callbacks = httpx.get(dashboard.url + "/_dash-dependencies").json()
-    submit = next(c for c in callbacks if {"id": "action-submit", "property": "n_clicks"} in c["inputs"])
-    values = {
-        "action-submit": 1,
-        "action-request": {"action": "resolve", "key": "OPP-7"},
-        "action-comment": "closing it from outside",
-        "action-operator": operator,
-        "data-version": 0,
-    }
-    outputs = [part.split(".", 1) for part in submit["output"].strip(".").split("...")]
-    body = {
-        "output": submit["output"],
-        "outputs": [{"id": name, "property": prop} for name, prop in outputs],
-        "inputs": [{**dep, "value": values[dep["id"]]} for dep in submit["inputs"]],
-        "state": [{**dep, "value": values[dep["id"]]} for dep in submit["state"]],
-        "changedPropIds": ["action-submit.n_clicks"],
-    }
-    return httpx.post(dashboard.url + "/_dash-update-component", json=body, timeout=30)
+    request = {"action": "resolve", "key": "OPP-7"}
+    return submit_action(dashboard.url, request, "closing it from outside", operator)
 
 
 def test_with_a_read_only_key_its_actions_are_off_and_say_why(browser: Browser) -> None:

@@ -7,6 +7,7 @@ it), and saved as a screenshot in both colour modes under test-artifacts/dashboa
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +44,12 @@ def test_overview_shows_the_apis_figures(browser: Browser, api: httpx.Client) ->
     assert browser.text("#kpi-sla-attainment") == fmt.percent(totals["sla_attainment"])
     assert browser.text("#kpi-breached") == fmt.count(totals["breached"])
     assert browser.text("#kpi-stuck") == fmt.count(totals["stuck"])
+    retention = api.get("/api/retention").json()
+    assert browser.text("#overview-retention") == fmt.retention(
+        retention["days"], retention["kept_since"], dt.UTC
+    )
+    # No sign-in configured here: the first page says who can see it.
+    assert browser.text("#sign-in-off").startswith("Sign-in is not configured: anyone who reaches this")
 
     # At risk: stuck or breached, each once; value at risk: their amounts by currency.
     def total(**filters: str) -> int:
@@ -263,9 +270,59 @@ def test_process_map_is_drawn(browser: Browser, api: httpx.Client) -> None:
     assert ("erp.customer.validated", "cpq.quote.approved") not in unexpected
     assert ("support.entitlement.created", scenario.UNDEFINED_STEP) in unexpected
 
-    first = browser.visible('#variants-grid .ag-row[row-index="0"]').text
-    assert fmt.percent(process["variants"][0]["share"]) in first
+    # A defined workflow's variants are split: the most common one leads the table of its verdict.
+    top = process["variants"][0]
+    table = "conforming-variants-grid" if top["conforming"] else "deviating-variants-grid"
+    first = browser.visible(f'#{table} .ag-row[row-index="0"]').text
+    assert fmt.percent(top["share"]) in first
     browser.screenshots("process-map")
+
+
+def test_conformance_names_each_deviation_and_a_click_highlights_its_variants_and_edges(
+    browser: Browser, api: httpx.Client
+) -> None:
+    browser.open("/workflows/quote-to-cash?range=all", ready="#map-conformance")
+    process = api.get("/api/workflows/quote-to-cash/map").json()
+    result = process["conformance"]
+    assert browser.text("#map-conformance-share") == fmt.percent(result["conforming_share"])
+    shown = browser.all_text("#map-deviations .tl-deviation")
+    assert result["deviations"] and len(shown) == len(result["deviations"])  # the scenario deviates
+    for text, deviation in zip(shown, result["deviations"], strict=True):
+        assert deviation["description"] in text
+        assert fmt.plural(deviation["transactions"], "transaction") in text
+
+    def rows(grid: str, marked: str = "") -> set[str]:
+        """The row ids a grid has drawn (``marked``: only the rows with that class)."""
+        selector = f"#{grid} .ag-center-cols-container .ag-row{marked}"
+        drawn = browser.driver.find_elements(By.CSS_SELECTOR, selector)
+        return {row.get_attribute("row-id") or "" for row in drawn}
+
+    def ranks(conforming: bool) -> set[str]:
+        return {str(n + 1) for n, v in enumerate(process["variants"]) if v["conforming"] is conforming}
+
+    assert rows("conforming-variants-grid") <= ranks(True) and rows("conforming-variants-grid")
+    assert rows("deviating-variants-grid") <= ranks(False) and rows("deviating-variants-grid")
+
+    # The deviation with the most transactions: its variants, and the edges they take around its steps.
+    chosen = result["deviations"][0]
+    steps = {chosen["step"], chosen["other"]} - {None}
+    having = {
+        str(n + 1): v["steps"]
+        for n, v in enumerate(process["variants"])
+        if chosen["description"] in [d["description"] for d in v["deviations"]]
+    }
+    expected_edges = {(a, b) for path in having.values() for a, b in pairwise(path) if {a, b} & steps}
+    browser.click("#map-deviations .tl-deviation")
+    highlighted = browser.until(
+        lambda: browser.driver.execute_script(
+            "const cy = document.querySelector('#process-map')._cyreg.cy;"
+            "const edges = cy && cy.edges('.highlight').map(e => [e.source().id(), e.target().id()]);"
+            "return edges && edges.length ? edges : null;"
+        )
+    )
+    assert {tuple(edge) for edge in highlighted} == expected_edges
+    marked = browser.until(lambda: rows("deviating-variants-grid", ".tl-row-highlight") or None)
+    assert marked == set(having) & rows("deviating-variants-grid")
 
 
 def test_what_the_definitions_do_not_name_is_called_out_and_mapped(

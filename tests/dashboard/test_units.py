@@ -128,6 +128,16 @@ def test_process_map_columns_follow_the_real_flow() -> None:
             },
         ],
         "variants": [{"steps": ["a", "b", "c"], "transactions": 3, "share": 1.0}],
+        "conformance": {
+            "judged": False,
+            "note": "w has no definition: there is no order to judge its transactions by.",
+            "transactions": 3,
+            "conforming": 0,
+            "deviating": 0,
+            "open": 0,
+            "conforming_share": None,
+            "deviations": [],
+        },
     }
     assert columns(process, None) == {"a": 0, "b": 1, "c": 2}  # the redo c -> b does not loop the layout
     assert _wrap("middleware.credit_request.validated") == "middleware.credit_request.\nvalidated"
@@ -357,3 +367,11 @@ def test_a_failed_span_in_the_waterfall_says_what_was_thrown_first() -> None:
     [bar] = waterfall({"trace_id": span["trace_id"], "spans": [span], "events": []}, LIGHT, dt.UTC).data
     lines = bar.hovertext[0].split("<br>")
     assert lines[4:] == ["CreditLimitError: limit &lt;50k&gt; exceeded", "retry.1", "retry.2", "1 more event"]
+
+
+def test_retention_says_how_far_back_the_data_goes() -> None:
+    assert fmt.retention(30, "2026-10-28T12:00:00Z", dt.UTC) == "Data kept for 30 days, since 2026-10-28"
+    assert fmt.retention(1, "2026-11-26T23:30:00Z", fmt.zone("Europe/Berlin")) == (
+        "Data kept for 1 day, since 2026-11-27"
+    )
+    assert fmt.retention(None, None, dt.UTC) == "Data kept without a time limit"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,6 +58,18 @@ def stored_events_by_system(collector: CollectorProcess) -> dict[str, int]:
     return {system["system"]: system["events"] for system in report["systems"]}
 
 
+def event_counts(collector: CollectorProcess) -> Counter[int]:
+    """How many transactions have each number of events, over the whole queue."""
+    counts: Counter[int] = Counter()
+    cursor = None
+    while True:
+        params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(collector.url + "/api/transactions", params=params, timeout=60).json()
+        counts.update(item["event_count"] for item in page["items"])
+        if not (cursor := page["next_cursor"]):
+            return counts
+
+
 def duplicates_dropped(collector: CollectorProcess) -> float:
     for line in httpx.get(collector.url + "/metrics", timeout=30).text.splitlines():
         if line.startswith("threadline_events_duplicates_dropped_total") and 'endpoint="traces"' in line:
@@ -82,6 +95,8 @@ def test_a_collector_killed_mid_stream_loses_and_doubles_nothing(tmp_path: Path)
         collector = CollectorProcess(store_dir=tmp_path / "store", port=port, isolated=True).start()
         finish(clients)
         assert stored_events_by_system(collector) == dict.fromkeys(systems, 1500)
+        # The engine-kept rollups, which the queue reads, hold them all too: each transaction its 3.
+        assert event_counts(collector) == Counter({3: 1500})
     finally:
         collector.stop()
 

@@ -40,6 +40,7 @@ def why_not_available() -> str | None:
     return None
 
 
+BACKUP_DISK = "backups"  # where `threadline backup disk:backups:NAME` puts a server's backups
 CONFIG = """<clickhouse>
     <logger>
         <level>warning</level>
@@ -56,6 +57,10 @@ CONFIG = """<clickhouse>
     <format_schema_path>{folder}/format_schemas/</format_schema_path>
     <users_config>{folder}/users.xml</users_config>
     <mark_cache_size>268435456</mark_cache_size>
+    <storage_configuration>
+        <disks><{backup_disk}><type>local</type><path>{folder}/backups/</path></{backup_disk}></disks>
+    </storage_configuration>
+    <backups><allowed_disk>{backup_disk}</allowed_disk></backups>
 </clickhouse>
 """
 
@@ -92,7 +97,11 @@ class ClickHouseServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "log").mkdir(exist_ok=True)
         config = self.folder / "config.xml"
-        config.write_text(CONFIG.format(folder=self.folder, http_port=self.http_port, tcp_port=self.tcp_port))
+        config.write_text(
+            CONFIG.format(
+                folder=self.folder, http_port=self.http_port, tcp_port=self.tcp_port, backup_disk=BACKUP_DISK
+            )
+        )
         (self.folder / "users.xml").write_text(USERS)
         with open(self.folder / "log" / "stdout.log", "ab") as log:
             self.process = subprocess.Popen(

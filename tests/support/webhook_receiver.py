@@ -23,6 +23,7 @@ class Request:
     headers: dict[str, str]
     body: dict[str, Any]
     answered: int
+    raw: bytes = b""  # the body as sent, for checking a signature over it
 
     @property
     def status(self) -> str:
@@ -31,9 +32,19 @@ class Request:
             return str(self.body["status"])
         return "firing" if " FIRING " in self.body.get("text", "") else "resolved"
 
+    @property
+    def alert(self) -> dict[str, Any]:
+        """The one alert a notification lists (its group holds one alert: ``group_by: [...]``)."""
+        [alert] = self.body["alerts"]
+        return dict(alert)
+
     def about(self, key: str) -> bool:
-        if "transactions" in self.body:
-            return any(item["correlation_id"] == key for item in self.body["transactions"])
+        if "alerts" in self.body:
+            return any(
+                item["correlation_id"] == key
+                for alert in self.body["alerts"]
+                for item in alert["transactions"]
+            )
         return f"|{key}>" in orjson.dumps(self.body).decode()  # a Slack message links each key
 
 
@@ -65,6 +76,7 @@ class WebhookReceiver:
                             {k.lower(): v for k, v in self.headers.items()},
                             orjson.loads(body),
                             status,
+                            body,
                         )
                     )
                 self.send_response(status)
@@ -101,13 +113,14 @@ class WebhookReceiver:
         ]
 
     def firing(self, rule: str, subject: str, path: str = "/hook") -> list[dict[str, Any]]:
-        """The "firing" webhook payloads of ``rule`` about ``subject`` that reached ``path``."""
+        """The "firing" alert payloads of ``rule`` about ``subject`` listed in what reached ``path``."""
         with self._lock:
             bodies = [r.body for r in self.requests if r.path == path]
         return [
-            body
+            alert
             for body in bodies
-            if body.get("status") == "firing"
-            and body["alert"]["rule"] == rule
-            and body["alert"]["subject"] == subject
+            for alert in body.get("alerts", [])
+            if alert["status"] == "firing"
+            and alert["alert"]["rule"] == rule
+            and alert["alert"]["subject"] == subject
         ]

@@ -16,6 +16,17 @@
            percent: 5, window: 15m, ...}
         - {name: governance, when: violation, ...}
         - {name: value-at-risk, when: value_at_risk_above, amount: 100000, currency: USD, ...}
+        - {name: amounts-disagree, when: mismatch, ...}     # the workflow's `reconcile:`
+        - {name: same-customer-twice, when: duplicate, ...}  # the workflow's `unique_by:`
+        - {name: will-breach, when: predicted_breach, lead: 30m, ...}   # forecast: breach within 30m
+
+Notifications are grouped and throttled as Alertmanager does (``Grouping``): each receiver gets one
+notification per group of alerts (``group_by`` label values), at most every ``group_interval``,
+and again every ``repeat_interval`` while it fires. A receiver's grouping applies to every rule
+sending to it; a rule's own settings override it::
+
+        ops-slack: {type: slack, url_env: SLACK_URL, group_by: [rule, system], group_wait: 1m}
+        - {name: stuck-over-2h, ..., group_interval: 10m, repeat_interval: 12h}
 
 A rule without ``workflow`` applies to every workflow. Per-transaction conditions fire once per
 transaction (and resolve when it no longer meets them); the others fire once per rule, or per
@@ -37,6 +48,8 @@ from typing import Any, Literal, Protocol, cast, get_args
 
 from yaml.nodes import Node
 
+from .models import AlertLabel
+
 Condition = Literal[
     "sla_breached",
     "stuck_longer_than",
@@ -45,6 +58,9 @@ Condition = Literal[
     "stuck_or_failed_count_above",
     "system_error_rate_above",
     "value_at_risk_above",
+    "mismatch",
+    "duplicate",
+    "predicted_breach",
 ]
 Severity = Literal["critical", "warning", "info"]
 ReceiverType = Literal["webhook", "slack"]
@@ -52,7 +68,9 @@ ReceiverType = Literal["webhook", "slack"]
 CONDITIONS: tuple[str, ...] = get_args(Condition)
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 RECEIVER_TYPES: tuple[str, ...] = get_args(ReceiverType)
-PER_TRANSACTION: frozenset[str] = frozenset({"sla_breached", "stuck_longer_than", "failed", "violation"})
+PER_TRANSACTION: frozenset[str] = frozenset(
+    {"sla_breached", "stuck_longer_than", "failed", "violation", "mismatch", "duplicate", "predicted_breach"}
+)
 
 _Entries = dict[str, tuple[Node, Node]]  # a mapping's entries by key: (key node, value node)
 
@@ -71,7 +89,39 @@ class DefinitionReader(Protocol):
     def duration(self, node: Node, what: str) -> float: ...
 
 
-_COMMON_KEYS = frozenset({"name", "when", "workflow", "severity", "receivers", "description"})
+# An alert's labels, what ``group_by`` and silences match on: the rule, its severity, the workflow,
+# the system (the one a transaction waits on, or the rule's system) and the currency (a dimension of
+# the transaction, or the rule's), and the subject (the transaction, system or currency).
+LABELS: tuple[str, ...] = get_args(AlertLabel)
+EVERY_LABEL = "..."  # group_by: [...]: every label, so each alert is a group of its own (as Alertmanager)
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How a receiver's notifications are grouped and throttled, with Alertmanager's defaults: the
+    first notification of a group waits ``group_wait`` for others to join it, the next ones at least
+    ``group_interval`` after the one before, and a group still firing is sent again after
+    ``repeat_interval``."""
+
+    group_by: tuple[str, ...] = ("rule",)
+    group_wait_s: float = 30.0
+    group_interval_s: float = 300.0
+    repeat_interval_s: float = 4 * 3600.0
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return LABELS if EVERY_LABEL in self.group_by else self.group_by
+
+
+_GROUPING_KEYS: dict[str, str] = {  # key in the file: Grouping field
+    "group_by": "group_by",
+    "group_wait": "group_wait_s",
+    "group_interval": "group_interval_s",
+    "repeat_interval": "repeat_interval_s",
+}
+_COMMON_KEYS = frozenset({"name", "when", "workflow", "severity", "receivers", "description"}) | frozenset(
+    _GROUPING_KEYS
+)
 # Per condition: (required parameters, optional parameters).
 _PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "sla_breached": (frozenset(), frozenset()),
@@ -81,8 +131,11 @@ _PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "stuck_or_failed_count_above": (frozenset({"threshold", "window"}), frozenset()),
     "system_error_rate_above": (frozenset({"percent", "window"}), frozenset({"system", "min_events"})),
     "value_at_risk_above": (frozenset({"amount"}), frozenset({"currency"})),
+    "mismatch": (frozenset(), frozenset()),
+    "duplicate": (frozenset(), frozenset()),
+    "predicted_breach": (frozenset({"lead"}), frozenset()),
 }
-_RECEIVER_KEYS = frozenset({"type", "url", "url_env", "description"})
+_RECEIVER_KEYS = frozenset({"type", "url", "url_env", "description"}) | frozenset(_GROUPING_KEYS)
 _SECTION_KEYS = frozenset({"receivers", "rules"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
@@ -97,6 +150,7 @@ class Receiver:
     url: str | None = None
     url_env: str | None = None
     line: int = 0
+    grouping: tuple[tuple[str, Any], ...] = ()  # the grouping settings set on it, as (field, value)
 
     def resolve_url(self, environ: Mapping[str, str] = os.environ) -> str | None:
         """The URL to post to now; None while ``url_env`` names an unset variable."""
@@ -128,7 +182,14 @@ class AlertRule:
     min_events: int = 1  # system_error_rate_above: fewer events in the window never fire
     amount: float | None = None  # value_at_risk_above
     currency: str | None = None  # value_at_risk_above; None: each currency on its own
+    lead_s: float | None = None  # predicted_breach: how long before the SLA deadline it fires
+    grouping: tuple[tuple[str, Any], ...] = ()  # the grouping settings set on the rule, as (field, value)
     line: int = field(default=0, compare=False)
+
+    def grouping_for(self, receiver: Receiver) -> Grouping:
+        """How this rule's notifications to ``receiver`` are grouped: the rule's settings, else the
+        receiver's, else Alertmanager's defaults."""
+        return Grouping(**dict(receiver.grouping + self.grouping))
 
     @property
     def per_transaction(self) -> bool:
@@ -145,6 +206,7 @@ class AlertRule:
             "min_events": self.min_events if self.when == "system_error_rate_above" else None,
             "amount": self.amount,
             "currency": self.currency,
+            "lead_seconds": self.lead_s,
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -189,15 +251,41 @@ def _receiver(reader: DefinitionReader, name: str, key: Node, node: Node) -> Rec
         raise reader.error(key, f"{what} needs exactly one of url or url_env")
     if "description" in entries:
         reader.text_of(entries["description"][1], f"{what}: description")
+    grouping = _grouping(reader, entries, what)
+    line = key.start_mark.line + 1
     if "url" in entries:
         url = reader.text_of(entries["url"][1], f"{what}: url").strip()
         if not url.startswith(("http://", "https://")) or len(url) < len("http://x"):
             raise reader.error(entries["url"][1], f"{what}: url must start with http:// or https://")
-        return Receiver(name, cast(ReceiverType, kind), url=url, line=key.start_mark.line + 1)
+        return Receiver(name, cast(ReceiverType, kind), url=url, line=line, grouping=grouping)
     variable = reader.text_of(entries["url_env"][1], f"{what}: url_env").strip()
     if not _ENV_NAME.match(variable):
         raise reader.error(entries["url_env"][1], f"{what}: url_env must be an environment variable name")
-    return Receiver(name, cast(ReceiverType, kind), url_env=variable, line=key.start_mark.line + 1)
+    return Receiver(name, cast(ReceiverType, kind), url_env=variable, line=line, grouping=grouping)
+
+
+def _grouping(reader: DefinitionReader, entries: _Entries, what: str) -> tuple[tuple[str, Any], ...]:
+    """The grouping settings among a receiver's or a rule's entries, validated, as (field, value)."""
+    found: list[tuple[str, Any]] = []
+    for key, name in _GROUPING_KEYS.items():
+        if key not in entries:
+            continue
+        node = entries[key][1]
+        if key != "group_by":
+            found.append((name, reader.duration(node, f"{what}: {key}")))
+            continue
+        labels = reader.names(node, f"{what}: group_by")
+        for label, item in labels:
+            if label not in LABELS and label != EVERY_LABEL:
+                raise reader.error(
+                    item,
+                    f"{what}: group_by names unknown label {label!r} "
+                    f"(one of {', '.join(LABELS)}, or {EVERY_LABEL!r} for every label)",
+                )
+        if not labels:
+            raise reader.error(node, f"{what}: group_by names no label")
+        found.append((name, tuple(label for label, _ in labels)))
+    return tuple(found)
 
 
 def _rule(
@@ -299,5 +387,7 @@ def _rule(
         min_events=int(min_events) if min_events is not None else 1,
         amount=amount,
         currency=currency,
+        lead_s=duration("lead"),
+        grouping=_grouping(reader, entries, what),
         line=node.start_mark.line + 1,
     )

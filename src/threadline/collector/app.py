@@ -27,15 +27,20 @@ from .routes import alerts as alert_routes
 from .routes import cloud_events, exception_groups, health, ingest, keys, queries, webhooks
 from .service import Collector
 from .shared_reads import SharedReads
+from .state.forecast import Forecasts
 from .state.snapshot import StateKeeper
 from .storage import Store
 from .storage.backfill import AggregateBackfill
+from .storage.busy import StoreBusy
+from .storage.repair import repair_at_start
+from .storage.retention import RetentionKeeper
 from .timeouts import BodyDeadline
 from .workflows import WorkflowError, Workflows
 from .workflows import load as load_workflows
 
 logger = logging.getLogger("threadline.collector")
 OPENAPI_URL = "/openapi.json"
+RETENTION_INTERVAL_S = 3600.0  # data is kept for days: an hour late costs nothing
 
 
 def _reload_on_sighup(collector: Collector) -> Callable[[], None]:
@@ -65,13 +70,16 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
         workflows = load_workflows(settings.workflows)  # a bad definition stops the start, naming the line
         keys = load_keys(settings.api_keys)
         webhooks = load_webhooks(settings.webhooks)  # a bad mapping stops the start, naming it
+        # Retention is the keeper's (per tenant, whole transactions), but on a cluster, where it does
+        # not run yet: there new tables get THREADLINE_TTL_DAYS as a table TTL, as before.
         store = Store(
             settings.store,
             cluster=settings.cluster,
-            ttl_days=settings.ttl_days,
+            ttl_days=settings.ttl_days if settings.cluster else None,
             read_timeout_s=settings.read_timeout,
         ).open()
-        metrics = Metrics()
+        repair_at_start(store)  # before ingest: what a crash cut off between events and their views
+        metrics = Metrics(StoreBusy(store))
         writer = Writer(
             store, metrics, settings.batch_window_ms / 1000, max_pending_events=settings.max_pending_events
         )
@@ -85,7 +93,8 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             return collector.workflows
 
         keeper = StateKeeper(store, workflows_in_force, settings.state_interval, metrics.registry)
-        alerting = Alerting(store, workflows_in_force, metrics.registry, alerts)
+        forecasts = Forecasts(store, workflows_in_force, settings.forecast_window, settings.forecast_interval)
+        alerting = Alerting(store, workflows_in_force, metrics.registry, alerts, forecasts=forecasts.model)
         collector = Collector(
             settings,
             store,
@@ -93,12 +102,16 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             metrics,
             workflows,
             alerting,
+            forecasts,
             keys=keys,
             webhooks=webhooks,
             redactor=Redactor(settings.redact_keys, settings.redact_salt),
         )
         app.state.collector = collector
+        retention = RetentionKeeper(store, collector.retention, RETENTION_INTERVAL_S)
         keeper.start()
+        forecasts.start()
+        retention.start()
         alerting.start()
         restore_sighup = _reload_on_sighup(collector)
         logger.info(
@@ -112,6 +125,8 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
         finally:
             restore_sighup()
             alerting.stop()
+            retention.stop()
+            forecasts.stop()
             keeper.stop()
             backfill.stop()
             writer.stop()
@@ -142,6 +157,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
     app.include_router(exception_groups.actions)
     app.include_router(keys.router)
     app.include_router(alert_routes.router)
+    app.include_router(alert_routes.actions)
     app.include_router(health.router)
 
     def any_key(request: Request) -> None:

@@ -49,6 +49,19 @@ def _is_off(value: object) -> bool:
     return (isinstance(value, str) and value.strip().lower() in OFF) or value == 0
 
 
+def _days_by_tenant(value: object) -> object:
+    """``default=90, acme=30`` as {"default": 90, "acme": 30} (whole days, each above 0)."""
+    if not isinstance(value, str):
+        return value
+    days: dict[str, int] = {}
+    for entry in filter(None, (item.strip() for item in value.split(","))):
+        tenant, equals, count = (part.strip() for part in entry.partition("="))
+        if not equals or not tenant or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"expected TENANT=DAYS, DAYS a whole number above 0, not {entry!r}")
+        days[tenant] = int(count)
+    return days
+
+
 Seconds = Annotated[float, BeforeValidator(_duration)]
 SecondsOrOff = Annotated[float, Field(ge=0), BeforeValidator(_duration_or_off)]
 
@@ -76,7 +89,13 @@ class CollectorSettings(BaseSettings):
         default=200_000, ge=1, description="events waiting for the store before new requests get 503"
     )
     cluster: str | None = Field(default=None, description="the ClickHouse cluster (README, Storage)")
-    ttl_days: int | None = Field(default=None, ge=1, description="days events are kept (README, Storage)")
+    ttl_days: int | None = Field(
+        default=None, ge=1, description="days data is kept, for every tenant RETENTION_DAYS names not"
+    )
+    retention_days: Annotated[dict[str, int], NoDecode, BeforeValidator(_days_by_tenant)] = Field(
+        default_factory=dict,
+        description="days each tenant's data is kept: default=90,acme=30 (README, Running it for years)",
+    )
     redact_keys: Annotated[tuple[str, ...], NoDecode, BeforeValidator(comma_list)] = Field(
         default=(), description="attribute keys hashed on top of the built-in list (comma-separated)"
     )
@@ -88,6 +107,14 @@ class CollectorSettings(BaseSettings):
     # what changed since, so this bounds a read's extra work, not what it sees.
     state_interval: SecondsOrOff = Field(
         default=2.0, description="seconds between passes of the state snapshot's keeper (0: no snapshot)"
+    )
+    # Forecasts (state/forecast.py) learn from the transactions completed recently: a window of a week
+    # holds enough of each workflow's positions, and is read again every few minutes off the request path.
+    forecast_window: Seconds = Field(
+        default=7 * 86400.0, gt=0, description="how far back forecasts learn from completed transactions"
+    )
+    forecast_interval: SecondsOrOff = Field(
+        default=300.0, description="seconds between refreshes of the forecast models (0: learned once)"
     )
     # How far ahead of the collector's clock an event time may be: a sender's clock drifts by
     # seconds, a wrong time zone by hours. 10 minutes, as Grafana Loki and Mimir allow samples.

@@ -37,8 +37,11 @@ class TenantMetrics(Collector):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *collectors: Collector) -> None:
+        """``collectors``: series read when scraped (the store's busy time, ``storage.busy``)."""
         self.registry = CollectorRegistry()
+        for collector in collectors:
+            self.registry.register(collector)
         self.events_received = Counter(
             "threadline_events_received",
             "Business events received, by endpoint",

@@ -4,11 +4,22 @@ is decided")."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    TypeAdapter,
+)
 
 from threadline.contract.event import ErrorKind
+
+from .schema import in_storable_range
 
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
@@ -59,6 +70,64 @@ class Violation(BaseModel):
         return f"{self.step} ran before {self.before}, which it must come after"
 
 
+class MismatchStep(BaseModel):
+    """What one step's latest event carried of a value that must agree."""
+
+    step: str
+    system: str
+    value: float | str | None = Field(description="The value; null: the step's latest event carried none")
+    currency: str | None = Field(default=None, description="For `amount`: the event's currency")
+
+
+class Mismatch(BaseModel):
+    """A value the workflow's `reconcile:` says must agree, and how it does not."""
+
+    field: str = Field(description="The value, as `reconcile` names it: `amount` or `attributes.<key>`")
+    kind: Literal["differs", "missing"] = Field(
+        description="differs: the steps' values disagree beyond the tolerance (or in currency); "
+        "missing: a step that happened sent no value"
+    )
+    steps: list[MismatchStep] = Field(
+        description="differs: every step that sent one; missing: those that did not"
+    )
+    tolerance: str = Field(description="`exact`, a difference (`50`) or a percent (`0.5%`)")
+
+    def text(self) -> str:
+        if self.kind == "missing":
+            return f"{self.field} missing at " + ", ".join(f"{s.step} ({s.system})" for s in self.steps)
+        values = ", ".join(
+            f"{s.step} ({s.system}) "
+            + (f"{s.value:,.2f}".rstrip("0").rstrip(".") if isinstance(s.value, float) else str(s.value))
+            + (f" {s.currency}" if s.currency else "")
+            for s in self.steps
+        )
+        return f"{self.field} differs beyond {self.tolerance}: {values}"
+
+
+# How a transaction's mismatches are stored (``transaction_reconciliations.mismatches``): the API's JSON.
+MISMATCHES = TypeAdapter(list[Mismatch])
+
+
+class Duplicate(BaseModel):
+    """Another transaction of the workflow with the same business key (`unique_by`) within its window."""
+
+    correlation_id: str = Field(description="The other transaction")
+    field: str = Field(description="The business key, as `unique_by` names it")
+    value: str = Field(description="The key's value both carry")
+
+
+class Forecast(BaseModel):
+    """When an open transaction is expected to complete, learned from its workflow's recently
+    completed transactions (``state/forecast.py``); no ETA when there is too little history."""
+
+    eta: dt.datetime | None = Field(description="Expected completion (None: no forecast)")
+    breach_expected: bool = Field(description="The ETA is after the SLA deadline")
+    lead_seconds: float | None = Field(
+        description="Seconds from as_of to the SLA deadline, when a breach is expected"
+    )
+    reason: str = Field(description="Why, in words: the steps to come, their learned times, the SLA clock")
+
+
 class TransactionSummary(BaseModel):
     correlation_id: str = Field(description="The transaction's key (other keys are its aliases)")
     workflow: str
@@ -78,6 +147,14 @@ class TransactionSummary(BaseModel):
     error_count: int
     retry_count: int
     resolved: bool = Field(default=False, description="An operator marked it resolved (see /api/audit)")
+    mismatches: list[Mismatch] = Field(
+        default_factory=list, description="Values its systems disagree on (`reconcile:`), as last derived"
+    )
+    duplicates: list[Duplicate] = Field(
+        default_factory=list,
+        description="Possible duplicates: transactions with its business key (`unique_by:`)",
+    )
+    forecast: Forecast | None = Field(default=None, description="Its expected completion and SLA outlook")
 
 
 class EventView(BaseModel):
@@ -139,6 +216,11 @@ class TransactionDetail(TransactionSummary):
     )
     steps: list[StepView]
     events: list[EventView]
+    actions: list[AvailableAction] = Field(
+        default_factory=list,
+        description="Declared actions for its failed or stuck steps (POST .../actions/{name}), "
+        "each with the last time it was asked for",
+    )
 
 
 class TransactionPage(BaseModel):
@@ -173,6 +255,14 @@ class WorkflowFigures(BaseModel):
     cycle_time_p50_seconds: float | None
     cycle_time_p95_seconds: float | None
     value_at_risk: list[CurrencyAmount]
+    with_mismatches: int = Field(default=0, description="Transactions whose systems disagree on a value")
+    mismatched_values: dict[str, int] = Field(
+        default_factory=dict,
+        description="Per value (`amount`, `attributes.<key>`): the transactions it is wrong in",
+    )
+    with_duplicates: int = Field(
+        default=0, description="Transactions sharing their business key with another"
+    )
 
 
 class Bottleneck(BaseModel):
@@ -200,6 +290,13 @@ class Overview(BaseModel):
     bottlenecks: list[Bottleneck]
     trend_bucket_seconds: int
     trend: list[TrendPoint]
+
+
+class Retention(BaseModel):
+    """How far back the tenant's data goes: transactions whose last event is older are deleted."""
+
+    days: int | None = Field(description="days data is kept (null: for ever)")
+    kept_since: dt.datetime | None = Field(description="the oldest moment whose data is kept (null: all)")
 
 
 class StepDefinitionView(BaseModel):
@@ -246,10 +343,57 @@ class MapEdge(BaseModel):
     )
 
 
+DeviationKind = Literal["out_of_order", "missing", "undefined_step", "repeated", "after_failure"]
+Outcome = Literal["completed", "failed", "open"]
+
+
+class Deviation(BaseModel):
+    kind: DeviationKind = Field(
+        description="out_of_order: a step before one it must come after; missing: a step a completed or "
+        "failed transaction never did though it must come before one it did; undefined_step: a step the "
+        "definition does not name; repeated: a step done again after a step that must follow it (a "
+        "repeat with no such step in between is a retry, not a deviation); after_failure: a step done "
+        "after a fail_on step"
+    )
+    step: str
+    other: str | None = Field(
+        description="out_of_order: the step it came before; repeated: the later step it came back after; "
+        "after_failure: the failure step; else None"
+    )
+    description: str = Field(
+        description='In words, e.g. "billing.subscription.activated before erp.order.created"'
+    )
+
+
+class RankedDeviation(Deviation):
+    transactions: int = Field(description="Transactions whose variant shows this deviation")
+    variants: int = Field(description="Variants that show it")
+
+
 class Variant(BaseModel):
     steps: list[str]
     transactions: int
     share: float
+    outcome: Outcome | None = Field(
+        default=None,
+        description="completed (a complete_on step and no fail_on step), failed (a fail_on step) or open, "
+        "by the steps of the variant; None for a workflow without a definition",
+    )
+    conforming: bool | None = Field(
+        default=None, description="No deviation from the definition; None for a workflow without one"
+    )
+    deviations: list[Deviation] = Field(default_factory=list)
+
+
+class Conformance(BaseModel):
+    judged: bool = Field(description="False: the workflow has no definition to judge by (note says why)")
+    note: str = Field(description="Why nothing is judged, or how open transactions are judged")
+    transactions: int
+    conforming: int = Field(description="Transactions whose variant has no deviation")
+    deviating: int
+    open: int = Field(description="Transactions neither completed nor failed: judged on order only")
+    conforming_share: float | None = Field(description="conforming / transactions; None without transactions")
+    deviations: list[RankedDeviation] = Field(description="Every deviation seen, most transactions first")
 
 
 class ProcessMap(BaseModel):
@@ -260,6 +404,7 @@ class ProcessMap(BaseModel):
     nodes: list[MapNode]
     edges: list[MapEdge]
     variants: list[Variant]
+    conformance: Conformance = Field(description="The variants judged against the workflow's definition")
 
 
 class SystemPoint(BaseModel):
@@ -345,7 +490,14 @@ class TraceView(BaseModel):
 # --- Alerts (collector/alerts) ------------------------------------------------------------------
 
 AlertStatus = Literal["firing", "resolved"]
-NotificationStatus = Literal["pending", "delivered", "failed", "skipped"]
+NotificationStatus = Literal["pending", "delivered", "failed", "skipped", "grouped", "silenced"]
+# What an alert is known by: what ``group_by`` groups on and silences match (collector/alert_rules.py).
+AlertLabel = Literal["rule", "severity", "workflow", "system", "currency", "subject"]
+SilenceState = Literal["pending", "active", "expired"]
+Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+OperatorName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+StoredMoment = Annotated[AwareDatetime, AfterValidator(in_storable_range)]  # RFC 3339, with its zone
+LabelValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
 
 
 class DeliveryAttemptView(BaseModel):
@@ -363,8 +515,12 @@ class NotificationView(BaseModel):
     receiver_type: str
     event: AlertStatus = Field(description="Which notification: the alert firing, or it resolving")
     status: NotificationStatus = Field(
-        description="pending (to be sent or retried), delivered, failed (given up after the last attempt), "
-        "skipped (the receiver has no URL: its url_env variable is not set)"
+        description="pending (to be sent or retried, or waiting for its group), delivered, failed (given up "
+        "after the last attempt), skipped (the receiver has no URL: its url_env variable is not set), "
+        "silenced (a silence matched the alert: nothing was sent)"
+    )
+    group: str | None = Field(
+        description="The notification group (receiver and group_by labels) that told of it"
     )
     attempts: int
     last_error: str
@@ -394,6 +550,12 @@ class AlertView(BaseModel):
         description="Correlation ids behind it (the first few for aggregate rules)"
     )
     link: str = Field(description="The dashboard page of the alert's transaction or of the alert")
+    labels: dict[str, str] = Field(
+        description="What group_by groups on and silences match: rule, system, ..."
+    )
+    silenced_by: list[str] = Field(
+        description="The silences in force that match it: its notifications are held back",
+    )
     notifications: list[NotificationView]
 
 
@@ -407,6 +569,57 @@ class AlertPage(BaseModel):
     total: int = Field(description="Alerts matching the filters, over all pages")
     items: list[AlertView]
     next_cursor: str | None
+
+
+class AlertGroupView(BaseModel):
+    """One notification group: a receiver's alerts sharing the values of its ``group_by`` labels."""
+
+    key: str
+    receiver: str
+    labels: dict[str, str] = Field(description="The group_by labels and their values")
+    firing: int = Field(description="Alerts of the group firing as of its last notification")
+    firing_alerts: list[str] = Field(description="Their ids")
+    notifications: int = Field(description="Notifications sent for the group so far")
+    last_notified_at: dt.datetime | None
+    group_wait_seconds: float
+    group_interval_seconds: float
+    repeat_interval_seconds: float
+
+
+class AlertGroups(BaseModel):
+    items: list[AlertGroupView]
+
+
+class SilenceRequest(BaseModel):
+    """A silence: alerts whose labels equal every matcher send nothing from ``starts_at`` (default now)
+    until ``ends_at``. A maintenance window for a system: ``{"system": "netsuite"}`` and a future start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: dict[AlertLabel, LabelValue] = Field(
+        min_length=1, max_length=len(get_args(AlertLabel)), description="label: value, all must equal"
+    )
+    starts_at: StoredMoment | None = Field(default=None, description="Default: now")
+    ends_at: StoredMoment
+    comment: Comment
+    operator: OperatorName = ""
+
+
+class SilenceView(BaseModel):
+    id: str
+    matchers: dict[str, str]
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    state: SilenceState = Field(description="pending (starts later), active, expired")
+    comment: str
+    created_by: str = Field(description="The name of the API key that set it")
+    operator: str | None = Field(description="The person, as the caller named them")
+    created_at: dt.datetime
+    expired_by: str | None = Field(description="Who expired it early, if anyone")
+
+
+class Silences(BaseModel):
+    items: list[SilenceView]
 
 
 class ReceiverView(BaseModel):
@@ -447,9 +660,17 @@ class AlertRules(BaseModel):
 # --- Exceptions and the operators' audit trail (collector/state/exception_groups.py) ------------------------
 
 ExceptionKind = ErrorKind
-AuditAction = Literal["acknowledge", "resolve", "reopen"]
-Comment = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-OperatorName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)]
+AuditAction = Literal["acknowledge", "resolve", "reopen", "silence", "expire", "retry"]
+
+
+class RetryOutcome(BaseModel):
+    """What the owning integration answered a retry request (``actions:`` in the workflows file)."""
+
+    delivered: bool = Field(description="The integration answered 2xx")
+    status_code: int | None = Field(description="Its HTTP status; None when it did not answer")
+    body: str = Field(description="The start of its answer's body")
+    error: str | None = Field(description="Why it was not delivered: no answer, or a status but 2xx")
+    duration_ms: float
 
 
 class AuditEntry(BaseModel):
@@ -463,6 +684,9 @@ class AuditEntry(BaseModel):
     system: str | None
     workflow: str | None
     comment: str
+    request: str | None = Field(None, description="The declared action asked for (retry)")
+    step: str | None = Field(None, description="The step it was asked for (retry)")
+    outcome: RetryOutcome | None = Field(None, description="What the integration answered (retry)")
 
 
 class AuditPage(BaseModel):
@@ -532,3 +756,66 @@ class KeyView(BaseModel):
     name: str
     tenant: str = Field(description="Empty: no tenant (a platform key, or no keys configured)")
     roles: list[str] = Field(description="The roles it holds and those they imply, sorted")
+
+
+# --- Acting on many transactions at once, and on the owning integrations -----------------------------
+
+MAX_BULK_TRANSACTIONS = 500  # a bulk action's transactions per request: one request, one lock turn
+BulkActionKind = Literal["resolve", "acknowledge"]
+BulkOutcome = Literal["done", "not_found", "conflict"]
+
+
+class ExceptionGroupSelector(BaseModel):
+    """Every transaction behind an exception group's open exceptions (as ``/api/exceptions`` groups)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ExceptionKind
+    system: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    workflow: Annotated[str, StringConstraints(strip_whitespace=True, max_length=128)] = Field(
+        "", description="Only this workflow's transactions; empty: every workflow"
+    )
+
+
+class BulkActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: BulkActionKind
+    correlation_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] | None = Field(
+        None, description=f"The transactions, by any key; at most {MAX_BULK_TRANSACTIONS}"
+    )
+    exception_group: ExceptionGroupSelector | None = Field(
+        None, description="Instead of correlation_ids: every transaction of this open exception group"
+    )
+    comment: Comment
+    operator: OperatorName = ""
+
+
+class BulkItemResult(BaseModel):
+    correlation_id: str = Field(description="The key as asked")
+    outcome: BulkOutcome
+    reason: str | None = Field(description="Why it was not done (not_found, conflict)")
+    entry: AuditEntry | None = Field(description="Its own audit entry (done)")
+
+
+class BulkActionResult(BaseModel):
+    action: BulkActionKind
+    done: int
+    not_found: int
+    conflict: int
+    items: list[BulkItemResult] = Field(description="One per transaction asked for, in the order asked")
+
+
+class AvailableAction(BaseModel):
+    """A declared action (``actions:`` in the workflows file) for a failed or stuck step of a transaction."""
+
+    name: str
+    kind: Literal["retry"]
+    step: str
+    system: str | None
+    configured: bool = Field(description="False while its URL's environment variable is not set")
+    reason: str | None = Field(description="Why it cannot be asked for now (not configured)")
+    last: AuditEntry | None = Field(description="The latest time it was asked for, with the answer")
+
+
+TransactionDetail.model_rebuild()  # its ``actions`` are declared below it

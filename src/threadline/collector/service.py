@@ -19,7 +19,9 @@ from .ingest.webhooks import Webhooks
 from .ingest.writer import Writer
 from .metrics import Metrics
 from .schema import BusinessEvent
+from .state.forecast import Forecasts
 from .storage import Store
+from .storage.retention import RetentionPolicy
 from .workflows import WorkflowError, Workflows, load
 
 logger = logging.getLogger("threadline.collector")
@@ -33,6 +35,7 @@ class Collector:
     metrics: Metrics
     workflows: Workflows
     alerting: Alerting  # evaluates alert rules and delivers notifications (alerts.service)
+    forecasts: Forecasts  # each tenant's forecast model (state.forecast)
     keys: ApiKeys = field(default_factory=ApiKeys)
     webhooks: Webhooks = field(default_factory=Webhooks)  # the mappings of POST /v1/webhooks/{source}
     redactor: Redactor = field(default_factory=Redactor)
@@ -45,6 +48,10 @@ class Collector:
             self.settings.reads_waiting_per_tenant,
             self.settings.reads_per_second_per_tenant,
         )
+
+    @property
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy.of(self.settings.retention_days, self.settings.ttl_days)
 
     def reload_workflows(self) -> Workflows:
         """Load the definitions file again; on any error the definitions in use stay as they are."""

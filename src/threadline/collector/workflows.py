@@ -12,23 +12,26 @@ import math
 import os
 import re
 from collections.abc import Container, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .alert_rules import AlertRule, parse_alerts
+from .integration_actions import IntegrationAction, parse_actions
 from .storage.writes import KeyRules
 
 DEFAULT_STUCK_AFTER_S = 3600.0
 
-_TOP_KEYS = frozenset({"workflows", "alerts"})
-_WORKFLOW_KEYS = frozenset({"sla", "stuck_after", "complete_on", "fail_on", "steps", "description"})
+_TOP_KEYS = frozenset({"workflows", "alerts", "actions"})
+_WORKFLOW_KEYS = frozenset(
+    {"sla", "stuck_after", "complete_on", "fail_on", "steps", "description", "reconcile", "unique_by"}
+)
 _STEP_KEYS = frozenset({"name", "system", "key", "after", "within", "description"})
 
 _TAG = "tag:yaml.org,2002:"
@@ -74,6 +77,72 @@ class StepDefinition:
     key_kind: str | None = None  # the kind of key its system sends as correlation id (`key: erp.sales_order`)
 
 
+AMOUNT = "amount"  # the event's amount, compared with its currency
+ATTRIBUTES = "attributes."  # attributes.<key>: one of the event's attributes
+
+
+def value_path(text: str) -> str:
+    """A value an event carries, as ``reconcile`` and ``unique_by`` name it; ValueError if none."""
+    if text == AMOUNT or (text.startswith(ATTRIBUTES) and len(text) > len(ATTRIBUTES)):
+        return text
+    raise ValueError(f"{text!r} is not `amount` or `attributes.<key>`")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far two values may differ and still agree: ``exact``, an absolute difference (``50``) or a
+    percent of the larger one (``0.5%``). Text values agree only when equal, whatever the tolerance."""
+
+    kind: Literal["exact", "absolute", "percent"] = "exact"
+    amount: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Tolerance:
+        cleaned = text.strip()
+        if cleaned == "exact":
+            return cls()
+        kind: Literal["absolute", "percent"] = "percent" if cleaned.endswith("%") else "absolute"
+        try:
+            amount = float(cleaned.removesuffix("%"))
+        except ValueError:
+            amount = math.nan
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"{text!r} is not `exact`, a difference (50) or a percent (0.5%) of 0 or more")
+        return cls(kind, amount)
+
+    @property
+    def text(self) -> str:
+        return {"exact": "exact", "absolute": f"{self.amount:g}", "percent": f"{self.amount:g}%"}[self.kind]
+
+    def agree(self, a: float, b: float) -> bool:
+        if self.kind == "exact":
+            return a == b
+        allowed = self.amount if self.kind == "absolute" else self.amount / 100 * max(abs(a), abs(b))
+        return abs(a - b) <= allowed * (1 + 1e-9)  # a float's last bit must not make 0.5% a mismatch
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A value the events of ``steps`` must agree on: ``amount`` (with its currency) or
+    ``attributes.<key>``, within ``tolerance``."""
+
+    value: str
+    steps: tuple[str, ...]
+    tolerance: Tolerance
+    ignore_currency: bool = False  # amounts in different currencies are a mismatch unless set
+    line: int = field(default=0, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class UniqueKey:
+    """A business key (``attributes.<key>``) two transactions of the workflow started within
+    ``within_s`` of each other must not share; ``None``: however far apart."""
+
+    value: str
+    within_s: float | None
+    line: int = field(default=0, compare=False, repr=False)
+
+
 @dataclass(frozen=True)
 class WorkflowDefinition:
     """One workflow: its steps, their order, and what completes, fails, breaches or stalls it."""
@@ -84,6 +153,8 @@ class WorkflowDefinition:
     complete_on: tuple[str, ...]
     fail_on: tuple[str, ...]
     steps: tuple[StepDefinition, ...]
+    reconcile: tuple[Reconciliation, ...] = ()  # values its steps' events must agree on
+    unique_by: UniqueKey | None = None  # a business key no two of its transactions may share
 
     def step(self, name: str) -> StepDefinition | None:
         """The step called ``name``, or None when events name a step the definition does not know."""
@@ -119,11 +190,13 @@ class WorkflowDefinition:
 
 @dataclass(frozen=True)
 class Workflows:
-    """Every definition of one file, in file order, plus its alert rules (``alert_rules``)."""
+    """Every definition of one file, in file order, plus its alert rules (``alert_rules``) and its
+    actions on the owning integrations (``integration_actions``)."""
 
     definitions: Mapping[str, WorkflowDefinition]
     source: str  # the path, or "<string>"
     alerts: tuple[AlertRule, ...] = ()
+    actions: tuple[IntegrationAction, ...] = ()
 
     def get(self, name: str) -> WorkflowDefinition | None:
         return self.definitions.get(name)
@@ -207,7 +280,12 @@ def parse(text: str, source: str = "<string>") -> Workflows:
         raise reader.error(workflows_node, '"workflows" defines no workflow')
     definitions = {name: _workflow(reader, name, key, node) for name, (key, node) in entries.items()}
     alerts = _alerts(reader, top["alerts"][1], definitions.keys()) if "alerts" in top else ()
-    return Workflows(MappingProxyType(definitions), source, alerts)
+    actions = (
+        parse_actions(reader, top["actions"][1], {name: d.step_names() for name, d in definitions.items()})
+        if "actions" in top
+        else ()
+    )
+    return Workflows(MappingProxyType(definitions), source, alerts, actions)
 
 
 # A mapping's entries by key text: (key node, value node), the key node for errors about the key itself.
@@ -344,6 +422,14 @@ def _workflow(reader: _Reader, name: str, key: Node, node: Node) -> WorkflowDefi
                 entries["fail_on"][1], f"{what}: every step is in fail_on, so nothing completes it"
             )
         completing = tuple(last)
+    reconcile = (
+        _reconciliations(reader, entries["reconcile"][1], f"{what}: reconcile", known)
+        if "reconcile" in entries
+        else ()
+    )
+    unique_by = (
+        _unique_key(reader, entries["unique_by"][1], f"{what}: unique_by") if "unique_by" in entries else None
+    )
     return WorkflowDefinition(
         name=name,
         sla_s=sla_s,
@@ -351,6 +437,8 @@ def _workflow(reader: _Reader, name: str, key: Node, node: Node) -> WorkflowDefi
         complete_on=completing,
         fail_on=failing,
         steps=steps,
+        reconcile=reconcile,
+        unique_by=unique_by,
     )
 
 
@@ -419,6 +507,77 @@ def _references(reader: _Reader, node: Node, what: str, known: Container[str]) -
         if name not in known:
             raise reader.error(item, f'{what} names unknown step "{name}"')
     return references
+
+
+_RECONCILE_KEYS = frozenset({"value", "steps", "tolerance", "currency", "description"})
+_UNIQUE_KEYS = frozenset({"value", "within", "description"})
+_CURRENCY_CHOICES = ("match", "ignore")
+
+
+def _value(reader: _Reader, node: Node, what: str) -> str:
+    value = reader.text_of(node, what)
+    try:
+        return value_path(value)
+    except ValueError as exc:
+        raise reader.error(node, f"{what}: {exc}") from None
+
+
+def _reconciliations(
+    reader: _Reader, node: Node, what: str, known: Container[str]
+) -> tuple[Reconciliation, ...]:
+    """``reconcile:``, a list of the values that must agree, each across two or more steps."""
+    rules: list[Reconciliation] = []
+    for index, item in enumerate(reader.sequence(node, what), 1):
+        label = f"{what} {index}"
+        entries = reader.mapping(item, label)
+        reader.check_keys(entries, _RECONCILE_KEYS, label)
+        for required in ("value", "steps"):
+            if required not in entries:
+                raise reader.error(item, f"{label} has no `{required}`")
+        value = _value(reader, entries["value"][1], f"{label}: value")
+        steps = _references(reader, entries["steps"][1], f"{label}: steps", known)
+        if len(steps) < 2:
+            raise reader.error(entries["steps"][1], f"{label}: steps must name two steps or more to compare")
+        tolerance = Tolerance()
+        if "tolerance" in entries:
+            tolerance_node = entries["tolerance"][1]
+            try:
+                tolerance = Tolerance.parse(reader.text_of(tolerance_node, f"{label}: tolerance"))
+            except ValueError as exc:
+                raise reader.error(tolerance_node, f"{label}: tolerance: {exc}") from None
+        currency = "match"
+        if "currency" in entries:
+            currency_node = entries["currency"][1]
+            currency = reader.text_of(currency_node, f"{label}: currency")
+            if currency not in _CURRENCY_CHOICES or value != AMOUNT:
+                reason = (
+                    f"must be {' or '.join(_CURRENCY_CHOICES)}, not {currency!r}"
+                    if currency not in _CURRENCY_CHOICES
+                    else "applies to `value: amount` only"
+                )
+                raise reader.error(currency_node, f"{label}: currency {reason}")
+        if "description" in entries:
+            reader.text_of(entries["description"][1], f"{label}: description")
+        step_names = tuple(step for step, _ in steps)
+        rules.append(
+            Reconciliation(value, step_names, tolerance, currency == "ignore", item.start_mark.line + 1)
+        )
+    return tuple(rules)
+
+
+def _unique_key(reader: _Reader, node: Node, what: str) -> UniqueKey:
+    """``unique_by: {value: attributes.tax_id, within: 30d}`` (or ``unique_by: attributes.tax_id``)."""
+    if isinstance(node, ScalarNode):
+        return UniqueKey(_value(reader, node, what), None, node.start_mark.line + 1)
+    entries = reader.mapping(node, what)
+    reader.check_keys(entries, _UNIQUE_KEYS, what)
+    if "value" not in entries:
+        raise reader.error(node, f"{what} has no `value`")
+    value = _value(reader, entries["value"][1], f"{what}: value")
+    within = reader.duration(entries["within"][1], f"{what}: within") if "within" in entries else None
+    if "description" in entries:
+        reader.text_of(entries["description"][1], f"{what}: description")
+    return UniqueKey(value, within, node.start_mark.line + 1)
 
 
 def _find_cycle(after: Mapping[str, Sequence[str]]) -> list[str] | None:

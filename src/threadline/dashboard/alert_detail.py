@@ -169,7 +169,7 @@ def _transactions(alert: AlertDetail, context: PageContext) -> Any:
         rows.append(
             {
                 "key": item["correlation_id"],
-                "href": transaction_path(item["correlation_id"]),
+                "href": href(transaction_path(item["correlation_id"])),
                 "workflow": item.get("workflow", ""),
                 "state": item.get("state", ""),
                 "waiting_on": waiting,
@@ -182,7 +182,9 @@ def _transactions(alert: AlertDetail, context: PageContext) -> Any:
             }
         )
     if not rows:  # an alert stored without its payload: the keys alone
-        rows = [{"key": key, "href": transaction_path(key), "height": 44} for key in alert["transactions"]]
+        rows = [
+            {"key": key, "href": href(transaction_path(key)), "height": 44} for key in alert["transactions"]
+        ]
     if not rows:
         return html.Div("No transaction is behind it.", className="tl-muted")
     columns = [

@@ -15,7 +15,9 @@ from . import formatting as fmt
 from .schema import Alert, Notification
 
 # Conditions that fire once per transaction: their subject is a correlation id (collector/alert_rules.py).
-PER_TRANSACTION = frozenset({"sla_breached", "stuck_longer_than", "failed", "violation"})
+PER_TRANSACTION = frozenset(
+    {"sla_breached", "stuck_longer_than", "failed", "violation", "mismatch", "duplicate", "predicted_breach"}
+)
 SEVERITIES = {"critical": "Critical", "warning": "Warning", "info": "Info"}
 SEVERITY_ICONS = {
     "critical": "exclamation-octagon-fill",
@@ -27,6 +29,7 @@ DELIVERY_ICONS = {
     "failed": "x-circle-fill",
     "pending": "arrow-repeat",
     "skipped": "dash-circle",
+    "silenced": "bell-slash",
 }
 
 
@@ -46,6 +49,12 @@ def describe_rule(when: str, parameters: Mapping[str, Any]) -> str:
         return "Failed"
     if when == "violation":
         return "Governance violation"
+    if when == "mismatch":
+        return "Systems disagree on a value"
+    if when == "duplicate":
+        return "Possible duplicate"
+    if when == "predicted_breach":
+        return f"Predicted SLA breach within {fmt.duration(parameters.get('lead_seconds'))}"
     if when == "stuck_or_failed_count_above":
         return f"More than {fmt.count(int(parameters.get('threshold', 0)))} stuck or failed in {window}"
     if when == "system_error_rate_above":
@@ -78,6 +87,8 @@ def delivery_phrase(notification: Notification) -> str:
         phrase = f"failed after {attempts} attempt{plural}"
     elif status == "pending":
         phrase = f"retrying ({attempts} attempt{plural} so far)" if attempts else "pending"
+    elif status == "silenced":
+        phrase = "silenced"
     else:
         phrase = "skipped"
     return ("resolution " + phrase) if notification["event"] == "resolved" else phrase

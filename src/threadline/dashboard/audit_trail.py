@@ -4,7 +4,9 @@ Operators mark a transaction resolved when it was handled outside the integratio
 by hand in the ERP): it then leaves the queue, the stuck count and value at risk, and its alerts
 resolve, though its state stays what its events say. So the page shows a "Resolved" badge and who
 resolved it and why, offers "Mark resolved" or "Reopen" (actions.py asks for the comment), and lists
-every operator's action on it (``/api/audit?transaction=<key>``), newest first.
+every operator's action on it (``/api/audit?transaction=<key>``), newest first. Beside it, a
+"Request retry" button per action the workflows file declares for its failed or stuck steps; the
+integration's answer shows in the trail.
 """
 
 from __future__ import annotations
@@ -14,14 +16,24 @@ from typing import Any
 from dash import html
 
 from . import formatting as fmt
-from .actions import Action, ActionRequest, button, cannot_act, disabled_note
+from .actions import Action, ActionRequest, button, cannot_act, disabled_note, outcome_text
 from .client import NotFound
 from .components import Child, card, icon
 from .page import PageContext
 from .schema import AuditEntry, TransactionDetail
 
-VERBS = {"resolve": "Resolved", "reopen": "Reopened", "acknowledge": "Acknowledged"}
-ICONS = {"resolve": "check2-circle", "reopen": "arrow-counterclockwise", "acknowledge": "eye"}
+VERBS = {
+    "resolve": "Resolved",
+    "reopen": "Reopened",
+    "acknowledge": "Acknowledged",
+    "retry": "Retry requested",
+}
+ICONS = {
+    "resolve": "check2-circle",
+    "reopen": "arrow-counterclockwise",
+    "acknowledge": "eye",
+    "retry": "arrow-repeat",
+}
 
 
 def entries(context: PageContext, key: str) -> list[AuditEntry] | None:
@@ -49,12 +61,24 @@ def badge(detail: TransactionDetail) -> Any:
 
 
 def action(detail: TransactionDetail, context: PageContext) -> list[Any]:
-    """ "Mark resolved", or "Reopen" once it is; disabled, saying why, when the dashboard may not act."""
+    """ "Mark resolved", or "Reopen" once it is, and "Request retry" for each declared action of its
+    failed or stuck steps; disabled, saying why, when the dashboard may not act (or the action is
+    not configured)."""
     verb: Action = "reopen" if is_resolved(detail) else "resolve"
     refused = cannot_act(context.client)
     request = ActionRequest(verb, key=detail["correlation_id"])
-    drawn = button(request, class_name="tl-resolve-action", refused=refused)
-    return [drawn, disabled_note(refused)] if refused else [drawn]
+    drawn = [button(request, class_name="tl-resolve-action", refused=refused)]
+    for offered in detail.get("actions", []):
+        retry = ActionRequest(
+            "retry",
+            key=detail["correlation_id"],
+            name=offered["name"],
+            step=offered["step"],
+            system=offered["system"] or "",
+        )
+        label = f"Request retry: {offered['name']}"
+        drawn.append(button(retry, label, "tl-retry-action ms-2", refused or offered["reason"]))
+    return [*drawn, disabled_note(refused)] if refused else drawn
 
 
 def callout(detail: TransactionDetail, trail: list[AuditEntry], context: PageContext) -> Any:
@@ -127,9 +151,25 @@ def _entry(entry: AuditEntry, context: PageContext) -> html.Li:
                 [
                     html.Div([html.Span(who), when], className="tl-audit-line"),
                     html.Div(entry["comment"], className="tl-audit-comment"),
+                    _outcome(entry),
                 ],
                 className="tl-audit-body",
             ),
         ],
         className="tl-audit-entry",
+    )
+
+
+def _outcome(entry: AuditEntry) -> Any:
+    """A retry request's answer from the integration, under its comment."""
+    outcome = entry.get("outcome")
+    if not outcome:
+        return None
+    body = f" — {outcome['body']}" if outcome["body"] else ""
+    return html.Div(
+        [
+            icon("check2" if outcome["delivered"] else "x-octagon", "me-1"),
+            f"{entry.get('request')} ({entry.get('step')}): {outcome_text(entry)}{body}",
+        ],
+        className="tl-audit-outcome " + ("tl-text-completed" if outcome["delivered"] else "tl-text-failed"),
     )

@@ -7,12 +7,13 @@ unknown key, workflow or trace: an empty state) and ``ApiRejected`` (the API ref
 The operators' actions (acknowledge, resolve, reopen) are the only writes; they go out with the same
 bearer key as the reads, so the audit trail names the dashboard's key as the actor. The collector
 takes them only from a key with the ``act`` role (``whoami`` tells the dashboard whether it has it).
+With sign-in, ``key_for_request`` picks the key of the signed-in person's role for each request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib.metadata import version
@@ -24,14 +25,19 @@ import httpx
 from .schema import (
     AcknowledgeResult,
     AlertDetail,
+    AlertGroups,
     AlertPage,
     AlertRules,
     AuditEntry,
     AuditPage,
+    BulkActionResult,
     ExceptionsReport,
     KeyView,
     Overview,
     ProcessMap,
+    Retention,
+    Silence,
+    Silences,
     SystemsReport,
     Trace,
     TransactionDetail,
@@ -118,8 +124,10 @@ class QueryClient:
         api_key: str | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        key_for_request: Callable[[], str | None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._key_for_request = key_for_request
         agent = f"threadline-dashboard/{version('threadline')}"
         headers = {"Accept": "application/json", "User-Agent": agent}
         if api_key:
@@ -140,6 +148,8 @@ class QueryClient:
         return self._send("POST", path, json=dict(body))
 
     def _send(self, method: str, path: str, **request: Any) -> Any:
+        if self._key_for_request is not None and (key := self._key_for_request()):
+            request["headers"] = {"Authorization": f"Bearer {key}"}
         try:
             response = self._http.request(method, path, **request)
         except httpx.TimeoutException:
@@ -184,13 +194,17 @@ class QueryClient:
         breached: bool | None = None,
         violations: bool = False,
         attention: bool = False,
+        issues: Iterable[str] = (),
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         as_of: dt.datetime | None = None,
         limit: int = 500,
         cursor: str | None = None,
+        predicted_breach: bool = False,
+        sort: str | None = None,
     ) -> TransactionPage:
-        """``/api/transactions``: the operations queue, newest activity first (filters AND together)."""
+        """``/api/transactions``: the operations queue, newest activity first, or soonest predicted
+        breach first (``sort="predicted_breach"``) (filters AND together)."""
         params: dict[str, Any] = {
             "workflow": workflow,
             "state": list(states),
@@ -198,11 +212,14 @@ class QueryClient:
             "breached": breached,
             "violations": violations,
             "attention": attention,
+            "issue": list(issues),
             "since": since,
             "until": until,
             "as_of": as_of,
             "limit": limit,
             "cursor": cursor,
+            "predicted_breach": predicted_breach,
+            "sort": sort,
         }
         if breached is False:
             params["breached"] = "false"  # "within SLA" is a filter, unlike the other False flags
@@ -213,6 +230,10 @@ class QueryClient:
         return cast(
             TransactionDetail, self._get(f"/api/transactions/{quote(key, safe='')}", {"as_of": as_of})
         )
+
+    def retention(self) -> Retention:
+        """``/api/retention``: how far back the tenant's data goes."""
+        return cast(Retention, self._get("/api/retention"))
 
     def workflows(self) -> list[Workflow]:
         """``/api/workflows``: the definitions in force."""
@@ -264,6 +285,33 @@ class QueryClient:
         """``/api/alerts/rules``: the rules and receivers in force, and the last evaluation."""
         return cast(AlertRules, self._get("/api/alerts/rules"))
 
+    def alert_groups(self) -> AlertGroups:
+        """``/api/alerts/groups``: the notification groups, firing first."""
+        return cast(AlertGroups, self._get("/api/alerts/groups"))
+
+    def silences(self) -> Silences:
+        """``/api/alerts/silences``: those in force or to come first, then the ended ones."""
+        return cast(Silences, self._get("/api/alerts/silences"))
+
+    def create_silence(
+        self, matchers: dict[str, str], ends_at: str, comment: str, starts_at: str = "", operator: str = ""
+    ) -> Silence:
+        """Silence the alerts matching every matcher until ``ends_at`` (from ``starts_at``, else now)."""
+        body: dict[str, Any] = {
+            "matchers": matchers,
+            "ends_at": ends_at,
+            "comment": comment,
+            "operator": operator,
+        }
+        if starts_at:
+            body["starts_at"] = starts_at
+        return cast(Silence, self._post("/api/alerts/silences", body))
+
+    def expire_silence(self, silence_id: str, comment: str, operator: str = "") -> Silence:
+        """End a silence now; ``ApiRejected`` (409) when it already ended."""
+        path = f"/api/alerts/silences/{quote(silence_id, safe='')}/expire"
+        return cast(Silence, self._post(path, {"comment": comment, "operator": operator}))
+
     def exceptions(
         self,
         *,
@@ -298,6 +346,29 @@ class QueryClient:
     def reopen(self, key: str, comment: str, operator: str = "") -> AuditEntry:
         """Undo a resolution; ``ApiRejected`` (409) when the transaction is not resolved."""
         path = f"/api/transactions/{quote(key, safe='')}/reopen"
+        return cast(AuditEntry, self._post(path, {"comment": comment, "operator": operator}))
+
+    def act_in_bulk(
+        self,
+        action: str,
+        comment: str,
+        operator: str = "",
+        *,
+        correlation_ids: list[str] | None = None,
+        exception_group: dict[str, str] | None = None,
+    ) -> BulkActionResult:
+        """Resolve or acknowledge many transactions (or an exception group's), one audit entry each."""
+        body: dict[str, Any] = {"action": action, "comment": comment, "operator": operator}
+        if exception_group is not None:
+            body["exception_group"] = exception_group
+        else:
+            body["correlation_ids"] = correlation_ids or []
+        return cast(BulkActionResult, self._post("/api/transactions/actions", body))
+
+    def request_action(self, key: str, name: str, comment: str, operator: str = "") -> AuditEntry:
+        """Ask the owning integration for a declared action (request retry); the audit entry holds its
+        answer. ``ApiRejected`` (409) while the action is not configured."""
+        path = f"/api/transactions/{quote(key, safe='')}/actions/{quote(name, safe='')}"
         return cast(AuditEntry, self._post(path, {"comment": comment, "operator": operator}))
 
     def audit(

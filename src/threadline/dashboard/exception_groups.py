@@ -108,6 +108,10 @@ def _group(group: ExceptionGroup, context: PageContext, workflow: str, refused: 
         if open_now
         else tag([icon("check2-all"), "All acknowledged"], "completed", class_name="tl-exception-done")
     )
+    resolve_all = ActionRequest(
+        "resolve_group", kind=kind, system=system, workflow=workflow, exceptions=group["transactions"]
+    )
+    actions = html.Div([action, button(resolve_all, refused=refused, class_name="ms-2")], className="d-flex")
     return html.Div(
         [
             html.Div(
@@ -169,7 +173,7 @@ def _group(group: ExceptionGroup, context: PageContext, workflow: str, refused: 
                             *[
                                 dcc.Link(
                                     item["correlation_id"],
-                                    href=transaction_path(item["correlation_id"]),
+                                    href=href(transaction_path(item["correlation_id"])),
                                     className="tl-cell-link",
                                 )
                                 for item in group["items"][:SAMPLE]
@@ -183,7 +187,7 @@ def _group(group: ExceptionGroup, context: PageContext, workflow: str, refused: 
                     html.Div(workflows, className="tl-fact-detail", title=workflows),
                 ]
             ),
-            html.Div(action, className="tl-exception-action"),
+            html.Div(actions, className="tl-exception-action"),
         ],
         className="tl-exception",
         **wildcard({"data-group": f"{kind}/{system}"}),

@@ -113,6 +113,14 @@ def full_time(moment: dt.datetime | str | None, tz: dt.tzinfo) -> str:
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M:%S} {local.tzname() or ''}".rstrip()
 
 
+def retention(days: int | None, kept_since: dt.datetime | str | None, tz: dt.tzinfo) -> str:
+    """How far back the data goes: "Data kept for 30 days, since 2026-10-28"."""
+    since = parse_time(kept_since) if isinstance(kept_since, str) else kept_since
+    if days is None or since is None:
+        return "Data kept without a time limit"
+    return f"Data kept for {plural(days, 'day')}, since {since.astimezone(tz):%Y-%m-%d}"
+
+
 def count(value: int | None) -> str:
     """A whole number with thousands separators."""
     return DASH if value is None else f"{value:,}"

@@ -13,7 +13,7 @@ from dash import ClientsideFunction, Input, NoUpdate, Output, State, dcc, html
 from . import actions
 from .client import ApiError, ApiRejected, ApiUnavailable, NotFound, QueryClient
 from .components import Child, icon
-from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, WORKFLOWS, transaction_path
+from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, WORKFLOWS, href, transaction_path
 
 REFRESH_CHOICES = {"0": "Off", "10": "10 s", "30": "30 s", "60": "1 min", "300": "5 min"}
 DEFAULT_REFRESH = "30"
@@ -27,7 +27,7 @@ def _brand() -> dcc.Link:
             ),
             html.Span("Threadline", className="tl-brand-name"),
         ],
-        href=OVERVIEW,
+        href=href(OVERVIEW),
         className="tl-brand",
     )
 
@@ -35,10 +35,12 @@ def _brand() -> dcc.Link:
 def _nav() -> dbc.Nav:
     return dbc.Nav(
         [
-            dbc.NavLink([icon("grid-1x2"), "Overview"], href=OVERVIEW, active="exact", id="nav-overview"),
+            dbc.NavLink(
+                [icon("grid-1x2"), "Overview"], href=href(OVERVIEW), active="exact", id="nav-overview"
+            ),
             dbc.NavLink(
                 [icon("inbox"), "Queue", html.Span(id="queue-badge", className="tl-nav-badge")],
-                href=QUEUE,
+                href=href(QUEUE),
                 active="exact",
                 id="nav-queue",
             ),
@@ -48,12 +50,16 @@ def _nav() -> dbc.Nav:
                     "Alerts",
                     html.Span(id="alerts-badge", className="tl-nav-badge tl-nav-badge-alert"),
                 ],
-                href=ALERTS,
+                href=href(ALERTS),
                 active="exact",
                 id="nav-alerts",
             ),
-            dbc.NavLink([icon("diagram-3"), "Process maps"], href=WORKFLOWS, active="partial", id="nav-maps"),
-            dbc.NavLink([icon("hdd-network"), "Systems"], href=SYSTEMS, active="exact", id="nav-systems"),
+            dbc.NavLink(
+                [icon("diagram-3"), "Process maps"], href=href(WORKFLOWS), active="partial", id="nav-maps"
+            ),
+            dbc.NavLink(
+                [icon("hdd-network"), "Systems"], href=href(SYSTEMS), active="exact", id="nav-systems"
+            ),
         ],
         className="tl-nav",
         navbar=True,
@@ -108,8 +114,9 @@ def _refresh() -> html.Div:
     )
 
 
-def shell(api_url: str) -> html.Div:
-    """The page frame; the router fills ``page`` and ``api-banner`` from the URL."""
+def shell(api_url: str, sign_in: bool = False) -> html.Div:
+    """The page frame; the router fills ``page`` and ``api-banner`` from the URL, and, with
+    ``sign_in``, signin.py the signed-in person and the sign-out button."""
     navbar = html.Header(
         html.Div(
             [
@@ -126,6 +133,7 @@ def shell(api_url: str) -> html.Div:
                             title="Switch between light and dark",
                             n_clicks=0,
                         ),
+                        html.Div(id="signed-in", className="tl-signed-in"),
                     ],
                     className="tl-toolbar",
                 ),
@@ -162,7 +170,7 @@ def shell(api_url: str) -> html.Div:
                 ],
                 className="tl-footer",
             ),
-            *actions.shell_parts(),
+            *actions.shell_parts(sign_in),
         ],
         className="tl-app",
     )
@@ -283,7 +291,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
                     html.Div([icon("plug", "me-2"), str(error)], id="search-error"),
                     dash.no_update,
                 )
-            return transaction_path(key), None, ""  # the key as typed: the page says which alias it is
+            return href(transaction_path(key)), None, ""  # the key as typed: the page says which alias it is
         message: list[Child] = [
             icon("question-circle", "me-2"),
             "No transaction has the key ",

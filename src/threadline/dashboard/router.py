@@ -23,7 +23,7 @@ from .layout import banner_for
 from .page import PageContext, Rendered
 from .pages import alerts, overview, process_map, queue, systems, transaction
 from .theme import palette
-from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, TRANSACTIONS, WORKFLOWS, Query
+from .urls import ALERTS, OVERVIEW, QUEUE, SYSTEMS, TRANSACTIONS, WORKFLOWS, Query, href, page_path
 
 logger = logging.getLogger("threadline.dashboard")
 Renderer = Callable[[PageContext], Rendered]
@@ -50,7 +50,7 @@ def page_for(pathname: str) -> Renderer | None:
 def _not_found(pathname: str) -> Rendered:
     body = empty_state(
         "This page does not exist",
-        [f"Nothing lives at {pathname}. ", dcc.Link("Go to the overview", href=OVERVIEW), "."],
+        [f"Nothing lives at {pathname}. ", dcc.Link("Go to the overview", href=href(OVERVIEW)), "."],
         "signpost",
     )
     return Rendered("Not found", card(body=body))
@@ -97,7 +97,7 @@ def register(app: dash.Dash, client: QueryClient) -> None:
         refresh: str | None,
     ) -> tuple[Any, Any, str, Any, Any, Any]:
         """The page, the banner (if any), the tab title, "updated at" and the queue and alerts badges."""
-        pathname = pathname or "/"
+        pathname = page_path(pathname or "/")
         now = dt.datetime.now(dt.UTC)
         tz = fmt.zone(tz_name)
         updated = [

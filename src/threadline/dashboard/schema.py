@@ -14,8 +14,9 @@ from typing import Any, Literal, NotRequired, TypedDict
 State = Literal["completed", "failed", "stuck", "in_progress"]
 StepState = Literal["done", "failed", "in_progress", "waiting", "missing", "not_started"]
 AlertStatus = Literal["firing", "resolved"]
-NotificationStatus = Literal["pending", "delivered", "failed", "skipped"]
-AuditAction = Literal["acknowledge", "resolve", "reopen"]
+NotificationStatus = Literal["pending", "delivered", "failed", "skipped", "grouped", "silenced"]
+AuditAction = Literal["acknowledge", "resolve", "reopen", "silence", "expire", "retry"]
+SilenceState = Literal["pending", "active", "expired"]
 
 
 class EventError(TypedDict):
@@ -48,6 +49,33 @@ class Violation(TypedDict):
     after: NotRequired[str | None]
 
 
+class MismatchStep(TypedDict):
+    step: str
+    system: str
+    value: float | str | None
+    currency: NotRequired[str | None]
+
+
+class Mismatch(TypedDict):
+    field: str
+    kind: Literal["differs", "missing"]
+    steps: list[MismatchStep]
+    tolerance: str
+
+
+class Duplicate(TypedDict):
+    correlation_id: str
+    field: str
+    value: str
+
+
+class Forecast(TypedDict):
+    eta: str | None
+    breach_expected: bool
+    lead_seconds: float | None
+    reason: str
+
+
 class TransactionSummary(TypedDict):
     correlation_id: str
     workflow: str
@@ -67,6 +95,9 @@ class TransactionSummary(TypedDict):
     error_count: int
     retry_count: int
     resolved: NotRequired[bool]  # an operator marked it resolved
+    mismatches: NotRequired[list[Mismatch]]  # values its systems disagree on (`reconcile:`)
+    duplicates: NotRequired[list[Duplicate]]  # transactions with its business key (`unique_by:`)
+    forecast: NotRequired[Forecast | None]  # expected completion and SLA outlook (open ones)
 
 
 class Event(TypedDict):
@@ -121,6 +152,7 @@ class TransactionDetail(TransactionSummary):
     alias_conflicts: list[AliasConflict]
     steps: list[Step]
     events: list[Event]
+    actions: NotRequired[list[AvailableAction]]
 
 
 class TransactionPage(TypedDict):
@@ -152,6 +184,9 @@ class WorkflowFigures(TypedDict):
     cycle_time_p50_seconds: float | None
     cycle_time_p95_seconds: float | None
     value_at_risk: list[CurrencyAmount]
+    with_mismatches: NotRequired[int]
+    mismatched_values: NotRequired[dict[str, int]]
+    with_duplicates: NotRequired[int]
 
 
 class Bottleneck(TypedDict):
@@ -179,6 +214,11 @@ class Overview(TypedDict):
     bottlenecks: list[Bottleneck]
     trend_bucket_seconds: int
     trend: list[TrendPoint]
+
+
+class Retention(TypedDict):
+    days: int | None  # None: kept for ever
+    kept_since: str | None
 
 
 class StepDefinition(TypedDict):
@@ -216,10 +256,40 @@ class MapEdge(TypedDict):
     expected: bool
 
 
+DeviationKind = Literal["out_of_order", "missing", "undefined_step", "repeated", "after_failure"]
+Outcome = Literal["completed", "failed", "open"]
+
+
+class Deviation(TypedDict):
+    kind: DeviationKind
+    step: str
+    other: str | None
+    description: str
+
+
+class RankedDeviation(Deviation):
+    transactions: int
+    variants: int
+
+
 class Variant(TypedDict):
     steps: list[str]
     transactions: int
     share: float
+    outcome: NotRequired[Outcome | None]  # None: the workflow is not defined
+    conforming: NotRequired[bool | None]
+    deviations: NotRequired[list[Deviation]]
+
+
+class Conformance(TypedDict):
+    judged: bool  # False: no definition to judge by (note says why)
+    note: str
+    transactions: int
+    conforming: int
+    deviating: int
+    open: int
+    conforming_share: float | None
+    deviations: list[RankedDeviation]
 
 
 class ProcessMap(TypedDict):
@@ -230,6 +300,7 @@ class ProcessMap(TypedDict):
     nodes: list[MapNode]
     edges: list[MapEdge]
     variants: list[Variant]
+    conformance: Conformance  # read with .get(): an older collector's map has none
 
 
 class SystemPoint(TypedDict):
@@ -326,6 +397,7 @@ class Notification(TypedDict):
     created_at: str
     next_attempt_at: str | None
     delivered_at: str | None
+    group: str | None  # the notification group that told of it
     history: NotRequired[list[DeliveryAttempt]]  # every attempt, on GET /api/alerts/{id} only
 
 
@@ -343,6 +415,8 @@ class Alert(TypedDict):
     resolution: str | None
     transactions: list[str]
     link: str
+    labels: dict[str, str]
+    silenced_by: list[str]  # the silences in force that match it
     notifications: list[Notification]
 
 
@@ -356,6 +430,40 @@ class AlertPage(TypedDict):
     total: int
     items: list[Alert]
     next_cursor: str | None
+
+
+class AlertGroup(TypedDict):
+    key: str
+    receiver: str
+    labels: dict[str, str]
+    firing: int
+    firing_alerts: list[str]
+    notifications: int
+    last_notified_at: str | None
+    group_wait_seconds: float
+    group_interval_seconds: float
+    repeat_interval_seconds: float
+
+
+class AlertGroups(TypedDict):
+    items: list[AlertGroup]
+
+
+class Silence(TypedDict):
+    id: str
+    matchers: dict[str, str]
+    starts_at: str
+    ends_at: str
+    state: SilenceState
+    comment: str
+    created_by: str
+    operator: str | None
+    created_at: str
+    expired_by: str | None
+
+
+class Silences(TypedDict):
+    items: list[Silence]
 
 
 class Receiver(TypedDict):
@@ -401,6 +509,9 @@ class AuditEntry(TypedDict):
     system: str | None
     workflow: str | None
     comment: str
+    request: NotRequired[str | None]
+    step: NotRequired[str | None]
+    outcome: NotRequired[RetryOutcome | None]
 
 
 class AuditPage(TypedDict):
@@ -449,3 +560,38 @@ class KeyView(TypedDict):
     name: str
     tenant: str
     roles: list[str]
+
+
+class RetryOutcome(TypedDict):
+    delivered: bool
+    status_code: int | None
+    body: str
+    error: str | None
+    duration_ms: float
+
+
+class AvailableAction(TypedDict):
+    """A declared action (request retry) for a failed or stuck step of the transaction."""
+
+    name: str
+    kind: Literal["retry"]
+    step: str
+    system: str | None
+    configured: bool
+    reason: str | None
+    last: AuditEntry | None
+
+
+class BulkItemResult(TypedDict):
+    correlation_id: str
+    outcome: Literal["done", "not_found", "conflict"]
+    reason: str | None
+    entry: AuditEntry | None
+
+
+class BulkActionResult(TypedDict):
+    action: Literal["resolve", "acknowledge"]
+    done: int
+    not_found: int
+    conflict: int
+    items: list[BulkItemResult]

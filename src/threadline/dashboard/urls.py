@@ -2,6 +2,10 @@
 
 A link copied from the address bar opens the same view for someone else, so pages read their state
 from here (``Query``) and controls write it back here (``href``) rather than keeping it in the browser.
+
+Pages name each other by their page paths (``QUEUE``, ``transaction_path(key)``); ``href`` turns one
+into the link the browser follows, under the base path the dashboard is served at behind a proxy
+(``--base-path /threadline/``), and the router reads the URL back with ``page_path``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ RANGES: dict[str, tuple[str, dt.timedelta | None]] = {
     "all": ("All time", None),
 }
 DEFAULT_RANGE = "7d"
+# The base path, set once by create_app before any page is drawn ("/": served at the root).
+_base_path = "/"
 _AGE = re.compile(r"^(\d+)([mhd])$")
 
 
@@ -95,10 +101,23 @@ def age_seconds(value: str) -> float | None:
     return int(match[1]) * {"m": 60, "h": 3600, "d": 86400}[match[2]]
 
 
+def set_base_path(base_path: str) -> None:
+    """Serve the pages under ``base_path`` ("/threadline/"; "/" for the root)."""
+    global _base_path
+    _base_path = base_path
+
+
 def href(path: str, params: Mapping[str, str] | None = None) -> str:
-    """A path with its query string, parameters sorted so that equal views have equal URLs."""
+    """The link to a page path (under the base path) with its query string, parameters sorted so
+    that equal views have equal URLs; an empty path: the query string alone, for the current page."""
+    link = _base_path + path.removeprefix("/") if path else ""
     cleaned = {name: value for name, value in sorted((params or {}).items()) if value}
-    return f"{path}?{urlencode(cleaned, safe=',:')}" if cleaned else path
+    return f"{link}?{urlencode(cleaned, safe=',:')}" if cleaned else link
+
+
+def page_path(pathname: str) -> str:
+    """The page path of a URL's path: the base path taken off ("/threadline/queue" -> "/queue")."""
+    return "/" + pathname.removeprefix(_base_path) if pathname.startswith(_base_path) else pathname
 
 
 def search_of(params: Mapping[str, str]) -> str:

@@ -143,6 +143,33 @@ def test_a_retry_keeps_the_first_copy_of_an_event(http: httpx.Client) -> None:
     assert stored["status"] == "pending"
 
 
+def test_a_retry_under_the_transaction_that_absorbed_the_first_copy_counts_once(http: httpx.Client) -> None:
+    # The order's events arrive first, under its own key; then the opportunity announces the order
+    # as its alias and absorbs its transaction (a link). A retry of the order's event, now sent
+    # under the opportunity's key, is the same event of the same transaction.
+    order, opportunity = unique_key("SO"), unique_key("OPP")
+    order_created = business_event(
+        order, step="erp.order.created", system="netsuite", event_id=f"{order}-created"
+    )
+    post_events(http, order_created)
+    post_events(http, business_event(opportunity, aliases={"erp.sales_order": order}))
+
+    again = post_events(http, {**order_created, "correlation_id": opportunity})
+
+    assert again.json() == {"accepted": 0, "duplicates": 1, "warnings": []}
+    assert event_count(http, opportunity) == 2
+
+
+@pytest.mark.parametrize("event_id", ["événement-№1", "注文-42", "🧾 invoice 7", "a" * 200])
+def test_an_event_id_in_any_script_counts_once(http: httpx.Client, event_id: str) -> None:
+    key = unique_key("OPP")
+
+    first, second = (post_events(http, business_event(key, event_id=event_id)) for _ in range(2))
+
+    assert (first.json()["duplicates"], second.json()["duplicates"]) == (0, 1)
+    assert event_count(http, key) == 1
+
+
 def test_an_identical_event_without_event_id_is_stored_once(http: httpx.Client) -> None:
     key = unique_key("OPP")
     event = business_event(key)

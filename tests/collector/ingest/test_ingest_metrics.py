@@ -143,3 +143,17 @@ def test_an_otlp_export_moves_the_span_and_event_counters(http: httpx.Client) ->
     assert _moved(before, after, ACCEPTED, endpoint="traces") == 1
     assert _moved(before, after, REJECTED, endpoint="traces", reason="invalid") == 1
     assert _moved(before, after, f"{BATCH_LATENCY}_count", endpoint="traces") == 2
+
+
+def test_store_busy_time_is_counted_by_who_held_the_store(http: httpx.Client) -> None:
+    """Under load the embedded engine runs one statement at a time: the operator sees whose work
+    the rest waited behind, ingest's writer apart from API reads."""
+    before = MetricsSnapshot.scrape(http)
+
+    post_events(http, business_event(unique_key("OPP")))
+    http.get("/api/overview").raise_for_status()
+
+    after = MetricsSnapshot.scrape(http)
+    for holder in ("threadline-store-writer", "api"):
+        assert _moved(before, after, "threadline_store_statements_total", holder=holder) >= 1
+        assert _moved(before, after, "threadline_store_busy_seconds_total", holder=holder) > 0

@@ -8,8 +8,6 @@ and not stored; a business record that is invalid is counted in the response's `
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,7 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from tests.collector.ingest.test_ingest_metrics import ACCEPTED, DUPLICATES, RECEIVED
-from tests.support.collector_process import ROOT, CollectorProcess
+from tests.support.collector_process import CollectorProcess
 from tests.support.ingest import (
     MetricsSnapshot,
     assert_error,
@@ -41,12 +39,10 @@ from tests.support.ingest import (
     otlp_json_attributes,
     unique_key,
 )
+from tests.support.node_packages import installed
 from tests.support.stores import Stores
 from threadline.collector.ingest.otlp_logs import MAX_LOG_RECORDS_PER_REQUEST
 
-NODE_SENDER = ROOT / "tests" / "support" / "node"
-# CI sets it: there the Node.js exporter test must run, never skip (.ci/run installs Node.js).
-REQUIRE_NODE = "THREADLINE_REQUIRE_NODE"
 MAY_1 = 1_714_554_000_000_000_000  # 2024-05-01T09:00:00Z in nanoseconds
 JSON = {"content-type": "application/json"}
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -312,17 +308,7 @@ def test_more_records_than_one_request_may_carry_are_refused_413_and_nothing_is_
 @pytest.fixture(scope="session")
 def node_sender() -> Path:
     """The Node.js sender, its packages installed from the committed lock file once."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        reason = (
-            f"{' and '.join(missing)} not on PATH: the Node.js exporter test needs Node.js 18.19+ and npm"
-        )
-        if os.environ.get(REQUIRE_NODE) == "1":
-            pytest.fail(f"{reason} ({REQUIRE_NODE}=1)")
-        pytest.skip(reason)
-    if not (NODE_SENDER / "node_modules" / ".package-lock.json").is_file():  # npm writes it last
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_SENDER, check=True, timeout=600)
-    return NODE_SENDER / "send_logs.mjs"
+    return installed("the Node.js exporter test") / "send_logs.mjs"
 
 
 INGEST_KEY, READ_KEY, THROTTLED_KEY = "tl_shop_ingest", "tl_shop_read", "tl_shop_throttled"

@@ -158,3 +158,23 @@ def test_workflows_seen_in_the_data_are_listed_beside_the_defined_ones_and_have_
     later = http.get(f"/api/workflows/{workflow}/map", params={"since": "2024-01-01T00:00:00Z"})
     assert later.status_code == 200 and later.json()["transactions"] == 0
     assert http.get(f"/api/workflows/{unique_key('never-seen')}/map").status_code == 404
+
+
+def test_a_workflows_last_start_is_the_start_of_its_latest_transaction_whatever_came_later(
+    http: httpx.Client,
+) -> None:
+    workflow = unique_key("legacy-import")
+    early, late = unique_key("IMP"), unique_key("IMP")
+    started = dt.datetime(2023, 3, 1, 8, tzinfo=dt.UTC)
+
+    def event(key: str, step: str, hours: int) -> dict[str, object]:
+        timestamp = (started + dt.timedelta(hours=hours)).isoformat()
+        return business_event(key, workflow=workflow, step=step, timestamp=timestamp)
+
+    post_events(http, event(early, "import.row.read", 0), event(late, "import.row.read", 1))
+    # Posted apart, so stored apart until the engine merges: the early transaction's last event,
+    # three hours on, is not a start.
+    post_events(http, event(early, "import.order.created", 3))
+
+    seen = next(item for item in http.get("/api/workflows").json() if item["name"] == workflow)
+    assert dt.datetime.fromisoformat(seen["last_started_at"]) == started + dt.timedelta(hours=1)

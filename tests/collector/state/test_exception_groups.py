@@ -53,7 +53,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
     running = CollectorProcess(
         store_dir=folder / "store",
         workflows=folder / "workflows.yaml",
-        env={"THREADLINE_API_KEYS": str(folder / "keys.yaml")},
+        # Each test reads right after it writes: answers shared for 30 s (a slow call on a busy
+        # machine is) would show the state before the write (test_shared_reads covers sharing).
+        env={"THREADLINE_API_KEYS": str(folder / "keys.yaml"), "THREADLINE_SHARED_READ_SECONDS": "0"},
         isolated=True,
     ).start()
     yield running
@@ -138,6 +140,14 @@ def scenario(ingest: httpx.Client) -> tuple[str, str, str]:
         event(
             f"G-{run}", "order.booked", erp, 5, status="retrying", attempt=2, error=error("timeout", "slow")
         ),
+    )
+    # recovered across keys: the error stored under the ERP's key, the success under the order's,
+    # which then announces the ERP's key as its alias (one transaction, two stored parts)
+    send(ingest, event(f"SO-L-{run}", "order.booked", erp, 5, status="error", error=error("validation")))
+    send(
+        ingest,
+        event(f"L-{run}", "order.received", "crm", 0),
+        event(f"L-{run}", "order.booked", erp, 6, aliases={"erp.order": f"SO-L-{run}"}),
     )
     return run, erp, billing
 
@@ -345,3 +355,84 @@ def test_the_audit_trail_pages_newest_first_and_other_tenants_see_none_of_it(
         assert globex.get("/api/exceptions", params={"system": erp}).json()["groups"] == []
         assert globex.post(f"/api/transactions/A-{run}/resolve", json={"comment": "x"}).status_code == 404
     assert ops.get("/api/audit", params={"cursor": "nonsense"}).status_code == 400
+
+
+def bulk(ops: httpx.Client, **body: Any) -> httpx.Response:
+    return ops.post("/api/transactions/actions", json=body)
+
+
+def test_resolving_many_transactions_at_once_answers_each_and_audits_each_on_its_own(
+    ops: httpx.Client, ingest: httpx.Client
+) -> None:
+    run, erp, _ = scenario(ingest)
+    keys = [f"SO-{run}", f"B-{run}", f"NOPE-{run}", f"A-{run}"]  # A by its alias, then by its own key
+
+    response = bulk(ops, action="resolve", correlation_ids=keys, comment="fixed in bulk", operator="kim")
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["done"], result["not_found"], result["conflict"]) == (2, 1, 1)
+    assert [(item["correlation_id"], item["outcome"]) for item in result["items"]] == [
+        (f"SO-{run}", "done"),
+        (f"B-{run}", "done"),
+        (f"NOPE-{run}", "not_found"),
+        (f"A-{run}", "conflict"),
+    ]
+    assert f"the same transaction as 'SO-{run}'" in result["items"][3]["reason"]
+    for key in (f"A-{run}", f"B-{run}"):
+        [entry] = ops.get("/api/audit", params={"transaction": key}).json()["items"]
+        assert (entry["action"], entry["operator"], entry["comment"]) == ("resolve", "kim", "fixed in bulk")
+    assert groups_of(exceptions(ops, system=erp)).get(("validation", erp)) is None
+
+    again = bulk(ops, action="resolve", correlation_ids=[f"A-{run}", f"B-{run}"], comment="twice")
+
+    assert [item["outcome"] for item in again.json()["items"]] == ["conflict", "conflict"]
+    assert "already resolved by ops-dashboard" in again.json()["items"][0]["reason"]
+    assert len(ops.get("/api/audit", params={"transaction": f"B-{run}"}).json()["items"]) == 1
+
+
+def test_acknowledging_a_whole_exception_group_gives_each_transaction_its_own_entry(
+    ops: httpx.Client, ingest: httpx.Client
+) -> None:
+    run, erp, _ = scenario(ingest)
+
+    response = bulk(
+        ops,
+        action="acknowledge",
+        exception_group={"kind": "validation", "system": erp},
+        comment="VAT fix on its way",
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert {item["correlation_id"] for item in result["items"]} == {f"A-{run}", f"B-{run}"}
+    assert result["done"] == 2
+    group = groups_of(exceptions(ops, system=erp))["validation", erp]
+    assert group["acknowledged"] == 2 and group["acknowledgement"] is None  # each, not the group
+    for key in (f"A-{run}", f"B-{run}"):
+        [entry] = ops.get("/api/audit", params={"transaction": key}).json()["items"]
+        assert (entry["action"], entry["comment"]) == ("acknowledge", "VAT fix on its way")
+    timeouts = groups_of(exceptions(ops, system=erp))["timeout", erp]  # another group: untouched
+    assert timeouts["acknowledged"] == 0
+
+
+def test_a_bulk_action_is_bounded_and_names_the_field_it_refuses(
+    collector: CollectorProcess, ops: httpx.Client, ingest: httpx.Client
+) -> None:
+    too_many = bulk(ops, action="resolve", correlation_ids=[f"K-{i}" for i in range(501)], comment="x")
+    neither = bulk(ops, action="resolve", comment="x")
+    both = bulk(
+        ops,
+        action="resolve",
+        correlation_ids=["A"],
+        exception_group={"kind": "timeout", "system": "erp"},
+        comment="x",
+    )
+    unknown = bulk(ops, action="delete", correlation_ids=["A"], comment="x")
+
+    assert too_many.status_code == 422 and too_many.json()["problems"][0]["field"] == "correlation_ids"
+    assert "501" in too_many.json()["message"] and "500" in too_many.json()["message"]
+    assert neither.status_code == 422 and both.status_code == 422
+    assert neither.json()["problems"][0]["field"] == "correlation_ids"
+    assert unknown.status_code == 400 and unknown.json()["problems"][0]["field"] == "action"
+    assert ingest.post("/api/transactions/actions", json={"action": "resolve"}).status_code == 403

@@ -8,6 +8,7 @@ import random
 import httpx
 
 from tests.support.ingest import business_event, post_events, unique_key
+from threadline.collector.state.overview import listed
 
 
 def test_a_stuck_credit_adds_its_size_to_the_value_at_risk_and_never_cancels_an_invoice(
@@ -39,3 +40,19 @@ def test_a_stuck_credit_adds_its_size_to_the_value_at_risk_and_never_cancels_an_
     assert overview["totals"]["value_at_risk"] == [{"currency": "USD", "amount": 48_500.0, "transactions": 2}]
     by_workflow = {figures["workflow"]: figures["value_at_risk"] for figures in overview["workflows"]}
     assert by_workflow["support-credit"] == [{"currency": "USD", "amount": 500.0, "transactions": 1}]
+
+
+def test_workflows_are_listed_by_their_transactions_then_by_name() -> None:
+    """The same order on every store and every read, whatever order the engine grouped them in."""
+    rows = [
+        {"is_total": False, "workflow": "quote-to-cash", "transactions": 1},
+        {"is_total": True, "workflow": "", "transactions": 4},
+        {"is_total": False, "workflow": "customer-onboarding", "transactions": 1},
+        {"is_total": False, "workflow": "support-credit", "transactions": 2},
+    ]
+
+    assert [row["workflow"] for row in listed(rows)] == [
+        "support-credit",
+        "customer-onboarding",
+        "quote-to-cash",
+    ]

@@ -22,6 +22,7 @@ from tests.support.traffic import NOW, Traffic
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.schema import EARLIEST, LATEST, parse_batch
 from threadline.collector.state import snapshot
+from threadline.collector.state.forecast import forecast_parameters
 from threadline.collector.state.overview import FIGURES, IN_RANGE, TREND
 from threadline.collector.state.rules import AMOUNT_AT_RISK, summary_sql
 from threadline.collector.state.transactions import LIST
@@ -37,11 +38,15 @@ QUEUE: dict[str, Any] = {
     "breached": -1,
     "with_violations": False,
     "attention": False,
+    "with_mismatches": False,
+    "with_duplicates": False,
     "since": EARLIEST,
     "until": LATEST,
     "after_time": LATEST,
     "after_id": "",
     "limit": 100_000,
+    "predicted_breach": False,
+    **forecast_parameters(None),
 }
 OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST}
 MOMENTS = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(hours=3))

@@ -9,8 +9,6 @@ span read the declared columns and show each one they read.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,13 +31,6 @@ ORDER BY position
 """
 
 AT = dt.datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()  # every migration applied
-    yield opened
-    opened.close()
 
 
 @pytest.mark.parametrize("declared", [EVENTS, SPANS], ids=["events", "spans"])

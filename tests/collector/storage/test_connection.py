@@ -84,6 +84,8 @@ def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Pat
             store.insert("schema_migrations", [[0]], ["version"])
         finished.append("write")
 
+    with store.writing():  # a write of no time: the readers' turn after it is spent by the first read
+        pass
     # A dashboard read holds the store for a few seconds: everything else queues behind it.
     holder = threading.Thread(target=read, args=("holder", "SELECT sleepEachRow(0.25) FROM numbers(10)"))
     holder.start()
@@ -102,33 +104,75 @@ def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Pat
     assert sorted(finished[2:]) == [f"read {n}" for n in range(8)]
 
 
-def test_under_a_steady_flow_of_writes_reads_take_turns_with_them(tmp_path: Path) -> None:
-    store = Store(f"chdb://{tmp_path}").open()
+def _steady_flow(store: Store, write_s: float, queued: list[tuple[str, float]]) -> list[str]:
+    """Ingest writing for ``write_s``, while writes and reads (each its name and how long its
+    statement takes) queue in this order; the order they finished in."""
     finished: list[str] = []
 
-    def read(name: str) -> None:
-        store.query("SELECT count() FROM schema_migrations")
+    def read(name: str, seconds: float) -> None:
+        store.query(f"SELECT sleep({seconds}), count() FROM schema_migrations")
         finished.append(name)
 
-    def write(name: str) -> None:
+    def write(name: str, seconds: float) -> None:
         with store.writing():
+            store.command(f"SELECT sleep({seconds})")
             store.insert("schema_migrations", [[0]], ["version"])
         finished.append(name)
 
+    began = time.monotonic()
     with store.writing():  # ingest writing, with more writes and reads waiting for their turn
         threads: list[threading.Thread] = []
-        for target, name in [(write, "write 1"), (read, "read 1"), (write, "write 2"), (read, "read 2")]:
-            threads.append(threading.Thread(target=target, args=(name,)))
+        for name, seconds in queued:
+            target = write if name.startswith("write") else read
+            threads.append(threading.Thread(target=target, args=(name, seconds)))
             threads[-1].start()
-            queued = len(threads)
-            _wait_until(lambda: sum(store.waiting) == queued)  # noqa: B023 (called at once, in the loop)
+            count = len(threads)
+            _wait_until(lambda: sum(store.waiting) == count)  # noqa: B023 (called at once, in the loop)
+        time.sleep(max(0.0, write_s - (time.monotonic() - began)))
     for thread in threads:
         thread.join(30)
     store.close()
-    # Never two writes in a row while a read waits; writes before reads otherwise. (Which of two
-    # waiting writes goes first is not promised: ingest has one writer thread.)
-    assert [name.split()[0] for name in finished] == ["read", "write", "read", "write"]
-    assert finished[0] == "read 1" and finished[2] == "read 2"
+    return finished
+
+
+def test_under_a_steady_flow_of_writes_reads_have_the_store_for_as_long_as_the_write_before(
+    tmp_path: Path,
+) -> None:
+    # A write of 1.5 s earns the readers 1.5 s: both short reads go, then the writes.
+    finished = _steady_flow(
+        Store(f"chdb://{tmp_path}").open(),
+        1.5,
+        [("write 1", 0), ("read 1", 0), ("write 2", 0), ("read 2", 0)],
+    )
+
+    assert finished[:2] == ["read 1", "read 2"]
+    assert sorted(finished[2:]) == ["write 1", "write 2"]
+
+
+def test_a_read_longer_than_the_readers_turn_lets_the_waiting_write_go_next(tmp_path: Path) -> None:
+    # The first read starts in the readers' turn and runs past it: the write goes before the second.
+    finished = _steady_flow(
+        Store(f"chdb://{tmp_path}").open(),
+        0.5,
+        [("write 1", 0), ("read 1", 1.5), ("read 2", 0)],
+    )
+
+    assert finished == ["read 1", "write 1", "read 2"]
+
+
+def test_a_read_that_overran_the_readers_turn_is_paid_back_by_the_writes_after_it(tmp_path: Path) -> None:
+    # A write of 0.5 s earns the readers 0.5 s; the first read takes 1.5 s, a second behind it. The
+    # writes (0.3 s each) then go until they have held the store for the 1 s overrun: all three
+    # before the second read. (Which of the waiting writes goes first is not promised: ingest has one
+    # writer thread.) So ingest keeps half of the store whatever the reads' statements cost.
+    finished = _steady_flow(
+        Store(f"chdb://{tmp_path}").open(),
+        0.5,
+        [("write 1", 0.3), ("read 1", 1.5), ("write 2", 0.3), ("read 2", 0), ("write 3", 0.3)],
+    )
+
+    assert finished[0] == "read 1" and finished[-1] == "read 2"
+    assert sorted(finished[1:-1]) == ["write 1", "write 2", "write 3"]
 
 
 def test_background_reads_wait_for_every_read_even_one_queued_after_them(tmp_path: Path) -> None:

@@ -129,9 +129,12 @@ def answers(client: httpx.Client, keys: list[str]) -> dict[str, Any]:
 
 
 def without_clock(value: Any) -> Any:
-    """The answers less what each collector's own clock puts in them."""
+    """The answers less what each collector's own clock puts in them, and the forecasts: a model is
+    learned from the rollups, which an old store has only once its backfill is done (README)."""
     if isinstance(value, dict):
-        return {k: without_clock(v) for k, v in value.items() if k not in ("as_of", "received_at")}
+        return {
+            k: without_clock(v) for k, v in value.items() if k not in ("as_of", "received_at", "forecast")
+        }
     if isinstance(value, list):
         return [without_clock(v) for v in value]
     return value

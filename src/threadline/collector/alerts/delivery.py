@@ -1,14 +1,16 @@
 """Delivering the outbox: each notification posted until a receiver takes it, with bounded backoff.
 
-One thread sends, oldest first. A failed attempt (no answer, or any status but 2xx) is recorded and
+One thread groups and sends: first the groups that are due write their notifications (``groups``:
+group_wait, group_interval, repeat_interval, silences), then every notification due is sent,
+oldest first. A failed attempt (no answer, or any status but 2xx) is recorded and
 retried after ``retry_seconds``, doubling up to ``retry_max_seconds``, until ``max_attempts``; then the
 notification is given up (``failed``), still visible with every attempt. Since the outbox is in the
 store, a notification pending when the collector stops is sent by the next one.
 
 Delivery is at least once: a collector that dies between a receiver's 2xx and recording it sends
 that notification again, with the same ``Idempotency-Key`` header so the receiver can drop it.
-A ``resolved`` notification waits until its ``firing`` one to the same receiver is done, so no
-receiver learns of a resolution before the alert.
+A group's notification waits until the one before it to the same receiver is done, so no receiver
+learns of a resolution before the alert.
 """
 
 from __future__ import annotations
@@ -18,18 +20,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version
 
 import httpx
 import orjson
 
-from ..alert_rules import Receiver
+from ..alert_rules import AlertRule, Receiver
 from ..storage import Store, StoreUnavailable
-from . import records
+from . import groups, records
+from .groups import Grouper, GroupNotification
 from .metrics import AlertingMetrics
 from .payloads import render
-from .records import DeliveryRecord, NotificationRecord
+from .records import DeliveryRecord
 from .settings import AlertSettings
 
 logger = logging.getLogger("threadline.collector")
@@ -42,15 +45,18 @@ class Dispatcher:
         self,
         store: Store,
         settings: AlertSettings,
-        receivers: Callable[[], Mapping[str, Receiver]],
+        rules: Callable[[], Sequence[AlertRule]],
         metrics: AlertingMetrics,
         environ: Mapping[str, str] = os.environ,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.store = store
         self.settings = settings
-        self.receivers = receivers  # the receivers of the definitions in force, by name
+        self.rules = rules  # the alert rules in force (a reload may change them)
         self.metrics = metrics
         self.environ = environ
+        self.clock = clock
+        self.grouper = Grouper(store, rules, settings.dashboard_url)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-alert-delivery", daemon=True)
@@ -82,20 +88,26 @@ class Dispatcher:
                     wait = self.settings.retry_seconds
                 self._wake.wait(min(max(wait, 0.01), IDLE_S))
 
+    def receivers(self) -> dict[str, Receiver]:
+        """The receivers the rules in force name, by name."""
+        return {receiver.name: receiver for rule in self.rules() for receiver in rule.receivers}
+
     def deliver_due(self, client: httpx.Client) -> float:
-        """Attempt every notification that is due; returns the seconds until the next one is."""
-        outbox = records.pending(self.store)
+        """Write the notifications of the groups that are due, then attempt every notification that
+        is due; returns the seconds until the next one is."""
+        next_due = min(IDLE_S, self.grouper.flush_due(self.clock()))
+        outbox = groups.outbox(self.store)
         still_pending = len(outbox)
         receivers = self.receivers()
-        unsent_firing = {(n.tenant, n.alert_id, n.receiver) for n in outbox if n.event == "firing"}
-        next_due = IDLE_S
+        earlier: set[tuple[str, str, str]] = set()  # groups with a notification still to send
         for notification in outbox:
             if self._stop.is_set():
                 break
-            now = dt.datetime.now(dt.UTC)
-            sibling = (notification.tenant, notification.alert_id, notification.receiver)
-            if notification.event == "resolved" and sibling in unsent_firing:
-                continue  # after its firing notification, which is earlier in the outbox
+            now = self.clock()
+            group = (notification.tenant, notification.receiver, notification.group_key)
+            if group in earlier:
+                continue  # after the one before it, which is earlier in the outbox
+            earlier.add(group)
             if notification.next_attempt_at > now:
                 next_due = min(next_due, (notification.next_attempt_at - now).total_seconds())
                 continue
@@ -107,18 +119,18 @@ class Dispatcher:
                 done = notification.given_up(f"no URL: ${receiver.url_env} is not set", now, status="skipped")
             else:
                 done = self._attempt(client, notification, receiver, url)
-            records.save_notifications(self.store, [done])
+            groups.save_outbox(self.store, [done])
             if done.status == "pending":
                 next_due = min(next_due, (done.next_attempt_at - now).total_seconds())
             else:
-                unsent_firing.discard(sibling)
+                earlier.discard(group)
                 still_pending -= 1
         self.metrics.set_pending(still_pending)
         return next_due
 
     def _attempt(
-        self, client: httpx.Client, notification: NotificationRecord, receiver: Receiver, url: str
-    ) -> NotificationRecord:
+        self, client: httpx.Client, notification: GroupNotification, receiver: Receiver, url: str
+    ) -> GroupNotification:
         """One POST; the attempt is recorded, and the notification as it stands after it returned."""
         body = render(receiver.type, orjson.loads(notification.payload), notification.notification_id)
         headers = {
@@ -126,7 +138,7 @@ class Dispatcher:
             "user-agent": f"threadline/{version('threadline')}",
             "idempotency-key": notification.notification_id,
         }
-        at = dt.datetime.now(dt.UTC)
+        at = self.clock()
         started = time.monotonic()
         status_code = 0
         try:
@@ -156,11 +168,11 @@ class Dispatcher:
         if not ok:
             then = f"retrying in {retry_in:g}s" if retry_in is not None else "giving up"
             logger.warning(
-                "threadline: alert %s to receiver %s, attempt %d failed (%s); %s",
-                notification.rule,
+                "threadline: alert group %s to receiver %s, attempt %d failed (%s); %s",
+                ", ".join(value for value in notification.labels.values() if value),
                 receiver.name,
                 attempt,
                 error,
                 then,
             )
-        return notification.after_attempt(ok, error, dt.datetime.now(dt.UTC), retry_in)
+        return notification.after_attempt(ok, error, self.clock(), retry_in)

@@ -20,6 +20,7 @@ from typing import Any
 from ..alert_rules import AlertRule
 from ..models import TransactionSummary
 from ..state import snapshot
+from ..state.forecast import FORECASTED, ForecastModel, forecast_parameters
 from ..state.rules import AMOUNT_AT_RISK
 from ..state.transactions import summary_of
 from ..storage import Store
@@ -29,7 +30,8 @@ from ..workflows import Workflows
 ATTENTION = """
 SELECT *
 FROM ({summary})
-WHERE ({scope}) AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations))
+WHERE ({scope}) AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations) OR breach_expected
+                     OR notEmpty(mismatch_fields) OR notEmpty(duplicates))
 """
 
 # Per workflow, state and currency, so one pass over the state gives every gauge. "Stuck" and the
@@ -80,6 +82,13 @@ DUE = f"""
 (
     wf_sla[indexOf(wf_names, first_event.3)] > 0
     AND toUnixTimestamp64Micro(first_event.1) + wf_sla[indexOf(wf_names, first_event.3)] * 1e6
+        BETWEEN toUnixTimestamp64Micro(as_of_time)
+            AND toUnixTimestamp64Micro(as_of_time) + {{longest_lead:Float64}} * 1e6
+)
+OR
+(
+    wf_sla[indexOf(wf_names, first_event.3)] > 0
+    AND toUnixTimestamp64Micro(first_event.1) + wf_sla[indexOf(wf_names, first_event.3)] * 1e6
         BETWEEN toUnixTimestamp64Micro({{changed_since:DateTime64(6, 'UTC')}})
             AND toUnixTimestamp64Micro(as_of_time)
 )
@@ -91,8 +100,16 @@ OR
 )
 """
 # The same over the state's columns (the snapshot's): it filters the state's result too, outside
-# the scope of the state query's own constants (as_of_time).
+# the scope of the state query's own constants (as_of_time). A transaction whose SLA deadline comes
+# within the longest ``predicted_breach`` lead may be predicted to breach now: its forecast is read.
 DUE_STATE = """
+(
+    sla_limit > 0 AND completed_at IS NULL AND failed_at IS NULL
+    AND toUnixTimestamp64Micro(started_at) + sla_limit * 1e6
+        BETWEEN toUnixTimestamp64Micro({as_of:DateTime64(6, 'UTC')})
+            AND toUnixTimestamp64Micro({as_of:DateTime64(6, 'UTC')}) + {longest_lead:Float64} * 1e6
+)
+OR
 (
     sla_limit > 0
     AND toUnixTimestamp64Micro(started_at) + sla_limit * 1e6
@@ -113,6 +130,10 @@ transaction_id IN (
     UNION ALL
     SELECT transaction_id FROM audit_log
     WHERE tenant = {{tenant:String}} AND at >= {{changed_since:DateTime64(6, 'UTC')}}
+    UNION ALL
+    -- what the state keeper reconciled since (it derives a mismatch after its events were received)
+    SELECT transaction_id FROM transaction_reconciliations
+    WHERE tenant = {{tenant:String}} AND reconciled_at >= {{changed_since:DateTime64(6, 'UTC')}}
 )
 OR transaction_id IN {{ids:Array(String)}}
 OR last_activity >= {{active_since:DateTime64(6, 'UTC')}}
@@ -165,15 +186,22 @@ def _state(
     as_of: dt.datetime,
     scope: str = "",
     state_scope: str | None = None,
+    *,
+    model: ForecastModel | None = None,
+    forecast: bool = False,
     **bound: Any,
 ) -> tuple[str, dict[str, Any]]:
     """``template`` over the state of the transactions in ``scope`` (``state_scope``: see
     ``snapshot.summary``), its result filtered by the scope again over the state's columns: the
-    transactions derived whatever the scope (events after as_of, changed since the snapshot) too."""
+    transactions derived whatever the scope (events after as_of, changed since the snapshot) too.
+    ``forecast``: each row has its forecast's columns too (``forecast.FORECASTED``), from ``model``."""
     summary, parameters = snapshot.summary(
         store, workflows, tenant, as_of, scope=scope, state_scope=state_scope, **bound
     )
     outer = (scope if state_scope is None else state_scope) or "1"
+    if forecast:
+        summary = FORECASTED.replace("{summary}", summary)
+        parameters |= forecast_parameters(model)
     return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer), parameters
 
 
@@ -231,11 +259,26 @@ def attention(
     as_of: dt.datetime,
     scope: str = "",
     state_scope: str | None = None,
+    model: ForecastModel | None = None,
     **bound: Any,
 ) -> list[Candidate]:
-    """The transactions needing attention within ``scope`` (``state_scope``: see ``_state``)."""
-    rows = store.rows(*_state(ATTENTION, store, workflows, tenant, as_of, scope, state_scope, **bound))
-    return [Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows]
+    """The transactions needing attention within ``scope`` (``state_scope``: see ``_state``), or
+    predicted to breach their SLA by ``model``."""
+    rows = store.rows(
+        *_state(
+            ATTENTION,
+            store,
+            workflows,
+            tenant,
+            as_of,
+            scope,
+            state_scope,
+            model=model,
+            forecast=True,
+            **bound,
+        )
+    )
+    return [Candidate(summary_of(row, as_of, model), bool(row["resolved"])) for row in rows]
 
 
 def gauge_rows(
@@ -244,7 +287,8 @@ def gauge_rows(
     """The gauge figures of every transaction, read slice by slice (they add up)."""
     sums: dict[tuple[str, str, str], list[float]] = {}
     for part in snapshot.slices(store, tenant):
-        sql, parameters = _state(GAUGES, store, workflows, tenant, as_of, snapshot.SLICE, **part, **bound)
+        sliced: dict[str, Any] = {**part, **bound}
+        sql, parameters = _state(GAUGES, store, workflows, tenant, as_of, snapshot.SLICE, **sliced)
         for row in store.rows(sql, parameters):
             figures = (
                 row["transactions"],
@@ -262,14 +306,23 @@ def gauge_rows(
 
 
 def summaries(
-    store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime, ids: Iterable[str]
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    as_of: dt.datetime,
+    ids: Iterable[str],
+    model: ForecastModel | None = None,
 ) -> dict[str, Candidate]:
     """The current state of these transactions (any state, not only the attention set)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = store.rows(*_state(SUMMARIES_OF, store, workflows, tenant, as_of, IDS, ids=wanted))
-    return {row["transaction_id"]: Candidate(summary_of(row, as_of), bool(row["resolved"])) for row in rows}
+    rows = store.rows(
+        *_state(SUMMARIES_OF, store, workflows, tenant, as_of, IDS, model=model, forecast=True, ids=wanted)
+    )
+    return {
+        row["transaction_id"]: Candidate(summary_of(row, as_of, model), bool(row["resolved"])) for row in rows
+    }
 
 
 def received_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:
@@ -357,9 +410,28 @@ def _transaction_match(rule: AlertRule, summary: TransactionSummary, as_of: dt.d
     elif rule.when == "failed" and summary.state == "failed":
         when = f" at {summary.failed_at:%Y-%m-%d %H:%M} UTC" if summary.failed_at else ""
         text = f"{name} failed{when}{_waiting(summary)}"
+    elif rule.when == "predicted_breach" and is_open and not summary.sla.breached:
+        forecast = summary.forecast
+        if forecast is None or not forecast.breach_expected or forecast.lead_seconds is None:
+            return None
+        if forecast.lead_seconds > (rule.lead_s or 0):
+            return None
+        figures = {
+            "lead_seconds": forecast.lead_seconds,
+            "eta": forecast.eta.isoformat() if forecast.eta else None,
+        }
+        text = f"{name} will breach its SLA in {human_duration(forecast.lead_seconds)}: {forecast.reason}"
     elif rule.when == "violation" and summary.violations:
         figures = {"violations": len(summary.violations)}
         text = f"{name}: " + "; ".join(v.text() for v in summary.violations)
+    elif rule.when == "mismatch" and summary.mismatches:
+        figures = {"mismatches": len(summary.mismatches)}
+        text = f"{name}: " + "; ".join(m.text() for m in summary.mismatches)
+    elif rule.when == "duplicate" and summary.duplicates:
+        figures = {"duplicates": len(summary.duplicates)}
+        first = summary.duplicates[0]
+        others = ", ".join(d.correlation_id for d in summary.duplicates)
+        text = f"{name}: possible duplicate of {others} (same {first.field})"
     else:
         return None
     return Match(rule, summary.correlation_id, True, text, (summary.correlation_id,), figures)

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field, replace
 import orjson
 from prometheus_client import CollectorRegistry
 
-from ..alert_rules import PER_TRANSACTION, AlertRule, Receiver
-from ..models import State
+from ..alert_rules import PER_TRANSACTION, AlertRule
+from ..models import State, TransactionSummary
 from ..state import snapshot
+from ..state.forecast import ForecastModel
 from ..storage import Store, StoreUnavailable
 from ..workflows import Workflows
 from . import evaluate, payloads, records, watches
@@ -113,13 +114,18 @@ class Alerting:
         registry: CollectorRegistry,
         settings: AlertSettings | None = None,
         environ: Mapping[str, str] = os.environ,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        forecasts: Callable[[str], ForecastModel] | None = None,
     ) -> None:
         self.store = store
         self.workflows = workflows
+        self.forecasts = forecasts  # a tenant's forecast model, for predicted_breach rules
         self.settings = settings or AlertSettings.from_environment()
         self.environ = environ
         self.metrics = AlertingMetrics(registry)
-        self.dispatcher = Dispatcher(store, self.settings, self.receivers, self.metrics, environ)
+        self.dispatcher = Dispatcher(
+            store, self.settings, lambda: self.workflows().alerts, self.metrics, environ
+        )
         self.last_evaluation: dt.datetime | None = None
         # Per tenant, read from the store once, then kept here as this thread changes them.
         self._watches: dict[str, dict[tuple[str, str], watches.Watch]] = {}
@@ -132,10 +138,6 @@ class Alerting:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-alert-evaluator", daemon=True)
 
-    def receivers(self) -> dict[str, Receiver]:
-        """The receivers the rules in force name (a reload may change them)."""
-        return {receiver.name: receiver for rule in self.workflows().alerts for receiver in rule.receivers}
-
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Alerting:
@@ -144,7 +146,7 @@ class Alerting:
                 "threadline: THREADLINE_ALERT_INTERVAL=0: alert rules are not evaluated, nothing is sent"
             )
             return self
-        for receiver in self.receivers().values():
+        for receiver in self.dispatcher.receivers().values():
             if receiver.resolve_url(self.environ) is None:
                 logger.warning(
                     "threadline: receiver %s has no URL ($%s is not set): its notifications are skipped",
@@ -239,13 +241,17 @@ class Alerting:
         or stuck, what an event or an operator changed, what a count rule's window holds, and the
         subjects of the alerts firing (to see them resolve)."""
         store = self.store
+        model = self.model(tenant, workflows)
         if since is None:
             return [
                 candidate
                 for part in snapshot.slices(store, tenant)
-                for candidate in evaluate.attention(store, workflows, tenant, as_of, snapshot.SLICE, **part)
+                for candidate in evaluate.attention(
+                    store, workflows, tenant, as_of, snapshot.SLICE, model=model, **part
+                )
             ]
         rules = workflows.alerts
+        longest_lead = max((r.lead_s or 0.0 for r in rules if r.when == "predicted_breach"), default=0)
         window = max((r.window_s or 0.0 for r in rules if r.when == "stuck_or_failed_count_above"), default=0)
         longest_wait = max((r.duration_s or 0.0 for r in rules if r.when == "stuck_longer_than"), default=0)
         return evaluate.attention(
@@ -255,11 +261,19 @@ class Alerting:
             as_of,
             f"({evaluate.DUE}) OR ({evaluate.CHANGED})",
             state_scope=f"({evaluate.DUE_STATE}) OR ({evaluate.CHANGED})",
+            model=model,
             longest_wait=longest_wait,
+            longest_lead=longest_lead,
             changed_since=since - CHANGED_MARGIN,
             active_since=as_of - dt.timedelta(seconds=window) if window else as_of,
             ids=sorted(firing),
         )
+
+    def model(self, tenant: str, workflows: Workflows) -> ForecastModel | None:
+        """The tenant's forecast model, when a predicted_breach rule needs it."""
+        if self.forecasts is None or not any(r.when == "predicted_breach" for r in workflows.alerts):
+            return None
+        return self.forecasts(tenant)
 
     def _evaluate_tenant(
         self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
@@ -305,7 +319,9 @@ class Alerting:
             now_measured = measured.get((record.rule, record.subject))
             behind |= set((now_measured.transactions if now_measured else record.transactions)[:limit])
         states = {c.summary.correlation_id: c for c in candidates if c.summary.correlation_id in behind}
-        states |= evaluate.summaries(store, workflows, tenant, as_of, behind - states.keys())
+        states |= evaluate.summaries(
+            store, workflows, tenant, as_of, behind - states.keys(), self.model(tenant, workflows)
+        )
         keys = evaluate.keys_of(store, tenant, behind)
         url = self.settings.dashboard_url
 
@@ -332,6 +348,7 @@ class Alerting:
                 transactions=views(match.transactions),
                 transactions_total=len(match.transactions),
                 dashboard_url=url,
+                labels=payloads.labels_of(alert, match.rule, _summary(match, states)),
             )
             alert = replace(alert, context=orjson.dumps(payload).decode())
             notifications += self._notifications(alert, "firing", match.rule, payload, as_of)
@@ -356,6 +373,7 @@ class Alerting:
                 transactions=views(transactions),
                 transactions_total=len(transactions),
                 dashboard_url=url,
+                labels=payloads.stored_labels(record) or payloads.labels_of(record, rule, None),
             )
             notifications += self._notifications(resolved, "resolved", rule, payload, as_of)
             alerts.append(resolved)
@@ -461,6 +479,12 @@ class Alerting:
             )
             for receiver in rule.receivers
         ]
+
+
+def _summary(match: Match, states: Mapping[str, Candidate]) -> TransactionSummary | None:
+    """The transaction a per-transaction alert is about, as measured now."""
+    candidate = states.get(match.subject) if match.rule.per_transaction else None
+    return candidate.summary if candidate else None
 
 
 def _resolution(

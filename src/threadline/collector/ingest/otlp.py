@@ -192,6 +192,8 @@ class _TooDeep(ValueError):
 
 def _value(value: AnyValue, depth: int = 0) -> Any:
     kind = value.WhichOneof("value")
+    if kind == "string_value":  # nearly every attribute: the first question asked
+        return value.string_value
     if kind is None:
         return None
     if kind in ("array_value", "kvlist_value") and depth >= otlp_json.MAX_VALUE_DEPTH:
@@ -373,7 +375,13 @@ def _stored(attributes: dict[str, Any], redactor: Redactor | None) -> dict[str, 
     return {key: orjson.dumps(value).decode() for key, value in _redacted(attributes, redactor).items()}
 
 
+# A span without events or links, as most are: its column without building the list.
+NONE = "[]"
+
+
 def _span_events(span: Span, redactor: Redactor | None) -> str:
+    if not span.events:
+        return NONE
     return orjson.dumps(
         [
             {
@@ -387,6 +395,8 @@ def _span_events(span: Span, redactor: Redactor | None) -> str:
 
 
 def _span_links(span: Span, redactor: Redactor | None) -> str:
+    if not span.links:
+        return NONE
     return orjson.dumps(
         [
             {

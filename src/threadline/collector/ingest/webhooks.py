@@ -313,6 +313,11 @@ def _attribute(value: object) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def stripe_signature(body: bytes, secret: str, signed_at: int) -> str:
+    """Stripe's v1 signature: the hex HMAC-SHA256 of ``"<signed_at>.<body>"`` with ``secret``."""
+    return hmac.new(secret.encode(), f"{signed_at}.".encode() + body, hashlib.sha256).hexdigest()
+
+
 def verify_stripe(header: str | None, body: bytes, secret: str, now: float) -> None:
     """Stripe's scheme: ``Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`` (one
     or more v1, during a secret's rotation), refused when older than STRIPE_TOLERANCE_S."""
@@ -331,7 +336,7 @@ def verify_stripe(header: str | None, body: bytes, secret: str, now: float) -> N
             f"the Stripe-Signature timestamp is {now - signed_at:.0f} s old; at most {STRIPE_TOLERANCE_S} s "
             "is accepted (a replayed delivery, or a clock that is off)"
         )
-    expected = hmac.new(secret.encode(), f"{signed_at}.".encode() + body, hashlib.sha256).hexdigest()
+    expected = stripe_signature(body, secret, signed_at)
     if not any(hmac.compare_digest(expected, signature) for signature in signatures):
         raise SignatureError("the Stripe-Signature does not match the body signed with the source's secret")
 

@@ -7,13 +7,13 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
-from pydantic import AfterValidator, AwareDatetime
 
 from .. import cursors
 from ..admission import admit_read
 from ..auth import Principal, require
 from ..http_errors import ApiError
-from ..schema import Problem, in_storable_range
+from ..models import StoredMoment
+from ..schema import Problem
 from ..service import Collector, get_collector
 
 CollectorDep = Annotated[Collector, Depends(get_collector)]
@@ -36,7 +36,7 @@ def _tenant(principal: PrincipalDep) -> str:
 TenantDep = Annotated[str, Depends(_tenant)]
 
 # A time the store can hold (1970 to 2261), with a zone.
-Moment = Annotated[AwareDatetime, AfterValidator(in_storable_range)]
+Moment = StoredMoment
 AsOf = Annotated[
     Moment | None,
     Query(description="Answer as of this time (RFC 3339 with zone): later events are ignored. Default: now."),

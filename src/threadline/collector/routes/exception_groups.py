@@ -1,8 +1,10 @@
-"""``/api/exceptions``, the operators' actions on them (acknowledge, resolve, reopen) and
-``/api/audit``: the routes over ``exception_groups``."""
+"""``/api/exceptions``, the operators' actions on them (acknowledge, resolve, reopen; in bulk too),
+requests to the owning integrations (request retry) and ``/api/audit``: the routes over
+``exception_groups`` and ``retry_requests``."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,25 +13,33 @@ from fastapi.concurrency import run_in_threadpool
 from ..auth import require
 from ..http_errors import ApiError
 from ..models import (
+    MAX_BULK_TRANSACTIONS,
     AcknowledgeRequest,
     AcknowledgeResult,
     AuditAction,
     AuditEntry,
     AuditPage,
+    BulkActionRequest,
+    BulkActionResult,
     CommentRequest,
     ExceptionKind,
     ExceptionsReport,
 )
+from ..schema import Problem
 from ..service import Collector
+from ..state import retry_requests, transactions
 from ..state.exception_groups import (
     ActionRefused,
     ExceptionFilters,
     acknowledge,
+    act_in_bulk,
     audit_page,
     change_resolution,
+    group_transactions,
     open_exceptions,
     transaction_of,
 )
+from ..state.timeline import step_views, waiting_on_systems
 from .dependencies import (
     READING,
     TRANSACTION_PATH,
@@ -127,11 +137,100 @@ async def reopen_transaction(
     return await _change(collector, tenant, principal.name, key, "reopen", body)
 
 
+@actions.post("/transactions/actions", response_model=BulkActionResult, status_code=200, responses={422: {}})
+async def act_on_transactions(
+    collector: CollectorDep, tenant: TenantDep, principal: PrincipalDep, body: BulkActionRequest
+) -> BulkActionResult:
+    """Resolve or acknowledge many transactions (or every one of an exception group) with one
+    comment: each gets its own audit entry, and the answer says per transaction what was done."""
+    if (body.correlation_ids is None) == (body.exception_group is None):
+        raise _unprocessable(
+            "correlation_ids", "give either correlation_ids or exception_group (not both, not neither)"
+        )
+    if body.exception_group is not None:
+        group = body.exception_group
+        keys = await run_in_threadpool(
+            group_transactions,
+            collector.store,
+            collector.workflows,
+            tenant,
+            ExceptionFilters(kind=group.kind, system=group.system, workflow=group.workflow),
+        )
+        field = "exception_group"
+    else:
+        keys, field = body.correlation_ids or [], "correlation_ids"
+    if not keys and field == "correlation_ids":
+        raise _unprocessable(field, "names no transaction")
+    if len(keys) > MAX_BULK_TRANSACTIONS:
+        raise _unprocessable(
+            field,
+            f"holds {len(keys):,} transactions, more than the {MAX_BULK_TRANSACTIONS} a request may act on; "
+            "split the request (or narrow the group by workflow)",
+        )
+    result = await run_in_threadpool(act_in_bulk, collector.store, tenant, principal.name, keys, body)
+    if result.done and body.action == "resolve":
+        collector.alerting.request_evaluation()
+    return result
+
+
+def _unprocessable(field: str, reason: str) -> ApiError:
+    return ApiError(422, "invalid_request", f"{field} {reason}", [Problem(field=field, reason=reason)])
+
+
+@actions.post(
+    TRANSACTION_PATH + "/actions/{name}",
+    response_model=AuditEntry,
+    status_code=201,
+    responses={404: {}, 409: {}},
+)
+async def request_action(
+    collector: CollectorDep,
+    tenant: TenantDep,
+    principal: PrincipalDep,
+    key: TransactionKey,
+    name: str,
+    body: CommentRequest,
+) -> AuditEntry:
+    """Ask the integration that owns the transaction's failed or stuck step to retry it (an action
+    declared under ``actions:`` in the workflows file); the answer is recorded in the audit trail and
+    returned, delivered or not."""
+    workflows = collector.workflows
+    found = await run_in_threadpool(
+        transactions.find, collector.store, workflows, tenant, key, dt.datetime.now(dt.UTC)
+    )
+    if found is None:
+        raise ApiError(404, "not_found", f"no transaction has the key {key!r}")
+    summary = found.summary
+    views = step_views(workflows.get(summary.workflow), found.events, summary)
+    steps = retry_requests.attention_steps(
+        summary.state, views, waiting_on_systems(summary.waiting_on, found.events)
+    )
+    try:
+        return await run_in_threadpool(
+            retry_requests.request_retry,
+            collector.store,
+            workflows,
+            tenant,
+            principal.name,
+            (summary.correlation_id, summary.workflow, found.aliases),
+            key,
+            steps,
+            name,
+            body,
+        )
+    except retry_requests.ActionUnavailable as error:
+        raise ApiError(404, "not_found", str(error)) from None
+    except retry_requests.ActionNotConfigured as error:
+        raise ApiError(409, "not_configured", str(error)) from None
+
+
 @router.get("/audit", response_model=AuditPage)
 async def list_audit(
     collector: CollectorDep,
     tenant: TenantDep,
-    action: Annotated[AuditAction | None, Query(description="acknowledge, resolve or reopen")] = None,
+    action: Annotated[
+        AuditAction | None, Query(description="acknowledge, resolve, reopen, silence, expire or retry")
+    ] = None,
     transaction: Annotated[str, Query(description="Only this transaction (correlation id or alias)")] = "",
     since: Annotated[Moment | None, Query(description="Only actions at or after this time")] = None,
     until: Annotated[Moment | None, Query(description="Only actions at or before this time")] = None,

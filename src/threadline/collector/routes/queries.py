@@ -3,6 +3,7 @@ systems, traces; and the platform's reload of the workflow definitions."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -13,6 +14,7 @@ from ..http_errors import ApiError
 from ..models import (
     Overview,
     ProcessMap,
+    Retention,
     State,
     SystemsReport,
     TraceView,
@@ -22,7 +24,7 @@ from ..models import (
 )
 from ..schema import Problem
 from ..state import overview as overview_module
-from ..state import process_map, systems, traces, transactions
+from ..state import process_map, retry_requests, systems, traces, transactions
 from ..state.timeline import step_views, waiting_on_systems
 from ..workflows import WorkflowError
 from .dependencies import (
@@ -43,6 +45,7 @@ router = APIRouter(prefix="/api", tags=["query"], dependencies=READING)
 # The workflow definitions are one file every tenant shares: changing them is the platform's to do.
 platform = APIRouter(prefix="/api", tags=["platform"], dependencies=[Depends(require("platform"))])
 STATES = get_args(State)
+ISSUES = ("mismatch", "duplicate")  # the queue's `issue` filter
 
 
 @router.get(TRANSACTION_PATH, response_model=TransactionDetail, responses={404: {}})
@@ -52,7 +55,8 @@ async def get_transaction(
     """One transaction, by its correlation id or any alias, with its state, steps and events."""
     moment = as_of_or_now(as_of)
     workflows = collector.workflows
-    found = await run_in_threadpool(transactions.find, collector.store, workflows, tenant, key, moment)
+    model = await run_in_threadpool(collector.forecasts.model, tenant, as_of)
+    found = await run_in_threadpool(transactions.find, collector.store, workflows, tenant, key, moment, model)
     if found is None:
         raise ApiError(
             404, "not_found", f"no transaction has the key {key!r}" + (" as of then" if as_of else "")
@@ -61,14 +65,26 @@ async def get_transaction(
     summary = found.summary.model_copy(
         update={"waiting_on": waiting_on_systems(found.summary.waiting_on, found.events)}
     )
+    steps = step_views(definition, found.events, found.summary)
+    # The declared actions for its failed or stuck steps (request retry), with their last answers.
+    actions = await run_in_threadpool(
+        retry_requests.available,
+        collector.store,
+        workflows,
+        tenant,
+        summary.correlation_id,
+        summary.workflow,
+        retry_requests.attention_steps(summary.state, steps, summary.waiting_on),
+    )
     return TransactionDetail(
         **summary.model_dump(),
         as_of=moment,
         workflow_defined=definition is not None,
         aliases=found.aliases,
         alias_conflicts=found.alias_conflicts,
-        steps=step_views(definition, found.events, found.summary),
+        steps=steps,
         events=found.events,
+        actions=actions,
     )
 
 
@@ -89,7 +105,25 @@ async def list_transactions(
         bool | None, Query(description="Only SLA-breached (true) or within SLA (false)")
     ] = None,
     violations: Annotated[bool, Query(description="Only transactions with governance violations")] = False,
-    attention: Annotated[bool, Query(description="Only stuck, failed, breached or violating ones")] = False,
+    attention: Annotated[
+        bool, Query(description="Only stuck, failed, breached, violating, mismatched or duplicated ones")
+    ] = False,
+    issue: Annotated[
+        list[str] | None,
+        Query(
+            description="mismatch: values its systems disagree on (`reconcile:`); duplicate: shares its "
+            "business key with another (`unique_by:`); several: each must hold"
+        ),
+    ] = None,
+    predicted_breach: Annotated[
+        bool, Query(description="Only open transactions whose forecast says they will breach their SLA")
+    ] = False,
+    sort: Annotated[
+        transactions.QueueOrder,
+        Query(
+            description="activity: newest first, by pages; predicted_breach: soonest breach first, one page"
+        ),
+    ] = "activity",
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
@@ -103,6 +137,10 @@ async def list_transactions(
     if unknown:
         reason = f"{unknown[0]!r} is not one of {', '.join(STATES)}"
         raise ApiError(400, "invalid_request", f"state: {reason}", [Problem(field="state", reason=reason)])
+    issues = {part.strip() for value in issue or () for part in value.split(",") if part.strip()}
+    if unknown_issues := sorted(issues - set(ISSUES)):
+        reason = f"{unknown_issues[0]!r} is not one of {', '.join(ISSUES)}"
+        raise ApiError(400, "invalid_request", f"issue: {reason}", [Problem(field="issue", reason=reason)])
     filters = transactions.ListFilters(
         workflow=workflow,
         states=states,
@@ -110,11 +148,16 @@ async def list_transactions(
         breached=breached,
         with_violations=violations,
         attention=attention,
+        with_mismatches="mismatch" in issues,
+        with_duplicates="duplicate" in issues,
         since=since,
         until=until,
+        predicted_breach=predicted_breach,
+        order=sort,
     )
+    model = await run_in_threadpool(collector.forecasts.model, tenant, as_of)
     items, total, next_cursor = await run_in_threadpool(
-        transactions.page, collector.store, collector.workflows, tenant, filters, moment, limit, after
+        transactions.page, collector.store, collector.workflows, tenant, filters, moment, limit, after, model
     )
     return TransactionPage(as_of=moment, total=total, items=items, next_cursor=next_cursor)
 
@@ -140,6 +183,14 @@ async def get_overview(
         until,
         as_of_or_now(as_of),
     )
+
+
+@router.get("/retention", response_model=Retention)
+async def get_retention(collector: CollectorDep, tenant: TenantDep) -> Retention:
+    """How far back the tenant's data goes (THREADLINE_RETENTION_DAYS)."""
+    policy = collector.retention
+    now = dt.datetime.now(dt.UTC)
+    return Retention(days=policy.days(tenant), kept_since=policy.kept_since(tenant, now))
 
 
 @router.get("/workflows", response_model=list[WorkflowView])

@@ -36,6 +36,9 @@ SELECT
     countIf((state = 'stuck' OR breached) AND NOT resolved) AS at_risk_count,
     countIf(sla_limit > 0) AS with_sla,
     countIf(notEmpty(violations)) AS with_violations,
+    countIf(notEmpty(mismatch_fields)) AS with_mismatches,
+    sumMap(mismatch_fields, arrayMap(field -> toUInt64(1), mismatch_fields)) AS mismatched_values,
+    countIf(notEmpty(duplicates)) AS with_duplicates,
     quantilesIf(0.5, 0.95)(
         (toUnixTimestamp64Micro(assumeNotNull(completed_at)) - toUnixTimestamp64Micro(started_at)) / 1e6,
         state = 'completed') AS cycle_time,
@@ -113,6 +116,9 @@ def _figures(row: dict[str, Any]) -> WorkflowFigures:
         cycle_time_p50_seconds=p50,
         cycle_time_p95_seconds=p95,
         value_at_risk=_value_at_risk(row),
+        with_mismatches=row["with_mismatches"],
+        mismatched_values=dict(zip(*row["mismatched_values"], strict=True)),
+        with_duplicates=row["with_duplicates"],
     )
 
 
@@ -141,6 +147,14 @@ def _bottlenecks(row: dict[str, Any]) -> list[Bottleneck]:
         Bottleneck(step=step, system=system or None, waiting=count, stuck=stuck_count)
         for (step, system), count, stuck_count in ranked[:10]
     ]
+
+
+def listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The workflows' rows, most transactions first, then by name: the engine's GROUP BY order varies
+    from store to store and read to read, and a tie must not swap two workflows on the page."""
+    return sorted(
+        (row for row in rows if not row["is_total"]), key=lambda row: (-row["transactions"], row["workflow"])
+    )
 
 
 def overview(
@@ -174,6 +188,9 @@ def overview(
             "at_risk_count": 0,
             "with_sla": 0,
             "with_violations": 0,
+            "with_mismatches": 0,
+            "mismatched_values": ([], []),
+            "with_duplicates": 0,
             "cycle_time": [0, 0],
             "first_started": as_of,
             "value_at_risk": ([], [], []),
@@ -186,12 +203,7 @@ def overview(
         since=since,
         until=until,
         totals=_figures(totals_row),
-        workflows=[
-            _figures(row)
-            for row in sorted(
-                (row for row in rows if not row["is_total"]), key=lambda row: -row["transactions"]
-            )
-        ],
+        workflows=[_figures(row) for row in listed(rows)],
         bottlenecks=_bottlenecks(totals_row),
         trend_bucket_seconds=bucket,
         trend=_trend(trend, bucket),

@@ -47,10 +47,15 @@ class WorkflowParameters:
     """The workflow definitions as parallel arrays, ready to bind into the state SQL."""
 
     values: dict[str, Any]
+    # What the state keeper derives beyond the state (``state/reconciliation.py``): not bound, but
+    # part of the digest, so a change of it derives every transaction again.
+    reconciliation: str = ""
 
     @classmethod
     def of(cls, workflows: Workflows) -> WorkflowParameters:
         definitions = list(workflows)
+        # None declared: the digest stays what it was before reconciliation existed (no pass over all).
+        reconciled = [(d.name, d.reconcile, d.unique_by) for d in definitions if d.reconcile or d.unique_by]
         return cls(
             {
                 "wf_names": [d.name for d in definitions],
@@ -65,13 +70,15 @@ class WorkflowParameters:
                 "wf_fail": [list(d.fail_on) for d in definitions],
                 "wf_sla": [float(d.sla_s or 0) for d in definitions],
                 "wf_stuck": [float(d.stuck_after_s) for d in definitions],
-            }
+            },
+            repr(reconciled) if reconciled else "",
         )
 
     @property
     def digest(self) -> str:
         """Names these definitions as the rules read them: a state derived with others is stale."""
-        return hashlib.sha256(repr(sorted(self.values.items())).encode()).hexdigest()[:16]
+        named = repr(sorted(self.values.items())) + self.reconciliation
+        return hashlib.sha256(named.encode()).hexdigest()[:16]
 
 
 PARAMETERS = f"""
@@ -140,10 +147,11 @@ FROM ({with_current_transaction(EVENTS_UP_TO_AS_OF)})
 GROUP BY current_transaction
 """
 
-# One transaction from its events: all of it is stored under its keys.
+# One transaction from its events: all of it is stored under its keys (each event once, so no
+# FINAL: ``storage.writes.store_events``).
 ONE_TRANSACTION_FACTS = f"""
 SELECT {{transaction:String}} AS transaction_id, {aggregates.aggregated(aggregates.ROLLUP)}
-FROM events FINAL
+FROM events
 WHERE tenant = {{tenant:String}} AND timestamp <= as_of_time AND correlation_id IN {{keys:Array(String)}}
 HAVING count() > 0
 """
@@ -197,8 +205,10 @@ SELECT
                                     as_of_time))
      - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
     sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
-    transaction_id IN ({{resolved}}) AS resolved
-FROM ({{derived}})
+    transaction_id IN ({{resolved}}) AS resolved,
+    mismatches, mismatch_fields, key_field, key_value, duplicates
+FROM ({{derived}}) AS derived
+LEFT JOIN ({{reconciled}}) AS reconciled USING (transaction_id)
 """
 
 DERIVED = """
@@ -295,6 +305,15 @@ HAVING argMax(action, (at, action_id)) = 'resolve'
 """
 
 
+# What the state keeper found wrong across systems (``state/reconciliation.py``): values that do not
+# agree, business keys shared with another transaction. Only those rows: the others add nothing.
+RECONCILED = """
+SELECT transaction_id, mismatches, mismatch_fields, key_field, key_value, duplicates
+FROM transaction_reconciliations FINAL
+WHERE tenant = {tenant:String} AND (notEmpty(mismatch_fields) OR notEmpty(duplicates))
+"""
+
+
 # A transaction in one row of its own has all its facts there: when only open transactions are
 # asked for, a row that reached a step completing or failing its workflow is left out before the
 # rules run (the costly part, at millions of transactions).
@@ -377,7 +396,7 @@ def summary_sql(
         rollups = ROLLUP_FACTS.replace("{open_only}", OPEN_ONLY if open_only else "")
         rollups = rollups.replace("{scope}", scoped)
         derived = DERIVED.format(facts=f"{rollups}\nUNION ALL\n{late}")
-    return PARAMETERS + CLOCKED.format(derived=derived, resolved=RESOLVED_TRANSACTIONS)
+    return PARAMETERS + CLOCKED.format(derived=derived, resolved=RESOLVED_TRANSACTIONS, reconciled=RECONCILED)
 
 
 def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ..schema import EARLIEST, LATEST
 from ..storage import Store, StoreUnavailable
 from ..storage.writes import utc
 from ..workflows import Workflows
+from . import reconciliation
 from .rules import (
     CHANGED_FACTS,
     DERIVED,
@@ -171,7 +172,9 @@ def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | Non
     mark = read_mark(store, tenant) if store.aggregates_complete() else None
     base = {**definitions.values, "tenant": tenant, "as_of": LATEST, "version": time.time_ns() // 1000}
     if mark is not None and mark.definitions == definitions.digest:
-        store.command(KEEP_CHANGED, {**base, "snapshot_since": mark.covered_until - margin(store)})
+        since = mark.covered_until - margin(store)
+        store.command(KEEP_CHANGED, {**base, "snapshot_since": since})
+        reconciliation.keep_changed(store, workflows, tenant, since)
         statements = 1
     else:
         if mark is not None:  # derived with other definitions: not read again until derived anew
@@ -182,6 +185,7 @@ def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | Non
         statements = len(parts)
         if not parts:
             return 0  # nothing to keep yet, or the aggregates are still being filled
+        reconciliation.keep_all(store, workflows, tenant, parts)
     _set_mark(store, tenant, definitions.digest, began)
     return statements
 

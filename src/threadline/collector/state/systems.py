@@ -14,6 +14,8 @@ from ..storage import Store
 from .overview import bucket_seconds
 from .transactions import utc
 
+# Read without FINAL: ingest stores each event once (``storage.writes.store_events``); FINAL would
+# merge nothing and cost 3.5x at 10 M events (7.3 s against 2.0 s).
 SCOPE = """
 WHERE tenant = {tenant:String}
   AND timestamp >= {since:DateTime64(6, 'UTC')} AND timestamp <= {until:DateTime64(6, 'UTC')}
@@ -29,7 +31,7 @@ SELECT
     countIf(duration_ms IS NOT NULL) AS timed,
     min(timestamp) AS first_at,
     max(timestamp) AS last_at
-FROM events FINAL
+FROM events
 {SCOPE}
 GROUP BY system
 ORDER BY events DESC, system
@@ -44,7 +46,7 @@ SELECT
     countIf(status = 'retrying' OR attempt > 1) AS retries,
     quantilesIf(0.5, 0.95)(duration_ms, duration_ms IS NOT NULL) AS latency,
     countIf(duration_ms IS NOT NULL) AS timed
-FROM events FINAL
+FROM events
 {SCOPE}
 GROUP BY system, start
 ORDER BY system, start

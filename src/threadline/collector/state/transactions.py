@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from threadline.contract.event import DEFAULT_ERROR_KIND
 
 from .. import cursors
 from ..models import (
+    MISMATCHES,
     AliasConflict,
+    Duplicate,
     EventErrorView,
     EventView,
     Sla,
@@ -24,6 +26,7 @@ from ..storage.columns import EVENT_COLUMNS
 from ..storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND, utc
 from ..workflows import Workflows
 from . import snapshot
+from .forecast import FORECASTED, ForecastModel, forecast_of, forecast_parameters
 from .rules import summary_parameters, summary_sql
 
 OPEN_STATES = {"stuck", "in_progress"}
@@ -80,7 +83,7 @@ SELECT
         SELECT groupArray(({", ".join(EVENT_VIEW_COLUMNS)}))
         FROM (
             SELECT {", ".join(EVENT_VIEW_COLUMNS)}
-            FROM events FINAL
+            FROM events
             WHERE tenant = {{tenant:String}} AND correlation_id IN {{keys:Array(String)}}
               AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
             ORDER BY timestamp, seq, event_id
@@ -111,11 +114,15 @@ SELECT
 FROM ({{summary}})
 """
 
+# The queue, newest activity first, each row with its forecast's columns (``forecast.FORECASTED``):
+# it filters and sorts by them. A ``str.format`` template of ``summary``, as the other queries.
+_FORECASTED = FORECASTED.replace("{", "{{").replace("}", "}}").replace("{{summary}}", "{summary}")
+BY_ACTIVITY = "last_activity DESC, transaction_id DESC"
 LIST = """
 SELECT * FROM
 (
     SELECT *, count() OVER () AS total
-    FROM ({summary})
+    FROM ({forecasted})
     WHERE (empty({{workflow:String}}) OR workflow = {{workflow:String}})
       AND (empty({{states:Array(String)}}) OR has({{states:Array(String)}}, state))
       AND (empty({{system:String}})
@@ -123,16 +130,39 @@ SELECT * FROM
       AND ({{breached:Int8}} < 0 OR breached = {{breached:Int8}})
       AND (NOT {{with_violations:Bool}} OR notEmpty(violations))
       AND (NOT {{attention:Bool}}
-           OR (NOT resolved AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations))))
+           OR (NOT resolved AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations)
+                                 OR notEmpty(mismatch_fields) OR notEmpty(duplicates))))
+      AND (NOT {{with_mismatches:Bool}} OR notEmpty(mismatch_fields))
+      AND (NOT {{with_duplicates:Bool}} OR notEmpty(duplicates))
       AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
+      AND (NOT {{predicted_breach:Bool}} OR breach_expected)
 )
 WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{after_id:String}})
-ORDER BY last_activity DESC, transaction_id DESC
+ORDER BY {by_activity}
 LIMIT {{limit:UInt32}}
-"""
+""".replace("{forecasted}", _FORECASTED).replace("{by_activity}", BY_ACTIVITY)
+# Or the soonest predicted breach first: the first page only (a forecast moves with the clock, so no
+# cursor could hold a place in that order).
+BY_PREDICTED_BREACH = f"breach_expected DESC, breach_lead_seconds ASC NULLS LAST, {BY_ACTIVITY}"
+QueueOrder = Literal["activity", "predicted_breach"]
+LISTS: dict[QueueOrder, str] = {
+    "activity": LIST,
+    "predicted_breach": LIST.replace(f"ORDER BY {BY_ACTIVITY}", f"ORDER BY {BY_PREDICTED_BREACH}"),
+}
 
 
-def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
+# The transactions the keeper found a mismatch or a duplicate in (``reconciliation.py``): the queue's
+# `issue` filter derives only these (a condition on transaction_id: the snapshot's and the rollups').
+FLAGGED = """transaction_id IN (
+    SELECT transaction_id FROM transaction_reconciliations FINAL
+    WHERE tenant = {tenant:String}
+      AND (NOT {with_mismatches:Bool} OR notEmpty(mismatch_fields))
+      AND (NOT {with_duplicates:Bool} OR notEmpty(duplicates)))"""
+
+
+def summary_of(
+    row: dict[str, Any], as_of: dt.datetime, model: ForecastModel | None = None
+) -> TransactionSummary:
     limit = row["sla_limit"] or None
     elapsed = max(float(row["sla_elapsed"]), 0.0)
     waiting = []
@@ -174,6 +204,12 @@ def summary_of(row: dict[str, Any], as_of: dt.datetime) -> TransactionSummary:
         error_count=row["error_count"],
         retry_count=row["retry_count"],
         resolved=bool(row["resolved"]),
+        mismatches=MISMATCHES.validate_json(row["mismatches"]) if row["mismatches"] else [],
+        duplicates=[
+            Duplicate(correlation_id=other, field=row["key_field"], value=row["key_value"])
+            for other in row["duplicates"]
+        ],
+        forecast=forecast_of(row, model, as_of) if model is not None else None,
     )
 
 
@@ -238,7 +274,14 @@ class Found:
     events: list[EventView]
 
 
-def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.datetime) -> Found | None:
+def find(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    key: str,
+    as_of: dt.datetime,
+    model: ForecastModel | None = None,
+) -> Found | None:
     """The transaction that ``key`` (its correlation id or any alias) belongs to, as of ``as_of``."""
     resolve = RESOLVE_KEY if store.aggregates_complete() else RESOLVE_KEY_FROM_MAPPING
     resolved = store.rows(resolve, {"tenant": tenant, "key": key})
@@ -252,14 +295,16 @@ def find(store: Store, workflows: Workflows, tenant: str, key: str, as_of: dt.da
         transaction=transaction,
         keys=resolved[0]["keys"],
         announced=resolved[0]["announced"],
+        **forecast_parameters(model),
     )
-    rows = store.rows(ONE.replace("{summary}", summary_sql(one_transaction=True)), parameters)
+    summary = FORECASTED.replace("{summary}", summary_sql(one_transaction=True))
+    rows = store.rows(ONE.replace("{summary}", summary), parameters)
     if not rows:
         return None  # every event of it is after as_of
     row = rows[0]
     keys = {transaction, *resolved[0]["keys"]}
     return Found(
-        summary=summary_of(row, as_of),
+        summary=summary_of(row, as_of, model),
         aliases=dict(row["alias_rows"]),
         alias_conflicts=[
             conflict_view(dict(zip(CONFLICT_FIELDS, conflict, strict=True)), keys)
@@ -277,8 +322,12 @@ class ListFilters:
     breached: bool | None = None
     with_violations: bool = False
     attention: bool = False
+    with_mismatches: bool = False
+    with_duplicates: bool = False
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    predicted_breach: bool = False
+    order: QueueOrder = "activity"
 
 
 def page(
@@ -289,8 +338,10 @@ def page(
     as_of: dt.datetime,
     limit: int,
     after: cursors.Position | None,
+    model: ForecastModel | None = None,
 ) -> tuple[list[TransactionSummary], int, str | None]:
-    """A page of transactions, newest activity first, with the total and the next cursor."""
+    """A page of transactions, newest activity first (or by ``filters.order``), with the total and
+    the next cursor."""
     after_time, after_id = after or cursors.FIRST_PAGE
     summary, parameters = snapshot.summary(
         store,
@@ -298,22 +349,27 @@ def page(
         tenant,
         as_of,
         open_only=bool(filters.states) and set(filters.states) <= OPEN_STATES,
+        scope=FLAGGED if filters.with_mismatches or filters.with_duplicates else "",
         workflow=filters.workflow,
         states=list(filters.states),
         system=filters.system,
         breached=-1 if filters.breached is None else int(filters.breached),
         with_violations=filters.with_violations,
         attention=filters.attention,
+        with_mismatches=filters.with_mismatches,
+        with_duplicates=filters.with_duplicates,
         since=filters.since or EARLIEST,
         until=filters.until or LATEST,
         after_time=after_time,
         after_id=after_id,
         limit=limit + 1,
+        predicted_breach=filters.predicted_breach,
+        **forecast_parameters(model),
     )
-    rows = store.rows(LIST.format(summary=summary), parameters)
+    sql = LISTS[filters.order].format(summary=summary)
+    rows = store.rows(sql, parameters)
     total = rows[0]["total"] if rows else 0
-    items = [summary_of(row, as_of) for row in rows[:limit]]
-    next_cursor = (
-        cursors.encode(items[-1].last_activity, items[-1].correlation_id) if len(rows) > limit else None
-    )
+    items = [summary_of(row, as_of, model) for row in rows[:limit]]
+    pages = filters.order == "activity" and len(rows) > limit
+    next_cursor = cursors.encode(items[-1].last_activity, items[-1].correlation_id) if pages else None
     return items, total, next_cursor

@@ -83,6 +83,14 @@ ROLLUP = (
     Aggregate("announced", "groupUniqArrayArray", "Array(String)", "groupUniqArrayArray(mapValues(aliases))"),
 )
 
+# Which inserts of events each row aggregates (their ``version``, one per INSERT): a crash between
+# an insert's events and its views' rows leaves those events without aggregates, and this is how
+# the next start finds them (``storage/repair.py``). Kept beside, not in, ROLLUP and TRACE: no read
+# needs it.
+BATCHES = Aggregate("batches", "groupUniqArrayArray", "Array(UInt64)", "groupUniqArray(version)")
+
+ROLLUP_BY = "tenant, transaction_id"
+
 # Per workflow and transaction: the events in order (time, arrival, a hash of the event id: eight
 # bytes, not thirty-two, for the rare tie) with their step and system.
 TRACE = (
@@ -94,6 +102,8 @@ TRACE = (
         "groupArray((timestamp, seq, cityHash64(event_id), toString(step), toString(system)))",
     ),
 )
+
+TRACE_BY = "tenant, workflow, transaction_id"
 
 
 def columns(aggregates: tuple[Aggregate, ...]) -> str:

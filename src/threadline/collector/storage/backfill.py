@@ -37,17 +37,17 @@ WHERE received_at < {cutoff:DateTime64(6, 'UTC')}
 """
 
 FILL_ROLLUPS = f"""
-INSERT INTO transaction_rollups (tenant, transaction_id, {aggregates.names(aggregates.ROLLUP)})
-SELECT tenant, transaction_id, {aggregates.aggregated(aggregates.ROLLUP)}
+INSERT INTO transaction_rollups ({aggregates.ROLLUP_BY}, {aggregates.names(aggregates.ROLLUP)})
+SELECT {aggregates.ROLLUP_BY}, {aggregates.aggregated(aggregates.ROLLUP)}
 {_OLD_EVENTS}
-GROUP BY tenant, transaction_id
+GROUP BY {aggregates.ROLLUP_BY}
 """
 
 FILL_TRACES = f"""
-INSERT INTO workflow_traces (tenant, workflow, transaction_id, {aggregates.names(aggregates.TRACE)})
-SELECT tenant, workflow, transaction_id, {aggregates.aggregated(aggregates.TRACE)}
+INSERT INTO workflow_traces ({aggregates.TRACE_BY}, {aggregates.names(aggregates.TRACE)})
+SELECT {aggregates.TRACE_BY}, {aggregates.aggregated(aggregates.TRACE)}
 {_OLD_EVENTS}
-GROUP BY tenant, workflow, transaction_id
+GROUP BY {aggregates.TRACE_BY}
 """
 
 MARK_DONE = """

@@ -3,8 +3,8 @@
 Everything goes through ``clickhouse-connect`` and one ``Store``; nothing else in the collector
 depends on which deployment it is. The embedded engine is not safe for concurrent use from many
 threads, so every call is serialized by a lock (a server would not need it, and it costs little).
-That lock lets the writer go first: while ingest's writer waits, no new read starts (but a
-write does not go twice in a row while a read waits: ``WriterFirstLock``).
+That lock lets the writer go first, except that after each write the reads waiting have the store
+for as long as that write held it (``WriterFirstLock``).
 
 A read made for an API caller (``Store.reading``) has a time limit (ClickHouse's
 ``max_execution_time``), is dropped before it starts if its caller has gone, and on a server is
@@ -95,15 +95,23 @@ _spent: ContextVar[tuple[StoreTime, ...]] = ContextVar("threadline_store_time", 
 
 class WriterFirstLock:
     """One statement at a time, reentrant; a waiting writer goes before every waiting reader, and a
-    waiting reader before every waiting background reader, except that a writer does not go twice
-    in a row while a reader waits.
+    waiting reader before every waiting background reader, except that after each write the readers
+    have the store for as long as that write held it.
 
     ``threading.RLock`` wakes waiters in no particular order, so ingest's writer could wait behind
     any number of queued reads. Here readers go in arrival order, writers before them, background
-    reads (the alert evaluator's passes over every transaction) after them, and a reader whose
+    reads (the alert evaluator's and the state keeper's passes) after them, and a reader whose
     caller has gone leaves the queue without ever holding the lock. Under a steady flow of events
     there is always a write waiting: strictly first, writes would starve every read (a page waited
-    minutes); taking turns, a write waits for at most one read and gets every other turn.
+    minutes). So the store's time is shared: each write earns the readers as much store time as it
+    held the store (their *turn*), which every read spends, one statement each in arrival order; a
+    waiting write goes next once it is spent (a statement begun in the turn runs to its end). A page
+    makes its calls one after another: within a turn each goes at once, instead of each waiting for
+    a write of its own (up to seconds for a batch of thousands of events; the writer leaves the
+    store for a few milliseconds between batches, so a turn must outlast a moment with no write
+    waiting). A read that runs past the turn is paid back: the writes after it go until they have
+    held the store as long as it overran. Under contention, writes and reads each get half of the
+    store, however long a read's statement.
     """
 
     def __init__(self) -> None:
@@ -113,7 +121,9 @@ class WriterFirstLock:
         self._writers_waiting = 0
         self._readers: deque[object] = deque()
         self._background: deque[object] = deque()
-        self._wrote_last = False  # the last holder was a writer: a waiting reader has the next turn
+        self._writing = False  # the holder now is a writer
+        self._held_since = 0.0
+        self._turn_s = 0.0  # the readers' store time left before a waiting writer goes
 
     def acquire(self, writer: bool, caller: ReadCaller | None = None, background: bool = False) -> None:
         """Raises CallerGone, without taking the lock, when ``caller`` leaves while waiting."""
@@ -128,7 +138,7 @@ class WriterFirstLock:
                     self._condition.wait_for(
                         lambda: (
                             self._owner is None
-                            and not (self._wrote_last and (self._readers or self._background))
+                            and not (self._turn_s > 0 and (self._readers or self._background))
                         )
                     )
                 finally:
@@ -139,7 +149,7 @@ class WriterFirstLock:
                 try:
                     while not (
                         self._owner is None
-                        and (not self._writers_waiting or self._wrote_last)
+                        and (not self._writers_waiting or self._turn_s > 0)
                         and queue[0] is ticket
                         and (not background or not self._readers)
                     ):
@@ -151,7 +161,8 @@ class WriterFirstLock:
                     self._condition.notify_all()  # the next reader may be at the head now
             self._owner = me
             self._depth = 1
-            self._wrote_last = writer
+            self._writing = writer
+            self._held_since = time.monotonic()
 
     @property
     def waiting(self) -> tuple[int, int]:
@@ -163,6 +174,10 @@ class WriterFirstLock:
         with self._condition:
             self._depth -= 1
             if self._depth == 0:
+                held = time.monotonic() - self._held_since
+                # A write earns the readers its own time, less what they overran before (a
+                # statement begun in the turn runs to its end); a read spends their time.
+                self._turn_s = held + min(self._turn_s, 0.0) if self._writing else self._turn_s - held
                 self._owner = None
                 self._condition.notify_all()
 
@@ -221,8 +236,10 @@ class Store:
         cluster: str | None = None,
         ttl_days: int | None = None,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        backups_path: Path | None = None,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
+        self.backups_path = backups_path  # the embedded engine's backups.allowed_path (backups.py)
         self.cluster = cluster
         self.ttl_days = ttl_days
         self.read_timeout_s = read_timeout_s
@@ -234,16 +251,22 @@ class Store:
         self._aggregates_checked_at = 0.0
         self._remembered: dict[Hashable, tuple[float, object]] = {}
         self.writes = 0  # ingest's writes through this object so far (``writing`` blocks)
+        # Who held the store, and for how long: API reads as "api", the rest by their thread's name
+        # (ingest's writer, the state keeper, the alert evaluator). The embedded engine runs one
+        # statement at a time, so under load this says which work the others waited behind.
+        self.busy: dict[str, StoreTime] = {}
         self.partitions_per_insert = 100  # the server's own limit, read at open
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def open(self) -> Store:
-        """Connect and bring the schema up to date. Raises StoreUnavailable if the store cannot be reached."""
+    def open(self, migrate: bool = True) -> Store:
+        """Connect and bring the schema up to date (unless ``migrate`` is False: a backup takes the
+        store as it is). Raises StoreUnavailable if the store cannot be reached."""
         self._closed = False
         with self.writing():  # migrations: no time limit
             self._connect()
-            self.migrate()
+            if migrate:
+                self.migrate()
             self.partitions_per_insert = self.query(PARTITIONS_PER_INSERT).result_rows[0][0]
         return self
 
@@ -258,8 +281,9 @@ class Store:
         return self._client
 
     def _server_options(self) -> dict[str, Any]:
-        if self.embedded:
-            return {}
+        if self.embedded:  # a server's backup locations are in its own configuration
+            allowed = {"backups.allowed_path": str(self.backups_path)} if self.backups_path else {}
+            return {"chdb_options": allowed} if allowed else {}
         options: dict[str, Any] = {
             "interface": self.dsn.partition("://")[0],  # https means TLS on any port
             "connect_timeout": 5,
@@ -292,13 +316,14 @@ class Store:
                 finally:
                     self._client = None
 
-    def migrate(self) -> int:
-        """Apply every migration newer than the store's version; returns the version now."""
+    def migrate(self, up_to: int | None = None) -> int:
+        """Apply every migration newer than the store's version (up to ``up_to``: the upgrade test's
+        fixture is made at a past version); returns the version now."""
         for statement in migrations.version_table(self.cluster):
             self.command(statement)
         current = self.query("SELECT max(version) FROM schema_migrations").result_rows[0][0] or 0
         for version, statements in migrations.migrations(self.cluster, self.ttl_days):
-            if version <= current:
+            if version <= current or (up_to is not None and version > up_to):
                 continue
             for statement in statements:
                 self.command(statement)
@@ -338,8 +363,8 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Ingest's writer, migrations: their statements go before every waiting read, and have
-        no time limit."""
+        """Ingest's writer, migrations: their statements go before every waiting read (but for the
+        readers' turn after a write: ``WriterFirstLock``), and have no time limit."""
         with self._lock.held(writer=True):
             outer = getattr(_writer, "active", False)
             _writer.active = True
@@ -428,8 +453,10 @@ class Store:
             finally:
                 if caller is not None:
                     caller.running = None
-                for tally in _spent.get():
-                    tally.seconds += time.perf_counter() - began
+                took = time.perf_counter() - began
+                holder = "api" if caller is not None else threading.current_thread().name
+                for tally in (*_spent.get(), self.busy.setdefault(holder, StoreTime())):
+                    tally.seconds += took
                     tally.statements += 1
 
     @staticmethod

@@ -395,6 +395,82 @@ ALERT_CURSORS = Table(
 )
 
 
+# --- Migration 11: notification groups and silences ----------------------------------------------
+# Notifications are grouped per receiver as Alertmanager does (collector.alerts.groups): each group's
+# timers and the alerts it last told of, the notifications sent (each lists its alerts), and the
+# silences operators set (what they match, from when until when, who set them and why).
+ALERT_GROUPS = Table(
+    name="alert_groups",
+    columns="""
+    tenant LowCardinality(String),
+    receiver String,
+    group_key String,
+    labels Map(String, String),
+    grouping String,
+    firing Array(String),
+    last_notified_at Nullable(DateTime64(6, 'UTC')),
+    notifications UInt64,
+    version UInt64
+    """,
+    order_by="(tenant, receiver, group_key)",
+    month_column=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+ALERT_GROUP_NOTIFICATIONS = Table(
+    name="alert_group_notifications",
+    columns="""
+    tenant LowCardinality(String),
+    notification_id String,
+    group_key String,
+    labels Map(String, String),
+    alerts Array(String),
+    receiver String,
+    receiver_type LowCardinality(String),
+    event LowCardinality(String),
+    payload String,
+    status LowCardinality(String),
+    attempts UInt32,
+    next_attempt_at DateTime64(6, 'UTC'),
+    last_error String,
+    created_at DateTime64(6, 'UTC'),
+    delivered_at Nullable(DateTime64(6, 'UTC')),
+    version UInt64
+    """,
+    order_by="(tenant, notification_id)",
+    month_column=None,
+    ttl_column=None,
+    shard_key="cityHash64(tenant, notification_id)",
+    version_column="version",
+)
+
+ALERT_SILENCES = Table(
+    name="alert_silences",
+    columns="""
+    tenant LowCardinality(String),
+    silence_id String,
+    matchers Map(String, String),
+    starts_at DateTime64(6, 'UTC'),
+    ends_at DateTime64(6, 'UTC'),
+    comment String,
+    created_by String,
+    operator String,
+    created_at DateTime64(6, 'UTC'),
+    expired_by String,
+    version UInt64
+    """,
+    order_by="(tenant, silence_id)",
+    month_column=None,
+    ttl_column=None,
+    shard_key="",
+    version_column="version",
+    everywhere=True,
+)
+
+
 # --- Migration 10: the state snapshot --------------------------------------------------------------
 # Per transaction, what its events say against the workflow definitions, except what depends on the
 # moment asked about (``state/rules.DERIVED``), kept up to date off the ingest path by the collector
@@ -451,6 +527,34 @@ STATE_MARKS = Table(
     shard_key="",
     version_column="version",
     everywhere=True,
+)
+
+
+# --- Migration 13: reconciliation ------------------------------------------------------------------
+# Per transaction of a workflow with `reconcile:` or `unique_by:`, what the state keeper derived from
+# its events (``state/reconciliation.py``): the values its systems disagree on (``mismatches``, the
+# API's JSON; ``mismatch_fields`` for counting), its business key and the transactions sharing it.
+# ``reconciled_at`` tells the alert evaluator what changed since its last pass.
+TRANSACTION_RECONCILIATIONS = Table(
+    name="transaction_reconciliations",
+    columns=f"""
+    tenant LowCardinality(String),
+    transaction_id String,
+    workflow LowCardinality(String),
+    started_at {TIME},
+    mismatches String,
+    mismatch_fields Array(String),
+    key_field LowCardinality(String),
+    key_value String,
+    duplicates Array(String),
+    reconciled_at {TIME},
+    version UInt64
+    """,
+    order_by="(tenant, transaction_id)",
+    month_column=None,
+    ttl_column="started_at",
+    shard_key="cityHash64(tenant, transaction_id)",
+    version_column="version",
 )
 
 
@@ -528,6 +632,20 @@ def materialized_view(
     ]
 
 
+def rollups_view(cluster: str | None) -> list[str]:
+    """The rollups' view as of migration 15: its rows also record the inserts they hold."""
+    return materialized_view(
+        TRANSACTION_ROLLUPS, aggregates.ROLLUP_BY, (*aggregates.ROLLUP, aggregates.BATCHES), cluster
+    )
+
+
+def traces_view(cluster: str | None) -> list[str]:
+    """The traces' view as of migration 15, likewise."""
+    return materialized_view(
+        WORKFLOW_TRACES, aggregates.TRACE_BY, (*aggregates.TRACE, aggregates.BATCHES), cluster
+    )
+
+
 def drop_table(name: str, cluster: str | None) -> list[str]:
     if cluster is None:
         return [f"DROP TABLE IF EXISTS {name}"]
@@ -576,10 +694,8 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *create_table(TRANSACTION_ROLLUPS, cluster, ttl_days),
                 *create_table(WORKFLOW_TRACES, cluster, ttl_days),
                 *create_table(AGGREGATE_BACKFILL, cluster, None),
-                *materialized_view(TRANSACTION_ROLLUPS, "tenant, transaction_id", aggregates.ROLLUP, cluster),
-                *materialized_view(
-                    WORKFLOW_TRACES, "tenant, workflow, transaction_id", aggregates.TRACE, cluster
-                ),
+                *materialized_view(TRANSACTION_ROLLUPS, aggregates.ROLLUP_BY, aggregates.ROLLUP, cluster),
+                *materialized_view(WORKFLOW_TRACES, aggregates.TRACE_BY, aggregates.TRACE, cluster),
                 PLAN_BACKFILL,
                 *drop_table("transaction_state", cluster),
             ],
@@ -604,7 +720,7 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
             8,
             [  # ties in event time break by arrival: the view's expressions change, not its table
                 *drop_table(f"{TRANSACTION_ROLLUPS.name}_mv", cluster),
-                *materialized_view(TRANSACTION_ROLLUPS, "tenant, transaction_id", aggregates.ROLLUP, cluster),
+                *materialized_view(TRANSACTION_ROLLUPS, aggregates.ROLLUP_BY, aggregates.ROLLUP, cluster),
             ],
         ),
         (
@@ -619,7 +735,31 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
             10,
             [*create_table(TRANSACTION_STATES, cluster, ttl_days), *create_table(STATE_MARKS, cluster, None)],
         ),
+        (
+            11,
+            [
+                *create_table(ALERT_GROUPS, cluster, None),
+                *create_table(ALERT_GROUP_NOTIFICATIONS, cluster, None),
+                *create_table(ALERT_SILENCES, cluster, None),
+            ],
+        ),
+        (13, create_table(TRANSACTION_RECONCILIATIONS, cluster, ttl_days)),
+        (
+            15,
+            [  # which inserts each aggregate row holds, so a crash between the two is repaired
+                *add_column(TRANSACTION_ROLLUPS, aggregates.BATCHES.column, cluster),
+                *add_column(WORKFLOW_TRACES, aggregates.BATCHES.column, cluster),
+                *drop_table(f"{TRANSACTION_ROLLUPS.name}_mv", cluster),
+                *rollups_view(cluster),
+                *drop_table(f"{WORKFLOW_TRACES.name}_mv", cluster),
+                *traces_view(cluster),
+            ],
+        ),
     ]
+
+
+# The first version whose views record their inserts (``aggregates.BATCHES``).
+BATCHES_RECORDED = 15
 
 
 VERSION_TABLE = Table(

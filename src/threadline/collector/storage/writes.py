@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
@@ -46,17 +47,25 @@ WHERE tenant = {tenant:String}
 """
 
 # Event ids already stored under these keys or any other key of their transactions (a retry may
-# come keyed by the transaction's other key), found through the sort key.
+# come keyed by the transaction's other key), found through the sort key, with the transaction each
+# was stored in. Where those transactions are now is asked apart (LINKS_OF), and only when one was
+# found: joining every link of the tenant here cost each batch a read of them all. The ids travel as
+# their CRC32 (``id_hashes``): binding a string costs clickhouse-connect a Python step per character,
+# a number one; a hash that collides only returns an id the caller then leaves out.
 STORED_WITH_IDS = f"""
 SELECT event_id, transaction_id
 FROM events
 WHERE tenant = {{tenant:String}}
-  AND event_id IN {{event_ids:Array(String)}}
+  AND CRC32(event_id) IN {{event_hashes:Array(UInt32)}}
   AND correlation_id IN (SELECT arrayJoin({{keys:Array(String)}}) UNION ALL {KEYS_OF_TRANSACTIONS})
 """
-EXISTING_EVENT_IDS = (
-    f"SELECT event_id, current_transaction FROM ({with_current_transaction(STORED_WITH_IDS)})"
-)
+
+# The transaction each of these was linked into, if it was (keys.LINKS, for a few ids).
+LINKS_OF = """
+SELECT transaction_id, merged_into
+FROM transaction_links FINAL
+WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)}
+"""
 
 # Each key's transaction in the mapping, and the kind it was announced (or declared) as.
 KNOWN_KEYS = """
@@ -233,14 +242,13 @@ def utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-def _version() -> int:
-    return time.time_ns() // 1000
-
-
 def store_events(
     store: Store, tenant: str, events: Sequence[BusinessEvent], source: str, rules: KeyRules | None = None
 ) -> StoredEvents:
     """Store a batch of validated events for one tenant; duplicates are detected and left out.
+
+    So every event is stored once (by event id within its transaction, wider than the table's
+    key), and reads of the events need no FINAL, which at 10 M events costs seconds to merge nothing.
 
     Order matters for safety: links, then the key mapping, then the new events. If anything fails
     the caller does not acknowledge, the sender retries, and the retry finds what was already stored
@@ -270,17 +278,24 @@ def store_events(
 
     # An event id counts once in its transaction, whichever of the transaction's keys it comes under
     # (stored earlier, or earlier in this batch).
+    event_ids = {str(event.event_id) for event in events}  # set by validation
     parameters = {
         "tenant": tenant,
         "keys": sorted(keys),
         "transactions": sorted(
             {known.get(key, key) for key in keys} | {transactions.transaction_of(key) for key in keys}
         ),
-        "event_ids": sorted({event.event_id for event in events}),  # type: ignore[type-var]  # set by validation
+        "event_hashes": id_hashes(event_ids),
     }
+    stored = [row for row in store.query(STORED_WITH_IDS, parameters).result_rows if row[0] in event_ids]
+    linked_into: dict[str, str] = {}
+    if stored:  # a retry, or a duplicate: rare, so their links are read only then
+        stored_in = sorted({transaction for _, transaction in stored})
+        links = store.query(LINKS_OF, {"tenant": tenant, "transactions": stored_in}).result_rows
+        linked_into = {transaction: into for transaction, into in links if into}
     seen = {
-        (event_id, transactions.transaction_of(transaction))
-        for event_id, transaction in store.query(EXISTING_EVENT_IDS, parameters).result_rows
+        (event_id, transactions.transaction_of(linked_into.get(transaction) or transaction))
+        for event_id, transaction in stored
     }
     new = []
     for event in events:
@@ -288,7 +303,7 @@ def store_events(
         new.append(identity not in seen)
         seen.add(identity)
 
-    version = _version()
+    version = _versions.take(1, time.time_ns() // 1000)
     received_at = dt.datetime.now(dt.UTC)
     # A correlation id whose kind is known enters the mapping as a key of its own, with that kind.
     own_keys = [
@@ -308,7 +323,7 @@ def store_events(
         CONFLICT_COLUMNS,
     )
 
-    first_seq = _arrivals.take(len(events), version)  # ties in event time keep arrival order
+    first_seq = _arrivals.take(len(events), version * 1000)  # ties in event time keep arrival order
     rows = [
         event_row(
             StoredEvent(
@@ -326,6 +341,11 @@ def store_events(
     ]
     insert_by_month(store, EVENTS, rows, EVENT_COLUMNS)
     return StoredEvents(new=new, linked=linked, alias_conflicts=len(transactions.conflicts))
+
+
+def id_hashes(ids: Iterable[str]) -> list[int]:
+    """The CRC32 of each id, as ClickHouse's ``CRC32`` computes it (both are zlib's)."""
+    return sorted({zlib.crc32(value.encode()) for value in ids})
 
 
 def _steps_seen(
@@ -384,21 +404,25 @@ def _link(
     return len(links), alias_rows
 
 
-class _Arrivals:
-    """Arrival order across batches: increasing, from the clock's microseconds where it can."""
+class _Increasing:
+    """Numbers that only increase across batches and threads, from the clock's where they can."""
 
     def __init__(self) -> None:
         self._next = 0
         self._lock = threading.Lock()
 
-    def take(self, count: int, version: int) -> int:
+    def take(self, count: int, at_least: int) -> int:
+        """The first of ``count`` numbers never taken before, ``at_least`` if it is free."""
         with self._lock:
-            first = max(version * 1000, self._next)
+            first = max(at_least, self._next)
             self._next = first + count
             return first
 
 
-_arrivals = _Arrivals()
+# Each INSERT of events has a version of its own (in microseconds): the views record it per row,
+# so that inserts a crash cut off can be told apart (``repair.py``). Events in arrival order: seq.
+_versions = _Increasing()
+_arrivals = _Increasing()
 
 
 def store_spans(store: Store, spans: Iterable[Mapping[str, Any]]) -> int:
@@ -419,7 +443,8 @@ def insert_by_month(
     lifted: it works under any server's settings profile, and the parts written are the same either
     way (one per month touched). A month's rows stay in one INSERT, in order, so ties in event time
     keep their arrival order. A split batch can be stored in part: then it is not acknowledged, and
-    its retry stores the rest (the stored part counts as duplicates).
+    its retry stores the rest (the stored part counts as duplicates). Each INSERT after the first
+    gets a version of its own, as every INSERT has.
     """
     limit = store.partitions_per_insert
     if table.month_column is None or not limit:
@@ -434,5 +459,10 @@ def insert_by_month(
         store.insert(table.name, rows, columns)
         return
     groups = list(months.values())
+    version_at = list(columns).index(table.version_column) if table.version_column else None
     for start in range(0, len(groups), limit):
-        store.insert(table.name, [row for group in groups[start : start + limit] for row in group], columns)
+        part = [row for group in groups[start : start + limit] for row in group]
+        if start and version_at is not None:
+            version = _versions.take(1, 0)
+            part = [[*row[:version_at], version, *row[version_at + 1 :]] for row in part]
+        store.insert(table.name, part, columns)

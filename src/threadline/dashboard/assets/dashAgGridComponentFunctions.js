@@ -104,7 +104,7 @@
     return h("span", { className: "tl-badge tl-state-completed" }, h("i", { className: "bi bi-check2" }), "Resolved");
   };
 
-  var DELIVERY_ICONS = { delivered: "check-circle-fill", failed: "x-circle-fill", pending: "arrow-repeat", skipped: "dash-circle" };
+  var DELIVERY_ICONS = { delivered: "check-circle-fill", failed: "x-circle-fill", pending: "arrow-repeat", skipped: "dash-circle", silenced: "bell-slash" };
 
   /* One line per receiver: its latest notification, with the attempts and the last error. */
   funcs.Deliveries = function (props) {

@@ -1,5 +1,10 @@
 """Alerts (``/alerts``), for on-call: what fires now, what fired before, and who was told.
 
+Notifications go out per group (a receiver's alerts sharing its group_by labels), throttled: the
+Groups card lists them (how many fire, how many notifications, when last told), each with a button
+to silence it; the Silences card lists the silences, each with a button to expire it. A silenced
+alert still shows, marked silenced.
+
 Firing and resolved counts, the alerts themselves (severity, rule, the transaction or figure they are
 about, when they fired and for how long, each receiver's delivery), filters in the URL (status,
 severity, rule, workflow), and the rules and receivers in force with the last evaluation, so a quiet
@@ -14,20 +19,21 @@ from typing import Any
 import dash
 from dash import ClientsideFunction, Input, NoUpdate, Output, State, dcc, html
 
-from .. import alert_detail
+from .. import actions, alert_detail, signin
 from .. import formatting as fmt
 from ..alerting import SEVERITIES, delivery_lines, describe_rule, duration_seconds, per_transaction
 from ..client import NotFound
 from ..components import card, empty_state, icon, kpi, labelled, page_header, select, tag, wildcard
 from ..grids import column, grid
 from ..page import PageContext, Rendered
-from ..schema import Alert, AlertPage, AlertRule, AlertRules
+from ..schema import Alert, AlertGroup, AlertGroups, AlertPage, AlertRule, AlertRules, Silence, Silences
 from ..urls import ALERTS, Query, href, search_of, transaction_path
 
 STATUSES = {"firing": "Firing", "resolved": "Resolved", "": "All"}
 LIMIT = 200  # alerts listed; the counts stay exact
 FIRING_SCAN = 500  # firing alerts read for the per-severity and per-rule counts (the API's maximum)
 FULL_PAGE_ROWS = 40
+SILENCE_MINUTES = 120  # a group silenced from its card: for this long (longer ones through the API)
 
 
 def render(context: PageContext) -> Rendered:
@@ -56,10 +62,23 @@ def render(context: PageContext) -> Rendered:
         _kpis(page, firing, rules, context),
         alert_detail.panel(context, selected) if selected else None,
         _table(page, context, filtered=bool(status or severity or rule or workflow)),
-        html.Div([_rules(rules, firing, context), _receivers(rules)], className="tl-grid-row"),
+        _rules_and_receivers(rules, firing, context),
+        _groups_and_silences(client.alert_groups(), client.silences(), context),
     ]
     title = f"Alerts ({page['firing']} firing)" if page["firing"] else "Alerts"
     return Rendered(title, content)
+
+
+def _rules_and_receivers(rules: AlertRules, firing: AlertPage, context: PageContext) -> Any:
+    """The rules and receivers in force (where alerts go): an admin's, when people sign in."""
+    person = signin.person()
+    if person is not None and not person.is_admin:
+        return html.Div(
+            [icon("lock", "me-2"), "The alert rules and receivers in force are shown to admins."],
+            className="tl-muted",
+            id="alert-rules-admins-only",
+        )
+    return html.Div([_rules(rules, firing, context), _receivers(rules)], className="tl-grid-row")
 
 
 def _no_alerting() -> Any:
@@ -193,7 +212,7 @@ def _table(page: AlertPage, context: PageContext, filtered: bool) -> Any:
                 "No alert matches these filters",
                 "Widen the filters to see more of the history.",
                 "funnel",
-                dcc.Link("Clear filters", href=ALERTS, className="btn btn-outline-primary"),
+                dcc.Link("Clear filters", href=href(ALERTS), className="btn btn-outline-primary"),
             )
         else:
             body = empty_state(
@@ -256,7 +275,7 @@ def _row(alert: Alert, context: PageContext) -> dict[str, Any]:
     fired = fmt.parse_time(alert["fired_at"]) or context.now
     lasted = duration_seconds(alert, context.now)
     if per_transaction(alert):
-        subject, link = alert["subject"], transaction_path(alert["subject"])
+        subject, link = alert["subject"], href(transaction_path(alert["subject"]))
     else:  # a count, a system or a currency: its link opens the alert, which lists the transactions
         count = len(alert["transactions"])
         subject = (alert["subject"] or "all") + (f" · {count} txn" if count else "")
@@ -270,7 +289,7 @@ def _row(alert: Alert, context: PageContext) -> dict[str, Any]:
         "subject": subject,
         "subject_title": ", ".join(alert["transactions"][:10]) or alert["subject"],
         "href": link,
-        "summary": alert["summary"],
+        "summary": ("Silenced · " if alert["silenced_by"] else "") + alert["summary"],
         "fired_ts": fired.timestamp(),
         "fired_text": fmt.clock(fired, context.tz, context.now),
         "fired_title": fmt.full_time(fired, context.tz),
@@ -404,6 +423,96 @@ def _receivers(rules: AlertRules) -> Any:
         subtitle="Where notifications go; their URLs stay in the environment",
         class_name="tl-span-4",
         id="alerts-receivers",
+    )
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return " · ".join(f"{name} {value}" for name, value in labels.items() if value) or "every alert"
+
+
+def _group(group: AlertGroup, context: PageContext, refused: str | None) -> Any:
+    matchers = {name: value for name, value in group["labels"].items() if value}
+    told = group["last_notified_at"]
+    sent = fmt.plural(group["notifications"], "notification")
+    facts = (
+        f"{fmt.plural(group['firing'], 'alert')} firing · {sent}"
+        + (f" · last {fmt.clock(told, context.tz, context.now)}" if told else "")
+        + f" · every {fmt.duration(group['group_interval_seconds'])} at most"
+    )
+    request = actions.ActionRequest("silence", matchers=matchers, minutes=SILENCE_MINUTES, group=group["key"])
+    return html.Li(
+        [
+            html.Div(
+                [html.Strong(_labels(group["labels"]), className="tl-group-labels"), tag(group["receiver"])],
+                className="tl-receiver-top",
+            ),
+            html.Div(facts, className="tl-muted tl-group-facts"),
+            actions.button(request, f"Silence {fmt.duration(SILENCE_MINUTES * 60)}", refused=refused)
+            if matchers
+            else None,
+        ],
+        className="tl-receiver",
+        id=f"group-{group['key']}",
+    )
+
+
+def _silence(silence: Silence, context: PageContext, refused: str | None) -> Any:
+    who = silence["operator"] or silence["created_by"]
+    when = (
+        f"from {fmt.clock(silence['starts_at'], context.tz, context.now)} "
+        f"until {fmt.clock(silence['ends_at'], context.tz, context.now)}"
+    )
+    request = actions.ActionRequest("expire", matchers=silence["matchers"], silence=silence["id"])
+    return html.Li(
+        [
+            html.Div(
+                [
+                    html.Strong(_labels(silence["matchers"])),
+                    tag(silence["state"], "stuck" if silence["state"] == "active" else "neutral"),
+                ],
+                className="tl-receiver-top",
+            ),
+            html.Div(f"{when} · by {who}: {silence['comment']}", className="tl-muted"),
+            actions.button(request, refused=refused) if silence["state"] != "expired" else None,
+        ],
+        className="tl-receiver",
+        id=f"silence-{silence['id']}",
+    )
+
+
+def _groups_and_silences(groups: AlertGroups, silences: Silences, context: PageContext) -> Any:
+    """The notification groups, each with a button to silence it, and the silences, to expire."""
+    refused = actions.cannot_act(context.client)
+    listed = [_group(group, context, refused) for group in groups["items"]]
+    group_body = (
+        html.Ul(listed, className="tl-receivers")
+        if listed
+        else html.Div("No group was notified yet.", className="tl-muted")
+    )
+    items = [_silence(silence, context, refused) for silence in silences["items"]]
+    silence_body = (
+        html.Ul(items, className="tl-receivers")
+        if items
+        else html.Div("No silence: every group notifies its receivers.", className="tl-muted")
+    )
+    return html.Div(
+        [
+            card(
+                "Notification groups",
+                group_body,
+                subtitle="One notification per group, throttled: what each receiver was told",
+                class_name="tl-span-8",
+                id="alerts-groups",
+            ),
+            card(
+                "Silences",
+                silence_body,
+                subtitle="Alerts they match still show here but notify nobody",
+                class_name="tl-span-4",
+                id="alerts-silences",
+            ),
+        ],
+        className="tl-grid-row",
     )
 
 

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import formatting as fmt
+from .. import signin
 from ..components import card, empty_state, icon, kpi, labelled, page_header, range_picker, select, tag
 from ..grids import column, grid, meter
 from ..page import PageContext, Rendered
@@ -28,6 +29,7 @@ def render(context: PageContext) -> Rendered:
     since, until = query.window(context.now)
     workflows = context.client.workflows()
     overview = context.client.overview(workflow=workflow, since=since, until=until)
+    retention = context.client.retention()
     filters = html.Div(
         [
             labelled(
@@ -50,13 +52,21 @@ def render(context: PageContext) -> Rendered:
         f"Transactions started · {scope} · as of {fmt.clock(overview['as_of'], context.tz)}",
         filters,
     )
+    kept = html.Div(
+        fmt.retention(retention["days"], retention["kept_since"], context.tz),
+        id="overview-retention",
+        className="tl-muted",
+    )
+    note = signin.unprotected_note(context.client)  # without sign-in: who can see this
     totals = overview["totals"]
     if totals["transactions"] == 0:
-        return Rendered("Overview", [header, _empty(context, workflow, query)])
+        return Rendered("Overview", [header, kept, note, _empty(context, workflow, query)])
     return Rendered(
         "Overview",
         [
             header,
+            kept,
+            note,
             _kpis(totals, query),
             html.Div(
                 [
@@ -169,8 +179,32 @@ def _kpis(totals: WorkflowFigures, query: Query) -> html.Div:
                 "cash-stack",
                 "Sum of the amounts of stuck or breached transactions, by currency",
             ),
+            _inconsistent(totals, query),
         ],
         className="tl-kpis",
+    )
+
+
+def _inconsistent(totals: WorkflowFigures, query: Query) -> html.Div | None:
+    """Transactions whose systems disagree on a value (`reconcile:`), when there are any."""
+    mismatched, duplicated = totals.get("with_mismatches", 0), totals.get("with_duplicates", 0)
+    if not mismatched and not duplicated:
+        return None
+    values = sorted(totals.get("mismatched_values", {}).items(), key=lambda item: -item[1])
+    queue = href(QUEUE, {"workflow": query.get("workflow"), "issue": "mismatch"})
+    return kpi(
+        "kpi-mismatches",
+        "Systems disagree",
+        dcc.Link(fmt.count(mismatched), href=queue, className="tl-kpi-link"),
+        [
+            html.Span(
+                " · ".join(f"{value} {fmt.count(count)}" for value, count in values), id="kpi-mismatched"
+            ),
+            f" · {fmt.count(duplicated)} possible duplicates" if duplicated else "",
+        ],
+        "failed",
+        "intersect",
+        "Transactions whose systems sent values that do not agree (the workflow's reconcile:)",
     )
 
 

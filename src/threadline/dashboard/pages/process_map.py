@@ -5,29 +5,35 @@ edges are as thick as they are frequent and labelled with the median time betwee
 edge is *slow* (red) when that median exceeds the time the target step is allowed (its ``within``,
 else the workflow's ``stuck_after``), and dashed when the definition does not expect it (the API's
 ``expected``: going back, skipping a required step, or a step the definition does not name). The
-variants table lists each distinct path with how many transactions took it. Workflows seen in the
-events but not defined (a replayed log) have their map too, with nothing judged.
+variants table lists each distinct path with how many transactions took it. The conformance card
+gives the share of transactions whose path followed the definition and names each deviation with
+its transactions (the API's ``conformance``); the variants are split into conforming and deviating
+ones, and a click on a deviation highlights its variants and the edges around its steps. Workflows
+seen in the events but not defined (a replayed log) have their map too, with nothing judged.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import dash
 import dash_cytoscape as cyto
-from dash import Input, NoUpdate, Output, State, dcc, html
+from dash import ALL, Input, NoUpdate, Output, State, dcc, html
 
 from .. import formatting as fmt
 from ..client import NotFound
 from ..components import card, empty_state, icon, kpi, labelled, page_header, range_picker, select
 from ..grids import column, grid, meter
 from ..page import PageContext, Rendered
-from ..schema import MapEdge, ProcessMap, Workflow
+from ..schema import Conformance, MapEdge, ProcessMap, Workflow
 from ..theme import FONT_FAMILY, MONO_FAMILY, Palette
-from ..urls import WORKFLOWS, Query, href, tail, workflow_path
+from ..urls import WORKFLOWS, Query, href, page_path, tail, workflow_path
 
 COLUMN_GAP, ROW_GAP = 290, 120
 LINE_CHARS = 26  # a longer step name wraps after one of its dots
+DEVIATION = "map-deviation"  # the pattern id type of the deviation buttons
+HIGHLIGHT_CLASSES = frozenset({"highlight", "dimmed"})
 
 
 def allowed_seconds(workflow: Workflow | None, step: str) -> float | None:
@@ -285,6 +291,18 @@ def stylesheet(theme: Palette) -> list[dict[str, Any]]:
                 "target-arrow-color": theme.stuck,
             },
         },
+        # A chosen deviation: its steps and the edges its variants take around them stand out.
+        {"selector": "edge.dimmed", "style": {"opacity": 0.15}},
+        {
+            "selector": "edge.highlight",
+            "style": {
+                "line-color": theme.violation,
+                "target-arrow-color": theme.violation,
+                "opacity": 1,
+                "z-index": 10,
+            },
+        },
+        {"selector": "node.highlight", "style": {"border-color": theme.violation, "border-width": 4}},
     ]
 
 
@@ -378,6 +396,7 @@ def render(context: PageContext) -> Rendered:
                 ],
                 className="tl-kpis tl-kpis-4",
             ),
+            _conformance(process, definition),
             card(
                 "Directly-follows graph",
                 [
@@ -399,12 +418,7 @@ def render(context: PageContext) -> Rendered:
                 "between the steps",
                 flush=True,
             ),
-            card(
-                "Variants",
-                _variants(process),
-                subtitle="Each distinct sequence of steps, most common first",
-                flush=True,
-            ),
+            *_variant_cards(process, definition),
         ],
     )
 
@@ -460,11 +474,129 @@ def _legend() -> html.Div:
     )
 
 
-def _variants(process: ProcessMap) -> Any:
+def _judged(process: ProcessMap, workflow: Workflow | None) -> Conformance | None:
+    """The API's conformance, when the workflow is defined (an older collector's map has none)."""
+    result = process.get("conformance")
+    return result if workflow is not None and result and result["judged"] else None
+
+
+def _conformance(process: ProcessMap, workflow: Workflow | None) -> Any:
+    """The share that followed the definition, as a figure and a bar, and every deviation named."""
+    result = _judged(process, workflow)
+    if result is None:
+        return None
+    share = result["conforming_share"] or 0.0
+    deviations = [
+        html.Button(
+            [
+                html.Span(deviation["description"], className="tl-mono"),
+                html.Span(
+                    fmt.plural(deviation["transactions"], "transaction"), className="tl-deviation-count"
+                ),
+            ],
+            id={"type": DEVIATION, "index": index},
+            className="tl-deviation",
+            n_clicks=0,
+            title="Highlight its variants and edges",
+        )
+        for index, deviation in enumerate(result["deviations"])
+    ]
+    return card(
+        "Conformance to the definition",
+        [
+            html.Div(
+                [
+                    html.Span(fmt.percent(result["conforming_share"]), id="map-conformance-share"),
+                    html.Span(
+                        f"{result['conforming']:,} of {fmt.plural(result['transactions'], 'transaction')} "
+                        "followed the definition",
+                        className="tl-muted",
+                    ),
+                ],
+                className="tl-conformance-figure",
+            ),
+            html.Div(
+                html.Div(className="tl-bar tl-bar-conforming", style={"width": f"{share * 100:.1f}%"}),
+                className="tl-bar-track tl-conformance-bar",
+            ),
+            html.P(result["note"], className="tl-muted tl-conformance-note"),
+            html.Div(deviations or "No deviation.", id="map-deviations", className="tl-deviations"),
+            dcc.Store(id="map-deviation-targets", data=deviation_targets(process)),
+        ],
+        subtitle="Deviations, most transactions first: click one to highlight its variants and edges",
+        id="map-conformance",
+    )
+
+
+def deviation_targets(process: ProcessMap) -> list[dict[str, list[str]]]:
+    """Per ranked deviation: its steps (nodes), the edges its variants take into or out of them, and
+    its variants' row ids."""
+    conformance = process.get("conformance")
+    targets = []
+    for deviation in conformance["deviations"] if conformance else []:
+        steps = {deviation["step"], deviation["other"]} - {None}
+        variants = [
+            (index, variant["steps"])
+            for index, variant in enumerate(process["variants"])
+            if any(
+                found["description"] == deviation["description"] for found in variant.get("deviations", [])
+            )
+        ]
+        edges = {
+            f"{source}->{target}"
+            for _, path in variants
+            for source, target in pairwise(path)
+            if source in steps or target in steps
+        }
+        targets.append(
+            {
+                "nodes": sorted(str(step) for step in steps),
+                "edges": sorted(edges),
+                "variants": [str(index + 1) for index, _ in variants],
+            }
+        )
+    return targets
+
+
+def _variant_cards(process: ProcessMap, workflow: Workflow | None) -> list[Any]:
+    """One table of every variant, or (a defined workflow) the conforming apart from the deviating."""
     rows = _variant_rows(process)
+    if _judged(process, workflow) is None:
+        return [
+            card(
+                "Variants",
+                _variants("variants-grid", rows, _variant_columns()),
+                subtitle="Each distinct sequence of steps, most common first",
+                flush=True,
+            )
+        ]
+    conforming = [row for row in rows if row["conforming"]]
+    deviating = [row for row in rows if not row["conforming"]]
+    return [
+        card(
+            "Conforming variants",
+            _variants("conforming-variants-grid", conforming, _variant_columns()),
+            subtitle="Paths that followed the definition (an open one: so far), most common first",
+            flush=True,
+        ),
+        card(
+            "Deviating variants",
+            _variants(
+                "deviating-variants-grid",
+                deviating,
+                [*_variant_columns(), column("deviations", "Deviations", flex=0.7, wrapText=True)],
+            ),
+            subtitle="Paths with at least one deviation, named",
+            flush=True,
+        ),
+    ]
+
+
+def _variants(id: str, rows: list[dict[str, Any]], columns: list[dict[str, Any]]) -> Any:
     height = None if len(rows) <= 10 else 560
-    table = grid("variants-grid", _variant_columns(), rows, row_id="id", height=height)
+    table = grid(id, columns, rows, row_id="id", height=height, no_rows="No variant")
     table.dashGridOptions["getRowHeight"] = {"function": "params.data.height"}
+    table.rowClassRules = {"tl-row-highlight": "params.data.highlighted"}
     return table
 
 
@@ -478,17 +610,35 @@ def _variant_columns() -> list[dict[str, Any]]:
 
 
 def _variant_rows(process: ProcessMap) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(index + 1),
-            "rank": index + 1,
-            "transactions": variant["transactions"],
-            "share": {"value": variant["share"], "text": fmt.percent(variant["share"]), "kind": "share"},
-            "steps": variant["steps"],
-            "height": _path_height(variant["steps"]),
-        }
-        for index, variant in enumerate(process["variants"])
-    ]
+    rows = []
+    for index, variant in enumerate(process["variants"]):
+        deviations = [found["description"] for found in variant.get("deviations", [])]
+        rows.append(
+            {
+                "id": str(index + 1),
+                "rank": index + 1,
+                "transactions": variant["transactions"],
+                "share": {"value": variant["share"], "text": fmt.percent(variant["share"]), "kind": "share"},
+                "steps": variant["steps"],
+                "conforming": variant.get("conforming"),
+                "deviations": "; ".join(deviations),
+                "highlighted": False,
+                "height": max(_path_height(variant["steps"]), 20 + 22 * len(deviations)),
+            }
+        )
+    return rows
+
+
+def highlighted(element: dict[str, Any], target: dict[str, list[str]]) -> dict[str, Any]:
+    """A Cytoscape element with the chosen deviation's classes: its steps and edges highlighted, the
+    other edges dimmed."""
+    classes = [name for name in element.get("classes", "").split() if name not in HIGHLIGHT_CLASSES]
+    identity = element["data"]["id"]
+    if "source" in element["data"]:
+        classes.append("highlight" if identity in target["edges"] else "dimmed")
+    elif identity in target["nodes"]:
+        classes.append("highlight")
+    return {**element, "classes": " ".join(classes)}
 
 
 def _path_height(steps: list[str], width_px: int = 980) -> int:
@@ -503,7 +653,39 @@ def _path_height(steps: list[str], width_px: int = 980) -> int:
 
 
 def register(app: dash.Dash) -> None:
-    """Choosing another workflow opens its map, keeping the time range."""
+    """Choosing another workflow opens its map, keeping the time range; choosing a deviation
+    highlights it."""
+
+    @app.callback(
+        Output("process-map", "elements"),
+        Output("deviating-variants-grid", "rowData"),
+        Output({"type": DEVIATION, "index": ALL}, "className"),
+        Input({"type": DEVIATION, "index": ALL}, "n_clicks"),
+        State("map-deviation-targets", "data"),
+        State("process-map", "elements"),
+        State("deviating-variants-grid", "rowData"),
+        prevent_initial_call=True,
+    )
+    def highlight(
+        clicks: list[int | None],
+        targets: list[dict[str, list[str]]],
+        elements: list[dict[str, Any]],
+        rows: list[dict[str, Any]],
+    ) -> tuple[Any, ...]:
+        """A click on a deviation; a button that is merely drawn (n_clicks 0) does nothing."""
+        triggered = dash.ctx.triggered[0] if dash.ctx.triggered else {}
+        if not triggered.get("value"):
+            return dash.no_update, dash.no_update, [dash.no_update] * len(clicks)
+        chosen = dash.ctx.triggered_id["index"]
+        target = targets[chosen]
+        return (
+            [highlighted(element, target) for element in elements],
+            [{**row, "highlighted": row["id"] in target["variants"]} for row in rows],
+            [
+                "tl-deviation tl-deviation-chosen" if index == chosen else "tl-deviation"
+                for index in range(len(clicks))
+            ],
+        )
 
     @app.callback(
         Output("url", "href", allow_duplicate=True),
@@ -513,7 +695,7 @@ def register(app: dash.Dash) -> None:
         prevent_initial_call=True,
     )
     def choose(name: str | None, pathname: str | None, search: str | None) -> str | NoUpdate:
-        if not name or tail(pathname or "", WORKFLOWS) == name:
+        if not name or tail(page_path(pathname or ""), WORKFLOWS) == name:
             return dash.no_update
         query = Query.parse(search)
         return href(workflow_path(name), {key: query.get(key) for key in ("range", "since", "until")})

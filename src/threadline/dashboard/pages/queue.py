@@ -5,7 +5,8 @@ state, issue and how long they have waited (all in the URL), with where each wai
 Completed transactions (late ones, say) are history: they are listed only when the state filter asks.
 Transactions an operator marked resolved have been dealt with: they are left out whatever the filters.
 Above them, the open exceptions grouped by error kind and system (exception_groups.py), each with
-its acknowledgement. One click on a row opens the transaction.
+its acknowledgement. One click on a row opens the transaction; rows ticked in their checkboxes are
+resolved or acknowledged together from the bar above the grid, with one comment (an audit entry each).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dash import Input, NoUpdate, Output, State, dcc, html
 
 from .. import exception_groups
 from .. import formatting as fmt
+from ..actions import ActionRequest, button, cannot_act
 from ..components import card, empty_state, icon, labelled, page_header, select
 from ..grids import column, grid
 from ..page import PageContext, Rendered
@@ -29,7 +31,12 @@ ISSUES = {
     "failed": "Failed",
     "breached": "SLA breached",
     "violations": "Governance violation",
+    "mismatch": "Values disagree",
+    "duplicate": "Possible duplicate",
+    "will_breach": "Will breach SLA",
 }
+# Issues the API filters on itself (`issue=`); a completed transaction can have them too.
+RECONCILIATION_ISSUES = ("mismatch", "duplicate")
 STATES = {"stuck": "Stuck", "failed": "Failed", "in_progress": "In progress", "completed": "Completed"}
 OPEN_STATES = ["stuck", "failed", "in_progress"]  # completed ones are history: shown only when asked for
 AGES = {"15m": "15 minutes", "1h": "1 hour", "4h": "4 hours", "1d": "1 day", "3d": "3 days"}
@@ -44,7 +51,29 @@ def issues_of(item: TransactionSummary) -> set[str]:
         found.add("breached")
     if item["violations"]:
         found.add("violations")
+    if item.get("mismatches"):
+        found.add("mismatch")
+    if item.get("duplicates"):
+        found.add("duplicate")
+    if will_breach(item):
+        found.add("will_breach")
     return found
+
+
+def will_breach(item: TransactionSummary) -> bool:
+    """Its forecast says it will breach its SLA, which it has not yet."""
+    forecast = item.get("forecast")
+    return bool(forecast and forecast["breach_expected"]) and not item["sla"]["breached"]
+
+
+def forecast_text(item: TransactionSummary, now: dt.datetime) -> str:
+    """ "will breach in 40m", "ETA in 2h 10m", or a dash without a forecast."""
+    forecast = item.get("forecast")
+    if not forecast or not forecast["eta"]:
+        return fmt.DASH
+    if will_breach(item):
+        return f"will breach in {fmt.duration(forecast['lead_seconds'], parts=1)}"
+    return f"ETA {fmt.ago(forecast['eta'], now)}"
 
 
 def waiting_seconds(item: TransactionSummary, now: dt.datetime) -> float | None:
@@ -66,7 +95,7 @@ def _fetch(
     Every issue is part of the API's attention set, which leaves resolved transactions out: so
     ``attention`` goes with every query, whichever issue narrows it further.
     """
-    states = states or OPEN_STATES
+    chosen, states = states, states or OPEN_STATES
     filters: dict[str, Any] = {
         "workflow": workflow,
         "system": system,
@@ -82,6 +111,11 @@ def _fetch(
         filters["breached"] = True
     elif issues == ["violations"]:
         filters["violations"] = True
+    elif len(issues) == 1 and issues[0] in RECONCILIATION_ISSUES:
+        filters["issues"] = issues
+        filters["states"] = chosen  # none chosen: every state (a completed one can disagree too)
+    elif issues == ["will_breach"]:  # open, not in the attention set yet: soonest breach first
+        filters.update(attention=False, predicted_breach=True, sort="predicted_breach")
     page = context.client.transactions(**filters)
     items = [item for item in page["items"] if not issues or issues_of(item) & set(issues)]
     return items, page["total"], page["next_cursor"] is not None
@@ -159,7 +193,7 @@ def render(context: PageContext) -> Rendered:
             "check2-circle" if not filtered else "funnel",
             None
             if not filtered
-            else dcc.Link("Clear filters", href=QUEUE, className="btn btn-outline-primary"),
+            else dcc.Link("Clear filters", href=href(QUEUE), className="btn btn-outline-primary"),
         )
         return Rendered("Queue", [header, counts, exceptions, card(body=body)])
     note = (
@@ -169,7 +203,7 @@ def render(context: PageContext) -> Rendered:
     )
     table = grid(
         "queue-grid",
-        _columns(),
+        _columns(by_breach=issues == ["will_breach"]),
         [_row(item, now, context) for item in items],
         row_id="key",
         height=None if len(items) <= FULL_PAGE_ROWS else 720,
@@ -177,8 +211,52 @@ def render(context: PageContext) -> Rendered:
     )
     table.dashGridOptions["getRowHeight"] = {"function": "params.data.height"}
     table.className += " tl-grid-middle"
-    content = [header, counts, exceptions, card(None, table, flush=True), _note(note)]
+    _selectable(table)
+    content = [header, counts, exceptions, _bulk_bar(context), card(None, table, flush=True), _note(note)]
     return Rendered(f"Queue ({len(items)})", content)
+
+
+# --- Bulk actions: rows selected in the grid, resolved or acknowledged with one comment ------------
+
+SELECTION_COLUMN = "ag-Grid-SelectionColumn"  # AG Grid's own checkbox column
+
+
+def _selectable(table: Any) -> None:
+    """Rows selected by their checkboxes only: a click elsewhere on a row still opens it."""
+    table.dashGridOptions["rowSelection"] = {
+        "mode": "multiRow",
+        "checkboxes": True,
+        "headerCheckbox": True,
+        "enableClickSelection": False,
+    }
+    table.dashGridOptions["selectionColumnDef"] = {"pinned": "left"}  # beside the key, which is pinned
+
+
+def _bulk_bar(context: PageContext) -> html.Div:
+    """Above the grid: how many rows are selected and what can be done to all of them at once."""
+    return html.Div(
+        [
+            dcc.Store(id="queue-bulk-refused", data=cannot_act(context.client)),
+            html.Div(_bulk_buttons([], None), id="queue-bulk-actions", className="tl-bulk-actions"),
+        ],
+        id="queue-bulk-bar",
+        className="tl-bulk-bar",
+    )
+
+
+def _bulk_buttons(keys: list[str], refused: str | None) -> list[Any]:
+    """The bar's buttons, each carrying the selected keys in its request (actions.py opens the dialog)."""
+    count = html.Span(
+        f"{len(keys)} selected" if keys else "Select rows to resolve or acknowledge them together",
+        id="queue-selected",
+        className="tl-muted me-2",
+    )
+    why = refused or (None if keys else "Select transactions first")
+    return [
+        count,
+        button(ActionRequest("resolve_selected", keys=keys), refused=why, class_name="me-2"),
+        button(ActionRequest("acknowledge_selected", keys=keys), refused=why),
+    ]
 
 
 def _note(text: str) -> html.Div:
@@ -207,7 +285,8 @@ def _counts(items: list[TransactionSummary], query: Query) -> html.Div:
     return html.Div(chips, className="tl-chips")
 
 
-def _columns() -> list[dict[str, Any]]:
+def _columns(by_breach: bool = False) -> list[dict[str, Any]]:
+    """``by_breach``: the soonest predicted breach first, else the longest waiting."""
     return [
         column("key", "Transaction", renderer="Link", width=170, pinned="left"),
         column("workflow", "Workflow", width=180),
@@ -226,9 +305,19 @@ def _columns() -> list[dict[str, Any]]:
             "Waiting for",
             numeric=True,
             width=130,
-            sort="desc",
+            sort=None if by_breach else "desc",
             valueFormatter={"function": "params.data.waiting_text"},
             cellClassRules={"tl-cell-overdue": "params.data.overdue"},
+        ),
+        column(
+            "forecast_seconds",
+            "Forecast",
+            numeric=True,
+            width=170,
+            sort="asc" if by_breach else None,
+            valueFormatter={"function": "params.data.forecast_text"},
+            tooltipField="forecast_reason",
+            cellClassRules={"tl-cell-overdue": "params.data.will_breach"},
         ),
         column(
             "last_activity",
@@ -249,6 +338,7 @@ def _columns() -> list[dict[str, Any]]:
 
 def _row(item: TransactionSummary, now: dt.datetime, context: PageContext) -> dict[str, Any]:
     waited = waiting_seconds(item, now)
+    forecast = item.get("forecast")
     sla = item["sla"]
     issues = []
     if sla["breached"]:
@@ -256,6 +346,10 @@ def _row(item: TransactionSummary, now: dt.datetime, context: PageContext) -> di
     if item["violations"]:
         count = len(item["violations"])
         issues.append({"text": f"{count} violation{'s' if count > 1 else ''}", "tone": "violation"})
+    for mismatch in item.get("mismatches", []):
+        issues.append({"text": f"{mismatch['field']} {mismatch['kind']}", "tone": "violation"})
+    if item.get("duplicates"):
+        issues.append({"text": "possible duplicate", "tone": "violation"})
     if item["error_count"]:
         count = item["error_count"]
         issues.append({"text": f"{count} error{'s' if count > 1 else ''}", "tone": "neutral"})
@@ -268,7 +362,7 @@ def _row(item: TransactionSummary, now: dt.datetime, context: PageContext) -> di
         ]
     return {
         "key": item["correlation_id"],
-        "href": transaction_path(item["correlation_id"]),
+        "href": href(transaction_path(item["correlation_id"])),
         "workflow": item["workflow"],
         "state": item["state"],
         "issues": issues,
@@ -281,6 +375,10 @@ def _row(item: TransactionSummary, now: dt.datetime, context: PageContext) -> di
         "last_activity": item["last_activity"],
         "last_activity_text": fmt.ago(item["last_activity"], now),
         "last_activity_title": fmt.full_time(item["last_activity"], context.tz),
+        "forecast_seconds": forecast["lead_seconds"] if forecast else None,
+        "forecast_text": forecast_text(item, now),
+        "forecast_reason": forecast["reason"] if forecast else "",
+        "will_breach": will_breach(item),
         "amount": item["amount"],
         "amount_text": fmt.money(item["amount"], item["currency"]) if item["amount"] is not None else "—",
     }
@@ -318,6 +416,15 @@ def register(app: dash.Dash) -> None:
         prevent_initial_call=True,
     )
     def open_transaction(cell: dict[str, Any] | None) -> str | NoUpdate:
-        if not cell or not cell.get("rowId") or cell.get("colId") == "key":
+        if not cell or not cell.get("rowId") or cell.get("colId") in ("key", SELECTION_COLUMN):
             return dash.no_update  # the key is a link of its own (it opens in a new tab too)
-        return transaction_path(str(cell["rowId"]))
+        return href(transaction_path(str(cell["rowId"])))
+
+    @app.callback(
+        Output("queue-bulk-actions", "children"),
+        Input("queue-grid", "selectedRows"),
+        State("queue-bulk-refused", "data"),
+        prevent_initial_call=True,
+    )
+    def selected(rows: list[dict[str, Any]] | None, refused: str | None) -> list[Any]:
+        return _bulk_buttons([str(row["key"]) for row in rows or []], refused)

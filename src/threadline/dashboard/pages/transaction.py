@@ -9,6 +9,7 @@ reopen it from the header, and its audit trail lists what they did (audit_trail.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import dash
@@ -21,7 +22,7 @@ from ..components import card, empty_state, icon, page_header, state_badge, syst
 from ..grids import column, grid
 from ..page import PageContext, Rendered
 from ..schema import AuditEntry, Step, TransactionDetail
-from ..urls import QUEUE, TRANSACTIONS, Query, search_of, tail, transaction_path, workflow_path
+from ..urls import QUEUE, TRANSACTIONS, Query, href, search_of, tail, transaction_path, workflow_path
 
 STEP_ICONS = {
     "done": "check-circle-fill",
@@ -90,7 +91,7 @@ def _unknown(key: str) -> Any:
     body = [
         "Keys are correlation ids (an opportunity id, an order number) or any alias of one "
         "(an ERP sales order, an invoice id). Check the spelling, or find it in the ",
-        dcc.Link("operations queue", href=QUEUE),
+        dcc.Link("operations queue", href=href(QUEUE)),
         ".",
     ]
     title = f"No transaction has the key “{key}”" if key else "Search for a transaction"
@@ -102,7 +103,9 @@ def _header(detail: TransactionDetail, key: str, context: PageContext, actions: 
     aliases = detail["aliases"]
     found_by = next((kind for kind, alias in aliases.items() if alias == key), None)
     kicker = [
-        dcc.Link(detail["workflow"], href=workflow_path(detail["workflow"]), className="tl-kicker-link"),
+        dcc.Link(
+            detail["workflow"], href=href(workflow_path(detail["workflow"])), className="tl-kicker-link"
+        ),
         html.Span(" · transaction"),
     ]
     chips = [
@@ -194,10 +197,25 @@ def _sla_clock(detail: TransactionDetail) -> html.Div:
                 f"{fmt.duration(elapsed)} elapsed" + (" · stopped" if finished else " · running"),
                 className="tl-fact-detail",
             ),
+            _eta(detail),
         ],
         className=f"tl-sla tl-sla-{tone}",
         id="sla-clock",
     )
+
+
+def _eta(detail: TransactionDetail) -> html.Div | None:
+    """The forecast beside the SLA clock: expected completion, and why (open transactions only)."""
+    forecast = detail.get("forecast")
+    if not forecast or detail["state"] in ("completed", "failed"):
+        return None
+    if forecast["eta"] is None:
+        text = "No ETA: too little history"
+    elif forecast["breach_expected"]:
+        text = f"ETA {fmt.clock(forecast['eta'], dt.UTC)} UTC · will breach its SLA"
+    else:
+        text = f"ETA {fmt.clock(forecast['eta'], dt.UTC)} UTC · within SLA"
+    return html.Div(text, className="tl-fact-detail", id="sla-eta", title=forecast["reason"])
 
 
 def _callouts(
@@ -273,7 +291,7 @@ def _callouts(
                     " Other transaction: ",
                     dcc.Link(
                         conflict["other_transaction"],
-                        href=transaction_path(conflict["other_transaction"]),
+                        href=href(transaction_path(conflict["other_transaction"])),
                         className="tl-mono",
                     ),
                 ],
@@ -295,7 +313,43 @@ def _callouts(
                 "callout-violation",
             )
         )
+    alerts.extend(_reconciliation(detail))
     return html.Div(alerts, className="tl-callouts")
+
+
+def _reconciliation(detail: TransactionDetail) -> list[html.Div]:
+    """Values its systems disagree on, and the transactions that may be the same business object."""
+    found = []
+    for mismatch in detail.get("mismatches", []):
+        field = html.Span(mismatch["field"], className="tl-mono")
+        if mismatch["kind"] == "missing":
+            steps = [f"{step['step']} ({step['system']})" for step in mismatch["steps"]]
+            body = [*_joined([html.Span(step, className="tl-mono") for step in steps]), " sent no ", field]
+            title = "Value missing"
+        else:
+            values = [
+                f"{step['step']} ({step['system']}): "
+                + (
+                    fmt.money(float(step["value"]), step.get("currency"))
+                    if isinstance(step["value"], int | float)
+                    else str(step["value"])
+                )
+                for step in mismatch["steps"]
+            ]
+            body = [field, f" differs beyond {mismatch['tolerance']}: ", *_joined(values)]
+            title = "Systems disagree"
+        found.append(_alert("failed", "intersect", title, body, "callout-mismatch"))
+    duplicates = detail.get("duplicates", [])
+    if duplicates:
+        links = [
+            dcc.Link(
+                d["correlation_id"], href=href(transaction_path(d["correlation_id"])), className="tl-mono"
+            )
+            for d in duplicates
+        ]
+        body = [f"Same {duplicates[0]['field']} as ", *_joined(links)]
+        found.append(_alert("violation", "files", "Possible duplicate", body, "callout-duplicate"))
+    return found
 
 
 def _undefined(detail: TransactionDetail) -> html.Div | None:
@@ -437,7 +491,7 @@ def _events(detail: TransactionDetail, context: PageContext, selected: str) -> A
 def _trace(context: PageContext, trace_id: str) -> Any:
     close = dcc.Link(
         [icon("x-lg"), " Close"],
-        href=search_of(context.query.with_(trace=None)) or context.pathname,
+        href=search_of(context.query.with_(trace=None)) or href(context.pathname),
         className="tl-link-action",
         id="trace-close",
     )
