@@ -342,7 +342,8 @@ BAD_DEFINITIONS = [
             steps: [{name: a.b.created}]
         """,
         'workflow "w": unknown key "complete-on" '
-        "(allowed: complete_on, description, fail_on, reconcile, sla, steps, stuck_after, unique_by)",
+        "(allowed: complete_on, description, dimensions, fail_on, reconcile, sla, steps, stuck_after, "
+        "unique_by)",
         id="unknown workflow key",
     ),
     pytest.param(
@@ -810,6 +811,62 @@ BAD_RECONCILIATIONS = [
 
 @pytest.mark.parametrize(("text", "reason"), BAD_RECONCILIATIONS)
 def test_a_bad_reconcile_or_unique_by_names_the_file_the_line_and_the_reason(
+    tmp_path: Path, text: str, reason: str
+) -> None:
+    test_a_bad_definition_names_the_file_the_line_and_the_reason(tmp_path, text, reason)
+
+
+def test_dimensions_are_attribute_keys_with_or_without_their_prefix() -> None:
+    workflows = parse(
+        """
+        workflows:
+          w:
+            dimensions: [region, attributes.customer_tier, product.line]
+            steps: [{name: a}]
+          v:
+            steps: [{name: a}]
+        """
+    )
+    assert workflows.definitions["w"].dimensions == ("region", "customer_tier", "product.line")
+    assert workflows.definitions["v"].dimensions == ()
+
+
+BAD_DIMENSIONS = [
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}]
+            dimensions: [region, "region:EMEA"]   # <-
+        """,
+        'workflow "w": dimensions: "region:EMEA" is not an attribute key',
+        id="a colon",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}]
+            dimensions: [region, attributes.region]   # <-
+        """,
+        'workflow "w": dimensions names "region" twice',
+        id="twice",
+    ),
+    pytest.param(
+        """
+        workflows:
+          w:
+            steps: [{name: a}]
+            dimensions: {region: true}   # <-
+        """,
+        'workflow "w": dimensions must be a list',
+        id="not a list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), BAD_DIMENSIONS)
+def test_a_bad_dimension_names_the_file_the_line_and_the_reason(
     tmp_path: Path, text: str, reason: str
 ) -> None:
     test_a_bad_definition_names_the_file_the_line_and_the_reason(tmp_path, text, reason)

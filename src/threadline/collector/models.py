@@ -155,6 +155,11 @@ class TransactionSummary(BaseModel):
         description="Possible duplicates: transactions with its business key (`unique_by:`)",
     )
     forecast: Forecast | None = Field(default=None, description="Its expected completion and SLA outlook")
+    dimensions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Its values of its workflow's `dimensions:` (region, tier, ...), from its latest "
+        "events that carry each; a dimension none carries is left out",
+    )
 
 
 class EventView(BaseModel):
@@ -236,8 +241,9 @@ class CurrencyAmount(BaseModel):
     transactions: int
 
 
-class WorkflowFigures(BaseModel):
-    workflow: str
+class Figures(BaseModel):
+    """What the overview counts over a set of transactions: a workflow's, a dimension value's, all."""
+
     transactions: int
     completed: int
     failed: int
@@ -265,6 +271,14 @@ class WorkflowFigures(BaseModel):
     )
 
 
+class WorkflowFigures(Figures):
+    workflow: str = Field(description="The workflow; empty in the totals")
+
+
+class DimensionFigures(Figures):
+    value: str | None = Field(description="The dimension's value; null: the transactions that carry none")
+
+
 class Bottleneck(BaseModel):
     step: str
     system: str | None
@@ -287,6 +301,10 @@ class Overview(BaseModel):
     until: dt.datetime | None
     totals: WorkflowFigures
     workflows: list[WorkflowFigures]
+    group_by: str | None = Field(default=None, description="The dimension `groups` are by, if asked for")
+    groups: list[DimensionFigures] = Field(
+        default_factory=list, description="Per value of the `group_by` dimension, most transactions first"
+    )
     bottlenecks: list[Bottleneck]
     trend_bucket_seconds: int
     trend: list[TrendPoint]
@@ -320,6 +338,11 @@ class WorkflowView(BaseModel):
     complete_on: list[str]
     fail_on: list[str]
     steps: list[StepDefinitionView]
+    dimensions: list[str] = Field(
+        default_factory=list,
+        description="The attribute keys its transactions are sliced by (`dimensions:`): the queue's "
+        "`dimension` filter and the overview's `group_by` take them",
+    )
 
 
 class MapNode(BaseModel):

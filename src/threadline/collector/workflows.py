@@ -30,7 +30,17 @@ DEFAULT_STUCK_AFTER_S = 3600.0
 
 _TOP_KEYS = frozenset({"workflows", "alerts", "actions"})
 _WORKFLOW_KEYS = frozenset(
-    {"sla", "stuck_after", "complete_on", "fail_on", "steps", "description", "reconcile", "unique_by"}
+    {
+        "sla",
+        "stuck_after",
+        "complete_on",
+        "fail_on",
+        "steps",
+        "description",
+        "reconcile",
+        "unique_by",
+        "dimensions",
+    }
 )
 _STEP_KEYS = frozenset({"name", "system", "key", "after", "within", "description"})
 
@@ -79,6 +89,11 @@ class StepDefinition:
 
 AMOUNT = "amount"  # the event's amount, compared with its currency
 ATTRIBUTES = "attributes."  # attributes.<key>: one of the event's attributes
+
+
+# A dimension is an attribute key: it stands in URLs as `dimension=<key>:<value>`, so never a colon.
+DIMENSION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}")
+MAX_DIMENSIONS = 8
 
 
 def value_path(text: str) -> str:
@@ -155,6 +170,8 @@ class WorkflowDefinition:
     steps: tuple[StepDefinition, ...]
     reconcile: tuple[Reconciliation, ...] = ()  # values its steps' events must agree on
     unique_by: UniqueKey | None = None  # a business key no two of its transactions may share
+    # The attributes its transactions are sliced by (region, customer tier, product): their keys
+    dimensions: tuple[str, ...] = ()
 
     def step(self, name: str) -> StepDefinition | None:
         """The step called ``name``, or None when events name a step the definition does not know."""
@@ -430,6 +447,11 @@ def _workflow(reader: _Reader, name: str, key: Node, node: Node) -> WorkflowDefi
     unique_by = (
         _unique_key(reader, entries["unique_by"][1], f"{what}: unique_by") if "unique_by" in entries else None
     )
+    dimensions = (
+        _dimensions(reader, entries["dimensions"][1], f"{what}: dimensions")
+        if "dimensions" in entries
+        else ()
+    )
     return WorkflowDefinition(
         name=name,
         sla_s=sla_s,
@@ -439,6 +461,7 @@ def _workflow(reader: _Reader, name: str, key: Node, node: Node) -> WorkflowDefi
         steps=steps,
         reconcile=reconcile,
         unique_by=unique_by,
+        dimensions=dimensions,
     )
 
 
@@ -578,6 +601,25 @@ def _unique_key(reader: _Reader, node: Node, what: str) -> UniqueKey:
     if "description" in entries:
         reader.text_of(entries["description"][1], f"{what}: description")
     return UniqueKey(value, within, node.start_mark.line + 1)
+
+
+def _dimensions(reader: _Reader, node: Node, what: str) -> tuple[str, ...]:
+    """``dimensions: [region, attributes.customer_tier]``: attribute keys, each named once."""
+    keys: list[str] = []
+    for name, item in reader.names(node, what):
+        key = name.removeprefix(ATTRIBUTES)
+        if not DIMENSION_NAME.fullmatch(key):
+            raise reader.error(
+                item,
+                f'{what}: "{name}" is not an attribute key (letters, digits, `_`, `-` and `.`, '
+                f"starting with a letter; `attributes.` before it is optional)",
+            )
+        if key in keys:
+            raise reader.error(item, f'{what} names "{key}" twice')
+        keys.append(key)
+    if len(keys) > MAX_DIMENSIONS:
+        raise reader.error(node, f"{what}: at most {MAX_DIMENSIONS} dimensions, not {len(keys)}")
+    return tuple(keys)
 
 
 def _find_cycle(after: Mapping[str, Sequence[str]]) -> list[str] | None:

@@ -40,6 +40,7 @@ QUEUE: dict[str, Any] = {
     "attention": False,
     "with_mismatches": False,
     "with_duplicates": False,
+    "dimension_filters": [],
     "since": EARLIEST,
     "until": LATEST,
     "after_time": LATEST,
@@ -48,7 +49,7 @@ QUEUE: dict[str, Any] = {
     "predicted_breach": False,
     **forecast_parameters(None),
 }
-OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST}
+OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST, "dimension_filters": []}
 MOMENTS = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(hours=3))
 
 
@@ -80,7 +81,13 @@ def answers(store: Store, workflows: Workflows, as_of: dt.datetime, snapshot_pat
         assert "transaction_states" in summary  # the snapshot is kept with these definitions
         if not snapshot_path:
             summary = summary_sql(open_only=open_only)
-        sql = template.format(summary=summary, in_range=IN_RANGE, amount_at_risk=AMOUNT_AT_RISK)
+        sql = template.format(
+            summary=summary,
+            source=summary,
+            group="workflow",
+            in_range=IN_RANGE,
+            amount_at_risk=AMOUNT_AT_RISK,
+        )
         rows = store.rows(sql, parameters)
         found[name] = sorted(rows, key=repr)
     return found

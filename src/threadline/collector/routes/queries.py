@@ -23,10 +23,10 @@ from ..models import (
     WorkflowView,
 )
 from ..schema import Problem
+from ..state import dimensions, process_map, retry_requests, systems, traces, transactions
 from ..state import overview as overview_module
-from ..state import process_map, retry_requests, systems, traces, transactions
 from ..state.timeline import step_views, waiting_on_systems
-from ..workflows import WorkflowError
+from ..workflows import WorkflowError, Workflows
 from .dependencies import (
     READING,
     TRANSACTION_PATH,
@@ -46,6 +46,43 @@ router = APIRouter(prefix="/api", tags=["query"], dependencies=READING)
 platform = APIRouter(prefix="/api", tags=["platform"], dependencies=[Depends(require("platform"))])
 STATES = get_args(State)
 ISSUES = ("mismatch", "duplicate")  # the queue's `issue` filter
+
+
+DimensionQuery = Annotated[
+    list[str] | None,
+    Query(
+        description="`<dimension>:<value>` (a dimension of the workflows' `dimensions:`), e.g. "
+        "`region:EMEA`; several: repeat, each must hold"
+    ),
+]
+
+
+def dimension_filters(
+    workflows: Workflows, values: list[str] | None
+) -> tuple[dimensions.DimensionFilter, ...]:
+    """The ``dimension`` parameter's filters; a 400 naming the one that is malformed or not declared."""
+    known = dimensions.declared(workflows)
+    found = []
+    for value in values or ():
+        try:
+            wanted = dimensions.DimensionFilter.parse(value)
+        except ValueError as exc:
+            reason = str(exc)
+        else:
+            if wanted.dimension in known:
+                found.append(wanted)
+                continue
+            reason = undeclared(wanted.dimension, known)
+        raise bad_parameter("dimension", reason)
+    return tuple(found)
+
+
+def undeclared(dimension: str, known: list[str]) -> str:
+    return f"{dimension!r} is not a dimension of any workflow (declared: {', '.join(known) or 'none'})"
+
+
+def bad_parameter(name: str, reason: str) -> ApiError:
+    return ApiError(400, "invalid_request", f"{name}: {reason}", [Problem(field=name, reason=reason)])
 
 
 @router.get(TRANSACTION_PATH, response_model=TransactionDetail, responses={404: {}})
@@ -118,6 +155,7 @@ async def list_transactions(
     predicted_breach: Annotated[
         bool, Query(description="Only open transactions whose forecast says they will breach their SLA")
     ] = False,
+    dimension: DimensionQuery = None,
     sort: Annotated[
         transactions.QueueOrder,
         Query(
@@ -135,13 +173,12 @@ async def list_transactions(
     states = tuple(part.strip() for value in state or () for part in value.split(",") if part.strip())
     unknown = [value for value in states if value not in STATES]
     if unknown:
-        reason = f"{unknown[0]!r} is not one of {', '.join(STATES)}"
-        raise ApiError(400, "invalid_request", f"state: {reason}", [Problem(field="state", reason=reason)])
+        raise bad_parameter("state", f"{unknown[0]!r} is not one of {', '.join(STATES)}")
     issues = {part.strip() for value in issue or () for part in value.split(",") if part.strip()}
     if unknown_issues := sorted(issues - set(ISSUES)):
-        reason = f"{unknown_issues[0]!r} is not one of {', '.join(ISSUES)}"
-        raise ApiError(400, "invalid_request", f"issue: {reason}", [Problem(field="issue", reason=reason)])
+        raise bad_parameter("issue", f"{unknown_issues[0]!r} is not one of {', '.join(ISSUES)}")
     filters = transactions.ListFilters(
+        dimensions=dimension_filters(collector.workflows, dimension),
         workflow=workflow,
         states=states,
         system=system,
@@ -170,9 +207,16 @@ async def get_overview(
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
+    dimension: DimensionQuery = None,
+    group_by: Annotated[
+        str | None, Query(description="A dimension of the workflows' `dimensions:`: the figures per value")
+    ] = None,
 ) -> Overview:
     """Volumes, completion, cycle time, SLA attainment, value at risk, trend and bottlenecks."""
     check_range(since, until)
+    filters = dimension_filters(collector.workflows, dimension)
+    if group_by is not None and group_by not in (known := dimensions.declared(collector.workflows)):
+        raise bad_parameter("group_by", undeclared(group_by, known))
     return await run_in_threadpool(
         overview_module.overview,
         collector.store,
@@ -182,6 +226,8 @@ async def get_overview(
         since,
         until,
         as_of_or_now(as_of),
+        filters,
+        group_by,
     )
 
 
@@ -212,13 +258,19 @@ async def reload_workflows(collector: CollectorDep, tenant: TenantDep) -> list[W
 
 @router.get("/workflows/{name:path}/map", response_model=ProcessMap, responses={404: {}})
 async def get_process_map(
-    collector: CollectorDep, tenant: TenantDep, name: str, since: Since = None, until: Until = None
+    collector: CollectorDep,
+    tenant: TenantDep,
+    name: str,
+    since: Since = None,
+    until: Until = None,
+    dimension: DimensionQuery = None,
 ) -> ProcessMap:
     """The process as it really runs: steps, directly-follows edges with timings, and variants."""
     check_range(since, until)
+    filters = dimension_filters(collector.workflows, dimension)
     definition = collector.workflows.get(name)
     result = await run_in_threadpool(
-        process_map.process_map, collector.store, tenant, name, definition, since, until
+        process_map.process_map, collector.store, tenant, name, definition, since, until, filters
     )
     # Not defined, and nothing in the range: a workflow seen only outside it still has a map.
     if (

@@ -17,7 +17,8 @@ from ..schema import EARLIEST, LATEST
 from ..storage import Store, aggregates
 from ..storage.keys import LINKED, several_rows, with_current_transaction
 from ..workflows import WorkflowDefinition, Workflows
-from . import conformance
+from . import conformance, dimensions
+from .dimensions import DimensionFilter
 from .transactions import utc
 
 # Each transaction's trace in this workflow, from the engine-kept traces: one row per transaction,
@@ -33,7 +34,8 @@ SELECT
     arrayMap(x -> toUnixTimestamp64Micro(x.1), ordered) AS times
 FROM ({traces})
 WHERE started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
-"""
+  AND (empty({{dimension_filters:Array(Tuple(String, String))}}) OR {matching})
+""".replace("{matching}", dimensions.MATCHING.replace("{", "{{").replace("}", "}}"))
 
 _WORKFLOW = "tenant = {tenant:String} AND workflow = {workflow:String}"
 MERGING_TRACES = f"""
@@ -195,6 +197,7 @@ def workflow_views(store: Store, workflows: Workflows, tenant: str) -> list[Work
                 )
                 for s in definition.steps
             ],
+            dimensions=list(definition.dimensions),
         )
         for definition in workflows
     ]
@@ -245,12 +248,15 @@ def process_map(
     definition: WorkflowDefinition | None,
     since: dt.datetime | None,
     until: dt.datetime | None,
+    dimension_filters: tuple[DimensionFilter, ...] = (),
 ) -> ProcessMap:
+    """The map of the transactions started in the range that have every value of ``dimension_filters``."""
     parameters = {
         "tenant": tenant,
         "workflow": workflow,
         "since": since or EARLIEST,
         "until": until or LATEST,
+        "dimension_filters": dimensions.bound(dimension_filters),
     }
     traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
     variants = store.rows(VARIANTS.format(traces=traces), parameters)

@@ -98,15 +98,18 @@ def judge(definition: WorkflowDefinition, steps: Mapping[str, StepValue]) -> lis
     return found
 
 
-def business_key(definition: WorkflowDefinition, steps: Mapping[str, StepValue]) -> str:
-    """The transaction's ``unique_by`` key: carried by the latest of its steps' events that has one."""
-    if definition.unique_by is None:
-        return ""
-    carrying = [step for step in steps.values() if step.value(definition.unique_by.value) not in (None, "")]
+def latest_value(steps: Mapping[str, StepValue], path: str) -> str:
+    """The value ``path`` names as the latest of the steps' events that carries one says (ties: by
+    step name); empty when none does."""
+    carrying = [step for step in steps.values() if step.value(path) not in (None, "")]
     if not carrying:
         return ""
-    latest = max(carrying, key=lambda step: (step.at, step.step))
-    return str(latest.value(definition.unique_by.value))
+    return str(max(carrying, key=lambda step: (step.at, step.step)).value(path))
+
+
+def business_key(definition: WorkflowDefinition, steps: Mapping[str, StepValue]) -> str:
+    """The transaction's ``unique_by`` key: carried by the latest of its steps' events that has one."""
+    return latest_value(steps, definition.unique_by.value) if definition.unique_by else ""
 
 
 # --- Deriving and keeping them ---------------------------------------------------------------------
@@ -214,12 +217,17 @@ def attribute_keys(definitions: Iterable[WorkflowDefinition]) -> list[str]:
     return sorted(path.removeprefix(ATTRIBUTES) for path in paths if path.startswith(ATTRIBUTES))
 
 
-def derive(definition: WorkflowDefinition, row: Mapping[str, Any]) -> Reconciled:
-    """A transaction's row from its steps' latest values (a row of STEP_VALUES)."""
-    steps = {
+def step_values(row: Mapping[str, Any]) -> dict[str, StepValue]:
+    """A transaction's steps' latest values, from its row of STEP_VALUES."""
+    return {
         step: StepValue(step, system, utc(at), amount, currency, dict(attributes))
         for step, system, at, amount, currency, attributes in row["steps"]
     }
+
+
+def derive(definition: WorkflowDefinition, row: Mapping[str, Any]) -> Reconciled:
+    """A transaction's row from its steps' latest values (a row of STEP_VALUES)."""
+    steps = step_values(row)
     mismatches = judge(definition, steps)
     return Reconciled(
         transaction_id=row["transaction_id"],

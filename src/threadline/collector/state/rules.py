@@ -47,15 +47,20 @@ class WorkflowParameters:
     """The workflow definitions as parallel arrays, ready to bind into the state SQL."""
 
     values: dict[str, Any]
-    # What the state keeper derives beyond the state (``state/reconciliation.py``): not bound, but
-    # part of the digest, so a change of it derives every transaction again.
+    # What the state keeper derives beyond the state (``reconciliation.py``, ``dimensions.py``): not
+    # bound, but part of the digest, so a change of it derives every transaction again.
     reconciliation: str = ""
 
     @classmethod
     def of(cls, workflows: Workflows) -> WorkflowParameters:
         definitions = list(workflows)
-        # None declared: the digest stays what it was before reconciliation existed (no pass over all).
-        reconciled = [(d.name, d.reconcile, d.unique_by) for d in definitions if d.reconcile or d.unique_by]
+        # None declared: the digest stays what it was before reconciliation (then dimensions) existed,
+        # so an upgrade does not derive every transaction again.
+        reconciled: list[tuple[object, ...]] = [
+            (d.name, d.reconcile, d.unique_by) + ((d.dimensions,) if d.dimensions else ())
+            for d in definitions
+            if d.reconcile or d.unique_by or d.dimensions
+        ]
         return cls(
             {
                 "wf_names": [d.name for d in definitions],

@@ -32,7 +32,7 @@ from ..schema import EARLIEST, LATEST
 from ..storage import Store, StoreUnavailable
 from ..storage.writes import utc
 from ..workflows import Workflows
-from . import reconciliation
+from . import dimensions, reconciliation
 from .rules import (
     CHANGED_FACTS,
     DERIVED,
@@ -175,6 +175,7 @@ def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | Non
         since = mark.covered_until - margin(store)
         store.command(KEEP_CHANGED, {**base, "snapshot_since": since})
         reconciliation.keep_changed(store, workflows, tenant, since)
+        dimensions.keep_changed(store, workflows, tenant, since)
         statements = 1
     else:
         if mark is not None:  # derived with other definitions: not read again until derived anew
@@ -186,6 +187,7 @@ def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | Non
         if not parts:
             return 0  # nothing to keep yet, or the aggregates are still being filled
         reconciliation.keep_all(store, workflows, tenant, parts)
+        dimensions.keep_all(store, workflows, tenant, parts)
     _set_mark(store, tenant, definitions.digest, began)
     return statements
 

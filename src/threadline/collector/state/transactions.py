@@ -25,7 +25,8 @@ from ..storage import Store
 from ..storage.columns import EVENT_COLUMNS
 from ..storage.writes import BOTH_STARTED, CLAIMED, CONFLICT_COLUMNS, OTHER_KIND, utc
 from ..workflows import Workflows
-from . import snapshot
+from . import dimensions, snapshot
+from .dimensions import DimensionFilter
 from .forecast import FORECASTED, ForecastModel, forecast_of, forecast_parameters
 from .rules import summary_parameters, summary_sql
 
@@ -118,7 +119,8 @@ FROM ({{summary}})
 # it filters and sorts by them. A ``str.format`` template of ``summary``, as the other queries.
 _FORECASTED = FORECASTED.replace("{", "{{").replace("}", "}}").replace("{{summary}}", "{summary}")
 BY_ACTIVITY = "last_activity DESC, transaction_id DESC"
-LIST = """
+LIST = (
+    """
 SELECT * FROM
 (
     SELECT *, count() OVER () AS total
@@ -136,11 +138,15 @@ SELECT * FROM
       AND (NOT {{with_duplicates:Bool}} OR notEmpty(duplicates))
       AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
       AND (NOT {{predicted_breach:Bool}} OR breach_expected)
+      AND (empty({{dimension_filters:Array(Tuple(String, String))}}) OR {matching})
 )
 WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{after_id:String}})
 ORDER BY {by_activity}
 LIMIT {{limit:UInt32}}
-""".replace("{forecasted}", _FORECASTED).replace("{by_activity}", BY_ACTIVITY)
+""".replace("{forecasted}", _FORECASTED)
+    .replace("{by_activity}", BY_ACTIVITY)
+    .replace("{matching}", dimensions.MATCHING.replace("{", "{{").replace("}", "}}"))
+)
 # Or the soonest predicted breach first: the first page only (a forecast moves with the clock, so no
 # cursor could hold a place in that order).
 BY_PREDICTED_BREACH = f"breach_expected DESC, breach_lead_seconds ASC NULLS LAST, {BY_ACTIVITY}"
@@ -161,7 +167,10 @@ FLAGGED = """transaction_id IN (
 
 
 def summary_of(
-    row: dict[str, Any], as_of: dt.datetime, model: ForecastModel | None = None
+    row: dict[str, Any],
+    as_of: dt.datetime,
+    model: ForecastModel | None = None,
+    dimension_values: dict[str, str] | None = None,
 ) -> TransactionSummary:
     limit = row["sla_limit"] or None
     elapsed = max(float(row["sla_elapsed"]), 0.0)
@@ -210,6 +219,7 @@ def summary_of(
             for other in row["duplicates"]
         ],
         forecast=forecast_of(row, model, as_of) if model is not None else None,
+        dimensions=dimension_values or {},
     )
 
 
@@ -303,8 +313,9 @@ def find(
         return None  # every event of it is after as_of
     row = rows[0]
     keys = {transaction, *resolved[0]["keys"]}
+    found_dimensions = dimensions.of_transactions(store, tenant, [transaction])
     return Found(
-        summary=summary_of(row, as_of, model),
+        summary=summary_of(row, as_of, model, found_dimensions.get(transaction)),
         aliases=dict(row["alias_rows"]),
         alias_conflicts=[
             conflict_view(dict(zip(CONFLICT_FIELDS, conflict, strict=True)), keys)
@@ -327,6 +338,7 @@ class ListFilters:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     predicted_breach: bool = False
+    dimensions: tuple[DimensionFilter, ...] = ()  # each must hold
     order: QueueOrder = "activity"
 
 
@@ -349,7 +361,15 @@ def page(
         tenant,
         as_of,
         open_only=bool(filters.states) and set(filters.states) <= OPEN_STATES,
-        scope=FLAGGED if filters.with_mismatches or filters.with_duplicates else "",
+        scope=" AND ".join(
+            condition
+            for condition, wanted in (
+                (FLAGGED, filters.with_mismatches or filters.with_duplicates),
+                (dimensions.MATCHING, bool(filters.dimensions)),
+            )
+            if wanted
+        ),
+        dimension_filters=dimensions.bound(filters.dimensions),
         workflow=filters.workflow,
         states=list(filters.states),
         system=filters.system,
@@ -369,7 +389,8 @@ def page(
     sql = LISTS[filters.order].format(summary=summary)
     rows = store.rows(sql, parameters)
     total = rows[0]["total"] if rows else 0
-    items = [summary_of(row, as_of, model) for row in rows[:limit]]
+    listed = dimensions.of_transactions(store, tenant, (row["transaction_id"] for row in rows[:limit]))
+    items = [summary_of(row, as_of, model, listed.get(row["transaction_id"])) for row in rows[:limit]]
     pages = filters.order == "activity" and len(rows) > limit
     next_cursor = cursors.encode(items[-1].last_activity, items[-1].correlation_id) if pages else None
     return items, total, next_cursor

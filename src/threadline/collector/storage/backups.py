@@ -35,7 +35,12 @@ _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CURRENT_DATABASE = "SELECT currentDatabase()"
 TABLES_IN_DATABASE = "SELECT count() FROM system.tables WHERE database = currentDatabase()"
 # Emptied after a restore: derived again by the collector's state keeper (see the module doc).
-SNAPSHOT_TABLES = ("transaction_states", "state_marks", "transaction_reconciliations")
+SNAPSHOT_TABLES = (
+    "transaction_states",
+    "state_marks",
+    "transaction_reconciliations",
+    "transaction_dimensions",
+)
 
 
 class BackupError(ValueError):

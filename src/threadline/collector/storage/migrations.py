@@ -558,6 +558,27 @@ TRANSACTION_RECONCILIATIONS = Table(
 )
 
 
+# --- Migration 16: business dimensions ---------------------------------------------------------------
+# Per transaction of a workflow with `dimensions:`, the value of each (``state/dimensions.py``), kept
+# by the state keeper: the queue's filter, the overview's grouping and the process map read them here.
+TRANSACTION_DIMENSIONS = Table(
+    name="transaction_dimensions",
+    columns=f"""
+    tenant LowCardinality(String),
+    transaction_id String,
+    workflow LowCardinality(String),
+    started_at {TIME},
+    dimensions Map(LowCardinality(String), String),
+    version UInt64
+    """,
+    order_by="(tenant, transaction_id)",
+    month_column=None,
+    ttl_column="started_at",
+    shard_key="cityHash64(tenant, transaction_id)",
+    version_column="version",
+)
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -755,6 +776,7 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *traces_view(cluster),
             ],
         ),
+        (16, create_table(TRANSACTION_DIMENSIONS, cluster, ttl_days)),
     ]
 
 

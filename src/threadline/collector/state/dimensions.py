@@ -1,0 +1,135 @@
+"""Business dimensions: the attributes a workflow's transactions are sliced by (region, tier, product).
+
+A workflow's ``dimensions:`` names attribute keys. A transaction's value of each is the one the
+latest of its steps' events that carries it says (event time, then step name), as a ``unique_by``
+key is found. Like the reconciliation, they are facts of a transaction, derived off the read path by
+the state keeper (``snapshot.keep``) for the transactions an event was received for since its last
+pass (every transaction, in slices, when the definitions changed) and stored in
+``transaction_dimensions``: the queue's filter, the overview's grouping and the process map's filter
+read them there, never the events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..storage import Store
+from ..workflows import ATTRIBUTES, DIMENSION_NAME, WorkflowDefinition, Workflows
+from .reconciliation import CHANGED_STEP_VALUES, SLICE_STEP_VALUES, latest_value, step_values
+
+COLUMNS = ("tenant", "transaction_id", "workflow", "started_at", "dimensions", "version")
+OF_TRANSACTIONS = """
+SELECT transaction_id, dimensions FROM transaction_dimensions FINAL
+WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)}
+"""
+# The transactions with every (dimension, value) of ``dimension_filters``: a condition on
+# transaction_id, so the state snapshot narrows its rows by it before anything is derived.
+MATCHING = """transaction_id IN (
+    SELECT transaction_id FROM transaction_dimensions FINAL
+    WHERE tenant = {tenant:String}
+      AND arrayAll(wanted -> dimensions[wanted.1] = wanted.2,
+                   {dimension_filters:Array(Tuple(String, String))}))"""
+# Each transaction's value of the dimension ``group_by`` ('' where it has none), to join by id.
+VALUE_OF = """
+SELECT transaction_id, dimensions[{group_by:String}] AS dimension_value
+FROM transaction_dimensions FINAL
+WHERE tenant = {tenant:String}
+"""
+FORGET = "DELETE FROM transaction_dimensions WHERE tenant = {tenant:String}"
+ANY_STORED = "SELECT count() > 0 AS stored FROM transaction_dimensions WHERE tenant = {tenant:String}"
+
+
+@dataclass(frozen=True)
+class DimensionFilter:
+    """``region:EMEA``: the transactions whose ``region`` is ``EMEA``."""
+
+    dimension: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> DimensionFilter:
+        dimension, colon, value = text.partition(":")
+        dimension = dimension.strip().removeprefix(ATTRIBUTES)
+        if not colon or not DIMENSION_NAME.fullmatch(dimension) or not value:
+            raise ValueError(f"{text!r} is not `<dimension>:<value>`, e.g. `region:EMEA`")
+        return cls(dimension, value)
+
+
+def bound(filters: Sequence[DimensionFilter]) -> list[tuple[str, str]]:
+    """``filters`` as the ``dimension_filters`` parameter of MATCHING."""
+    return [(wanted.dimension, wanted.value) for wanted in filters]
+
+
+def dimensioned_workflows(workflows: Workflows) -> dict[str, WorkflowDefinition]:
+    return {d.name: d for d in workflows if d.dimensions}
+
+
+def declared(workflows: Workflows) -> list[str]:
+    """Every dimension some workflow declares, in the order they are first declared."""
+    return list(dict.fromkeys(key for d in workflows for key in d.dimensions))
+
+
+def of_transactions(store: Store, tenant: str, transactions: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The stored dimensions of ``transactions`` (those without a value of any are left out)."""
+    ids = sorted(set(transactions))
+    if not ids:
+        return {}
+    rows = store.rows(OF_TRANSACTIONS, {"tenant": tenant, "transactions": ids})
+    return {
+        row["transaction_id"]: {key: value for key, value in row["dimensions"].items() if value}
+        for row in rows
+    }
+
+
+def derive(definition: WorkflowDefinition, row: Mapping[str, Any]) -> dict[str, str]:
+    """A transaction's dimension values from its steps' latest values (a row of STEP_VALUES)."""
+    steps = step_values(row)
+    found = {key: latest_value(steps, ATTRIBUTES + key) for key in definition.dimensions}
+    return {key: value for key, value in found.items() if value}
+
+
+def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapping[str, Any]) -> int:
+    """Derive the dimensions of the transactions ``sql`` (a STEP_VALUES) reads, and store them."""
+    definitions = dimensioned_workflows(workflows)
+    parameters = {
+        **bound,
+        "tenant": tenant,
+        "workflows": sorted(definitions),
+        "attribute_keys": sorted({key for d in definitions.values() for key in d.dimensions}),
+    }
+    version = time.time_ns() // 1000
+    rows = [
+        [
+            tenant,
+            row["transaction_id"],
+            row["workflow"],
+            row["started_at"],
+            derive(definitions[row["workflow"]], row),
+            version,
+        ]
+        for row in store.rows(sql, parameters)
+        if row["workflow"] in definitions
+    ]
+    store.insert("transaction_dimensions", rows, COLUMNS)
+    return len(rows)
+
+
+def keep_changed(store: Store, workflows: Workflows, tenant: str, snapshot_since: dt.datetime) -> int:
+    """Derive again the dimensions of the transactions an event was received for since ``snapshot_since``."""
+    if not dimensioned_workflows(workflows):
+        return 0
+    return _keep(store, workflows, tenant, CHANGED_STEP_VALUES, {"snapshot_since": snapshot_since})
+
+
+def keep_all(store: Store, workflows: Workflows, tenant: str, slices: Iterable[Mapping[str, str]]) -> int:
+    """Derive every transaction's dimensions again, slice by slice (the definitions changed): what was
+    derived with the old ones is forgotten first."""
+    if store.rows(ANY_STORED, {"tenant": tenant})[0]["stored"]:
+        store.command(FORGET, {"tenant": tenant})
+    if not dimensioned_workflows(workflows):
+        return 0
+    return sum(_keep(store, workflows, tenant, SLICE_STEP_VALUES, part) for part in slices)
