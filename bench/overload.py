@@ -128,8 +128,9 @@ def _overview(view: View) -> None:
 
 
 def _queue(view: View) -> None:
-    view.client.workflows()
-    queue_page._fetch(view.context, [], [], "", "")
+    if any(workflow.get("dimensions") for workflow in view.client.workflows()):
+        view.client.dimensions()  # the dimension filter's choices
+    queue_page._fetch(view.context, [], [], "", "", [])
     exception_groups.panel(view.context, "", "")
 
 

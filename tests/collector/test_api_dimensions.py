@@ -88,6 +88,16 @@ def test_the_queue_overview_and_map_filter_and_group_by_dimensions(client: httpx
     ]
     [workflow] = client.get("/api/workflows").json()
     assert workflow["dimensions"] == ["region", "segment"]
+    assert client.get("/api/dimensions").json() == [
+        {
+            "dimension": "region",
+            "values": [{"value": "EMEA", "transactions": 2}, {"value": "AMER", "transactions": 1}],
+        },
+        {
+            "dimension": "segment",
+            "values": [{"value": "smb", "transactions": 2}, {"value": "enterprise", "transactions": 1}],
+        },
+    ]
 
 
 @pytest.mark.parametrize(

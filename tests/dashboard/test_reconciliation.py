@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.dashboard.browser import Browser
-from tests.support.collector_process import CollectorProcess
+from tests.support.collector_process import KEEPING_FAST, CollectorProcess, running_collector
 from tests.support.polling import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("seeded")]
@@ -26,21 +26,8 @@ KEY = "OPP-DISAGREE"
 
 @pytest.fixture(scope="module")
 def collector(workdir: Path) -> Iterator[CollectorProcess]:
-    running = CollectorProcess(
-        store_dir=workdir / "store",
-        workflows=WORKFLOWS,
-        # Answers afresh (never one kept from before the keeper's pass), derived every 0.2 s.
-        env={
-            "THREADLINE_STATE_INTERVAL": "0.2s",
-            "THREADLINE_ALERT_INTERVAL": "0",
-            "THREADLINE_SHARED_READ_SECONDS": "0",
-        },
-        isolated=True,
-    ).start()
-    try:
+    with running_collector(workdir, WORKFLOWS, KEEPING_FAST) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

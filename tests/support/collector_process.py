@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,3 +103,24 @@ class CollectorProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+# For a module's own definitions derived by the state keeper: every 0.2 s, each answer afresh (never
+# one kept from before the keeper's pass), no alert evaluation.
+KEEPING_FAST = {
+    "THREADLINE_STATE_INTERVAL": "0.2s",
+    "THREADLINE_ALERT_INTERVAL": "0",
+    "THREADLINE_SHARED_READ_SECONDS": "0",
+}
+
+
+@contextmanager
+def running_collector(workdir: Path, workflows: Path, env: Mapping[str, str]) -> Iterator[CollectorProcess]:
+    """A collector of a module's own, with its own definitions and settings."""
+    running = CollectorProcess(
+        store_dir=workdir / "store", workflows=workflows, env=dict(env), isolated=True
+    ).start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -310,6 +310,18 @@ class Overview(BaseModel):
     trend: list[TrendPoint]
 
 
+class DimensionValue(BaseModel):
+    value: str
+    transactions: int
+
+
+class DimensionValues(BaseModel):
+    """A dimension of the workflows' `dimensions:` and its commonest values (at most 100)."""
+
+    dimension: str
+    values: list[DimensionValue] = Field(description="Most transactions first")
+
+
 class Retention(BaseModel):
     """How far back the tenant's data goes: transactions whose last event is older are deleted."""
 

@@ -31,6 +31,7 @@ from .schema import (
     AuditEntry,
     AuditPage,
     BulkActionResult,
+    DimensionValues,
     ExceptionsReport,
     KeyView,
     Overview,
@@ -180,9 +181,11 @@ class QueryClient:
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         as_of: dt.datetime | None = None,
+        group_by: str | None = None,
     ) -> Overview:
-        """``/api/overview``: figures over transactions started in the range."""
-        params = {"workflow": workflow, "since": since, "until": until, "as_of": as_of}
+        """``/api/overview``: figures over transactions started in the range (per value of the
+        dimension ``group_by`` too)."""
+        params = {"workflow": workflow, "since": since, "until": until, "as_of": as_of, "group_by": group_by}
         return cast(Overview, self._get("/api/overview", params))
 
     def transactions(
@@ -202,6 +205,7 @@ class QueryClient:
         cursor: str | None = None,
         predicted_breach: bool = False,
         sort: str | None = None,
+        dimensions: Iterable[str] = (),
     ) -> TransactionPage:
         """``/api/transactions``: the operations queue, newest activity first, or soonest predicted
         breach first (``sort="predicted_breach"``) (filters AND together)."""
@@ -213,6 +217,7 @@ class QueryClient:
             "violations": violations,
             "attention": attention,
             "issue": list(issues),
+            "dimension": list(dimensions),  # each `<dimension>:<value>`
             "since": since,
             "until": until,
             "as_of": as_of,
@@ -234,6 +239,10 @@ class QueryClient:
     def retention(self) -> Retention:
         """``/api/retention``: how far back the tenant's data goes."""
         return cast(Retention, self._get("/api/retention"))
+
+    def dimensions(self) -> list[DimensionValues]:
+        """``/api/dimensions``: the declared dimensions, each with its commonest values."""
+        return cast(list[DimensionValues], self._get("/api/dimensions"))
 
     def workflows(self) -> list[Workflow]:
         """``/api/workflows``: the definitions in force."""

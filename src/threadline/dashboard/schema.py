@@ -98,6 +98,7 @@ class TransactionSummary(TypedDict):
     mismatches: NotRequired[list[Mismatch]]  # values its systems disagree on (`reconcile:`)
     duplicates: NotRequired[list[Duplicate]]  # transactions with its business key (`unique_by:`)
     forecast: NotRequired[Forecast | None]  # expected completion and SLA outlook (open ones)
+    dimensions: NotRequired[dict[str, str]]  # its values of its workflow's `dimensions:`
 
 
 class Event(TypedDict):
@@ -168,8 +169,7 @@ class CurrencyAmount(TypedDict):
     transactions: int
 
 
-class WorkflowFigures(TypedDict):
-    workflow: str
+class Figures(TypedDict):
     transactions: int
     completed: int
     failed: int
@@ -187,6 +187,14 @@ class WorkflowFigures(TypedDict):
     with_mismatches: NotRequired[int]
     mismatched_values: NotRequired[dict[str, int]]
     with_duplicates: NotRequired[int]
+
+
+class WorkflowFigures(Figures):
+    workflow: str
+
+
+class DimensionFigures(Figures):
+    value: str | None  # None: the transactions that carry none
 
 
 class Bottleneck(TypedDict):
@@ -214,6 +222,8 @@ class Overview(TypedDict):
     bottlenecks: list[Bottleneck]
     trend_bucket_seconds: int
     trend: list[TrendPoint]
+    group_by: NotRequired[str | None]
+    groups: NotRequired[list[DimensionFigures]]  # per value of `group_by`
 
 
 class Retention(TypedDict):
@@ -237,6 +247,17 @@ class Workflow(TypedDict):
     complete_on: list[str]
     fail_on: list[str]
     steps: list[StepDefinition]
+    dimensions: NotRequired[list[str]]  # the attribute keys its transactions are sliced by
+
+
+class DimensionValue(TypedDict):
+    value: str
+    transactions: int
+
+
+class DimensionValues(TypedDict):
+    dimension: str
+    values: list[DimensionValue]  # most transactions first
 
 
 class MapNode(TypedDict):

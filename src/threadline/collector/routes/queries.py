@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..auth import require
 from ..http_errors import ApiError
 from ..models import (
+    DimensionValues,
     Overview,
     ProcessMap,
     Retention,
@@ -229,6 +230,12 @@ async def get_overview(
         filters,
         group_by,
     )
+
+
+@router.get("/dimensions", response_model=list[DimensionValues])
+async def list_dimensions(collector: CollectorDep, tenant: TenantDep) -> list[DimensionValues]:
+    """The dimensions the workflows declare, each with its commonest values: what to filter by."""
+    return await run_in_threadpool(dimensions.values, collector.store, collector.workflows, tenant)
 
 
 @router.get("/retention", response_model=Retention)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..models import DimensionValue, DimensionValues
 from ..storage import Store
 from ..workflows import ATTRIBUTES, DIMENSION_NAME, WorkflowDefinition, Workflows
 from .reconciliation import CHANGED_STEP_VALUES, SLICE_STEP_VALUES, latest_value, step_values
@@ -39,6 +40,17 @@ SELECT transaction_id, dimensions[{group_by:String}] AS dimension_value
 FROM transaction_dimensions FINAL
 WHERE tenant = {tenant:String}
 """
+# The commonest values of each dimension, with their transactions: what a filter can choose from.
+VALUES = """
+SELECT dimension, value, count() AS transactions
+FROM transaction_dimensions FINAL
+ARRAY JOIN mapKeys(dimensions) AS dimension, mapValues(dimensions) AS value
+WHERE tenant = {tenant:String} AND value != ''
+GROUP BY dimension, value
+ORDER BY dimension, transactions DESC, value
+LIMIT {per_dimension:UInt32} BY dimension
+"""
+VALUES_PER_DIMENSION = 100
 FORGET = "DELETE FROM transaction_dimensions WHERE tenant = {tenant:String}"
 ANY_STORED = "SELECT count() > 0 AS stored FROM transaction_dimensions WHERE tenant = {tenant:String}"
 
@@ -83,6 +95,17 @@ def of_transactions(store: Store, tenant: str, transactions: Iterable[str]) -> d
         row["transaction_id"]: {key: value for key, value in row["dimensions"].items() if value}
         for row in rows
     }
+
+
+def values(store: Store, workflows: Workflows, tenant: str) -> list[DimensionValues]:
+    """Every declared dimension, in declaration order, with its commonest values."""
+    found: dict[str, list[DimensionValue]] = {key: [] for key in declared(workflows)}
+    for row in store.rows(VALUES, {"tenant": tenant, "per_dimension": VALUES_PER_DIMENSION}):
+        if row["dimension"] in found:  # one no longer declared is left out
+            found[row["dimension"]].append(
+                DimensionValue(value=row["value"], transactions=row["transactions"])
+            )
+    return [DimensionValues(dimension=key, values=listed) for key, listed in found.items()]
 
 
 def derive(definition: WorkflowDefinition, row: Mapping[str, Any]) -> dict[str, str]:

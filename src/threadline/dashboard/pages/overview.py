@@ -17,9 +17,12 @@ from .. import signin
 from ..components import card, empty_state, icon, kpi, labelled, page_header, range_picker, select, tag
 from ..grids import column, grid, meter
 from ..page import PageContext, Rendered
-from ..schema import Bottleneck, Overview, WorkflowFigures
+from ..schema import Bottleneck, Figures, Overview, WorkflowFigures
 from ..theme import Palette, empty_figure, figure_layout
 from ..urls import OVERVIEW, QUEUE, RANGES, Query, href, search_of, workflow_path
+
+# The queue's every state: late but completed transactions count as at risk too.
+EVERY_STATE = "stuck,failed,in_progress,completed"
 
 
 def render(context: PageContext) -> Rendered:
@@ -28,7 +31,9 @@ def render(context: PageContext) -> Rendered:
     workflow = query.get("workflow")
     since, until = query.window(context.now)
     workflows = context.client.workflows()
-    overview = context.client.overview(workflow=workflow, since=since, until=until)
+    dimensions = list(dict.fromkeys(key for w in workflows for key in w.get("dimensions", [])))
+    group_by = query.get("group_by") if query.get("group_by") in dimensions else None
+    overview = context.client.overview(workflow=workflow, since=since, until=until, group_by=group_by)
     retention = context.client.retention()
     filters = html.Div(
         [
@@ -41,6 +46,12 @@ def render(context: PageContext) -> Rendered:
                     "All workflows",
                     width=230,
                 ),
+            ),
+            html.Div(
+                labelled(
+                    "Group by", select("overview-group-by", dimensions, group_by, "No grouping", width=180)
+                ),
+                hidden=not dimensions,  # rendered all the same: the filter callback takes it as an input
             ),
             labelled("Started", range_picker(OVERVIEW, query)),
         ],
@@ -86,6 +97,7 @@ def render(context: PageContext) -> Rendered:
                 ],
                 className="tl-grid-row",
             ),
+            *([_groups(overview, group_by, query)] if group_by else []),
             card(
                 "Workflows",
                 grid("overview-workflows", _workflow_columns(), _workflow_rows(overview, query)),
@@ -93,6 +105,33 @@ def render(context: PageContext) -> Rendered:
                 flush=True,
             ),
         ],
+    )
+
+
+def _groups(overview: Overview, dimension: str, query: Query) -> Any:
+    """The figures per value of ``dimension``; each value opens the queue filtered by it."""
+    rows = [
+        {
+            **_figure_cells(figures),
+            "workflow": figures["value"] or f"(no {dimension})",
+            "href": href(
+                QUEUE,
+                {
+                    "workflow": query.get("workflow"),
+                    "dimension": f"{dimension}:{figures['value']}",
+                    "state": EVERY_STATE,
+                },
+            )
+            if figures["value"]
+            else None,
+        }
+        for figures in overview.get("groups", [])
+    ]
+    return card(
+        f"By {dimension}",
+        grid("overview-groups", _workflow_columns(dimension.replace("_", " ").capitalize()), rows),
+        subtitle=f"Each {dimension} over the same range; open one for its transactions in the queue",
+        flush=True,
     )
 
 
@@ -114,8 +153,7 @@ def _kpis(totals: WorkflowFigures, query: Query) -> html.Div:
         id="kpi-value-at-risk-more",
         title=" · ".join(fmt.money(item["amount"], item["currency"]) for item in risk),
     )
-    every_state = "stuck,failed,in_progress,completed"  # late but completed ones count as at risk too
-    queue = href(QUEUE, {"workflow": query.get("workflow"), "issue": "stuck,breached", "state": every_state})
+    queue = href(QUEUE, {"workflow": query.get("workflow"), "issue": "stuck,breached", "state": EVERY_STATE})
     return html.Div(
         [
             kpi(
@@ -325,9 +363,9 @@ def _bottlenecks(bottlenecks: list[Bottleneck], query: Query) -> Any:
     return card("Bottlenecks", body, actions, "Open transactions waiting on a step", class_name="tl-span-4")
 
 
-def _workflow_columns() -> list[dict[str, Any]]:
+def _workflow_columns(first: str = "Workflow") -> list[dict[str, Any]]:
     return [
-        column("workflow", "Workflow", flex=1.6, renderer="Link", minWidth=200),
+        column("workflow", first, flex=1.6, renderer="Link", minWidth=200),
         column("transactions", "Started", numeric=True, width=100),
         meter("completion", "Completion", 170),
         column("p50", "Cycle p50", numeric=True, width=110),
@@ -360,28 +398,30 @@ def _workflow_columns() -> list[dict[str, Any]]:
 
 def _workflow_rows(overview: Overview, query: Query) -> list[dict[str, Any]]:
     range_params = {key: query.get(key) for key in ("range", "since", "until")}
-    rows = []
-    for figures in overview["workflows"]:
-        name = figures["workflow"]
-        rows.append(
-            {
-                "workflow": name,
-                "href": href(workflow_path(name), range_params),
-                "transactions": figures["transactions"],
-                "completion": _meter(figures["completion_rate"], "share"),
-                "p50": fmt.duration(figures["cycle_time_p50_seconds"]),
-                "p95": fmt.duration(figures["cycle_time_p95_seconds"]),
-                "sla": _meter(figures["sla_attainment"], "sla"),
-                "stuck": figures["stuck"],
-                "failed": figures["failed"],
-                "breached": figures["breached"],
-                "risk": " · ".join(
-                    fmt.money(v["amount"], v["currency"], True) for v in figures["value_at_risk"]
-                )
-                or "—",
-            }
-        )
-    return rows
+    return [
+        {
+            **_figure_cells(figures),
+            "workflow": figures["workflow"],
+            "href": href(workflow_path(figures["workflow"]), range_params),
+        }
+        for figures in overview["workflows"]
+    ]
+
+
+def _figure_cells(figures: Figures) -> dict[str, Any]:
+    """A row's cells but its name and link: a workflow's or a dimension value's figures."""
+    return {
+        "transactions": figures["transactions"],
+        "completion": _meter(figures["completion_rate"], "share"),
+        "p50": fmt.duration(figures["cycle_time_p50_seconds"]),
+        "p95": fmt.duration(figures["cycle_time_p95_seconds"]),
+        "sla": _meter(figures["sla_attainment"], "sla"),
+        "stuck": figures["stuck"],
+        "failed": figures["failed"],
+        "breached": figures["breached"],
+        "risk": " · ".join(fmt.money(v["amount"], v["currency"], True) for v in figures["value_at_risk"])
+        or "—",
+    }
 
 
 def _meter(value: float | None, kind: str) -> dict[str, Any]:
@@ -471,9 +511,10 @@ def register(app: dash.Dash) -> None:
     @app.callback(
         Output("url", "search", allow_duplicate=True),
         Input("overview-workflow", "value"),
+        Input("overview-group-by", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def choose_workflow(workflow: str | None, search: str | None) -> str | NoUpdate:
-        new = search_of(Query.parse(search).with_(workflow=workflow))
+    def choose_workflow(workflow: str | None, group_by: str | None, search: str | None) -> str | NoUpdate:
+        new = search_of(Query.parse(search).with_(workflow=workflow, group_by=group_by))
         return dash.no_update if new == (search or "") else new

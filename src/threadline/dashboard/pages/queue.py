@@ -23,7 +23,7 @@ from ..actions import ActionRequest, button, cannot_act
 from ..components import card, empty_state, icon, labelled, page_header, select
 from ..grids import column, grid
 from ..page import PageContext, Rendered
-from ..schema import TransactionSummary
+from ..schema import DimensionValues, TransactionSummary
 from ..urls import QUEUE, Query, age_seconds, href, search_of, transaction_path
 
 ISSUES = {
@@ -88,7 +88,12 @@ def waiting_seconds(item: TransactionSummary, now: dt.datetime) -> float | None:
 
 
 def _fetch(
-    context: PageContext, issues: list[str], states: list[str], workflow: str, system: str
+    context: PageContext,
+    issues: list[str],
+    states: list[str],
+    workflow: str,
+    system: str,
+    dimensions: list[str],
 ) -> tuple[list[TransactionSummary], int, bool]:
     """Ask the API for as narrow a set as it can filter; several issues are matched here (any of them).
 
@@ -102,6 +107,7 @@ def _fetch(
         "states": states,
         "attention": True,
         "limit": LIMIT,
+        "dimensions": dimensions,
     }
     if len(issues) == 1 and issues[0] in ("stuck", "failed"):
         filters["states"] = [state for state in states if state == issues[0]]
@@ -121,6 +127,21 @@ def _fetch(
     return items, page["total"], page["next_cursor"] is not None
 
 
+def dimension_options(found: list[DimensionValues], chosen: list[str]) -> list[dict[str, str]]:
+    """``region: EMEA (1,204)`` for each dimension's commonest values (value ``region:EMEA``); a value
+    in the URL but not among them stays choosable."""
+    options = {
+        f"{dimension['dimension']}:{value['value']}": (
+            f"{dimension['dimension']}: {value['value']} ({fmt.count(value['transactions'])})"
+        )
+        for dimension in found
+        for value in dimension["values"]
+    }
+    for value in chosen:
+        options.setdefault(value, value.replace(":", ": ", 1))
+    return [{"label": label, "value": value} for value, label in options.items()]
+
+
 def render(context: PageContext) -> Rendered:
     """The queue for the filters in the URL, longest waiting first."""
     query = context.query
@@ -130,7 +151,10 @@ def render(context: PageContext) -> Rendered:
     states = [state for state in query.list("state") if state in STATES]
     workflows = context.client.workflows()
     systems = sorted({s["system"] for w in workflows for s in w["steps"] if s["system"]})
-    items, total, truncated = _fetch(context, issues, states, workflow, system)
+    declared = any(w.get("dimensions") for w in workflows)
+    dimension_values = context.client.dimensions() if declared else []
+    dimensions = query.list("dimension")
+    items, total, truncated = _fetch(context, issues, states, workflow, system, dimensions)
     now = context.now
     if min_age is not None:
         items = [item for item in items if (waiting_seconds(item, now) or 0) >= min_age]
@@ -162,6 +186,20 @@ def render(context: PageContext) -> Rendered:
                     width=240,
                 ),
             ),
+            html.Div(
+                labelled(
+                    "Dimension",
+                    select(
+                        "queue-dimension",
+                        dimension_options(dimension_values, dimensions),
+                        dimensions,
+                        "Any",
+                        multi=True,
+                        width=220,
+                    ),
+                ),
+                hidden=not declared,  # rendered all the same: the filter callback takes it as an input
+            ),
             labelled(
                 "Waiting longer than",
                 select(
@@ -184,7 +222,7 @@ def render(context: PageContext) -> Rendered:
     counts = _counts(items, query)
     exceptions = exception_groups.panel(context, workflow, system)
     if not items:
-        filtered = bool(workflow or system or issues or min_age or states)
+        filtered = bool(workflow or system or issues or min_age or states or dimensions)
         body = empty_state(
             "Nothing needs attention" if not filtered else "No transaction matches these filters",
             "Every transaction is progressing within its SLA."
@@ -394,6 +432,7 @@ def register(app: dash.Dash) -> None:
         Input("queue-state", "value"),
         Input("queue-issue", "value"),
         Input("queue-age", "value"),
+        Input("queue-dimension", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
@@ -403,10 +442,15 @@ def register(app: dash.Dash) -> None:
         states: list[str] | None,
         issues: list[str] | None,
         age: str | None,
+        dimensions: list[str] | None,
         search: str | None,
     ) -> str | NoUpdate:
         query = Query.parse(search)
-        changes = {"state": list(states or []), "issue": list(issues or [])}
+        changes = {
+            "state": list(states or []),
+            "issue": list(issues or []),
+            "dimension": list(dimensions or []),
+        }
         new = search_of(query.with_(workflow=workflow, system=system, age=age, **changes))
         return dash.no_update if new == (search or "") else new
 

@@ -117,6 +117,25 @@ def _header(detail: TransactionDetail, key: str, context: PageContext, actions: 
         audit_trail.badge(detail),
         html.Span(chips or "no aliases", className="tl-aliases", id="transaction-aliases"),
     ]
+    if detail.get("dimensions"):  # each opens the queue of the transactions that share it
+        subtitle.append(
+            html.Span(
+                [
+                    dcc.Link(
+                        tag(
+                            [html.Span(key, className="tl-alias-kind"), value],
+                            "dimension",
+                            class_name="tl-alias",
+                        ),
+                        href=href(QUEUE, {"dimension": f"{key}:{value}"}),
+                        title=f"The queue's transactions with {key} {value}",
+                    )
+                    for key, value in detail["dimensions"].items()
+                ],
+                className="tl-aliases",
+                id="transaction-dimensions",
+            )
+        )
     if found_by:
         subtitle.append(
             html.Span(
