@@ -453,6 +453,40 @@ BAD_SECTIONS = [
 ]
 
 
+BAD_SECTIONS += [
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url: "http://x/y"}}
+          rules:
+            - name: emea
+              when: failed
+              severity: warning
+              receivers: hook
+              dimensions: {region: EMEA}   # <-
+        """,
+        'alert rule "emea": dimensions names "region", which no workflow declares (declared: none)',
+        id="undeclared dimension",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url: "http://x/y"}}
+          rules:
+            - name: many
+              when: stuck_or_failed_count_above
+              threshold: 3
+              window: 1h
+              severity: warning
+              receivers: hook
+              dimensions: {region: EMEA}   # <-
+        """,
+        'alert rule "many": dimensions applies to the per-transaction rules',
+        id="dimensions of a count rule",
+    ),
+]
+
+
 @pytest.mark.parametrize(("section", "reason"), BAD_SECTIONS)
 def test_a_bad_alerts_section_names_the_file_the_line_and_the_reason(
     tmp_path: Path, section: str, reason: str
@@ -544,6 +578,35 @@ def test_per_transaction_rules_hold_per_transaction_and_never_for_a_resolved_one
     assert set(holding([rule("failed", workflow="other")], candidates)) == set()
     text = holding([rule("stuck_longer_than", duration_s=60)], candidates)["stuck_longer_than", "A"].summary
     assert text == "order A is stuck: no progress for 3h, waiting on order.booked (erp)"
+
+
+def test_a_rule_with_dimensions_holds_only_for_transactions_with_each_value() -> None:
+    candidates = [
+        Candidate(summary("EMEA-E", dimensions={"region": "EMEA", "segment": "enterprise"}), resolved=False),
+        Candidate(summary("EMEA-SMB", dimensions={"region": "EMEA", "segment": "smb"}), resolved=False),
+        Candidate(summary("AMER", dimensions={"region": "AMER"}), resolved=False),
+        Candidate(summary("NONE"), resolved=False),  # carries no dimension
+    ]
+    emea = rule("sla_breached", dimensions=(("region", "EMEA"),))
+    assert {key for _, key in holding([emea], candidates)} == {"EMEA-E", "EMEA-SMB"}
+    both = rule("sla_breached", dimensions=(("region", "EMEA"), ("segment", "enterprise")))
+    assert {key for _, key in holding([both], candidates)} == {"EMEA-E"}
+
+
+def test_dimensions_of_a_rule_are_read_from_the_file_when_a_workflow_declares_them() -> None:
+    [emea] = parse(
+        HEAD.replace("    sla: 1h\n", "    sla: 1h\n    dimensions: [region, segment]\n")
+        + textwrap.dedent(
+            """
+            alerts:
+              receivers: {hook: {type: webhook, url: "http://x/y"}}
+              rules:
+                - {name: emea, when: failed, severity: warning, receivers: hook,
+                   dimensions: {segment: enterprise, attributes.region: EMEA}}
+            """
+        )
+    ).alerts
+    assert emea.dimensions == (("region", "EMEA"), ("segment", "enterprise"))
 
 
 def test_the_count_rule_counts_stuck_now_and_failed_within_the_window_only() -> None:

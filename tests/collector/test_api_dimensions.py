@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.collector_process import CollectorProcess
 from tests.support.polling import eventually
+from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +117,55 @@ def test_a_malformed_or_undeclared_dimension_is_a_400_naming_it(
     assert answer.status_code == 400
     [problem] = answer.json()["problems"]
     assert problem["field"] == parameter and reason in problem["reason"]
+
+
+ALERTING = """
+workflows:
+  quote-to-cash:
+    dimensions: [region]
+    fail_on: [erp.order.rejected]
+    steps:
+      - {name: crm.opportunity.won, system: salesforce}
+      - {name: erp.order.rejected, system: netsuite}
+alerts:
+  receivers:
+    hook: {type: webhook, url_env: TEST_HOOK_URL, group_by: [...], group_wait: 0.1s, group_interval: 0.1s}
+  rules:
+    - {name: emea-failed, when: failed, severity: critical, receivers: hook, dimensions: {region: EMEA}}
+"""
+
+
+def test_an_alert_rule_with_a_dimension_fires_for_that_slice_only(tmp_path: Path) -> None:
+    receiver = WebhookReceiver().start()
+    workflows = tmp_path / "workflows.yaml"
+    workflows.write_text(ALERTING)
+    env = {
+        "THREADLINE_STATE_INTERVAL": "0.2s",
+        "THREADLINE_ALERT_INTERVAL": "0.3",
+        "THREADLINE_SHARED_READ_SECONDS": "0",
+        "TEST_HOOK_URL": receiver.url("/hook"),
+    }
+    collector = CollectorProcess(store_dir=tmp_path / "store", workflows=workflows, env=env, isolated=True)
+    collector.start()
+    try:
+        with httpx.Client(base_url=collector.url, timeout=30) as client:
+            # The rules watch from their first evaluation: what happens after it is news.
+            eventually(lambda: client.get("/api/alerts/rules").json()["last_evaluation"], what="a first pass")
+            events = [
+                event(key, step, minutes, region=region)
+                for key, region in (("OPP-EMEA", "EMEA"), ("OPP-AMER", "AMER"))
+                for step, minutes in (("crm.opportunity.won", 20), ("erp.order.rejected", 10))
+            ]
+            assert client.post("/v1/events", json={"events": events}).status_code == 200
+            fired = eventually(lambda: receiver.received("OPP-EMEA", status="firing"), what="the EMEA alert")
+            assert fired[0].alert["alert"]["rule"] == "emea-failed"
+            # OPP-AMER failed as well and is in the same store: the rule's next passes never tell of it.
+            rules = "/api/alerts/rules"
+            told = client.get(rules).json()["last_evaluation"]
+            eventually(lambda: client.get(rules).json()["last_evaluation"] != told, what="a later pass")
+            assert not receiver.received("OPP-AMER")
+            rule = client.get("/api/alerts/rules").json()["rules"][0]
+            assert rule["dimensions"] == {"region": "EMEA"}
+    finally:
+        collector.stop()
+        receiver.stop()

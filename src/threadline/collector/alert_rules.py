@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Container, Mapping
+from collections.abc import Collection, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast, get_args
 
@@ -119,9 +119,9 @@ _GROUPING_KEYS: dict[str, str] = {  # key in the file: Grouping field
     "group_interval": "group_interval_s",
     "repeat_interval": "repeat_interval_s",
 }
-_COMMON_KEYS = frozenset({"name", "when", "workflow", "severity", "receivers", "description"}) | frozenset(
-    _GROUPING_KEYS
-)
+_COMMON_KEYS = frozenset(
+    {"name", "when", "workflow", "severity", "receivers", "description", "dimensions"}
+) | frozenset(_GROUPING_KEYS)
 # Per condition: (required parameters, optional parameters).
 _PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "sla_breached": (frozenset(), frozenset()),
@@ -183,6 +183,8 @@ class AlertRule:
     amount: float | None = None  # value_at_risk_above
     currency: str | None = None  # value_at_risk_above; None: each currency on its own
     lead_s: float | None = None  # predicted_breach: how long before the SLA deadline it fires
+    # (dimension, value) a transaction must have, each (per-transaction rules): `dimensions: {region: EMEA}`
+    dimensions: tuple[tuple[str, str], ...] = ()
     grouping: tuple[tuple[str, Any], ...] = ()  # the grouping settings set on the rule, as (field, value)
     line: int = field(default=0, compare=False)
 
@@ -211,8 +213,11 @@ class AlertRule:
         return {name: value for name, value in values.items() if value is not None}
 
 
-def parse_alerts(reader: DefinitionReader, node: Node, workflows: Container[str]) -> tuple[AlertRule, ...]:
-    """The rules of an ``alerts:`` mapping, receivers resolved; ``workflows``: the workflow names defined."""
+def parse_alerts(
+    reader: DefinitionReader, node: Node, workflows: Container[str], dimensions: Collection[str] = ()
+) -> tuple[AlertRule, ...]:
+    """The rules of an ``alerts:`` mapping, receivers resolved; ``workflows``: the workflow names
+    defined, ``dimensions``: the dimensions they declare."""
     reader.raw(node)  # refuses unsafe or unknown YAML tags before anything is read
     section = reader.mapping(node, '"alerts"')
     reader.check_keys(section, _SECTION_KEYS, '"alerts"')
@@ -226,7 +231,7 @@ def parse_alerts(reader: DefinitionReader, node: Node, workflows: Container[str]
     items_node = section["rules"][1]
     lines: dict[str, int] = {}
     for index, item in enumerate(reader.sequence(items_node, '"alerts: rules"'), 1):
-        rule = _rule(reader, index, item, receivers, workflows)
+        rule = _rule(reader, index, item, receivers, workflows, dimensions)
         if rule.name in lines:
             raise reader.error(
                 item, f'duplicate alert rule "{rule.name}" (first defined on line {lines[rule.name]})'
@@ -294,6 +299,7 @@ def _rule(
     node: Node,
     receivers: Mapping[str, Receiver],
     workflows: Container[str],
+    dimensions: Collection[str],
 ) -> AlertRule:
     entries = reader.mapping(node, f"alert rule {index}")
     if "name" not in entries:
@@ -388,6 +394,28 @@ def _rule(
         amount=amount,
         currency=currency,
         lead_s=duration("lead"),
+        dimensions=_dimensions(reader, entries["dimensions"][1], what, when, dimensions)
+        if "dimensions" in entries
+        else (),
         grouping=_grouping(reader, entries, what),
         line=node.start_mark.line + 1,
     )
+
+
+def _dimensions(
+    reader: DefinitionReader, node: Node, what: str, when: str, declared: Collection[str]
+) -> tuple[tuple[str, str], ...]:
+    """``dimensions: {region: EMEA}``: the values a transaction must have, each, for the rule to see it."""
+    if when not in PER_TRANSACTION:
+        rules = ", ".join(sorted(PER_TRANSACTION))
+        raise reader.error(node, f"{what}: dimensions applies to the per-transaction rules ({rules}) only")
+    found = []
+    for key, (key_node, value_node) in reader.mapping(node, f"{what}: dimensions").items():
+        dimension = key.removeprefix("attributes.")
+        if dimension not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise reader.error(
+                key_node, f'{what}: dimensions names "{key}", which no workflow declares (declared: {known})'
+            )
+        found.append((dimension, reader.text_of(value_node, f"{what}: dimensions: {key}")))
+    return tuple(sorted(found))

@@ -674,6 +674,9 @@ class AlertRuleView(BaseModel):
         description="Fires once per transaction (else once per rule/system/currency)"
     )
     parameters: dict[str, float | int | str]
+    dimensions: dict[str, str] = Field(
+        default_factory=dict, description="The values a transaction must have, each, for the rule to see it"
+    )
     receivers: list[str]
     watching_since: dt.datetime | None = Field(
         description="When the rule started watching this tenant: it alerts on what happens from then"

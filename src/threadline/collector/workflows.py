@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -296,7 +296,8 @@ def parse(text: str, source: str = "<string>") -> Workflows:
     if not entries:
         raise reader.error(workflows_node, '"workflows" defines no workflow')
     definitions = {name: _workflow(reader, name, key, node) for name, (key, node) in entries.items()}
-    alerts = _alerts(reader, top["alerts"][1], definitions.keys()) if "alerts" in top else ()
+    declared = {key for definition in definitions.values() for key in definition.dimensions}
+    alerts = _alerts(reader, top["alerts"][1], definitions.keys(), declared) if "alerts" in top else ()
     actions = (
         parse_actions(reader, top["actions"][1], {name: d.step_names() for name, d in definitions.items()})
         if "actions" in top
@@ -663,6 +664,8 @@ def _reachable(edges: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
     return closure
 
 
-def _alerts(reader: _Reader, node: Node, workflows: Container[str]) -> tuple[AlertRule, ...]:
+def _alerts(
+    reader: _Reader, node: Node, workflows: Container[str], dimensions: Collection[str]
+) -> tuple[AlertRule, ...]:
     """The alert rules, validated here so a bad rule fails the load (or reload) like a bad step."""
-    return parse_alerts(reader, node, workflows)
+    return parse_alerts(reader, node, workflows, dimensions)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..alert_rules import AlertRule
 from ..models import TransactionSummary
-from ..state import snapshot
+from ..state import dimensions, snapshot
 from ..state.forecast import FORECASTED, ForecastModel, forecast_parameters
 from ..state.rules import AMOUNT_AT_RISK
 from ..state.transactions import summary_of
@@ -134,6 +134,10 @@ transaction_id IN (
     -- what the state keeper reconciled since (it derives a mismatch after its events were received)
     SELECT transaction_id FROM transaction_reconciliations
     WHERE tenant = {{tenant:String}} AND reconciled_at >= {{changed_since:DateTime64(6, 'UTC')}}
+    UNION ALL
+    -- and gave dimensions, which a rule's `dimensions:` may wait for
+    SELECT transaction_id FROM transaction_dimensions
+    WHERE tenant = {{tenant:String}} AND kept_at >= {{changed_since:DateTime64(6, 'UTC')}}
 )
 OR transaction_id IN {{ids:Array(String)}}
 OR last_activity >= {{active_since:DateTime64(6, 'UTC')}}
@@ -323,6 +327,17 @@ def summaries(
     return {
         row["transaction_id"]: Candidate(summary_of(row, as_of, model), bool(row["resolved"])) for row in rows
     }
+
+
+def with_dimensions(store: Store, tenant: str, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """``candidates`` with their dimensions, which a rule's ``dimensions:`` matches on."""
+    found = dimensions.of_transactions(store, tenant, (c.summary.correlation_id for c in candidates))
+    return [
+        replace(c, summary=c.summary.model_copy(update={"dimensions": found[c.summary.correlation_id]}))
+        if c.summary.correlation_id in found
+        else c
+        for c in candidates
+    ]
 
 
 def received_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:
@@ -527,7 +542,9 @@ def evaluate_rules(
         scoped = [
             c
             for c in candidates
-            if not c.resolved and (rule.workflow is None or c.summary.workflow == rule.workflow)
+            if not c.resolved
+            and (rule.workflow is None or c.summary.workflow == rule.workflow)
+            and all(c.summary.dimensions.get(key) == value for key, value in rule.dimensions)
         ]
         if rule.per_transaction:
             matches = [m for c in scoped if (m := _transaction_match(rule, c.summary, as_of)) is not None]

@@ -156,6 +156,7 @@ def alert_payload(
             "subject": alert.subject,
             "description": rule.description if rule else None,
             "parameters": rule.parameters() if rule else {},
+            "dimensions": dict(rule.dimensions) if rule else {},
             "fired_at": alert.fired_at.isoformat(),
             "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
             "resolution": alert.resolution or None,

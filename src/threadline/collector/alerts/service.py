@@ -291,6 +291,8 @@ class Alerting:
         since = None if first else self._cursors[tenant]
         firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
         candidates = self._candidates(tenant, workflows, as_of, since, firing) if rules else []
+        if any(rule.dimensions for rule in rules):
+            candidates = evaluate.with_dimensions(store, tenant, candidates)
         measured = evaluate.evaluate_rules(
             rules,
             candidates,

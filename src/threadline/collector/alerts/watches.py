@@ -53,6 +53,8 @@ SHOWN = 20  # transactions named on a watch's summary
 def definition(rule: AlertRule) -> str:
     """What the rule measures, as a digest: severity, receivers and description may change freely."""
     measured = {"when": rule.when, "workflow": rule.workflow, **rule.parameters()}
+    if rule.dimensions:  # none: the digest of a rule from before dimensions existed
+        measured["dimensions"] = dict(rule.dimensions)
     return hashlib.sha256(orjson.dumps(measured, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 

@@ -93,6 +93,7 @@ async def list_rules(collector: CollectorDep, tenant: TenantDep) -> AlertRules:
                 description=rule.description,
                 per_transaction=rule.per_transaction,
                 parameters=rule.parameters(),
+                dimensions=dict(rule.dimensions),
                 receivers=[receiver.name for receiver in rule.receivers],
                 watching_since=watch.since if (watch := watching.get(rule.name)) else None,
                 already_holding=watch.already_holding if watch else 0,

@@ -22,7 +22,7 @@ from ..storage import Store
 from ..workflows import ATTRIBUTES, DIMENSION_NAME, WorkflowDefinition, Workflows
 from .reconciliation import CHANGED_STEP_VALUES, SLICE_STEP_VALUES, latest_value, step_values
 
-COLUMNS = ("tenant", "transaction_id", "workflow", "started_at", "dimensions", "version")
+COLUMNS = ("tenant", "transaction_id", "workflow", "started_at", "dimensions", "kept_at", "version")
 OF_TRANSACTIONS = """
 SELECT transaction_id, dimensions FROM transaction_dimensions FINAL
 WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)}
@@ -124,7 +124,7 @@ def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapp
         "workflows": sorted(definitions),
         "attribute_keys": sorted({key for d in definitions.values() for key in d.dimensions}),
     }
-    version = time.time_ns() // 1000
+    now, version = dt.datetime.now(dt.UTC), time.time_ns() // 1000
     rows = [
         [
             tenant,
@@ -132,6 +132,7 @@ def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapp
             row["workflow"],
             row["started_at"],
             derive(definitions[row["workflow"]], row),
+            now,
             version,
         ]
         for row in store.rows(sql, parameters)

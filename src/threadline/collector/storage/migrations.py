@@ -561,6 +561,7 @@ TRANSACTION_RECONCILIATIONS = Table(
 # --- Migration 16: business dimensions ---------------------------------------------------------------
 # Per transaction of a workflow with `dimensions:`, the value of each (``state/dimensions.py``), kept
 # by the state keeper: the queue's filter, the overview's grouping and the process map read them here.
+# ``kept_at`` tells the alert evaluator what changed since its last pass.
 TRANSACTION_DIMENSIONS = Table(
     name="transaction_dimensions",
     columns=f"""
@@ -569,6 +570,7 @@ TRANSACTION_DIMENSIONS = Table(
     workflow LowCardinality(String),
     started_at {TIME},
     dimensions Map(LowCardinality(String), String),
+    kept_at {TIME},
     version UInt64
     """,
     order_by="(tenant, transaction_id)",
