@@ -95,7 +95,9 @@ def main() -> None:
         "stuck": [
             (
                 "list",
-                transactions.LIST.format(summary=rules.summary_sql(open_only=True)),
+                transactions.LIST.format(summary=rules.summary_sql(open_only=True)).replace(
+                    "{in_slice}", "1"
+                ),
                 list_parameters,
             )
         ],
@@ -103,15 +105,22 @@ def main() -> None:
             (
                 "figures",
                 overview.FIGURES.format(
-                    summary=rules.summary_sql(),
-                    in_range=overview.IN_RANGE,
+                    group="workflow",
+                    source=rules.summary_sql(),
+                    in_range=overview.in_range(),
                     amount_at_risk=rules.AMOUNT_AT_RISK,
                 ),
                 {**summary_parameters, **everything},
             )
         ],
         "map": [
-            (name, getattr(process_map, name).format(traces=process_map.STORED_TRACES), map_parameters)
+            (
+                name,
+                getattr(process_map, name)
+                .format(traces=process_map.STORED_TRACES)
+                .replace("{in_slice}", "1"),
+                map_parameters,
+            )
             for name in ("VARIANTS", "EDGES")
         ],
     }

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from tests.support.traffic import NOW, Traffic
 from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.schema import EARLIEST, LATEST, parse_batch
-from threadline.collector.state import snapshot
+from threadline.collector.state import dimensions, snapshot
 from threadline.collector.state.forecast import forecast_parameters
-from threadline.collector.state.overview import FIGURES, IN_RANGE, TREND
+from threadline.collector.state.overview import FIGURES, TREND, in_range
 from threadline.collector.state.rules import AMOUNT_AT_RISK, summary_sql
 from threadline.collector.state.transactions import LIST
 from threadline.collector.storage import Store
@@ -85,10 +85,10 @@ def answers(store: Store, workflows: Workflows, as_of: dt.datetime, snapshot_pat
             summary=summary,
             source=summary,
             group="workflow",
-            in_range=IN_RANGE,
+            in_range=in_range(),
             amount_at_risk=AMOUNT_AT_RISK,
         )
-        rows = store.rows(sql, parameters)
+        rows = store.rows(sql.replace("{in_slice}", dimensions.condition(())), parameters)  # LIST: no slice
         found[name] = sorted(rows, key=repr)
     return found
 

@@ -34,8 +34,8 @@ SELECT
     arrayMap(x -> toUnixTimestamp64Micro(x.1), ordered) AS times
 FROM ({traces})
 WHERE started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
-  AND (empty({{dimension_filters:Array(Tuple(String, String))}}) OR {matching})
-""".replace("{matching}", dimensions.MATCHING.replace("{", "{{").replace("}", "}}"))
+  AND {{in_slice}}
+"""
 
 _WORKFLOW = "tenant = {tenant:String} AND workflow = {workflow:String}"
 MERGING_TRACES = f"""
@@ -259,7 +259,8 @@ def process_map(
         "dimension_filters": dimensions.bound(dimension_filters),
     }
     traces = STORED_TRACES if store.aggregates_complete() else EVENT_TRACES
-    variants = store.rows(VARIANTS.format(traces=traces), parameters)
+    in_slice = dimensions.condition(dimension_filters)
+    variants = store.rows(VARIANTS.format(traces=traces).replace("{in_slice}", in_slice), parameters)
     total = sum(row["transactions"] for row in variants)
     defined = {step.name: step.system for step in definition.steps} if definition else {}
     verdicts = [conformance.judge(definition, row["steps"]) if definition else None for row in variants]
@@ -283,7 +284,7 @@ def process_map(
                 p95_seconds=row["seconds"][1],
                 expected=expected_edge(definition, row["source"], row["target"]),
             )
-            for row in store.rows(EDGES.format(traces=traces), parameters)
+            for row in store.rows(EDGES.format(traces=traces).replace("{in_slice}", in_slice), parameters)
         ],
         variants=[
             Variant(

@@ -119,8 +119,7 @@ FROM ({{summary}})
 # it filters and sorts by them. A ``str.format`` template of ``summary``, as the other queries.
 _FORECASTED = FORECASTED.replace("{", "{{").replace("}", "}}").replace("{{summary}}", "{summary}")
 BY_ACTIVITY = "last_activity DESC, transaction_id DESC"
-LIST = (
-    """
+LIST = """
 SELECT * FROM
 (
     SELECT *, count() OVER () AS total
@@ -138,15 +137,12 @@ SELECT * FROM
       AND (NOT {{with_duplicates:Bool}} OR notEmpty(duplicates))
       AND started_at >= {{since:DateTime64(6, 'UTC')}} AND started_at <= {{until:DateTime64(6, 'UTC')}}
       AND (NOT {{predicted_breach:Bool}} OR breach_expected)
-      AND (empty({{dimension_filters:Array(Tuple(String, String))}}) OR {matching})
+      AND {{in_slice}}
 )
 WHERE (last_activity, transaction_id) < ({{after_time:DateTime64(6, 'UTC')}}, {{after_id:String}})
 ORDER BY {by_activity}
 LIMIT {{limit:UInt32}}
-""".replace("{forecasted}", _FORECASTED)
-    .replace("{by_activity}", BY_ACTIVITY)
-    .replace("{matching}", dimensions.MATCHING.replace("{", "{{").replace("}", "}}"))
-)
+""".replace("{forecasted}", _FORECASTED).replace("{by_activity}", BY_ACTIVITY)
 # Or the soonest predicted breach first: the first page only (a forecast moves with the clock, so no
 # cursor could hold a place in that order).
 BY_PREDICTED_BREACH = f"breach_expected DESC, breach_lead_seconds ASC NULLS LAST, {BY_ACTIVITY}"
@@ -386,7 +382,11 @@ def page(
         predicted_breach=filters.predicted_breach,
         **forecast_parameters(model),
     )
-    sql = LISTS[filters.order].format(summary=summary)
+    sql = (
+        LISTS[filters.order]
+        .format(summary=summary)
+        .replace("{in_slice}", dimensions.condition(filters.dimensions))
+    )
     rows = store.rows(sql, parameters)
     total = rows[0]["total"] if rows else 0
     listed = dimensions.of_transactions(store, tenant, (row["transaction_id"] for row in rows[:limit]))
