@@ -121,11 +121,12 @@ def derive(definition: WorkflowDefinition, row: Mapping[str, Any]) -> dict[str, 
     return {key: value for key, value in found.items() if value}
 
 
-def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapping[str, Any]) -> int:
-    """Derive the dimensions of the transactions ``sql`` (a STEP_VALUES) reads, and store them."""
+def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, which: Mapping[str, Any]) -> int:
+    """Derive the dimensions of the transactions ``sql`` (a STEP_VALUES) and ``which`` (its
+    parameters: since when, or the slice) read, and store them."""
     definitions = dimensioned_workflows(workflows)
     parameters = {
-        **bound,
+        **which,
         "tenant": tenant,
         "workflows": sorted(definitions),
         "attribute_keys": sorted({key for d in definitions.values() for key in d.dimensions}),
