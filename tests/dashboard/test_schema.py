@@ -27,10 +27,15 @@ REF = "#/components/schemas/"
 
 
 def mirrors() -> list[type]:
+    """Every TypedDict of the mirror but a private base several share (its fields are held to the
+    models through theirs)."""
     return [
         value
-        for value in vars(mirror).values()
-        if inspect.isclass(value) and typing.is_typeddict(value) and value.__module__ == mirror.__name__
+        for name, value in vars(mirror).items()
+        if inspect.isclass(value)
+        and typing.is_typeddict(value)
+        and value.__module__ == mirror.__name__
+        and not name.startswith("_")
     ]
 
 

@@ -169,7 +169,9 @@ class CurrencyAmount(TypedDict):
     transactions: int
 
 
-class Figures(TypedDict):
+class _Figures(TypedDict):
+    """What WorkflowFigures and DimensionFigures share (the API's ``Figures``, never a response alone)."""
+
     transactions: int
     completed: int
     failed: int
@@ -189,11 +191,11 @@ class Figures(TypedDict):
     with_duplicates: NotRequired[int]
 
 
-class WorkflowFigures(Figures):
+class WorkflowFigures(_Figures):
     workflow: str
 
 
-class DimensionFigures(Figures):
+class DimensionFigures(_Figures):
     value: str | None  # None: the transactions that carry none
 
 
@@ -502,6 +504,7 @@ class AlertRule(TypedDict):
     description: str | None
     per_transaction: bool
     parameters: dict[str, float | int | str]
+    dimensions: NotRequired[dict[str, str]]  # the values a transaction must have, each
     receivers: list[str]
     watching_since: str | None
     already_holding: int

@@ -17,7 +17,7 @@ from .. import signin
 from ..components import card, empty_state, icon, kpi, labelled, page_header, range_picker, select, tag
 from ..grids import column, grid, meter
 from ..page import PageContext, Rendered
-from ..schema import Bottleneck, Figures, Overview, WorkflowFigures
+from ..schema import Bottleneck, DimensionFigures, Overview, WorkflowFigures
 from ..theme import Palette, empty_figure, figure_layout
 from ..urls import OVERVIEW, QUEUE, RANGES, Query, href, search_of, workflow_path
 
@@ -408,7 +408,7 @@ def _workflow_rows(overview: Overview, query: Query) -> list[dict[str, Any]]:
     ]
 
 
-def _figure_cells(figures: Figures) -> dict[str, Any]:
+def _figure_cells(figures: WorkflowFigures | DimensionFigures) -> dict[str, Any]:
     """A row's cells but its name and link: a workflow's or a dimension value's figures."""
     return {
         "transactions": figures["transactions"],
