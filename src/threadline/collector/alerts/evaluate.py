@@ -329,9 +329,12 @@ def summaries(
     }
 
 
-def with_dimensions(store: Store, tenant: str, candidates: Sequence[Candidate]) -> list[Candidate]:
+def with_dimensions(
+    store: Store, workflows: Workflows, tenant: str, candidates: Sequence[Candidate]
+) -> list[Candidate]:
     """``candidates`` with their dimensions, which a rule's ``dimensions:`` matches on."""
-    found = dimensions.of_transactions(store, tenant, (c.summary.correlation_id for c in candidates))
+    ids = (c.summary.correlation_id for c in candidates)
+    found = dimensions.of_transactions(store, workflows, tenant, ids)
     return [
         replace(c, summary=c.summary.model_copy(update={"dimensions": found[c.summary.correlation_id]}))
         if c.summary.correlation_id in found

@@ -292,7 +292,7 @@ class Alerting:
         firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
         candidates = self._candidates(tenant, workflows, as_of, since, firing) if rules else []
         if any(rule.dimensions for rule in rules):
-            candidates = evaluate.with_dimensions(store, tenant, candidates)
+            candidates = evaluate.with_dimensions(store, workflows, tenant, candidates)
         measured = evaluate.evaluate_rules(
             rules,
             candidates,

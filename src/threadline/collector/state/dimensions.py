@@ -91,9 +91,12 @@ def declared(workflows: Workflows) -> list[str]:
     return list(dict.fromkeys(key for d in workflows for key in d.dimensions))
 
 
-def of_transactions(store: Store, tenant: str, transactions: Iterable[str]) -> dict[str, dict[str, str]]:
-    """The stored dimensions of ``transactions`` (those without a value of any are left out)."""
-    ids = sorted(set(transactions))
+def of_transactions(
+    store: Store, workflows: Workflows, tenant: str, transactions: Iterable[str]
+) -> dict[str, dict[str, str]]:
+    """The stored dimensions of ``transactions`` (those without a value of any are left out); no read
+    of the store when no workflow declares any (a lookup's hot path)."""
+    ids = sorted(set(transactions)) if dimensioned_workflows(workflows) else []
     if not ids:
         return {}
     rows = store.rows(OF_TRANSACTIONS, {"tenant": tenant, "transactions": ids})

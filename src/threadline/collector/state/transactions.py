@@ -309,7 +309,7 @@ def find(
         return None  # every event of it is after as_of
     row = rows[0]
     keys = {transaction, *resolved[0]["keys"]}
-    found_dimensions = dimensions.of_transactions(store, tenant, [transaction])
+    found_dimensions = dimensions.of_transactions(store, workflows, tenant, [transaction])
     return Found(
         summary=summary_of(row, as_of, model, found_dimensions.get(transaction)),
         aliases=dict(row["alias_rows"]),
@@ -389,7 +389,9 @@ def page(
     )
     rows = store.rows(sql, parameters)
     total = rows[0]["total"] if rows else 0
-    listed = dimensions.of_transactions(store, tenant, (row["transaction_id"] for row in rows[:limit]))
+    listed = dimensions.of_transactions(
+        store, workflows, tenant, (row["transaction_id"] for row in rows[:limit])
+    )
     items = [summary_of(row, as_of, model, listed.get(row["transaction_id"])) for row in rows[:limit]]
     pages = filters.order == "activity" and len(rows) > limit
     next_cursor = cursors.encode(items[-1].last_activity, items[-1].correlation_id) if pages else None
