@@ -229,7 +229,7 @@ BAD_SECTIONS = [
         """,
         'alert rule "r": when must be one of sla_breached, stuck_longer_than, failed, violation, '
         "stuck_or_failed_count_above, system_error_rate_above, value_at_risk_above, mismatch, duplicate, "
-        "predicted_breach, "
+        "predicted_breach, schema_drift, "
         "not 'stuck'",
         id="unknown condition",
     ),
@@ -483,6 +483,20 @@ BAD_SECTIONS += [
         """,
         'alert rule "many": dimensions applies to the per-transaction rules',
         id="dimensions of a count rule",
+    ),
+    pytest.param(
+        """
+        alerts:
+          receivers: {hook: {type: webhook, url: "http://x/y"}}
+          rules:
+            - name: drift
+              when: schema_drift
+              severity: warning
+              receivers: hook
+              workflow: quote-to-cash   # <-
+        """,
+        "alert rule \"drift\": a schema drift is a system's, not a workflow's: name its system",
+        id="workflow of a schema drift rule",
     ),
 ]
 

@@ -19,6 +19,7 @@
         - {name: amounts-disagree, when: mismatch, ...}     # the workflow's `reconcile:`
         - {name: same-customer-twice, when: duplicate, ...}  # the workflow's `unique_by:`
         - {name: will-breach, when: predicted_breach, lead: 30m, ...}   # forecast: breach within 30m
+        - {name: stripe-schema, when: schema_drift, system: stripe, ...}  # an attribute stopped or began
 
 Notifications are grouped and throttled as Alertmanager does (``Grouping``): each receiver gets one
 notification per group of alerts (``group_by`` label values), at most every ``group_interval``,
@@ -30,7 +31,8 @@ sending to it; a rule's own settings override it::
 
 A rule without ``workflow`` applies to every workflow. Per-transaction conditions fire once per
 transaction (and resolve when it no longer meets them); the others fire once per rule, or per
-system (error rate without ``system``) or currency (value at risk without ``currency``).
+system (error rate without ``system``) or currency (value at risk without ``currency``), or per
+drift (a system's step and attribute: ``state/drift.py``).
 
 A mistake here is reported like every other definition problem, ``file:line: reason``, and stops
 the start (or keeps the old definitions on reload): an alert that silently never fires is worse
@@ -61,6 +63,7 @@ Condition = Literal[
     "mismatch",
     "duplicate",
     "predicted_breach",
+    "schema_drift",
 ]
 Severity = Literal["critical", "warning", "info"]
 ReceiverType = Literal["webhook", "slack"]
@@ -134,6 +137,7 @@ _PARAMETERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "mismatch": (frozenset(), frozenset()),
     "duplicate": (frozenset(), frozenset()),
     "predicted_breach": (frozenset({"lead"}), frozenset()),
+    "schema_drift": (frozenset(), frozenset({"system"})),
 }
 _RECEIVER_KEYS = frozenset({"type", "url", "url_env", "description"}) | frozenset(_GROUPING_KEYS)
 _SECTION_KEYS = frozenset({"receivers", "rules"})
@@ -177,7 +181,7 @@ class AlertRule:
     duration_s: float | None = None  # stuck_longer_than
     threshold: int | None = None  # stuck_or_failed_count_above
     window_s: float | None = None  # stuck_or_failed_count_above, system_error_rate_above
-    system: str | None = None  # system_error_rate_above; None: each system on its own
+    system: str | None = None  # system_error_rate_above, schema_drift; None: each system on its own
     percent: float | None = None  # system_error_rate_above
     min_events: int = 1  # system_error_rate_above: fewer events in the window never fire
     amount: float | None = None  # value_at_risk_above
@@ -315,6 +319,10 @@ def _rule(
         )
     required, optional = _PARAMETERS[when]
     reader.check_keys(entries, _COMMON_KEYS | required | optional, f"{what} (when: {when})")
+    if when == "schema_drift" and "workflow" in entries:
+        raise reader.error(
+            entries["workflow"][1], f"{what}: a schema drift is a system's, not a workflow's: name its system"
+        )
     missing = sorted(required - entries.keys())
     if missing:
         raise reader.error(node, f"{what}: when: {when} needs {' and '.join(missing)}")

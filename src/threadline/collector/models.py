@@ -470,6 +470,40 @@ class SystemsReport(BaseModel):
     systems: list[SystemHealth]
 
 
+DriftKind = Literal["missing", "new"]
+
+
+class DriftExample(BaseModel):
+    """An event showing the drift: the first without the attribute, or the first with it."""
+
+    time: dt.datetime
+    event_id: str
+    correlation_id: str = Field(description="The key the event was sent with: its transaction's page")
+
+
+class SchemaDrift(BaseModel):
+    system: str
+    step: str
+    attribute: str = Field(description="The attribute key (`amount` and `currency` count as keys)")
+    kind: DriftKind = Field(description="missing: the system stopped sending it; new: it started sending it")
+    since: dt.datetime = Field(description="The first event without it (missing), or with it (new)")
+    events_since: int
+    carrying_since: int = Field(description="Of the events since, how many carry it (0 when missing)")
+    events_before: int = Field(description="The step's events in the baseline before the change")
+    carrying_before: int = Field(description="Of those, how many carried it (0 when new)")
+    last_carried: dt.datetime | None = Field(description="missing: the last event that carried it")
+    example: DriftExample
+    summary: str
+
+
+class SchemaDriftReport(BaseModel):
+    as_of: dt.datetime
+    baseline_days: float = Field(description="How far back what a step usually sends is learned")
+    min_before: int = Field(description="Events a step needs in its baseline to drift")
+    min_since: int = Field(description="Events a step needs since the change to drift")
+    drifts: list[SchemaDrift] = Field(description="The newest first")
+
+
 Attributes = Annotated[
     dict[str, JsonValue],
     Field(

@@ -9,6 +9,7 @@ copy of it.
 from __future__ import annotations
 
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -59,3 +60,34 @@ def test_a_version_10_store_migrates_in_place_and_answers_as_before(tmp_path: Pa
         collector.stop()
     newest = max(version for version, _ in migrations.migrations())
     assert version_of(store_dir) == newest
+    counted = counted_from_events(store_dir)
+    assert counted[("salesforce", "crm.opportunity.won", "")] > 0  # the fixture's events are counted
+    assert presence_counts(store_dir) == counted
+
+
+def presence_counts(store_dir: Path) -> dict[tuple[str, str, str], int]:
+    """What migration 17 filled ``attribute_presence`` with, from the events stored before it."""
+    store = Store(f"chdb://{store_dir}").open(migrate=False)
+    try:
+        rows = store.rows(
+            "SELECT system, step, attribute, sum(events) AS events FROM attribute_presence "
+            "GROUP BY system, step, attribute"
+        )
+    finally:
+        store.close()
+    return {(row["system"], row["step"], row["attribute"]): row["events"] for row in rows}
+
+
+def counted_from_events(store_dir: Path) -> dict[tuple[str, str, str], int]:
+    """The same counts, made here from the events one by one."""
+    store = Store(f"chdb://{store_dir}").open(migrate=False)
+    try:
+        rows = store.rows("SELECT system, step, mapKeys(attributes) AS keys, amount, currency FROM events")
+    finally:
+        store.close()
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for row in rows:
+        keys = {"", *row["keys"]} | ({"amount"} if row["amount"] is not None else set())
+        for key in keys | ({"currency"} if row["currency"] else set()):
+            counts[row["system"], row["step"], key] += 1
+    return dict(counts)

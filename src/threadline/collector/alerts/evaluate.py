@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..alert_rules import AlertRule
-from ..models import TransactionSummary
-from ..state import dimensions, snapshot
+from ..models import SchemaDrift, TransactionSummary
+from ..state import dimensions, drift, snapshot
 from ..state.forecast import FORECASTED, ForecastModel, forecast_parameters
 from ..state.rules import AMOUNT_AT_RISK
 from ..state.transactions import summary_of
@@ -530,16 +530,33 @@ def _value_at_risk_matches(
     return matches
 
 
+def _drift_matches(rule: AlertRule, drifts: Sequence[SchemaDrift]) -> list[Match]:
+    return [
+        Match(
+            rule,
+            drift.subject(found),
+            True,
+            found.summary,
+            (found.example.correlation_id,),
+            found.model_dump(mode="json"),
+        )
+        for found in drifts
+        if rule.system in (None, found.system)
+    ]
+
+
 def evaluate_rules(
     rules: Sequence[AlertRule],
     candidates: Sequence[Candidate],
     rates: Callable[[AlertRule], Sequence[SystemRate]],
     as_of: dt.datetime,
     gauges: Sequence[GaugeRow] = (),
+    drifts: Callable[[], Sequence[SchemaDrift]] = tuple,
 ) -> dict[tuple[str, str], Match]:
     """Every (rule, subject) measured now: per-transaction rules only where they hold, aggregate
     rules for every subject seen (so a resolved notification can say where the figure stands).
-    ``gauges``: the figures of every transaction, which the value at risk and the stuck count total."""
+    ``gauges``: the figures of every transaction, which the value at risk and the stuck count total;
+    ``drifts``: the schema drifts now (read once, when a rule asks)."""
     found: dict[tuple[str, str], Match] = {}
     for rule in rules:
         scoped = [
@@ -555,6 +572,8 @@ def evaluate_rules(
             matches = [_count_match(rule, scoped, gauges, as_of)]
         elif rule.when == "system_error_rate_above":
             matches = _error_rate_matches(rule, rates(rule))
+        elif rule.when == "schema_drift":
+            matches = _drift_matches(rule, drifts())
         else:
             matches = _value_at_risk_matches(rule, scoped, gauges)
         found.update((match.key, match) for match in matches)

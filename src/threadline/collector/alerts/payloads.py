@@ -45,6 +45,7 @@ import orjson
 
 from ..alert_rules import AlertRule
 from ..models import TransactionSummary
+from ..state import drift
 from .records import AlertRecord
 
 SCHEMA = "threadline.alert/v1"
@@ -106,6 +107,8 @@ def labels_of(
         currency = summary.currency or ""
     elif alert.condition == "system_error_rate_above":
         system = alert.subject
+    elif alert.condition == "schema_drift":
+        system = drift.system_of(alert.subject)
     elif alert.condition == "value_at_risk_above":
         currency = alert.subject
     if rule is not None:

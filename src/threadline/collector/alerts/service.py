@@ -26,6 +26,7 @@ alert is not recorded; the next evaluation fires the same alert with the same id
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import threading
@@ -39,7 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from ..alert_rules import PER_TRANSACTION, AlertRule
 from ..models import State, TransactionSummary
-from ..state import snapshot
+from ..state import drift, snapshot
 from ..state.forecast import ForecastModel
 from ..storage import Store, StoreUnavailable
 from ..workflows import Workflows
@@ -299,6 +300,7 @@ class Alerting:
             lambda rule: evaluate.error_rates(store, tenant, rule, as_of),
             as_of,
             self._gauges.get(tenant, []),
+            functools.cache(lambda: drift.detect(store, tenant, as_of).drifts),
         )
         holding = {key: match for key, match in measured.items() if match.holds}
         holding = self._watch(tenant, rules, unwatched, holding, candidates, current, as_of)

@@ -16,6 +16,7 @@ from ..models import (
     Overview,
     ProcessMap,
     Retention,
+    SchemaDriftReport,
     State,
     SystemsReport,
     TraceView,
@@ -24,7 +25,7 @@ from ..models import (
     WorkflowView,
 )
 from ..schema import Problem
-from ..state import dimensions, process_map, retry_requests, systems, traces, transactions
+from ..state import dimensions, drift, process_map, retry_requests, systems, traces, transactions
 from ..state import overview as overview_module
 from ..state.timeline import step_views, waiting_on_systems
 from ..workflows import WorkflowError, Workflows
@@ -296,6 +297,15 @@ async def get_systems(
     """Per system: events, error rate, retries and latency percentiles, overall and over time."""
     check_range(since, until)
     return await run_in_threadpool(systems.report, collector.store, tenant, since, until)
+
+
+@router.get("/systems/drift", response_model=SchemaDriftReport)
+async def get_schema_drift(
+    collector: CollectorDep, tenant: TenantDep, as_of: AsOf = None
+) -> SchemaDriftReport:
+    """Schema drift: per system and step, an attribute its events usually carried and no longer do,
+    or a new one most of them now carry; when it started, the counts before and since, an example."""
+    return await run_in_threadpool(drift.detect, collector.store, tenant, as_of_or_now(as_of))
 
 
 @router.get("/traces/{trace_id}", response_model=TraceView, responses={404: {}})

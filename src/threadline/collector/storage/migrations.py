@@ -581,6 +581,35 @@ TRANSACTION_DIMENSIONS = Table(
 )
 
 
+# --- Migration 17: which attributes each system's events carry -----------------------------------
+# Kept by the engine at insert time (``aggregates.PRESENCE``), filled once from the events stored
+# before; schema drift (``state/drift.py``) reads these rows, never the events in bulk.
+ATTRIBUTE_PRESENCE = Table(
+    name="attribute_presence",
+    columns=f"""
+    tenant LowCardinality(String),
+    system LowCardinality(String),
+    step LowCardinality(String),
+    hour DateTime('UTC'),
+    attribute String,
+    {aggregates.columns(aggregates.PRESENCE)}
+    """,
+    order_by="(tenant, system, step, hour, attribute)",
+    month_column=None,
+    ttl_column="hour",
+    shard_key="cityHash64(tenant, system, step)",
+    engine="AggregatingMergeTree",
+)
+
+FILL_PRESENCE = f"""
+INSERT INTO {ATTRIBUTE_PRESENCE.name} ({aggregates.PRESENCE_BY}, {aggregates.names(aggregates.PRESENCE)})
+SELECT {aggregates.PRESENCE_KEYS}, {aggregates.aggregated(aggregates.PRESENCE)}
+FROM events
+{aggregates.PRESENCE_JOIN}
+GROUP BY {aggregates.PRESENCE_BY}
+"""
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -637,9 +666,15 @@ def add_column(table: Table, column: str, cluster: str | None) -> list[str]:
 
 
 def materialized_view(
-    target: Table, group_by: str, aggregated: tuple[aggregates.Aggregate, ...], cluster: str | None
+    target: Table,
+    group_by: str,
+    aggregated: tuple[aggregates.Aggregate, ...],
+    cluster: str | None,
+    keys: str | None = None,
+    joined: str = "",
 ) -> list[str]:
-    """A view that aggregates every block inserted into ``events`` into ``target``.
+    """A view that aggregates every block inserted into ``events`` into ``target``; ``keys`` selects
+    the ``group_by`` columns when some are computed, ``joined`` is an ARRAY JOIN clause.
 
     On a cluster it lives on every node, from the local events into the local target: a
     transaction's events and its aggregates are on the same shard.
@@ -648,10 +683,11 @@ def materialized_view(
     if cluster is not None:
         source, into = f"{EVENTS.name}_local", f"{target.name}_local"
         on_cluster = f" ON CLUSTER {_checked_identifier(cluster, 'cluster name')}"
+    source_clause = f"{source}\n{joined}" if joined else source
     return [
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {target.name}_mv{on_cluster} TO {into} AS\n"
-        f"SELECT {group_by},\n    {aggregates.aggregated(aggregated)}\n"
-        f"FROM {source}\nGROUP BY {group_by}"
+        f"SELECT {keys or group_by},\n    {aggregates.aggregated(aggregated)}\n"
+        f"FROM {source_clause}\nGROUP BY {group_by}"
     ]
 
 
@@ -666,6 +702,17 @@ def traces_view(cluster: str | None) -> list[str]:
     """The traces' view as of migration 15, likewise."""
     return materialized_view(
         WORKFLOW_TRACES, aggregates.TRACE_BY, (*aggregates.TRACE, aggregates.BATCHES), cluster
+    )
+
+
+def presence_view(cluster: str | None) -> list[str]:
+    return materialized_view(
+        ATTRIBUTE_PRESENCE,
+        aggregates.PRESENCE_BY,
+        aggregates.PRESENCE,
+        cluster,
+        keys=aggregates.PRESENCE_KEYS,
+        joined=aggregates.PRESENCE_JOIN,
     )
 
 
@@ -779,6 +826,14 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
             ],
         ),
         (16, create_table(TRANSACTION_DIMENSIONS, cluster, ttl_days)),
+        (
+            17,
+            [  # embedded, nothing inserts during a migration; docs/scaling.md says what a server may miss
+                *create_table(ATTRIBUTE_PRESENCE, cluster, ttl_days),
+                FILL_PRESENCE,
+                *presence_view(cluster),
+            ],
+        ),
     ]
 
 

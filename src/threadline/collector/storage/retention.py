@@ -61,9 +61,13 @@ DELETE_TRANSACTIONS = (
     "AND (transaction_id IN {transactions:Array(String)} OR merged_into IN {transactions:Array(String)})",
     f"DELETE FROM transaction_rollups WHERE {_THESE}",
 )
-_OLD_SPANS = "spans WHERE tenant = {tenant:String} AND start_time < {cutoff:DateTime64(6, 'UTC')}"
-ANY_OLD_SPAN = f"SELECT count() > 0 FROM (SELECT 1 FROM {_OLD_SPANS} LIMIT 1)"
-DELETE_SPANS = f"DELETE FROM {_OLD_SPANS}"
+# Rows that expire by their own time, not with a transaction: technical spans by their start, the
+# attribute counts (schema drift) by their hour, once it is wholly before the cutoff.
+_OLD_ROWS = (
+    "spans WHERE tenant = {tenant:String} AND start_time < {cutoff:DateTime64(6, 'UTC')}",
+    "attribute_presence WHERE tenant = {tenant:String} "
+    "AND hour < toStartOfHour({cutoff:DateTime64(6, 'UTC')})",
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,9 @@ class RetentionPolicy:
 
 
 def expire(store: Store, tenant: str, cutoff: dt.datetime, batch: int = TRANSACTIONS_PER_BATCH) -> int:
-    """Delete the tenant's transactions whose every event is before ``cutoff``, and its spans that
-    started before it; the number of transaction ids deleted (one absorbed into another counts too)."""
+    """Delete the tenant's transactions whose every event is before ``cutoff``, its spans that started
+    before it and its attribute counts of the hours before it; the number of transaction ids deleted
+    (one absorbed into another counts too)."""
     deleted = 0
     while True:
         with store.writing():  # one turn of the lock: no read or write sees a batch half deleted
@@ -106,10 +111,13 @@ def expire(store: Store, tenant: str, cutoff: dt.datetime, batch: int = TRANSACT
         deleted += len(transactions)
         if len(transactions) < batch:
             break
-    # Looked for first: a DELETE is a mutation of every part, even when no row matches.
-    if store.query(ANY_OLD_SPAN, {"tenant": tenant, "cutoff": cutoff}).result_rows[0][0]:
-        with store.writing():
-            store.command(DELETE_SPANS, {"tenant": tenant, "cutoff": cutoff})
+    for old in _OLD_ROWS:
+        # Looked for first: a DELETE is a mutation of every part, even when no row matches.
+        if store.query(
+            f"SELECT count() > 0 FROM (SELECT 1 FROM {old} LIMIT 1)", {"tenant": tenant, "cutoff": cutoff}
+        ).result_rows[0][0]:
+            with store.writing():
+                store.command(f"DELETE FROM {old}", {"tenant": tenant, "cutoff": cutoff})
     return deleted
 
 
