@@ -37,6 +37,7 @@ from .schema import (
     Overview,
     ProcessMap,
     Retention,
+    SchemaDriftReport,
     Silence,
     Silences,
     SystemsReport,
@@ -258,6 +259,10 @@ class QueryClient:
     def systems(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> SystemsReport:
         """``/api/systems``: per system health, overall and over time (event-time range)."""
         return cast(SystemsReport, self._get("/api/systems", {"since": since, "until": until}))
+
+    def schema_drift(self, as_of: dt.datetime | None = None) -> SchemaDriftReport:
+        """``/api/systems/drift``: the attributes a system's step stopped sending, or began to."""
+        return cast(SchemaDriftReport, self._get("/api/systems/drift", {"as_of": as_of}))
 
     def trace(self, trace_id: str) -> Trace:
         """``/api/traces/{trace_id}``: the technical spans and the business events linked to them."""

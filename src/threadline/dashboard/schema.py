@@ -354,6 +354,35 @@ class SystemsReport(TypedDict):
     systems: list[SystemHealth]
 
 
+class DriftExample(TypedDict):
+    time: str
+    event_id: str
+    correlation_id: str
+
+
+class SchemaDrift(TypedDict):
+    system: str
+    step: str
+    attribute: str
+    kind: Literal["missing", "new"]
+    since: str
+    events_since: int
+    carrying_since: int
+    events_before: int
+    carrying_before: int
+    last_carried: str | None
+    example: DriftExample
+    summary: str
+
+
+class SchemaDriftReport(TypedDict):
+    as_of: str
+    baseline_days: float
+    min_before: int
+    min_since: int
+    drifts: list[SchemaDrift]
+
+
 class SpanEvent(TypedDict):
     name: str
     time: str

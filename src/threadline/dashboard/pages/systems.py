@@ -1,7 +1,9 @@
 """System health (``/systems``), for integration owners: which system errs, retries or slows down.
 
 Per system over the range (event time): events, error rate, retries and latency percentiles, as
-tiles and a table, and the same over time as charts. ``?system=`` narrows the charts to one system.
+tiles and a table, and the same over time as charts; and the schema drifts as of the range's end
+(an attribute a step stopped sending, or began to). ``?system=`` narrows the charts and the drifts
+to one system.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from .. import formatting as fmt
 from ..components import card, empty_state, labelled, page_header, range_picker, select
 from ..grids import column, grid
 from ..page import PageContext, Rendered
-from ..schema import SystemHealth
+from ..schema import SchemaDrift, SchemaDriftReport, SystemHealth
 from ..theme import Palette, empty_figure, figure_layout
-from ..urls import RANGES, SYSTEMS, Query, href, search_of
+from ..urls import RANGES, SYSTEMS, Query, href, search_of, transaction_path
 
 WARN_ERROR_RATE, BAD_ERROR_RATE = 0.02, 0.05
 
@@ -37,6 +39,7 @@ def render(context: PageContext) -> Rendered:
     query = context.query
     since, until = query.window(context.now)
     report = context.client.systems(since=since, until=until)
+    drift = context.client.schema_drift(as_of=until)
     names = [system["system"] for system in report["systems"]]
     chosen = query.get("system")
     filters = html.Div(
@@ -52,13 +55,14 @@ def render(context: PageContext) -> Rendered:
         f"Errors, retries and latency of each system's steps · {range_label.lower()}",
         filters,
     )
+    drifts = [d for d in drift["drifts"] if not chosen or d["system"] == chosen]
     if not report["systems"]:
         body = empty_state(
             "No events in this range",
             "Each system appears here once an event names it as the system that did a step.",
             "hdd-network",
         )
-        return Rendered("Systems", [header, card(body=body)])
+        return Rendered("Systems", [header, card(body=body), _drift_card(drift, drifts, context)])
     shown = [s for s in report["systems"] if not chosen or s["system"] == chosen] or report["systems"]
     theme = context.theme
     bucket = fmt.duration(report["bucket_seconds"])
@@ -91,6 +95,7 @@ def render(context: PageContext) -> Rendered:
                 ],
                 className="tl-chart-grid",
             ),
+            _drift_card(drift, drifts, context),
             card(
                 "All systems",
                 grid("systems-grid", _columns(), [_row(s) for s in report["systems"]]),
@@ -98,6 +103,72 @@ def render(context: PageContext) -> Rendered:
             ),
         ],
     )
+
+
+def _drift_card(report: SchemaDriftReport, drifts: list[SchemaDrift], context: PageContext) -> Any:
+    """The attributes a step stopped sending or began to: what breaks a reconciliation or a report
+    downstream while every step still succeeds."""
+    learned = (
+        f"learned per step over {fmt.plural(round(report['baseline_days']), 'day')}; a step needs "
+        f"{report['min_before']} events before a change and {report['min_since']} since"
+    )
+    if not drifts:
+        body = html.Div(
+            [
+                html.I(className="bi bi-check2-circle me-2"),
+                "Every step sends the attributes it usually does.",
+            ],
+            className="tl-muted",
+            id="systems-no-drift",
+        )
+        return card("Schema drift", body, subtitle=learned)
+    columns = [
+        column("system", "System", renderer="SystemName", width=140),
+        column("step", "Step", flex=1.2, minWidth=220, cellClass="tl-mono"),
+        column("attribute", "Attribute", width=150, cellClass="tl-mono"),
+        column("change", "Change", renderer="Tags", width=120, sortable=False),
+        column("since_text", "Since", width=150, tooltipField="since_title"),
+        column("figures", "Events", flex=1.5, minWidth=260, tooltipField="figures"),
+        column("key", "Example", renderer="Link", width=150, tooltipField="example_title"),
+    ]
+    rows = [_drift_row(d, context) for d in drifts]
+    return card(
+        "Schema drift",
+        grid("systems-drift", columns, rows, row_id="id"),
+        subtitle=f"{fmt.plural(len(drifts), 'change')} in what steps send · {learned}",
+        flush=True,
+    )
+
+
+def _drift_row(drift: SchemaDrift, context: PageContext) -> dict[str, Any]:
+    missing = drift["kind"] == "missing"
+    share = drift["carrying_before"] if missing else drift["carrying_since"]
+    if missing:
+        figures = (
+            f"missing in all {drift['events_since']:,} since; "
+            f"in {fmt.percent(share / drift['events_before'])} of {drift['events_before']:,} before"
+        )
+    else:
+        figures = (
+            f"in {fmt.percent(share / drift['events_since'])} of {drift['events_since']:,} since; "
+            f"in none of {drift['events_before']:,} before"
+        )
+    example = drift["example"]
+    return {
+        "id": f"{drift['system']}/{drift['step']}/{drift['attribute']}/{drift['kind']}",
+        "tone": "stuck",  # the system name's dot: amber, a system that needs a look
+        "system": drift["system"],
+        "step": drift["step"],
+        "attribute": drift["attribute"],
+        "change": [{"text": "stopped" if missing else "new", "tone": "failed" if missing else "accent"}],
+        "since_text": fmt.clock(drift["since"], context.tz, context.now),
+        "since_title": fmt.full_time(drift["since"], context.tz),
+        "figures": figures,
+        "key": example["correlation_id"],
+        "href": href(transaction_path(example["correlation_id"])),
+        "example_title": f"{'First event without it' if missing else 'First event with it'}: "
+        f"{example['event_id']}",
+    }
 
 
 def _tile(system: SystemHealth, query: Query) -> Any:
