@@ -47,7 +47,7 @@ from threadline.collector.storage.writes import ALIAS_COLUMNS, LINK_COLUMNS, Tra
 from threadline.collector.workflows import load
 from threadline.contract.redaction import Redactor
 from threadline.simulator import history as history_module
-from threadline.simulator.faults import DAY_S, FaultMix, SlowSchedule
+from threadline.simulator.faults import DAY_S, FaultMix, SlowSchedule, schema_changes
 from threadline.simulator.history import HOUR_S, History, arrivals, pick_workflow
 from threadline.simulator.ids import KeyFactory
 from threadline.simulator.planner import PlannedEvent, Planner, Timeline, Transaction, TransactionSpec
@@ -137,7 +137,8 @@ def _planner(seed: int, days: float) -> Planner:
     systems = tuple(sorted({s.system for d in definitions for s in d.steps if s.system}))
     anchor = ANCHOR.timestamp()
     span = (anchor - days * DAY_S, anchor - HOUR_S)
-    return Planner(scenarios_for(definitions), SlowSchedule(str(seed), systems, ensure=span))
+    slow = SlowSchedule(str(seed), systems, ensure=span)
+    return Planner(scenarios_for(definitions), slow, schema_changes(anchor, definitions))
 
 
 _REDACTOR = Redactor()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support.collector_process import CollectorProcess
+from tests.support.polling import eventually
 from threadline.simulator import SimulationStats, simulate
 from threadline.simulator.systems import KNOWN
 
@@ -24,6 +25,8 @@ EXPECTED = {
     "duplicate": "completed",
     "out_of_order": "completed",
     "late_alias": "completed",
+    "mismatch": "completed",  # every step succeeded: only the reconciliation tells
+    "duplicate_entity": "completed",  # the first onboarding; its twin waits, stuck
 }
 # The completed renewal is the showcase whose keys form a chain (OPP -> INV -> SO).
 ALIAS_CHAIN = "subscription-renewal:completed"
@@ -171,3 +174,31 @@ def test_every_system_reports_its_health(demo: Demo) -> None:
     for item in systems.values():
         assert item["events"] > 0 and item["latency_p50_ms"] > 0
     assert systems["netsuite"]["latency_p50_ms"] > systems["stripe"]["latency_p50_ms"]  # ERPs are slower
+
+
+def test_a_deal_its_systems_book_differently_is_a_mismatch(demo: Demo) -> None:
+    ref = demo.stats.examples["mismatch"]
+
+    def flagged() -> set[str]:
+        items = demo.get("/api/transactions", issue="mismatch", limit=1000)["items"]
+        return {item["correlation_id"] for item in items}
+
+    eventually(lambda: ref.correlation_id in flagged(), what="the reconciliation of the mismatch showcase")
+    [mismatch] = demo.get(f"/api/transactions/{ref.correlation_id}")["mismatches"]
+    assert mismatch["field"] == "amount" and mismatch["tolerance"] == "0.5%"
+    assert {step["step"] for step in mismatch["steps"]} & {
+        "erp.order.created",
+        "billing.subscription.activated",
+    }
+
+
+def test_a_customer_onboarded_twice_is_two_possible_duplicates(demo: Demo) -> None:
+    ref = demo.stats.examples["duplicate_entity"]
+    assert ref.twin is not None
+
+    def duplicates(key: str) -> list[str]:
+        return [d["correlation_id"] for d in demo.get(f"/api/transactions/{key}")["duplicates"]]
+
+    eventually(lambda: duplicates(ref.correlation_id) == [ref.twin], what="the first onboarding flagged")
+    assert duplicates(ref.twin) == [ref.correlation_id]
+    assert demo.get(f"/api/transactions/{ref.twin}")["state"] in ("in_progress", "stuck")

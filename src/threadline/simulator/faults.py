@@ -18,9 +18,17 @@ duplicate          one event is delivered twice with the same event_id    counte
 out_of_order       an event arrives after the event of a later step       state unaffected (event time)
 late_alias         an ERP record is keyed by its own number only; the     two fragments that join into
                    alias that ties it to the transaction comes later      one transaction
+mismatch           a system records another amount: billing at list       a mismatch (``reconcile:``)
+                   price, the ERP in its ledger currency, or no amount
+duplicate_entity   the same customer is onboarded twice (the account      a possible duplicate
+                   entered again): a second transaction, same tax id      (``unique_by:``), stuck
 slow_system        (not drawn: a time window) one system takes 10-25x     SLA breaches, stuck for a while
                    longer for an hour or so, about once a day
 =================  =====================================================  ==========================
+
+And one change of a vendor's schema (``SchemaChange``, not drawn: a moment): from three hours
+before the end of history, Stripe's subscription events send ``plan_id`` instead of ``plan``, as a
+new API version would; the collector shows it as schema drift.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ import random
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+
+from threadline.collector.workflows import WorkflowDefinition
 
 
 class Fault(enum.StrEnum):
@@ -41,6 +51,8 @@ class Fault(enum.StrEnum):
     DUPLICATE = "duplicate"
     OUT_OF_ORDER = "out_of_order"
     LATE_ALIAS = "late_alias"
+    MISMATCH = "mismatch"
+    DUPLICATE_ENTITY = "duplicate_entity"
     SLOW_SYSTEM = "slow_system"
 
 
@@ -54,6 +66,8 @@ DEFAULT_PROPORTIONS: Mapping[Fault, float] = {
     Fault.DUPLICATE: 0.05,
     Fault.OUT_OF_ORDER: 0.05,
     Fault.LATE_ALIAS: 0.05,
+    Fault.MISMATCH: 0.02,  # finance finds about one deal in fifty off at month-end close
+    Fault.DUPLICATE_ENTITY: 0.015,
 }
 DRAWN = tuple(DEFAULT_PROPORTIONS)
 
@@ -172,3 +186,42 @@ def _window_of_day(
     length = rng.uniform(40, 100) * 60
     factor = rng.uniform(10, 25)
     return SlowWindow(system, start, start + length, factor) if happens else None
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A vendor's new API version: from ``at`` (event time) on, ``system``'s ``step`` events send each
+    attribute of ``renamed`` under its new key, its value as an identifier ("Enterprise annual" →
+    "enterprise_annual")."""
+
+    system: str
+    step: str
+    at: float
+    renamed: Mapping[str, str]
+
+    def apply(self, step: str, system: str, at: float, attributes: Mapping[str, str]) -> dict[str, str]:
+        if step != self.step or system != self.system or at < self.at:
+            return dict(attributes)
+        return {
+            self.renamed.get(key, key): _identifier(value) if key in self.renamed else value
+            for key, value in attributes.items()
+        }
+
+
+def _identifier(value: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in value.lower())
+
+
+SCHEMA_CHANGE_BEFORE_ANCHOR_S = 3 * 3600.0
+
+
+def schema_changes(anchor: float, definitions: Iterable[WorkflowDefinition]) -> tuple[SchemaChange, ...]:
+    """The run's vendor change, when its workflows have the step, three hours before ``anchor``."""
+    change = SchemaChange(
+        "stripe",
+        "billing.subscription.activated",
+        anchor - SCHEMA_CHANGE_BEFORE_ANCHOR_S,
+        {"plan": "plan_id"},
+    )
+    steps = {(step.system, step.name) for definition in definitions for step in definition.steps}
+    return (change,) if (change.system, change.step) in steps else ()

@@ -74,7 +74,7 @@ class Live:
             scenario.definition.name, start, fault, f"{self.seed}/live/{next(self._numbers)}"
         )
         transaction = self.planner.materialize(self.planner.timeline(spec), self.keys)
-        self.stats.planned(transaction, live=True)
+        self.stats.planned(transaction)
         self.schedule(transaction.events)
 
     def send(self, event: PlannedEvent) -> None:

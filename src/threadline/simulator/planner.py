@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ids
-from .faults import Fault, SlowSchedule
+from .faults import Fault, SchemaChange, SlowSchedule
 from .scenarios import PRIMARY, Deal, Scenario
 from .systems import system_class
 
@@ -142,9 +142,12 @@ def _order(steps: Sequence[str], after: Mapping[str, Sequence[str]]) -> list[str
 class Planner:
     """Plans transactions of the scenarios' workflows, under one run's slow-system incidents."""
 
-    def __init__(self, scenarios: Mapping[str, Scenario], slow: SlowSchedule) -> None:
+    def __init__(
+        self, scenarios: Mapping[str, Scenario], slow: SlowSchedule, changes: Sequence[SchemaChange] = ()
+    ) -> None:
         self.scenarios = scenarios
         self.slow = slow
+        self.changes = tuple(changes)
 
     def timeline(self, spec: TransactionSpec) -> Timeline:
         """When each step of ``spec`` happens and is delivered, with its fault applied.
@@ -296,13 +299,47 @@ class Planner:
         rng = random.Random(f"{spec.seed}/content")
         numbers = scenario.keys(keys)
         deal = timeline.deal
+        disagreeing: dict[str, tuple[float | None, str | None]] = {}
+        if timeline.fault is Fault.MISMATCH:
+            step = rng.choice(scenario.mismatch_steps)
+            disagreeing[step] = scenario.mismatched(step, deal, rng)
+        events = self._events(timeline, timeline.occurrences, numbers, rng, disagreeing)
+        if timeline.fault is Fault.DUPLICATE_ENTITY:
+            # The same customer entered again a while later, under record numbers of its own.
+            later = rng.uniform(10, 60) * 60
+            again = [
+                dataclasses.replace(o, at=o.at + later, deliver_at=o.deliver_at + later, redeliver_at=None)
+                for o in timeline.occurrences
+                if o.step in scenario.twin_steps and o.status == "ok"
+            ]
+            events += self._events(timeline, again, scenario.keys(keys), rng, {})
+        events.sort(key=lambda e: e.deliver_at)
+        aliases = {kind: numbers[kind] for kind in scenario.aliases}
+        return Transaction(timeline, numbers, aliases, tuple(events))
+
+    def _events(
+        self,
+        timeline: Timeline,
+        occurrences: Sequence[Occurrence],
+        numbers: Mapping[str, str],
+        rng: random.Random,
+        disagreeing: Mapping[str, tuple[float | None, str | None]],
+    ) -> list[PlannedEvent]:
+        """The events of ``occurrences`` under ``numbers``: a step in ``disagreeing`` records that
+        amount and currency instead of the deal's; the run's schema changes apply."""
+        scenario = self.scenarios[timeline.spec.workflow]
+        deal = timeline.deal
         events: list[PlannedEvent] = []
-        for o in timeline.occurrences:
+        for o in occurrences:
             route = scenario.route(o.step, timeline.fault)
             carries_amount = o.step in scenario.amount_steps
+            amount, currency = disagreeing.get(o.step, (deal.amount, deal.currency))
+            attributes = {**scenario.attributes(o.step, deal, numbers, rng), **o.extra}
+            for change in self.changes:
+                attributes = change.apply(o.step, o.system, o.at, attributes)
             event = PlannedEvent(
                 transaction=numbers[PRIMARY],
-                workflow=spec.workflow,
+                workflow=timeline.spec.workflow,
                 step=o.step,
                 system=o.system,
                 correlation_id=numbers[route.key],
@@ -310,9 +347,9 @@ class Planner:
                 status=o.status,
                 attempt=o.attempt,
                 error=o.error,
-                amount=deal.amount if carries_amount else None,
-                currency=deal.currency if carries_amount else None,
-                attributes={**scenario.attributes(o.step, deal, numbers, rng), **o.extra},
+                amount=amount if carries_amount else None,
+                currency=currency if carries_amount else None,
+                attributes=attributes,
                 event_id=ids.event_id(rng),
                 at=o.at,
                 deliver_at=o.deliver_at,
@@ -321,6 +358,4 @@ class Planner:
             events.append(event)
             if o.redeliver_at is not None:
                 events.append(dataclasses.replace(event, deliver_at=o.redeliver_at, redelivery=True))
-        events.sort(key=lambda e: e.deliver_at)
-        aliases = {kind: numbers[kind] for kind in scenario.aliases}
-        return Transaction(timeline, numbers, aliases, tuple(events))
+        return events

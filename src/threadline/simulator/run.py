@@ -23,7 +23,7 @@ from threadline.collector.config import EXAMPLE_WORKFLOWS
 from threadline.collector.workflows import Workflows, load
 
 from .clock import Clock
-from .faults import DAY_S, SlowSchedule
+from .faults import DAY_S, SlowSchedule, schema_changes
 from .history import HOUR_S, History
 from .ids import KeyFactory
 from .live import Live, Observer
@@ -78,7 +78,9 @@ def simulate(
     anchor = now.timestamp() if now is not None else began
     # History always shows an incident (one that ended at least an hour ago, when it can).
     history_span = (anchor - backfill_days * DAY_S, anchor - HOUR_S) if backfill_days > 0 else None
-    planner = Planner(scenarios, SlowSchedule(str(seed), systems, ensure=history_span))
+    planner = Planner(
+        scenarios, SlowSchedule(str(seed), systems, ensure=history_span), schema_changes(anchor, definitions)
+    )
     clock = Clock(anchor=anchor, anchor_wall=began, speed=speed)
     stats = SimulationStats(seed=seed, anchor=dt.datetime.fromtimestamp(anchor, dt.UTC))
     keys = KeyFactory(random.Random(f"{seed}/keys"))
@@ -95,7 +97,7 @@ def simulate(
             transaction = planner.materialize(timeline, keys)
             # History if any of its events is delivered by the end of it; one whose every event is
             # still in flight then (its first delivery delayed past it) is the live part's to send.
-            stats.planned(transaction, live=all(event.deliver_at > anchor for event in transaction.events))
+            stats.planned(transaction, anchor)
             for event in transaction.events:
                 if event.deliver_at > anchor:
                     live.schedule([event])  # still in flight when history ends: the live part sends it

@@ -78,6 +78,7 @@ _SUBSIDIARY = {
     "APAC": "Acme Pte (SG)",
 }
 _FX = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79}  # deal sizes are priced in the customer's currency
+_TAX_PREFIXES = ("DE", "FR", "GB", "NL", "US", "SG")  # a VAT or EIN number, by country
 _OWNERS = ("A. Moreau", "J. Okafor", "S. Lindqvist", "R. Tanaka", "M. Alvarez", "K. Brennan", "P. Iyer")
 
 
@@ -100,6 +101,8 @@ class Scenario:
     rejections: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})  # fail step -> stands in for
     rejection_reasons: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
     violation: ClassVar[tuple[str, str] | None] = None  # (step that runs early, the step it skips)
+    mismatch_steps: ClassVar[tuple[str, ...]] = ()  # steps whose amount may disagree (``mismatched``)
+    twin_steps: ClassVar[tuple[str, ...]] = ()  # steps a customer onboarded twice goes through again
     proportions: ClassVar[Mapping[Fault, float]] = DEFAULT_PROPORTIONS
 
     def __init__(self, definition: WorkflowDefinition) -> None:
@@ -116,7 +119,7 @@ class Scenario:
         known = set(definition.step_names())
         named = {*cls.routes, *cls.late_alias_routes, *cls.timing, *cls.amount_steps}
         named |= {*cls.rejections} | {step for steps in cls.rejections.values() for step in steps}
-        named |= set(cls.violation or ())
+        named |= set(cls.violation or ()) | set(cls.mismatch_steps) | set(cls.twin_steps)
         problems = [f"step {name!r} is not defined" for name in sorted(named - known)]
         problems += [
             f"{name!r} is not in fail_on" for name in sorted(set(cls.rejections) - set(definition.fail_on))
@@ -148,6 +151,10 @@ class Scenario:
             faults.add(Fault.VIOLATION)
         if self.late_alias_routes:
             faults.add(Fault.LATE_ALIAS)
+        if self.mismatch_steps and self.amount_median is not None:
+            faults.add(Fault.MISMATCH)
+        if self.twin_steps:
+            faults.add(Fault.DUPLICATE_ENTITY)
         return frozenset(faults)
 
     def rejection_choices(self) -> Mapping[str, tuple[str, ...]]:
@@ -218,6 +225,13 @@ class Scenario:
         """The attributes of ``step``'s event: what the integration would log about the record."""
         return {"customer": deal.customer, "region": deal.region}
 
+    def mismatched(self, step: str, deal: Deal, rng: random.Random) -> tuple[float | None, str | None]:
+        """The amount and currency a system that disagrees records instead of the deal's: the ERP
+        books it in its ledger currency, or sends no amount at all."""
+        if deal.amount is not None and deal.currency not in (None, "USD") and rng.random() < 0.6:
+            return round(deal.amount / _FX[deal.currency], 2), "USD"
+        return None, None
+
     def rejection(self, step: str, deal: Deal, rng: random.Random) -> Outcome:
         reasons = self.rejection_reasons.get(step) or ("Rejected by a business rule",)
         reason = rng.choice(reasons)
@@ -265,6 +279,7 @@ class QuoteToCash(Scenario):
         {"crm.opportunity.won", "cpq.quote.approved", "erp.order.created", "billing.subscription.activated"}
     )
     amount_median = 24_000.0
+    mismatch_steps = ("erp.order.created", "billing.subscription.activated")
     rejections = MappingProxyType({"erp.order.rejected": ("billing.subscription.activated",)})
     rejection_reasons = MappingProxyType(
         {
@@ -283,6 +298,14 @@ class QuoteToCash(Scenario):
             "plan": rng.choice(("Professional annual", "Enterprise annual", "Enterprise 3-year")),
             "discount_pct": str(rng.choice((0, 5, 10, 12, 15, 20, 25))),
         }
+
+    def mismatched(self, step: str, deal: Deal, rng: random.Random) -> tuple[float | None, str | None]:
+        """Billing activates at the list price (the quote's discount lost on the way); the ERP as
+        any scenario's."""
+        if step == "billing.subscription.activated" and deal.amount is not None:
+            discount = int(deal.details["discount_pct"]) or 10
+            return round(deal.amount / (1 - discount / 100), -1), deal.currency
+        return super().mismatched(step, deal, rng)
 
     def attributes(
         self, step: str, deal: Deal, keys: Mapping[str, str], rng: random.Random
@@ -345,6 +368,9 @@ class CustomerOnboarding(Scenario):
     )
     amount_steps = frozenset({"crm.account.created", "crm.kickoff.scheduled"})
     amount_median = 18_000.0  # first-year contract value
+    # Entered again in Salesforce a while later; MuleSoft syncs it and NetSuite creates a second
+    # customer before anyone notices: the second one then waits, stuck.
+    twin_steps = ("crm.account.created", "middleware.account.synced", "erp.customer.created")
     rejections = MappingProxyType({"erp.credit_check.failed": ("erp.customer.created",)})
     rejection_reasons = MappingProxyType(
         {
@@ -360,6 +386,7 @@ class CustomerOnboarding(Scenario):
         return {
             "owner": rng.choice(_OWNERS),
             "industry": rng.choice(("Manufacturing", "Healthcare", "Retail", "Financial services", "Media")),
+            "tax_id": f"{rng.choice(_TAX_PREFIXES)}{rng.randrange(10**8, 10**9)}",
         }
 
     def attributes(
@@ -371,11 +398,16 @@ class CustomerOnboarding(Scenario):
                     "account_name": deal.customer,
                     "region": deal.region,
                     "industry": deal.details["industry"],
+                    "tax_id": deal.details["tax_id"],
                 }
             case "middleware.account.synced":
                 return {"flow": "sfdc-account-to-netsuite", "account_name": deal.customer}
             case "erp.customer.created" | "erp.credit_check.failed":
-                return {"subsidiary": self.subsidiary(deal), "customer_number": keys["erp.customer"]}
+                return {
+                    "subsidiary": self.subsidiary(deal),
+                    "customer_number": keys["erp.customer"],
+                    "tax_id": deal.details["tax_id"],
+                }
             case "billing.customer.created":
                 # An e-mail address: the SDK sends it only as a salted hash (redaction).
                 return {
@@ -456,6 +488,13 @@ class SubscriptionRenewal(Scenario):
             case "erp.revenue_schedule.updated":
                 return {"subsidiary": self.subsidiary(deal), "term": deal.details["term"]}
         return {"account": deal.customer}
+
+    def mismatched(self, step: str, deal: Deal, rng: random.Random) -> tuple[float | None, str | None]:
+        """The amount and currency a system that disagrees records instead of the deal's: the ERP
+        books it in its ledger currency, or sends no amount at all."""
+        if deal.amount is not None and deal.currency not in (None, "USD") and rng.random() < 0.6:
+            return round(deal.amount / _FX[deal.currency], 2), "USD"
+        return None, None
 
     def rejection(self, step: str, deal: Deal, rng: random.Random) -> Outcome:
         # Losing a renewal is a business outcome, not a system error: the event itself is fine.

@@ -29,6 +29,7 @@ class TransactionRef:
     started_at: dt.datetime
     event_ids: tuple[str, ...]  # every distinct event id, in event-time order
     slowed_steps: tuple[str, ...]  # steps a slow-system incident stretched
+    twin: str | None = None  # duplicate_entity: the key of the same customer's second transaction
 
 
 @dataclass
@@ -51,12 +52,17 @@ class SimulationStats:
     def transactions(self) -> int:
         return self.backfill_transactions + self.live_transactions
 
-    def planned(self, transaction: Transaction, live: bool) -> None:
+    def planned(self, transaction: Transaction, anchor: float | None = None) -> None:
+        """Count ``transaction``: each of its transactions (a customer onboarded twice is two) is in
+        the back-fill when one of its events is delivered by ``anchor`` (None: all is live)."""
         timeline = transaction.timeline
-        if live:
-            self.live_transactions += 1
-        else:
-            self.backfill_transactions += 1
+        delivered: dict[str, bool] = {}
+        for event in transaction.events:
+            delivered[event.transaction] = delivered.get(event.transaction, False) or (
+                anchor is not None and event.deliver_at <= anchor
+            )
+        self.backfill_transactions += sum(delivered.values())
+        self.live_transactions += len(delivered) - sum(delivered.values())
         self.by_workflow[timeline.spec.workflow] += 1
         self.by_fault[timeline.fault.value] += 1
         if timeline.slowed:
@@ -85,8 +91,12 @@ class SimulationStats:
 def reference(transaction: Transaction) -> TransactionRef:
     timeline = transaction.timeline
     seen: dict[str, None] = {}
-    for event in sorted(transaction.events, key=lambda e: (e.at, e.redelivery)):
+    own = [event for event in transaction.events if event.transaction == transaction.correlation_id]
+    for event in sorted(own, key=lambda e: (e.at, e.redelivery)):
         seen.setdefault(event.event_id)
+    twin = next(
+        (e.transaction for e in transaction.events if e.transaction != transaction.correlation_id), None
+    )
     return TransactionRef(
         label=timeline.spec.label,
         workflow=timeline.spec.workflow,
@@ -97,4 +107,5 @@ def reference(transaction: Transaction) -> TransactionRef:
         started_at=dt.datetime.fromtimestamp(timeline.spec.start, dt.UTC),
         event_ids=tuple(seen),
         slowed_steps=timeline.slowed,
+        twin=twin,
     )
