@@ -54,6 +54,9 @@ def test_the_example_file_defines_receivers_from_the_environment_and_one_rule_of
         "system_error_rate_above",
         "violation",
         "value_at_risk_above",
+        "mismatch",
+        "duplicate",
+        "schema_drift",
     }
     breach = rules["q2c-sla-breach"]
     assert (breach.workflow, breach.severity) == ("quote-to-cash", "critical")
