@@ -1,4 +1,4 @@
-"""The simulator's vendor change: three hours before the end of history, Stripe's subscription
+"""The simulator's vendor change: eight hours before the end of history, Stripe's subscription
 events send ``plan_id`` instead of ``plan``; stored on the real engine, the collector's schema drift
 finds both, from the first event after the change."""
 

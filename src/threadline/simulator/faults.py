@@ -26,7 +26,7 @@ slow_system        (not drawn: a time window) one system takes 10-25x     SLA br
                    longer for an hour or so, about once a day
 =================  =====================================================  ==========================
 
-And one change of a vendor's schema (``SchemaChange``, not drawn: a moment): from three hours
+And one change of a vendor's schema (``SchemaChange``, not drawn: a moment): from eight hours
 before the end of history, Stripe's subscription events send ``plan_id`` instead of ``plan``, as a
 new API version would; the collector shows it as schema drift.
 """
@@ -212,11 +212,11 @@ def _identifier(value: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in value.lower())
 
 
-SCHEMA_CHANGE_BEFORE_ANCHOR_S = 3 * 3600.0
+SCHEMA_CHANGE_BEFORE_ANCHOR_S = 8 * 3600.0  # the demo's 3 days of history then show it at once
 
 
 def schema_changes(anchor: float, definitions: Iterable[WorkflowDefinition]) -> tuple[SchemaChange, ...]:
-    """The run's vendor change, when its workflows have the step, three hours before ``anchor``."""
+    """The run's vendor change, when its workflows have the step, eight hours before ``anchor``."""
     change = SchemaChange(
         "stripe",
         "billing.subscription.activated",

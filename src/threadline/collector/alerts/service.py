@@ -124,8 +124,9 @@ class Alerting:
         self.settings = settings or AlertSettings.from_environment()
         self.environ = environ
         self.metrics = AlertingMetrics(registry)
+        self.clock = clock  # one clock for evaluating and sending: group timers compare the two
         self.dispatcher = Dispatcher(
-            store, self.settings, lambda: self.workflows().alerts, self.metrics, environ
+            store, self.settings, lambda: self.workflows().alerts, self.metrics, environ, clock
         )
         self.last_evaluation: dt.datetime | None = None
         # Per tenant, read from the store once, then kept here as this thread changes them.
@@ -189,7 +190,7 @@ class Alerting:
 
     def evaluate(self, as_of: dt.datetime | None = None) -> Outcome:
         """Evaluate every rule for every tenant as of ``as_of`` (now), store and send what changed."""
-        moment = (as_of or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        moment = (as_of or self.clock()).astimezone(dt.UTC)
         workflows = self.workflows()
         figures = _Figures()
         outcome = Outcome()
