@@ -25,6 +25,7 @@ from typing import Any
 
 from ..models import DriftExample, SchemaDrift, SchemaDriftReport
 from ..storage import Store
+from ..storage.aggregates import EVENT_KEYS
 from .transactions import utc
 
 logger = logging.getLogger("threadline.collector")
@@ -43,32 +44,30 @@ class DriftSettings:
     max_checked: int = 50  # attributes placed exactly per call: the ones the most events point at
 
 
-# Per system, step and attribute key, its hourly counts; two baselines back, so that an attribute
-# new in the last baseline has a whole one before it.
+# Per system, step and attribute key, its hourly counts (an hour may come in several rows, not yet
+# merged), the first and the latest time an event carried it; two baselines back, so that an
+# attribute new in the last baseline has a whole one before it.
 PRESENCE = """
 SELECT system, step, attribute,
-       groupArray((hour, events)) AS hours,
+       groupArray(hour) AS hours,
+       groupArray(events) AS counts,
        min(first_seen) AS first_seen,
        max(last_seen) AS last_seen
-FROM (
-    SELECT system, step, hour, attribute,
-           sum(events) AS events, min(first_seen) AS first_seen, max(last_seen) AS last_seen
-    FROM attribute_presence
-    WHERE tenant = {tenant:String}
-      AND hour >= {since:DateTime('UTC')} AND hour < {until:DateTime('UTC')}
-    GROUP BY system, step, hour, attribute
-)
+FROM attribute_presence
+WHERE tenant = {tenant:String} AND hour >= {since:DateTime('UTC')} AND hour < {until:DateTime('UTC')}
 GROUP BY system, step, attribute
 """
 
-# The events of one step from a moment on: how many, how many in that moment's hour, the first.
-EVENTS_FROM = """
+# The events of one step from a moment on: how many, how many in that moment's hour, the first,
+# the first that carries the attribute.
+EVENTS_FROM = f"""
 SELECT count() AS events,
-       countIf(timestamp < {hour_end:DateTime64(6, 'UTC')}) AS in_hour,
-       min((timestamp, event_id, correlation_id)) AS first
+       countIf(timestamp < {{hour_end:DateTime64(6, 'UTC')}}) AS in_hour,
+       min((timestamp, event_id, correlation_id)) AS first,
+       minIf((timestamp, event_id, correlation_id), has({EVENT_KEYS}, {{attribute:String}})) AS first_carrying
 FROM events
-WHERE tenant = {tenant:String} AND system = {system:String} AND step = {step:String}
-  AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {until:DateTime64(6, 'UTC')}
+WHERE tenant = {{tenant:String}} AND system = {{system:String}} AND step = {{step:String}}
+  AND timestamp >= {{start:DateTime64(6, 'UTC')}} AND timestamp < {{until:DateTime64(6, 'UTC')}}
 """
 
 
@@ -81,8 +80,8 @@ class _Seen:
     attribute: str
     hours: Mapping[dt.datetime, int]  # events carrying it, per hour
     totals: Mapping[dt.datetime, int]  # events of the step, per hour
-    first: tuple[dt.datetime, str, str]  # (time, event id, correlation id)
-    last: tuple[dt.datetime, str, str]
+    first: dt.datetime  # the first event that carried it
+    last: dt.datetime  # the latest
 
     def total(self, start: dt.datetime, end: dt.datetime) -> int:
         """Events of the step in the hours [start, end)."""
@@ -96,22 +95,25 @@ def _hour(moment: dt.datetime) -> dt.datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def _per_hour(row: dict[str, Any]) -> dict[dt.datetime, int]:
+    counts: dict[dt.datetime, int] = {}
+    for hour, n in zip(row["hours"], row["counts"], strict=True):
+        counts[utc(hour)] = counts.get(utc(hour), 0) + n
+    return counts
+
+
 def _seen(rows: list[dict[str, Any]]) -> Iterator[_Seen]:
-    totals: dict[tuple[str, str], dict[dt.datetime, int]] = {}
-    for row in rows:
-        if row["attribute"] == EVERY_EVENT:
-            totals[row["system"], row["step"]] = {utc(hour): n for hour, n in row["hours"]}
+    totals = {(r["system"], r["step"]): _per_hour(r) for r in rows if r["attribute"] == EVERY_EVENT}
     for row in rows:
         if row["attribute"] != EVERY_EVENT:
-            first, last = row["first_seen"], row["last_seen"]
             yield _Seen(
                 row["system"],
                 row["step"],
                 row["attribute"],
-                {utc(hour): n for hour, n in row["hours"]},
+                _per_hour(row),
                 totals.get((row["system"], row["step"]), {}),
-                (utc(first[0]), first[1], first[2]),
-                (utc(last[0]), last[1], last[2]),
+                utc(row["first_seen"]),
+                utc(row["last_seen"]),
             )
 
 
@@ -119,24 +121,25 @@ def _share(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "0%"
 
 
-def _drift(seen: _Seen, kind: str, since: dict[str, Any], counts: tuple[int, int, int, int]) -> SchemaDrift:
+def _drift(
+    seen: _Seen, kind: str, example: tuple[dt.datetime, str, str], counts: tuple[int, int, int, int]
+) -> SchemaDrift:
+    """``example``: (time, event id, correlation id) of the first event without it (missing), or
+    with it (new)."""
     events_since, carrying_since, events_before, carrying_before = counts
-    start = utc(since["first"][0])
+    start = utc(example[0])
     if kind == "missing":
         summary = (
             f"{seen.system} / {seen.step}: `{seen.attribute}` missing since {start:%Y-%m-%d %H:%M} UTC, "
             f"in 100% of {events_since:,} events; present in {_share(carrying_before, events_before)} "
             f"of the {events_before:,} before"
         )
-        example = DriftExample(time=start, event_id=since["first"][1], correlation_id=since["first"][2])
     else:
         summary = (
             f"{seen.system} / {seen.step}: `{seen.attribute}` new since {start:%Y-%m-%d %H:%M} UTC, "
             f"in {_share(carrying_since, events_since)} of {events_since:,} events; "
             f"absent from the {events_before:,} before"
         )
-        time, event_id, correlation_id = seen.first
-        example = DriftExample(time=time, event_id=event_id, correlation_id=correlation_id)
     return SchemaDrift(
         system=seen.system,
         step=seen.step,
@@ -147,8 +150,8 @@ def _drift(seen: _Seen, kind: str, since: dict[str, Any], counts: tuple[int, int
         carrying_since=carrying_since,
         events_before=events_before,
         carrying_before=carrying_before,
-        last_carried=seen.last[0] if kind == "missing" else None,
-        example=example,
+        last_carried=seen.last if kind == "missing" else None,
+        example=DriftExample(time=start, event_id=example[1], correlation_id=example[2]),
         summary=summary,
     )
 
@@ -166,6 +169,7 @@ class _Detector:
             "tenant": self.tenant,
             "system": seen.system,
             "step": seen.step,
+            "attribute": seen.attribute,
             "start": start,
             "hour_end": _hour(start) + HOUR,
             "until": until,
@@ -175,7 +179,7 @@ class _Detector:
     def possibly_missing(self, seen: _Seen) -> int:
         """How many events may lack it since it was last seen, when the hourly rows allow a drift
         (else 0): bounds, which ``place_missing`` makes exact."""
-        last = seen.last[0]
+        last = seen.last
         if last < self.shown_since:
             return 0
         hour = _hour(last)
@@ -189,7 +193,7 @@ class _Detector:
         return after
 
     def place_missing(self, seen: _Seen) -> SchemaDrift | None:
-        last = seen.last[0]
+        last = seen.last
         hour = _hour(last)
         baseline_start = _hour(last - self.settings.baseline)
         since = self._events_from(seen, last + dt.timedelta(microseconds=1), self.until)
@@ -203,12 +207,12 @@ class _Detector:
             or carrying_before < s.usual * events_before
         ):
             return None
-        return _drift(seen, "missing", since, (events_since, 0, events_before, carrying_before))
+        return _drift(seen, "missing", since["first"], (events_since, 0, events_before, carrying_before))
 
     def possibly_new(self, seen: _Seen) -> int:
         """How many events may have come since it first appeared, when the hourly rows allow a
         drift (else 0)."""
-        first = seen.first[0]
+        first = seen.first
         if first < self.shown_since:
             return 0
         hour = _hour(first)
@@ -223,9 +227,10 @@ class _Detector:
         return since
 
     def place_new(self, seen: _Seen) -> SchemaDrift | None:
-        first = seen.first[0]
+        first = seen.first
         hour = _hour(first)
-        in_hour = int(self._events_from(seen, first, hour + HOUR)["events"])
+        placed = self._events_from(seen, first, hour + HOUR)
+        in_hour = int(placed["events"])
         events_since = seen.total(hour + HOUR, self.until) + in_hour
         events_before = seen.total(_hour(first - self.settings.baseline), hour + HOUR) - in_hour
         carrying_since = seen.carried(hour, self.until)
@@ -236,8 +241,7 @@ class _Detector:
             or carrying_since < s.new_share * events_since
         ):
             return None
-        placed = {"first": seen.first}
-        return _drift(seen, "new", placed, (events_since, carrying_since, events_before, 0))
+        return _drift(seen, "new", placed["first_carrying"], (events_since, carrying_since, events_before, 0))
 
 
 def subject(drift: SchemaDrift) -> str:

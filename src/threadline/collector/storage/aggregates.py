@@ -107,26 +107,24 @@ TRACE_BY = "tenant, workflow, transaction_id"
 
 
 # Per system, step, hour (event time) and attribute key: how many events carried it, the first and
-# the latest of them; the key '' counts every event of the step. What schema drift is learned from
-# (``state/drift.py``): a few hundred rows per hour at most, whatever the traffic. ``amount`` and
-# ``currency`` count as keys too, though they have columns of their own: a system that stops sending
-# the amount has drifted as much as one that stops sending a plan.
+# the latest time one did; the key '' counts every event of the step. What schema drift is learned
+# from (``state/drift.py``): a few hundred rows per hour at most, whatever the traffic. ``amount``
+# and ``currency`` count as keys too, though they have columns of their own: a system that stops
+# sending the amount has drifted as much as one that stops sending a plan.
 PRESENCE = (
     Aggregate("events", "sum", "UInt64", "toUInt64(count())"),
-    Aggregate(
-        "first_seen", "min", f"Tuple({TIME}, String, String)", "min((timestamp, event_id, correlation_id))"
-    ),
-    Aggregate(
-        "last_seen", "max", f"Tuple({TIME}, String, String)", "max((timestamp, event_id, correlation_id))"
-    ),
+    Aggregate("first_seen", "min", TIME, "min(timestamp)"),
+    Aggregate("last_seen", "max", TIME, "max(timestamp)"),
 )
 
-PRESENCE_BY = "tenant, system, step, hour, attribute"
-PRESENCE_KEYS = "tenant, system, step, toStartOfHour(timestamp) AS hour, attribute"
-PRESENCE_JOIN = (
-    "ARRAY JOIN arrayDistinct(arrayConcat([''], mapKeys(attributes),"
-    " if(amount IS NULL, [], ['amount']), if(currency = '', [], ['currency']))) AS attribute"
+PRESENCE_BY = "tenant, hour, system, step, attribute"
+PRESENCE_KEYS = "tenant, toStartOfHour(timestamp) AS hour, system, step, attribute"
+# The keys one event counts under.
+EVENT_KEYS = (
+    "arrayDistinct(arrayConcat([''], mapKeys(attributes),"
+    " if(amount IS NULL, [], ['amount']), if(currency = '', [], ['currency'])))"
 )
+PRESENCE_JOIN = f"ARRAY JOIN {EVENT_KEYS} AS attribute"
 
 
 def columns(aggregates: tuple[Aggregate, ...]) -> str:

@@ -588,13 +588,13 @@ ATTRIBUTE_PRESENCE = Table(
     name="attribute_presence",
     columns=f"""
     tenant LowCardinality(String),
+    hour DateTime('UTC'),
     system LowCardinality(String),
     step LowCardinality(String),
-    hour DateTime('UTC'),
     attribute String,
     {aggregates.columns(aggregates.PRESENCE)}
     """,
-    order_by="(tenant, system, step, hour, attribute)",
+    order_by="(tenant, hour, system, step, attribute)",  # drift reads the last two weeks
     month_column=None,
     ttl_column="hour",
     shard_key="cityHash64(tenant, system, step)",
