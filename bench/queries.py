@@ -201,6 +201,14 @@ def run(scale: str) -> list[Figure]:
             )
         )
 
+        # Reconciliation (issue 21): the queue of the transactions whose systems disagree.
+        mismatch_answer: dict[str, Any] = {}
+
+        def mismatch_list() -> None:
+            mismatch_answer.update(_get(client, "/api/transactions", issue="mismatch", limit=50, as_of=as_of))
+
+        mismatched = Latencies(rounds(mismatch_list, plan.stuck_rounds, plan.budget_s))
+
         # Schema drift (issue 21): the dataset's vendor change, 8 h before its end.
         drift_answer: dict[str, Any] = {}
 
@@ -271,6 +279,13 @@ def run(scale: str) -> list[Figure]:
             grouped.text(),
             "p50 <= 500 ms",
             grouped.p50_ms <= 500,
+        ),
+        Figure.absolute(
+            f"values disagree (issue=mismatch, limit=50; {mismatch_answer['total']:,} transactions) "
+            f"at {events} events",
+            mismatched.text(),
+            "p95 <= 300 ms",
+            mismatched.p95_ms <= 300,
         ),
         Figure.absolute(
             f"schema drift at {events} events (found: {', '.join(drifted) or 'none'})",
