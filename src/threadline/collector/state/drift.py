@@ -176,6 +176,10 @@ class _Detector:
         }
         return self.store.rows(EVENTS_FROM, parameters)[0]
 
+    def _enough(self, events_since: int, events_before: int) -> bool:
+        """Enough events on both sides of a change to call it a drift."""
+        return events_since >= self.settings.min_since and events_before >= self.settings.min_before
+
     def possibly_missing(self, seen: _Seen) -> int:
         """How many events may lack it since it was last seen, when the hourly rows allow a drift
         (else 0): bounds, which ``place_missing`` makes exact."""
@@ -187,8 +191,7 @@ class _Detector:
         after = seen.total(hour + HOUR, self.until) + lacking_in_hour
         before = seen.total(_hour(last - self.settings.baseline), hour + HOUR)
         carried = seen.carried(_hour(last - self.settings.baseline), hour + HOUR)
-        s = self.settings
-        if after < s.min_since or before < s.min_before or carried < s.usual * (before - lacking_in_hour):
+        if not self._enough(after, before) or carried < self.settings.usual * (before - lacking_in_hour):
             return 0
         return after
 
@@ -200,11 +203,9 @@ class _Detector:
         events_since = int(since["events"])
         events_before = seen.total(baseline_start, hour + HOUR) - int(since["in_hour"])
         carrying_before = seen.carried(baseline_start, hour + HOUR)
-        s = self.settings
         if (
-            events_since < s.min_since
-            or events_before < s.min_before
-            or carrying_before < s.usual * events_before
+            not self._enough(events_since, events_before)
+            or carrying_before < self.settings.usual * events_before
         ):
             return None
         return _drift(seen, "missing", since["first"], (events_since, 0, events_before, carrying_before))
@@ -221,8 +222,7 @@ class _Detector:
         since_at_least = seen.total(hour + HOUR, self.until) + carried_in_hour
         before = seen.total(_hour(first - self.settings.baseline), hour + HOUR) - carried_in_hour
         carrying = seen.carried(hour, self.until)
-        s = self.settings
-        if since < s.min_since or before < s.min_before or carrying < s.new_share * since_at_least:
+        if not self._enough(since, before) or carrying < self.settings.new_share * since_at_least:
             return 0
         return since
 
@@ -234,11 +234,9 @@ class _Detector:
         events_since = seen.total(hour + HOUR, self.until) + in_hour
         events_before = seen.total(_hour(first - self.settings.baseline), hour + HOUR) - in_hour
         carrying_since = seen.carried(hour, self.until)
-        s = self.settings
         if (
-            events_since < s.min_since
-            or events_before < s.min_before
-            or carrying_since < s.new_share * events_since
+            not self._enough(events_since, events_before)
+            or carrying_since < self.settings.new_share * events_since
         ):
             return None
         return _drift(seen, "new", placed["first_carrying"], (events_since, carrying_since, events_before, 0))
