@@ -68,6 +68,11 @@ _OLD_ROWS = (
     "attribute_presence WHERE tenant = {tenant:String} "
     "AND hour < toStartOfHour({cutoff:DateTime64(6, 'UTC')})",
 )
+# Per kind of such rows: whether any is old (looked for first: a DELETE is a mutation of every
+# part, even when no row matches), and their DELETE.
+DELETE_OLD_ROWS = tuple(
+    (f"SELECT count() > 0 FROM (SELECT 1 FROM {old} LIMIT 1)", f"DELETE FROM {old}") for old in _OLD_ROWS
+)
 
 
 @dataclass(frozen=True)
@@ -111,13 +116,10 @@ def expire(store: Store, tenant: str, cutoff: dt.datetime, batch: int = TRANSACT
         deleted += len(transactions)
         if len(transactions) < batch:
             break
-    for old in _OLD_ROWS:
-        # Looked for first: a DELETE is a mutation of every part, even when no row matches.
-        if store.query(
-            f"SELECT count() > 0 FROM (SELECT 1 FROM {old} LIMIT 1)", {"tenant": tenant, "cutoff": cutoff}
-        ).result_rows[0][0]:
+    for any_old, delete_old in DELETE_OLD_ROWS:
+        if store.query(any_old, {"tenant": tenant, "cutoff": cutoff}).result_rows[0][0]:
             with store.writing():
-                store.command(f"DELETE FROM {old}", {"tenant": tenant, "cutoff": cutoff})
+                store.command(delete_old, {"tenant": tenant, "cutoff": cutoff})
     return deleted
 
 
