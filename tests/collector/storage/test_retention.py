@@ -132,6 +132,27 @@ def test_a_second_pass_deletes_nothing_more_and_a_later_one_what_expired_since(
     assert queue(store, workflows, "acme") == ["MERGED"]
 
 
+def test_the_attribute_counts_of_the_hours_before_the_cutoff_go_by_their_hour(
+    store: Store, workflows: Workflows
+) -> None:
+    fill(store, workflows)
+
+    sweep(store, POLICY, NOW)
+
+    # Schema drift's hourly counts expire by their hour, not with a transaction: LIVE is kept whole,
+    # its 45-day-old hour of counts is not.
+    kept = store.rows(
+        "SELECT tenant, dateDiff('day', hour, {now:DateTime('UTC')}) AS days_ago, sum(events) AS events "
+        "FROM attribute_presence WHERE attribute = '' GROUP BY tenant, days_ago ORDER BY tenant, days_ago",
+        {"now": NOW},
+    )
+    assert [(row["tenant"], row["days_ago"], row["events"]) for row in kept] == [
+        ("acme", 5, 1),
+        ("acme", 10, 1),
+        ("globex", 45, 1),
+    ]
+
+
 def test_deletion_goes_in_bounded_batches_until_none_is_left(store: Store, workflows: Workflows) -> None:
     send(store, workflows, "acme", [event(f"OLD-{number}", 40) for number in range(7)])
     assert expire(store, "acme", NOW - dt.timedelta(days=30), batch=3) == 7
