@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.collector_process import CollectorProcess
+from tests.support.collector_process import CollectorProcess, running_collector
+from tests.support.ingest import stripe_activation
 from tests.support.polling import eventually
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -35,27 +36,17 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CHANGE = NOW - dt.timedelta(minutes=50)
 
 
-def activation(number: int, at: dt.datetime, **attributes: str) -> dict[str, Any]:
-    return {
-        "correlation_id": f"SO-{number}",
-        "event_id": f"ev-{number}",
-        "workflow": "quote-to-cash",
-        "step": STEP,
-        "system": "stripe",
-        "timestamp": at.isoformat(),
-        "attributes": {"subscription": f"sub_{number}", **attributes},
-    }
-
-
 def renamed(plan_id: str | None = "price_ent") -> list[dict[str, Any]]:
     """300 activations with a plan every 15 minutes, then 25 a minute apart without it from CHANGE
     (with a plan id instead, unless None)."""
     before = [
-        activation(n, CHANGE - dt.timedelta(minutes=15) * (300 - n), plan="Enterprise annual")
+        stripe_activation(n, CHANGE - dt.timedelta(minutes=15) * (300 - n), plan="Enterprise annual")
         for n in range(300)
     ]
     new = {"plan_id": plan_id} if plan_id else {}
-    return before + [activation(300 + n, CHANGE + dt.timedelta(minutes=1) * n, **new) for n in range(25)]
+    return before + [
+        stripe_activation(300 + n, CHANGE + dt.timedelta(minutes=1) * n, **new) for n in range(25)
+    ]
 
 
 def post(client: httpx.Client, events: list[dict[str, Any]]) -> None:
@@ -73,10 +64,11 @@ def test_a_renamed_attribute_is_two_drifts_and_an_alert_until_it_comes_back(tmp_
         "THREADLINE_SHARED_READ_SECONDS": "0",
         "TEST_HOOK_URL": receiver.url("/hook"),
     }
-    collector = CollectorProcess(store_dir=tmp_path / "store", workflows=workflows, env=env, isolated=True)
-    collector.start()
     try:
-        with httpx.Client(base_url=collector.url, timeout=30) as client:
+        with (
+            running_collector(tmp_path, workflows, env) as collector,
+            httpx.Client(base_url=collector.url, timeout=30) as client,
+        ):
             post(client, renamed())
 
             report = client.get("/api/systems/drift").json()
@@ -106,7 +98,7 @@ def test_a_renamed_attribute_is_two_drifts_and_an_alert_until_it_comes_back(tmp_
             assert not [r for r in receiver.requests if "netsuite-schema" in str(r.body)]
 
             # Stripe sends the plan again: it has not stopped sending it, and the alert resolves.
-            post(client, [activation(400, NOW - dt.timedelta(minutes=1), plan="Enterprise annual")])
+            post(client, [stripe_activation(400, NOW - dt.timedelta(minutes=1), plan="Enterprise annual")])
             kinds = {(d["attribute"], d["kind"]) for d in client.get("/api/systems/drift").json()["drifts"]}
             assert kinds == {("plan_id", "new")}
 
@@ -119,7 +111,6 @@ def test_a_renamed_attribute_is_two_drifts_and_an_alert_until_it_comes_back(tmp_
 
             assert eventually(resolved, what="the resolved notification")
     finally:
-        collector.stop()
         receiver.stop()
 
 

@@ -35,6 +35,21 @@ def business_event(correlation_id: str, **fields: Any) -> dict[str, Any]:
     return event
 
 
+def stripe_activation(number: int, at: Any, **attributes: str) -> dict[str, Any]:
+    """Stripe's ``billing.subscription.activated`` for ``SO-<number>`` at ``at`` (a datetime), with
+    its own event id and these attributes besides the subscription: the schema drift tests' event."""
+    return business_event(
+        f"SO-{number}",
+        event_id=f"ev-{number}",
+        step="billing.subscription.activated",
+        system="stripe",
+        timestamp=at.isoformat(),
+        amount=1200.0,
+        currency="EUR",
+        attributes={"subscription": f"sub_{number}", **attributes},
+    )
+
+
 def padded_batch(correlation_id: str, size: int) -> bytes:
     """A valid JSON batch of one event, padded with JSON whitespace to exactly ``size`` bytes."""
     body = orjson.dumps({"events": [business_event(correlation_id)]})

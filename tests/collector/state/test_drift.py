@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.ingest import stripe_activation
 from threadline.collector.schema import parse_batch
 from threadline.collector.state import drift
 from threadline.collector.storage import Store
@@ -34,20 +35,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def activation(number: int, at: dt.datetime, **attributes: str) -> dict[str, Any]:
-    return {
-        "correlation_id": f"SO-{number}",
-        "event_id": f"ev-{number}",
-        "workflow": "quote-to-cash",
-        "step": STEP,
-        "system": "stripe",
-        "timestamp": at.isoformat(),
-        "amount": 1200.0,
-        "currency": "EUR",
-        "attributes": {"subscription": f"sub_{number}", **attributes},
-    }
-
-
 def send(store: Store, events: list[dict[str, Any]]) -> None:
     for start in range(0, len(events), 500):
         parsed = parse_batch(orjson.dumps({"events": events[start : start + 500]}))
@@ -57,9 +44,11 @@ def send(store: Store, events: list[dict[str, Any]]) -> None:
 
 def history(before: int, since: int, every: dt.timedelta = dt.timedelta(minutes=10)) -> list[dict[str, Any]]:
     """``before`` activations with a plan up to the change, ``since`` with a plan id after it."""
-    events = [activation(n, CHANGE - every * (before - n), plan="Enterprise annual") for n in range(before)]
+    events = [
+        stripe_activation(n, CHANGE - every * (before - n), plan="Enterprise annual") for n in range(before)
+    ]
     events += [
-        activation(before + n, CHANGE + dt.timedelta(minutes=2) * n, plan_id="price_ent_annual")
+        stripe_activation(before + n, CHANGE + dt.timedelta(minutes=2) * n, plan_id="price_ent_annual")
         for n in range(since)
     ]
     return events
@@ -106,7 +95,7 @@ def test_what_every_event_keeps_sending_never_drifts(store: Store) -> None:
 
 def test_one_event_carrying_it_again_ends_the_missing_drift(store: Store) -> None:
     events = history(before=400, since=35)
-    events.append(activation(999, CHANGE + dt.timedelta(minutes=75), plan="Enterprise annual"))
+    events.append(stripe_activation(999, CHANGE + dt.timedelta(minutes=75), plan="Enterprise annual"))
     send(store, events)
 
     kinds = {(d.attribute, d.kind) for d in drift.detect(store, TENANT, AS_OF).drifts}
@@ -127,12 +116,12 @@ def test_too_few_events_since_the_change_is_no_drift_yet(store: Store) -> None:
 
 def test_an_attribute_most_events_lacked_before_is_not_missing_when_it_stops(store: Store) -> None:
     events = [
-        activation(
+        stripe_activation(
             n, CHANGE - dt.timedelta(minutes=10) * (400 - n), **({"coupon": "X"} if n % 4 == 0 else {})
         )
         for n in range(400)
     ]
-    events += [activation(400 + n, CHANGE + dt.timedelta(minutes=2) * n) for n in range(35)]
+    events += [stripe_activation(400 + n, CHANGE + dt.timedelta(minutes=2) * n) for n in range(35)]
     send(store, events)
 
     assert drift.detect(store, TENANT, AS_OF).drifts == []  # coupon was in 25%: optional, not usual
