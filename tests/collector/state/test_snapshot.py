@@ -25,7 +25,7 @@ from threadline.collector.state import dimensions, snapshot
 from threadline.collector.state.forecast import forecast_parameters
 from threadline.collector.state.overview import FIGURES, TREND, in_range
 from threadline.collector.state.rules import AMOUNT_AT_RISK, summary_sql
-from threadline.collector.state.transactions import LIST
+from threadline.collector.state.transactions import LIST, RESOLVE_KEY, find
 from threadline.collector.storage import Store
 from threadline.collector.storage.writes import store_events
 from threadline.collector.workflows import Workflows, load
@@ -134,6 +134,53 @@ def test_reads_through_the_snapshot_answer_as_the_rules_do_from_the_rollups(stor
     assert snapshot.keep(store, workflows, TENANT) == 1  # one statement: what changed
     send(store, workflows, batches[2])
     assert_same(store, workflows)
+
+
+def test_a_read_derives_again_only_what_changed_since_the_snapshot_or_after_its_moment(store: Store) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=5)
+    send(store, workflows, [e for n in range(40) for e in traffic.transaction(n)])
+    snapshot.keep(store, workflows, TENANT)
+
+    quiet, _ = snapshot.summary(store, workflows, TENANT, NOW + dt.timedelta(days=30))
+    assert "transaction_rollups" not in quiet and "FROM events" not in quiet  # the snapshot's rows alone
+    earlier, _ = snapshot.summary(store, workflows, TENANT, NOW - dt.timedelta(hours=20))
+    assert "FROM events FINAL" in earlier and "received_at" not in earlier  # events after as_of only
+
+    send(store, workflows, [e for n in range(40, 50) for e in traffic.transaction(n)])
+    busy, _ = snapshot.summary(store, workflows, TENANT, NOW + dt.timedelta(days=30))
+    assert "received_at" in busy  # what changed since the mark, derived at read time
+    assert_same(store, workflows)
+
+
+def test_a_lookup_reads_the_snapshot_row_of_an_unchanged_transaction_as_its_events_derive_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=9)
+    send(store, workflows, [e for n in range(25) for e in traffic.transaction(n)])
+    snapshot.keep(store, workflows, TENANT)
+    keys = sorted(
+        {row["transaction_id"] for row in store.rows("SELECT transaction_id FROM transaction_rollups")}
+    )
+    moments = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(days=30))
+    with monkeypatch.context() as events_path:
+        events_path.setattr(snapshot, "unchanged", lambda *_: False)
+        from_events = {(key, at): find(store, workflows, TENANT, key, at) for key in keys for at in moments}
+
+    read_from_snapshot = 0
+    for (key, at), expected in from_events.items():
+        resolved = store.rows(RESOLVE_KEY, {"tenant": TENANT, "key": key})
+        read_from_snapshot += bool(resolved) and snapshot.unchanged(
+            store, workflows, TENANT, resolved[0]["keys"], at
+        )
+        assert find(store, workflows, TENANT, key, at) == expected, f"{key} as of {at}"
+    assert read_from_snapshot > len(keys)  # as of the far future every one; as of earlier, some
+
+    again = traffic.transaction(0)
+    send(store, workflows, again)  # changed since the snapshot
+    resolved = store.rows(RESOLVE_KEY, {"tenant": TENANT, "key": again[0]["correlation_id"]})
+    assert not snapshot.unchanged(store, workflows, TENANT, resolved[0]["keys"], NOW + dt.timedelta(days=30))
 
 
 def test_other_definitions_are_derived_again_before_the_snapshot_is_read(

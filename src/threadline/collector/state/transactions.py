@@ -294,6 +294,7 @@ def find(
     if not resolved:
         return None
     transaction = resolved[0]["found"]
+    kept = snapshot.unchanged(store, workflows, tenant, resolved[0]["keys"], as_of)
     parameters = summary_parameters(
         workflows,
         tenant,
@@ -303,7 +304,7 @@ def find(
         announced=resolved[0]["announced"],
         **forecast_parameters(model),
     )
-    summary = FORECASTED.replace("{summary}", summary_sql(one_transaction=True))
+    summary = FORECASTED.replace("{summary}", summary_sql(one_transaction=True, snapshot=kept))
     rows = store.rows(ONE.replace("{summary}", summary), parameters)
     if not rows:
         return None  # every event of it is after as_of
