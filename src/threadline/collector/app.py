@@ -103,6 +103,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             workflows,
             alerting,
             forecasts,
+            keeper,
             keys=keys,
             webhooks=webhooks,
             redactor=Redactor(settings.redact_keys, settings.redact_salt),

@@ -20,6 +20,7 @@ from .ingest.writer import Writer
 from .metrics import Metrics
 from .schema import BusinessEvent
 from .state.forecast import Forecasts
+from .state.snapshot import StateKeeper
 from .storage import Store
 from .storage.retention import RetentionPolicy
 from .workflows import WorkflowError, Workflows, load
@@ -36,6 +37,7 @@ class Collector:
     workflows: Workflows
     alerting: Alerting  # evaluates alert rules and delivers notifications (alerts.service)
     forecasts: Forecasts  # each tenant's forecast model (state.forecast)
+    snapshot: StateKeeper  # keeps the state snapshot; a read catches it up first (state.snapshot)
     keys: ApiKeys = field(default_factory=ApiKeys)
     webhooks: Webhooks = field(default_factory=Webhooks)  # the mappings of POST /v1/webhooks/{source}
     redactor: Redactor = field(default_factory=Redactor)

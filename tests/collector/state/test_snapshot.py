@@ -219,3 +219,22 @@ def test_the_keeper_passes_only_after_a_write_or_with_other_definitions(store: S
         keeper.keep_every_tenant()
     assert after_a_write.statements > 0
     assert_same(store, workflows)
+
+
+def test_a_read_catches_the_snapshot_up_with_every_write_before_it_once(store: Store) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=13)
+    send(store, workflows, [e for n in range(20) for e in traffic.transaction(n)])
+    keeper = snapshot.StateKeeper(store, lambda: workflows, interval=1.0, registry=CollectorRegistry())
+    keeper.keep_every_tenant()
+    send(store, workflows, [e for n in range(20, 30) for e in traffic.transaction(n)])
+    later = NOW + dt.timedelta(days=30)
+    assert "received_at" in snapshot.summary(store, workflows, TENANT, later)[0]
+
+    keeper.catch_up(TENANT)
+    assert "received_at" not in snapshot.summary(store, workflows, TENANT, later)[0]  # the snapshot's rows
+    assert_same(store, workflows)
+    with Store.timed() as again:
+        keeper.catch_up(TENANT)
+        keeper.keep_every_tenant()  # the background's pass: nothing the read left it to keep
+    assert again.statements == 1  # the list of tenants, nothing derived

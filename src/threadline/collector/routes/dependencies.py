@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from .. import cursors
 from ..admission import admit_read
@@ -34,6 +35,15 @@ def _tenant(principal: PrincipalDep) -> str:
 
 
 TenantDep = Annotated[str, Depends(_tenant)]
+
+
+async def _snapshot_caught_up(collector: CollectorDep, tenant: TenantDep) -> None:
+    await run_in_threadpool(collector.snapshot.catch_up, tenant)
+
+
+# What a route reading every transaction's state asks first (``StateKeeper.catch_up``): its read is
+# then the snapshot's rows, and the reads that arrive together share one pass over what changed.
+SNAPSHOT_CAUGHT_UP = Depends(_snapshot_caught_up)
 
 # A time the store can hold (1970 to 2261), with a zone.
 Moment = StoredMoment

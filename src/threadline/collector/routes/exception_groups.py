@@ -42,6 +42,7 @@ from ..state.exception_groups import (
 from ..state.timeline import step_views, waiting_on_systems
 from .dependencies import (
     READING,
+    SNAPSHOT_CAUGHT_UP,
     TRANSACTION_PATH,
     After,
     AsOf,
@@ -58,7 +59,7 @@ router = APIRouter(prefix="/api", tags=["exceptions"], dependencies=READING)
 actions = APIRouter(prefix="/api", tags=["exceptions"], dependencies=[Depends(require("act"))])
 
 
-@router.get("/exceptions", response_model=ExceptionsReport)
+@router.get("/exceptions", response_model=ExceptionsReport, dependencies=[SNAPSHOT_CAUGHT_UP])
 async def list_exceptions(
     collector: CollectorDep,
     tenant: TenantDep,

@@ -31,6 +31,7 @@ from ..state.timeline import step_views, waiting_on_systems
 from ..workflows import WorkflowError, Workflows
 from .dependencies import (
     READING,
+    SNAPSHOT_CAUGHT_UP,
     TRANSACTION_PATH,
     After,
     AsOf,
@@ -127,7 +128,7 @@ async def get_transaction(
     )
 
 
-@router.get("/transactions", response_model=TransactionPage)
+@router.get("/transactions", response_model=TransactionPage, dependencies=[SNAPSHOT_CAUGHT_UP])
 async def list_transactions(
     collector: CollectorDep,
     tenant: TenantDep,
@@ -201,7 +202,7 @@ async def list_transactions(
     return TransactionPage(as_of=moment, total=total, items=items, next_cursor=next_cursor)
 
 
-@router.get("/overview", response_model=Overview)
+@router.get("/overview", response_model=Overview, dependencies=[SNAPSHOT_CAUGHT_UP])
 async def get_overview(
     collector: CollectorDep,
     tenant: TenantDep,

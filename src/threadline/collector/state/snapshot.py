@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from ..cursors import AFTER_EVERY_ID
 from ..metrics import TENANT_LABEL
 from ..schema import EARLIEST, LATEST
-from ..storage import Store, StoreUnavailable
+from ..storage import CallerGone, Store, StoreUnavailable
 from ..storage.writes import utc
 from ..workflows import Workflows
 from . import dimensions, reconciliation
@@ -209,13 +209,22 @@ def unchanged(store: Store, workflows: Workflows, tenant: str, keys: list[str], 
     return bool(found[0]["unchanged"])
 
 
-def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | None = None) -> int:
+def keep(
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    now: dt.datetime | None = None,
+    changed_only: bool = False,
+) -> int:
     """Bring the tenant's snapshot up to date with every event received before ``now``; the number
-    of statements it took (each derives the changed transactions, or a slice of all of them)."""
+    of statements it took (each derives the changed transactions, or a slice of all of them).
+    ``changed_only``: nothing (0) when that takes deriving every transaction."""
     began = now or dt.datetime.now(dt.UTC)
     definitions = WorkflowParameters.of(workflows)
     mark = read_mark(store, tenant) if store.aggregates_complete() else None
     base = {**definitions.values, "tenant": tenant, "as_of": LATEST, "version": time.time_ns() // 1000}
+    if changed_only and (mark is None or mark.definitions != definitions.digest):
+        return 0
     if mark is not None and mark.definitions == definitions.digest:
         since = mark.covered_until - margin(store)
         store.command(KEEP_CHANGED, {**base, "snapshot_since": since})
@@ -237,9 +246,15 @@ def keep(store: Store, workflows: Workflows, tenant: str, now: dt.datetime | Non
     return statements
 
 
+# How long a read waits for a pass under way before it derives what changed itself (a first pass
+# over every transaction takes minutes at 10 M events; a pass over what changed, about half a second).
+CATCH_UP_WAIT_S = 2.0
+
+
 class StateKeeper:
     """Keeps every tenant's snapshot up to date, every ``interval`` seconds, in a background thread
-    whose statements wait for the dashboard's reads (``Store.background``)."""
+    whose statements wait for the dashboard's reads (``Store.background``); and, before a read
+    (``catch_up``), with every write this collector acknowledged until then."""
 
     def __init__(
         self,
@@ -259,6 +274,10 @@ class StateKeeper:
             registry=registry,
         )
         self._seen: tuple[int, str] | None = None  # the store's writes and definitions of the last pass
+        # Per tenant: one pass at a time, the background's or a read's; the definitions and the count
+        # of the store's writes (``Store.writes``) its latest pass covers.
+        self._passing: dict[str, threading.Lock] = {}
+        self._covered: dict[str, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-state-keeper", daemon=True)
 
@@ -286,11 +305,11 @@ class StateKeeper:
         for tenant in sorted(row["tenant"] for row in self.store.rows(TENANTS)):
             if self._stop.is_set():
                 return
+            if self._covers(tenant, (seen[1], seen[0])):
+                continue  # a read's catch-up kept it since
             started = time.monotonic()
-            began = dt.datetime.now(dt.UTC)
-            statements = keep(self.store, workflows, tenant, began)
-            if statements:
-                self.covered_until.labels(tenant).set(began.timestamp())
+            with self._passing.setdefault(tenant, threading.Lock()):
+                statements = self._keep(workflows, tenant)
             kept_every_tenant = kept_every_tenant and statements > 0
             if statements > 1:
                 logger.info(
@@ -301,6 +320,45 @@ class StateKeeper:
                 )
         if kept_every_tenant:  # else (an error, the aggregates still being filled) the next pass tries again
             self._seen = seen
+
+    def catch_up(self, tenant: str) -> None:
+        """Before a read of the tenant's state: keep its snapshot up to every write this collector
+        acknowledged before now, so that the read is the snapshot's rows alone (``summary``), and
+        concurrent reads share one pass instead of each deriving what changed. It gives up (the read
+        derives what changed itself, as it would anyway) when a pass over every transaction is due or
+        under way, without waiting for it."""
+        workflows = self.workflows()
+        wanted = (WorkflowParameters.of(workflows).digest, self.store.writes)
+        if self.interval <= 0 or self._covers(tenant, wanted):
+            return
+        mark = self.store.remembered(_mark_key(tenant), lambda: read_mark(self.store, tenant))
+        if mark is None or mark.definitions != wanted[0]:
+            return  # a pass over every transaction is due (or under way: it cleared the mark first)
+        passing = self._passing.setdefault(tenant, threading.Lock())
+        if not passing.acquire(timeout=CATCH_UP_WAIT_S):
+            return
+        try:
+            if not self._covers(tenant, wanted):  # the pass it waited for may have covered it
+                self._keep(workflows, tenant, changed_only=True)
+        except (StoreUnavailable, CallerGone):
+            raise  # the read's time limit, its caller gone, the store gone: the read meets them too
+        except Exception:
+            logger.exception("threadline: catching the state snapshot up failed; the read derives the state")
+        finally:
+            passing.release()
+
+    def _covers(self, tenant: str, wanted: tuple[str, int]) -> bool:
+        covered = self._covered.get(tenant)
+        return covered is not None and covered[0] == wanted[0] and covered[1] >= wanted[1]
+
+    def _keep(self, workflows: Workflows, tenant: str, changed_only: bool = False) -> int:
+        writes = self.store.writes  # counted before the pass begins: each one stored before ``began``
+        began = dt.datetime.now(dt.UTC)
+        statements = keep(self.store, workflows, tenant, began, changed_only)
+        if statements:
+            self._covered[tenant] = (WorkflowParameters.of(workflows).digest, writes)
+            self.covered_until.labels(tenant).set(began.timestamp())
+        return statements
 
     def _run(self) -> None:
         while not self._stop.is_set():
