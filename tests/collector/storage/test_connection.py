@@ -197,6 +197,43 @@ def test_background_reads_wait_for_every_read_even_one_queued_after_them(tmp_pat
     assert finished == ["dashboard", "evaluator"]
 
 
+@pytest.mark.parametrize("answered_between", [False, True])
+def test_a_call_that_had_the_store_goes_on_before_the_waiting_write_until_it_has_answered(
+    tmp_path: Path, answered_between: bool
+) -> None:
+    # The call's first statement runs past the readers' short turn, a write waits behind it: the
+    # call's second statement still goes first (it waits for the store once), unless the call had
+    # answered, and its next read is a read like any other.
+    store = Store(f"chdb://{tmp_path}").open()
+    caller = ReadCaller("acme")
+    finished: list[str] = []
+
+    def call() -> None:
+        store.reading(caller)  # this thread's context only
+        store.query("SELECT sleep(0.6), count() FROM schema_migrations")
+        if answered_between:
+            store.done_reading(caller)
+        store.query("SELECT count() FROM schema_migrations")
+        finished.append("call")
+
+    def write() -> None:
+        with store.writing():
+            store.insert("schema_migrations", [[0]], ["version"])
+        finished.append("write")
+
+    with store.writing():  # ingest writing briefly: the readers' turn is short
+        caller_thread = threading.Thread(target=call)
+        caller_thread.start()
+        _wait_until(lambda: store.waiting == (1, 0))
+        writer = threading.Thread(target=write)
+        writer.start()
+        _wait_until(lambda: store.waiting == (1, 1))
+    for thread in (caller_thread, writer):
+        thread.join(30)
+    store.close()
+    assert finished == (["write", "call"] if answered_between else ["call", "write"])
+
+
 def test_a_read_whose_caller_has_gone_is_not_executed(tmp_path: Path) -> None:
     store = Store(f"chdb://{tmp_path}").open()
     caller = ReadCaller("acme")
