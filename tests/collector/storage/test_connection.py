@@ -234,6 +234,34 @@ def test_a_call_that_had_the_store_goes_on_before_the_waiting_write_until_it_has
     assert finished == (["write", "call"] if answered_between else ["call", "write"])
 
 
+def test_a_background_read_waits_for_a_steady_flow_of_reads_a_second_at_most(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    stop = threading.Event()
+    waited: list[float] = []
+
+    def dashboard() -> None:  # a read always waiting: each statement queued before the last ends
+        while not stop.is_set():
+            store.query("SELECT sleep(0.05), count() FROM schema_migrations")
+
+    def evaluator() -> None:
+        began = time.monotonic()
+        with Store.background():
+            store.query("SELECT count() FROM schema_migrations")
+        waited.append(time.monotonic() - began)
+
+    readers = [threading.Thread(target=dashboard) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    background = threading.Thread(target=evaluator)
+    background.start()
+    background.join(10)
+    stop.set()
+    for reader in readers:
+        reader.join(30)
+    store.close()
+    assert waited and 0.9 <= waited[0] < 3
+
+
 def test_a_read_whose_caller_has_gone_is_not_executed(tmp_path: Path) -> None:
     store = Store(f"chdb://{tmp_path}").open()
     caller = ReadCaller("acme")

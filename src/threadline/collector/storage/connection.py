@@ -52,6 +52,9 @@ GONE_CHECK_S = 0.1
 # How long the store waits, between two statements of one API call, for the next one (a handler maps
 # rows and builds its next statement in milliseconds; the call's end ends the wait at once).
 CALL_GRACE_S = 0.05
+# How long a background statement (the alert evaluator's, the state keeper's) gives way to the API's
+# reads: past it, it queues as one of them (else a steady flow of dashboards held back every alert).
+BACKGROUND_PATIENCE_S = 1.0
 
 
 class StoreUnavailable(RuntimeError):
@@ -105,7 +108,8 @@ class WriterFirstLock:
 
     ``threading.RLock`` wakes waiters in no particular order, so ingest's writer could wait behind
     any number of queued reads. Here readers go in arrival order, writers before them, background
-    reads (the alert evaluator's and the state keeper's passes) after them, and a reader whose
+    reads (the alert evaluator's and the state keeper's passes) after them (for a second at most:
+    ``BACKGROUND_PATIENCE_S``), and a reader whose
     caller has gone leaves the queue without ever holding the lock. Under a steady flow of events
     there is always a write waiting: strictly first, writes would starve every read (a page waited
     minutes). So the store's time is shared: each write earns the readers as much store time as it
@@ -166,12 +170,17 @@ class WriterFirstLock:
                     self._continuing += 1
                 else:
                     queue.append(ticket)
+                patient_until = time.monotonic() + BACKGROUND_PATIENCE_S
                 try:
                     while not (
                         self._owner is None
                         and (continuing or not self._writers_waiting or self._turn_s > 0)
                         and queue[0] is ticket
-                        and (not background or not (self._readers or self._in_grace()))
+                        and (
+                            not background
+                            or not (self._readers or self._in_grace())
+                            or time.monotonic() >= patient_until
+                        )
                     ):
                         if caller is not None and caller.gone.is_set():
                             raise CallerGone("the caller left before its read started")
