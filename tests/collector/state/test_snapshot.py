@@ -204,12 +204,18 @@ def test_other_definitions_are_derived_again_before_the_snapshot_is_read(
     assert_same(store, changed)
 
 
-def test_the_keeper_passes_only_after_a_write_or_with_other_definitions(store: Store) -> None:
+def kept(store: Store, seed: int) -> tuple[Workflows, Traffic, snapshot.StateKeeper]:
+    """20 transactions written and kept by a keeper's pass; the traffic writes more."""
     workflows = load(EXAMPLE_WORKFLOWS)
-    traffic = Traffic(workflows, seed=11)
+    traffic = Traffic(workflows, seed=seed)
     send(store, workflows, [e for n in range(20) for e in traffic.transaction(n)])
     keeper = snapshot.StateKeeper(store, lambda: workflows, interval=1.0, registry=CollectorRegistry())
     keeper.keep_every_tenant()
+    return workflows, traffic, keeper
+
+
+def test_the_keeper_passes_only_after_a_write_or_with_other_definitions(store: Store) -> None:
+    workflows, traffic, keeper = kept(store, seed=11)
     with Store.timed() as idle:
         keeper.keep_every_tenant()
     assert idle.statements == 0  # nothing was written since: not even the changed set is read
@@ -222,11 +228,7 @@ def test_the_keeper_passes_only_after_a_write_or_with_other_definitions(store: S
 
 
 def test_a_read_catches_the_snapshot_up_with_every_write_before_it_once(store: Store) -> None:
-    workflows = load(EXAMPLE_WORKFLOWS)
-    traffic = Traffic(workflows, seed=13)
-    send(store, workflows, [e for n in range(20) for e in traffic.transaction(n)])
-    keeper = snapshot.StateKeeper(store, lambda: workflows, interval=1.0, registry=CollectorRegistry())
-    keeper.keep_every_tenant()
+    workflows, traffic, keeper = kept(store, seed=13)
     send(store, workflows, [e for n in range(20, 30) for e in traffic.transaction(n)])
     later = NOW + dt.timedelta(days=30)
     assert "received_at" in snapshot.summary(store, workflows, TENANT, later)[0]

@@ -144,6 +144,15 @@ def _mark_key(tenant: str) -> tuple[str, str]:
     return ("state_mark", tenant)
 
 
+def readable_mark(store: Store, tenant: str, digest: str) -> Mark | None:
+    """The tenant's mark when its snapshot may be read with the definitions of ``digest`` (derived
+    with them, the aggregates complete); remembered between calls (``Store.remembered``)."""
+    if not store.aggregates_complete():
+        return None
+    mark = store.remembered(_mark_key(tenant), lambda: read_mark(store, tenant))
+    return mark if mark is not None and mark.definitions == digest else None
+
+
 def _set_mark(store: Store, tenant: str, definitions: str, covered_until: dt.datetime) -> None:
     store.command(
         SET_MARK,
@@ -177,10 +186,10 @@ def summary(
     definitions = WorkflowParameters.of(workflows)
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
     complete = store.aggregates_complete()
-    mark = store.remembered(_mark_key(tenant), lambda: read_mark(store, tenant)) if complete else None
-    snapshot = mark is not None and mark.definitions == definitions.digest and state_scope != ""
+    mark = readable_mark(store, tenant, definitions.digest) if state_scope != "" else None
+    snapshot = mark is not None
     pending = {"changed": True, "late": True}
-    if mark is not None and snapshot:
+    if mark is not None:
         parameters["snapshot_since"] = mark.covered_until - margin(store)
         scope = scope if state_scope is None else state_scope
         pending = store.rows(PENDING, parameters)[0]
@@ -199,10 +208,8 @@ def unchanged(store: Store, workflows: Workflows, tenant: str, keys: list[str], 
     """Whether the snapshot's row of the transaction under ``keys`` is its state as of ``as_of``
     (``summary_sql(one_transaction=True, snapshot=True)``): no event of it received since the mark,
     none after ``as_of``; else it is derived from its events."""
-    if not store.aggregates_complete():
-        return False
-    mark = store.remembered(_mark_key(tenant), lambda: read_mark(store, tenant))
-    if mark is None or mark.definitions != WorkflowParameters.of(workflows).digest:
+    mark = readable_mark(store, tenant, WorkflowParameters.of(workflows).digest)
+    if mark is None:
         return False
     since = mark.covered_until - margin(store)
     found = store.rows(UNCHANGED, {"tenant": tenant, "keys": keys, "snapshot_since": since, "as_of": as_of})
@@ -273,7 +280,7 @@ class StateKeeper:
             [TENANT_LABEL],
             registry=registry,
         )
-        self._seen: tuple[int, str] | None = None  # the store's writes and definitions of the last pass
+        self._seen: tuple[str, int] | None = None  # the definitions and the store's writes of the last pass
         # Per tenant: one pass at a time, the background's or a read's; the definitions and the count
         # of the store's writes (``Store.writes``) its latest pass covers.
         self._passing: dict[str, threading.Lock] = {}
@@ -298,14 +305,14 @@ class StateKeeper:
         # Nothing written here and the same definitions since the last pass: nothing to keep (a pass
         # with nothing to derive still reads every event's arrival time). Another collector on the
         # same server keeps what it writes itself.
-        seen = (self.store.writes, WorkflowParameters.of(workflows).digest)
+        seen = (WorkflowParameters.of(workflows).digest, self.store.writes)
         if seen == self._seen:
             return
         kept_every_tenant = True
         for tenant in sorted(row["tenant"] for row in self.store.rows(TENANTS)):
             if self._stop.is_set():
                 return
-            if self._covers(tenant, (seen[1], seen[0])):
+            if self._covers(tenant, seen):
                 continue  # a read's catch-up kept it since
             started = time.monotonic()
             with self._passing.setdefault(tenant, threading.Lock()):
@@ -331,8 +338,7 @@ class StateKeeper:
         wanted = (WorkflowParameters.of(workflows).digest, self.store.writes)
         if self.interval <= 0 or self._covers(tenant, wanted):
             return
-        mark = self.store.remembered(_mark_key(tenant), lambda: read_mark(self.store, tenant))
-        if mark is None or mark.definitions != wanted[0]:
+        if readable_mark(self.store, tenant, wanted[0]) is None:
             return  # a pass over every transaction is due (or under way: it cleared the mark first)
         passing = self._passing.setdefault(tenant, threading.Lock())
         if not passing.acquire(timeout=CATCH_UP_WAIT_S):
