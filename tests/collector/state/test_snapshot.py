@@ -240,3 +240,12 @@ def test_a_read_catches_the_snapshot_up_with_every_write_before_it_once(store: S
         keeper.catch_up(TENANT)
         keeper.keep_every_tenant()  # the background's pass: nothing the read left it to keep
     assert again.statements == 1  # the list of tenants, nothing derived
+
+
+def test_the_keeper_spaces_its_passes_so_that_they_take_at_most_a_quarter_of_the_time() -> None:
+    # A quick pass: the next one comes when the interval is over.
+    assert snapshot.pause_after(0.5, 2.0) == pytest.approx(1.5)
+    # A slow pass (steady ingest changes something every second): three times its length, so that
+    # ingest keeps the store and a core for three quarters of the time and the next pass derives more at once.
+    assert snapshot.pause_after(3.0, 2.0) == pytest.approx(9.0)
+    assert 3.0 / (3.0 + snapshot.pause_after(3.0, 2.0)) == pytest.approx(snapshot.KEEPER_SHARE)

@@ -5,6 +5,10 @@ everything that arrived within a short window (bounded in time and size), stores
 inserts as possible, and only then answers each request: nothing is acknowledged before the store
 has it. When more events wait than ``max_pending_events``, new requests are refused at once
 (``Overloaded``, answered 503 with Retry-After) instead of growing memory without bound.
+
+An insert has a fixed cost beside its rows' (about 50 ms in the embedded engine, its views
+included), so 4,000 rows insert about three times faster per row than 1,000. Requests whose events
+are still being checked (``arriving``) are therefore waited for, a little, before a write begins.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,11 @@ from ..storage import Store
 from ..storage.writes import KeyRules, store_events, store_spans
 
 logger = logging.getLogger("threadline.collector")
+
+
+# How long a write about to begin waits for requests being checked (``Writer.arriving``): about
+# what checking 1,000 events takes on a busy core.
+GATHER_S = 0.1
 
 
 class Overloaded(RuntimeError):
@@ -52,6 +62,21 @@ class _Job:
         return len(self.events) + len(self.spans)
 
 
+class Arrival:
+    """A request whose events are on their way to ``Writer.submit`` (being decoded and checked)."""
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self._on_its_way = True
+
+    def here(self) -> None:
+        """Submitted, refused or gone: no longer waited for. The caller holds the writer's lock."""
+        if self._on_its_way:
+            self._on_its_way = False
+            self._writer._arriving -= 1
+            self._writer._wake.notify()
+
+
 class Writer:
     def __init__(
         self,
@@ -60,14 +85,17 @@ class Writer:
         window_s: float = 0.005,
         max_batch_events: int = 20_000,
         max_pending_events: int = 200_000,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.window_s = window_s
         self.max_batch_events = max_batch_events
         self.max_pending_events = max_pending_events
+        self.gather_s = gather_s
         self._jobs: deque[_Job] = deque()
         self._pending = 0
+        self._arriving = 0  # requests being checked (``arriving``) that a write may wait for
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._stopping = False
@@ -82,6 +110,19 @@ class Writer:
             self._wake.notify()
         self._thread.join(timeout=30)
 
+    @contextmanager
+    def arriving(self) -> Iterator[Arrival]:
+        """Around decoding and checking a request's events, before ``submit(..., arrival=)``: a
+        write about to begin waits for it (at most ``gather_s``) so that the two share an insert."""
+        with self._wake:
+            self._arriving += 1
+            arrival = Arrival(self)
+        try:
+            yield arrival
+        finally:
+            with self._wake:
+                arrival.here()
+
     async def submit(
         self,
         tenant: str,
@@ -89,6 +130,7 @@ class Writer:
         events: Sequence[BusinessEvent],
         spans: Sequence[Mapping[str, Any]] = (),
         rules: KeyRules | None = None,
+        arrival: Arrival | None = None,
     ) -> WriteResult:
         """Store events and spans, their keys linked by ``rules`` (from the workflow definitions);
         returns once they are stored. Raises Overloaded or StoreUnavailable."""
@@ -96,6 +138,8 @@ class Writer:
         job = _Job(tenant, source, events, spans, loop, loop.create_future(), rules or KeyRules())
         size = job.size
         with self._wake:
+            if arrival is not None:
+                arrival.here()
             if self._stopping:
                 raise Overloaded("the collector is shutting down")
             if self._pending and self._pending + size > self.max_pending_events:
@@ -112,6 +156,12 @@ class Writer:
                 self._wake.wait()
             if not self._jobs:
                 return []
+            deadline = time.monotonic() + self.gather_s
+            while self._arriving and not self._stopping and self._pending < self.max_batch_events:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
         time.sleep(self.window_s)  # let concurrent requests join this insert
         batch: list[_Job] = []
         size = 0

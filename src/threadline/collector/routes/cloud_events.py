@@ -52,20 +52,21 @@ async def post_cloudevents(
     source = collector.webhooks.sources.get(cloud_events.MAPPINGS_SOURCE)
     mappings = source.mappings if source is not None else []
     headers = dict(request.headers)
-    try:
-        received = await run_in_threadpool(cloud_events.read, content_type, headers, body)
-        events = await run_in_threadpool(
-            cloud_events.convert, received, mappings, headers, clock_of(collector)
-        )
-    except InvalidBatch as invalid:
-        collector.metrics.events_rejected.labels(ENDPOINT, "invalid").inc(max(invalid.events, 1))
-        raise ApiError(
-            400,
-            "invalid_events",
-            f"{len(invalid.problems)} problem(s) in the CloudEvents; nothing was stored",
-            problems=invalid.problems,
-        ) from None
-    except webhooks.NoMappingMatched as unmatched:
-        collector.metrics.events_rejected.labels(ENDPOINT, "unmatched").inc()
-        raise no_mapping(unmatched) from None
-    return await store_events(collector, principal, ENDPOINT, ENDPOINT, events, started)
+    with collector.writer.arriving() as arrival:
+        try:
+            received = await run_in_threadpool(cloud_events.read, content_type, headers, body)
+            events = await run_in_threadpool(
+                cloud_events.convert, received, mappings, headers, clock_of(collector)
+            )
+        except InvalidBatch as invalid:
+            collector.metrics.events_rejected.labels(ENDPOINT, "invalid").inc(max(invalid.events, 1))
+            raise ApiError(
+                400,
+                "invalid_events",
+                f"{len(invalid.problems)} problem(s) in the CloudEvents; nothing was stored",
+                problems=invalid.problems,
+            ) from None
+        except webhooks.NoMappingMatched as unmatched:
+            collector.metrics.events_rejected.labels(ENDPOINT, "unmatched").inc()
+            raise no_mapping(unmatched) from None
+        return await store_events(collector, principal, ENDPOINT, ENDPOINT, events, started, arrival)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from ..auth import Principal, enforce_rate, require
 from ..http_errors import PROTOBUF_TYPES, ApiError, media_type
 from ..ingest import otlp, otlp_logs, undefined
-from ..ingest.writer import WriteResult
+from ..ingest.writer import Arrival, WriteResult
 from ..schema import BusinessEvent, InvalidBatch, Problem, clock, parse_batch
 from ..service import Collector
 from .dependencies import CollectorDep, PrincipalDep
@@ -116,22 +116,23 @@ async def post_events(request: Request, collector: CollectorDep, principal: Prin
     if media_type(request) not in JSON_TYPES:
         raise ApiError(415, "unsupported_media_type", "send application/json")
     body = await read_body(request, collector.settings.max_body_bytes)
-    try:
-        events = await run_in_threadpool(parse_batch, body, clock_of(collector))
-    except InvalidBatch as invalid:
-        # All or nothing: every event of the batch is refused, however many problems it has.
-        if invalid.events:
-            collector.metrics.events_received.labels("events").inc(invalid.events)
-            collector.metrics.events_rejected.labels("events", "invalid").inc(invalid.events)
-        else:  # not a batch at all: its events cannot be counted, the body counts once
-            collector.metrics.events_rejected.labels("events", "malformed").inc()
-        raise ApiError(
-            400,
-            "invalid_events",
-            f"{len(invalid.problems)} problem(s) in the batch; nothing was stored",
-            problems=invalid.problems,
-        ) from None
-    return await store_events(collector, principal, "events", "json", events, started)
+    with collector.writer.arriving() as arrival:
+        try:
+            events = await run_in_threadpool(parse_batch, body, clock_of(collector))
+        except InvalidBatch as invalid:
+            # All or nothing: every event of the batch is refused, however many problems it has.
+            if invalid.events:
+                collector.metrics.events_received.labels("events").inc(invalid.events)
+                collector.metrics.events_rejected.labels("events", "invalid").inc(invalid.events)
+            else:  # not a batch at all: its events cannot be counted, the body counts once
+                collector.metrics.events_rejected.labels("events", "malformed").inc()
+            raise ApiError(
+                400,
+                "invalid_events",
+                f"{len(invalid.problems)} problem(s) in the batch; nothing was stored",
+                problems=invalid.problems,
+            ) from None
+        return await store_events(collector, principal, "events", "json", events, started, arrival)
 
 
 async def store_events(
@@ -141,15 +142,21 @@ async def store_events(
     source: str,
     events: list[BusinessEvent],
     started: float,
+    arrival: Arrival | None = None,
 ) -> IngestResult:
     """Store checked events as every JSON sender's are: counted, rate-limited, redacted, written and
     acknowledged once stored, with the warnings of events the definitions do not name.
 
-    ``endpoint`` labels the metrics; ``source`` is stored with each event."""
+    ``endpoint`` labels the metrics; ``source`` is stored with each event; ``arrival`` is the
+    request's, if it was announced (``Writer.arriving``)."""
     collector.metrics.events_received.labels(endpoint).inc(len(events))
     enforce_rate(principal, len(events))
     result = await collector.writer.submit(
-        principal.tenant, source, collector.redact(events), rules=collector.workflows.key_rules
+        principal.tenant,
+        source,
+        collector.redact(events),
+        rules=collector.workflows.key_rules,
+        arrival=arrival,
     )
     collector.metrics.events_accepted.labels(endpoint).inc(result.accepted)
     collector.metrics.duplicates.labels(endpoint).inc(result.duplicates)
@@ -251,23 +258,26 @@ async def post_traces(request: Request, collector: CollectorDep, principal: Prin
     started = time.perf_counter()
     tenant = principal.tenant
     body, as_json = await _otlp_body(request, collector)
-    try:
-        request_message = await run_in_threadpool(otlp.decode, body, as_json)
-        _within_limit(collector, _TRACES, otlp.span_count(request_message))
-        converted = await run_in_threadpool(
-            otlp.convert,
-            request_message,
-            tenant,
-            collector.redactor,
-            clock_of(collector),
-            collector.workflows.key_rules,
+    with collector.writer.arriving() as arrival:
+        try:
+            request_message = await run_in_threadpool(otlp.decode, body, as_json)
+            _within_limit(collector, _TRACES, otlp.span_count(request_message))
+            converted = await run_in_threadpool(
+                otlp.convert,
+                request_message,
+                tenant,
+                collector.redactor,
+                clock_of(collector),
+                collector.workflows.key_rules,
+            )
+        except otlp.InvalidPayload as invalid:
+            raise _malformed(collector, _TRACES, invalid) from None
+        _count_received(collector, _TRACES, len(converted.events), len(converted.rejected))
+        enforce_rate(principal, len(converted.spans))
+        events, rules = collector.redact(converted.events), collector.workflows.key_rules
+        result = await collector.writer.submit(
+            tenant, _TRACES.source, events, converted.spans, rules, arrival
         )
-    except otlp.InvalidPayload as invalid:
-        raise _malformed(collector, _TRACES, invalid) from None
-    _count_received(collector, _TRACES, len(converted.events), len(converted.rejected))
-    enforce_rate(principal, len(converted.spans))
-    events, rules = collector.redact(converted.events), collector.workflows.key_rules
-    result = await collector.writer.submit(tenant, _TRACES.source, events, converted.spans, rules)
     _count_stored(collector, _TRACES, result, converted.events, started)
     return _otlp_answer(otlp.encode_response, converted.rejected, as_json)
 
@@ -287,16 +297,19 @@ async def post_logs(request: Request, collector: CollectorDep, principal: Princi
     """
     started = time.perf_counter()
     body, as_json = await _otlp_body(request, collector)
-    try:
-        request_message = await run_in_threadpool(otlp_logs.decode, body, as_json)
-        _within_limit(collector, _LOGS, otlp_logs.record_count(request_message))
-        converted = await run_in_threadpool(otlp_logs.convert, request_message, clock_of(collector))
-    except otlp.InvalidPayload as invalid:
-        raise _malformed(collector, _LOGS, invalid) from None
-    _count_received(collector, _LOGS, len(converted.events), len(converted.rejected))
-    # Only business events are stored, so only they count against the key's rate.
-    enforce_rate(principal, len(converted.events))
-    events, rules = collector.redact(converted.events), collector.workflows.key_rules
-    result = await collector.writer.submit(principal.tenant, _LOGS.source, events, rules=rules)
+    with collector.writer.arriving() as arrival:
+        try:
+            request_message = await run_in_threadpool(otlp_logs.decode, body, as_json)
+            _within_limit(collector, _LOGS, otlp_logs.record_count(request_message))
+            converted = await run_in_threadpool(otlp_logs.convert, request_message, clock_of(collector))
+        except otlp.InvalidPayload as invalid:
+            raise _malformed(collector, _LOGS, invalid) from None
+        _count_received(collector, _LOGS, len(converted.events), len(converted.rejected))
+        # Only business events are stored, so only they count against the key's rate.
+        enforce_rate(principal, len(converted.events))
+        events, rules = collector.redact(converted.events), collector.workflows.key_rules
+        result = await collector.writer.submit(
+            principal.tenant, _LOGS.source, events, rules=rules, arrival=arrival
+        )
     _count_stored(collector, _LOGS, result, converted.events, started)
     return _otlp_answer(otlp_logs.encode_response, converted.rejected, as_json)

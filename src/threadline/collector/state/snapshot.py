@@ -253,15 +253,28 @@ def keep(
     return statements
 
 
+# The keeper's passes take at most this share of the time: under steady ingest every pass finds
+# something changed, and a pass has a fixed cost (planning the state statement, ~0.5 s) beside what
+# it derives, so passes back to back would hold the store and a core from ingest most of the time.
+# Spacing them lets each derive more at once; reads catch up what is not kept yet (``catch_up``).
+KEEPER_SHARE = 0.25
+
 # How long a read waits for a pass under way before it derives what changed itself (a first pass
 # over every transaction takes minutes at 10 M events; a pass over what changed, about half a second).
 CATCH_UP_WAIT_S = 2.0
 
 
+def pause_after(took: float, interval: float) -> float:
+    """Seconds the keeper waits after a pass that took ``took``: the rest of ``interval``, and long
+    enough that its passes take at most ``KEEPER_SHARE`` of the time."""
+    return max(interval - took, took * (1 / KEEPER_SHARE - 1), 0.1 * interval)
+
+
 class StateKeeper:
-    """Keeps every tenant's snapshot up to date, every ``interval`` seconds, in a background thread
-    whose statements wait for the dashboard's reads (``Store.background``); and, before a read
-    (``catch_up``), with every write this collector acknowledged until then."""
+    """Keeps every tenant's snapshot up to date, every ``interval`` seconds (less often when its
+    passes are slow: ``pause_after``), in a background thread whose statements wait for the
+    dashboard's reads (``Store.background``); and, before a read (``catch_up``), with every write
+    this collector acknowledged until then."""
 
     def __init__(
         self,
@@ -376,4 +389,4 @@ class StateKeeper:
                 logger.warning("threadline: state snapshot not kept, the store is unavailable: %s", error)
             except Exception:
                 logger.exception("threadline: keeping the state snapshot failed; reads derive the state")
-            self._stop.wait(max(self.interval - (time.monotonic() - started), 0.1 * self.interval))
+            self._stop.wait(pause_after(time.monotonic() - started, self.interval))
