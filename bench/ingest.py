@@ -36,6 +36,7 @@ OTLP_GOAL = 0.5
 TRACE_GOAL = 0.5
 TECHNICAL_CHILDREN = 10  # technical spans per business-event span in the trace figure
 SPANS_PER_EXPORT = 1000  # what senders.export_spans sends per request
+EVENT_SPACING_S = 0.01  # between two events of the JSON figure
 
 STEPS = [
     ("crm.opportunity.won", "salesforce"),
@@ -46,19 +47,24 @@ STEPS = [
 
 
 def make_events(count: int, prefix: str) -> list[dict[str, object]]:
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    """Events as live integrations send them: of the last minutes (10 ms apart, ending now), each
+    transaction's steps agreeing on its amount. So the example alert rules fire only as they would
+    on live traffic; events of months ago, amounts differing by step, made every transaction an
+    alert (SLA breached, stuck, amounts disagree), and the evaluator and delivery took 1.5 cores."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=count * EVENT_SPACING_S)
     events = []
     for n in range(count):
         step, system = STEPS[n % len(STEPS)]
+        transaction = n // len(STEPS)
         events.append(
             {
-                "correlation_id": f"{prefix}-{n // len(STEPS)}",
+                "correlation_id": f"{prefix}-{transaction}",
                 "workflow": "quote-to-cash",
                 "step": step,
                 "system": system,
-                "timestamp": (start + dt.timedelta(seconds=n)).isoformat(),
+                "timestamp": (start + dt.timedelta(seconds=n * EVENT_SPACING_S)).isoformat(),
                 "event_id": f"{prefix}-e{n}",
-                "amount": 100.0 + n % 50,
+                "amount": 100.0 + transaction % 50,
                 "currency": "USD",
                 "attributes": {"region": "emea"},
             }
