@@ -97,6 +97,28 @@ class _Server:
             raise RuntimeError("the collector did not stop within 5 minutes")
 
 
+# The collector's background work (the state keeper's passes over what was just ingested, alert
+# evaluations) and the engine's merges go on after a round; each measured phase starts once they
+# are over, so that the ingest rounds and the raw inserts compete with the same (nothing).
+QUIET_S = 3.0  # no statement of the collector's own and no merge for this long
+SETTLE_LIMIT_S = 180.0
+MERGES = "SELECT count() FROM system.merges"
+
+
+def settle(store: Store) -> None:
+    """Wait until the collector's background work and the engine's merges are over."""
+    deadline = time.monotonic() + SETTLE_LIMIT_S
+    quiet_since, seen = time.monotonic(), -1
+    while time.monotonic() < deadline:
+        statements = sum(tally.statements for holder, tally in store.busy.items() if holder != "MainThread")
+        merging = store.query(MERGES).result_rows[0][0]
+        if statements != seen or merging:
+            quiet_since, seen = time.monotonic(), statements
+        elif time.monotonic() - quiet_since >= QUIET_S:
+            return
+        time.sleep(0.25)
+
+
 def _timed(context: Any, jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> float:
     """Seconds from the moment every sender process is ready until the last one is done."""
     go = context.Event()
@@ -134,6 +156,7 @@ def _raw_trace_insert(store: Store, events: int, prefix: str) -> tuple[int, floa
             for index, event in enumerate(converted.events)
         ]
         batches.append(([span_row(span) for span in converted.spans], event_rows))
+    settle(store)
     started = time.perf_counter()
     for span_rows, event_rows in batches:
         store.insert("spans", span_rows, SPAN_COLUMNS)
@@ -155,6 +178,7 @@ def run(scale: str) -> list[Figure]:
             events = make_events(total, f"R{round_}")
             bodies = [orjson.dumps({"events": events[i : i + batch]}) for i in range(0, total, batch)]
             shares = [bodies[c::clients] for c in range(clients)]
+            settle(store)
             ingest_s.append(_timed(context, [(senders.post_batches, (url, share)) for share in shares]))
 
             received = dt.datetime.now(dt.UTC)
@@ -172,11 +196,13 @@ def run(scale: str) -> list[Figure]:
                 )
                 for index, e in enumerate(events)
             ]
+            settle(store)
             started = time.perf_counter()
             for i in range(0, total, batch):
                 store.insert("events", rows[i : i + batch], EVENT_COLUMNS)
             raw_s.append(time.perf_counter() - started)
 
+        settle(store)
         before = server.app.state.collector.metrics.spans_stored._value.get()
         otlp_s = _timed(context, [(senders.export_spans, (url, otlp_spans, 0, "OT"))])
         stored = server.app.state.collector.metrics.spans_stored._value.get() - before
@@ -184,6 +210,7 @@ def run(scale: str) -> list[Figure]:
 
         trace_rounds, raw_trace_rounds = [], []
         for round_ in range(rounds):
+            settle(store)
             before = server.app.state.collector.metrics.spans_stored._value.get()
             trace = (url, trace_events, TECHNICAL_CHILDREN, f"TR{round_}")
             trace_rounds.append(_timed(context, [(senders.export_spans, trace)]))
