@@ -20,7 +20,7 @@ from typing import Any
 from ..models import DimensionValue, DimensionValues
 from ..storage import Store
 from ..workflows import ATTRIBUTES, DIMENSION_NAME, WorkflowDefinition, Workflows
-from .reconciliation import CHANGED_STEP_VALUES, SLICE_STEP_VALUES, latest_value, step_values
+from .reconciliation import latest_value, step_values
 
 COLUMNS = ("tenant", "transaction_id", "workflow", "started_at", "dimensions", "kept_at", "version")
 OF_TRANSACTIONS = """
@@ -124,18 +124,17 @@ def derive(definition: WorkflowDefinition, row: Mapping[str, Any]) -> dict[str, 
     return {key: value for key, value in found.items() if value}
 
 
-def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, which: Mapping[str, Any]) -> int:
-    """Derive the dimensions of the transactions ``sql`` (a STEP_VALUES) and ``which`` (its
-    parameters: since when, or the slice) read, and store them."""
+def attribute_keys(definitions: Iterable[WorkflowDefinition]) -> list[str]:
+    """The attribute keys the dimensions of ``definitions`` are read from."""
+    return sorted({key for d in definitions for key in d.dimensions})
+
+
+def keep(store: Store, workflows: Workflows, tenant: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Derive and store the dimensions of the transactions of dimensioned workflows among ``rows``
+    (of STEP_VALUES, read by ``transaction_facts``)."""
     definitions = dimensioned_workflows(workflows)
-    parameters = {
-        **which,
-        "tenant": tenant,
-        "workflows": sorted(definitions),
-        "attribute_keys": sorted({key for d in definitions.values() for key in d.dimensions}),
-    }
     now, version = dt.datetime.now(dt.UTC), time.time_ns() // 1000
-    rows = [
+    kept = [
         [
             tenant,
             row["transaction_id"],
@@ -145,25 +144,14 @@ def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, which: Mapp
             now,
             version,
         ]
-        for row in store.rows(sql, parameters)
+        for row in rows
         if row["workflow"] in definitions
     ]
-    store.insert("transaction_dimensions", rows, COLUMNS)
-    return len(rows)
+    store.insert("transaction_dimensions", kept, COLUMNS)
+    return len(kept)
 
 
-def keep_changed(store: Store, workflows: Workflows, tenant: str, snapshot_since: dt.datetime) -> int:
-    """Derive again the dimensions of the transactions an event was received for since ``snapshot_since``."""
-    if not dimensioned_workflows(workflows):
-        return 0
-    return _keep(store, workflows, tenant, CHANGED_STEP_VALUES, {"snapshot_since": snapshot_since})
-
-
-def keep_all(store: Store, workflows: Workflows, tenant: str, slices: Iterable[Mapping[str, str]]) -> int:
-    """Derive every transaction's dimensions again, slice by slice (the definitions changed): what was
-    derived with the old ones is forgotten first."""
+def forget(store: Store, tenant: str) -> None:
+    """Forget every dimension derived for the tenant (the definitions changed: all are derived again)."""
     if store.rows(ANY_STORED, {"tenant": tenant})[0]["stored"]:
         store.command(FORGET, {"tenant": tenant})
-    if not dimensioned_workflows(workflows):
-        return 0
-    return sum(_keep(store, workflows, tenant, SLICE_STEP_VALUES, part) for part in slices)

@@ -286,21 +286,12 @@ def _with_duplicates(
     ]
 
 
-def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapping[str, Any]) -> int:
-    """Derive the rows of the transactions ``sql`` (a STEP_VALUES) reads, and store them."""
+def keep(store: Store, workflows: Workflows, tenant: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Derive and store the rows of the transactions of reconciled workflows among ``rows`` (of
+    STEP_VALUES, read by ``transaction_facts``)."""
     definitions = reconciled_workflows(workflows)
-    parameters = {
-        **bound,
-        "tenant": tenant,
-        "workflows": sorted(definitions),
-        "attribute_keys": attribute_keys(definitions.values()),
-    }
-    derived = [
-        derive(definitions[row["workflow"]], row)
-        for row in store.rows(sql, parameters)
-        if row["workflow"] in definitions
-    ]
-    rows = _with_duplicates(store, tenant, definitions, derived)
+    derived = [derive(definitions[row["workflow"]], row) for row in rows if row["workflow"] in definitions]
+    kept = _with_duplicates(store, tenant, definitions, derived)
     now, version = dt.datetime.now(dt.UTC), time.time_ns() // 1000
     store.insert(
         "transaction_reconciliations",
@@ -318,25 +309,14 @@ def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapp
                 now,
                 version,
             ]
-            for row in rows
+            for row in kept
         ],
         COLUMNS,
     )
-    return len(rows)
+    return len(kept)
 
 
-def keep_changed(store: Store, workflows: Workflows, tenant: str, snapshot_since: dt.datetime) -> int:
-    """Derive again the transactions an event was received for since ``snapshot_since``."""
-    if not reconciled_workflows(workflows):
-        return 0
-    return _keep(store, workflows, tenant, CHANGED_STEP_VALUES, {"snapshot_since": snapshot_since})
-
-
-def keep_all(store: Store, workflows: Workflows, tenant: str, slices: Iterable[Mapping[str, str]]) -> int:
-    """Derive every transaction again, slice by slice (the definitions changed): what was derived
-    with the old ones is forgotten first."""
+def forget(store: Store, tenant: str) -> None:
+    """Forget every row derived for the tenant (the definitions changed: all are derived again)."""
     if store.rows(ANY_STORED, {"tenant": tenant})[0]["stored"]:
         store.command(FORGET, {"tenant": tenant})
-    if not reconciled_workflows(workflows):
-        return 0
-    return sum(_keep(store, workflows, tenant, SLICE_STEP_VALUES, part) for part in slices)

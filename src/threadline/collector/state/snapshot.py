@@ -32,7 +32,7 @@ from ..schema import EARLIEST, LATEST
 from ..storage import CallerGone, Store, StoreUnavailable
 from ..storage.writes import utc
 from ..workflows import Workflows
-from . import dimensions, reconciliation
+from . import transaction_facts
 from .rules import (
     CHANGED_FACTS,
     DERIVED,
@@ -235,8 +235,7 @@ def keep(
     if mark is not None and mark.definitions == definitions.digest:
         since = mark.covered_until - margin(store)
         store.command(KEEP_CHANGED, {**base, "snapshot_since": since})
-        reconciliation.keep_changed(store, workflows, tenant, since)
-        dimensions.keep_changed(store, workflows, tenant, since)
+        transaction_facts.keep_changed(store, workflows, tenant, since)
         statements = 1
     else:
         if mark is not None:  # derived with other definitions: not read again until derived anew
@@ -247,8 +246,7 @@ def keep(
         statements = len(parts)
         if not parts:
             return 0  # nothing to keep yet, or the aggregates are still being filled
-        reconciliation.keep_all(store, workflows, tenant, parts)
-        dimensions.keep_all(store, workflows, tenant, parts)
+        transaction_facts.keep_all(store, workflows, tenant, parts)
     _set_mark(store, tenant, definitions.digest, began)
     return statements
 
