@@ -24,6 +24,7 @@ writing it again changes nothing), then the group's state, then the rows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -77,6 +78,7 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
+@functools.cache  # a few per rule and receiver; asked for every notification queued, every delivery pass
 def _grouping_text(grouping: Grouping) -> str:
     return orjson.dumps(asdict(grouping)).decode()
 
