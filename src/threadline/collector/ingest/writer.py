@@ -6,8 +6,8 @@ inserts as possible, and only then answers each request: nothing is acknowledged
 has it. When more events wait than ``max_pending_events``, new requests are refused at once
 (``Overloaded``, answered 503 with Retry-After) instead of growing memory without bound.
 
-An insert has a fixed cost beside its rows' (about 50 ms in the embedded engine, its views
-included), so 4,000 rows insert about three times faster per row than 1,000. Requests whose events
+An insert has a fixed cost beside its rows' (about 60 ms in the embedded engine, its views
+included), so 4,000 rows insert two to three times faster per row than 1,000. Requests whose events
 are still being checked (``arriving``) are therefore waited for, a little, before a write begins.
 """
 
