@@ -5,12 +5,9 @@ overview (``state/dimensions.py``)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from threadline.collector.schema import parse_batch
 from threadline.collector.state import snapshot, transactions
@@ -34,13 +31,6 @@ workflows:
       - {name: support.credit.requested, system: zendesk}
 """
 WORKFLOWS = parse(DEFINITIONS)
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()
-    yield opened
-    opened.close()
 
 
 def event(

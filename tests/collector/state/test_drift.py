@@ -5,12 +5,9 @@ to), placed at the exact event, with the counts before and since."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.support.ingest import stripe_activation
 from threadline.collector.schema import parse_batch
@@ -26,13 +23,6 @@ WORKFLOWS = parse(
     "workflows:\n  quote-to-cash:\n    steps:\n      - {name: billing.subscription.activated}\n"
 )
 STEP = "billing.subscription.activated"
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()
-    yield opened
-    opened.close()
 
 
 def send(store: Store, events: list[dict[str, Any]]) -> None:

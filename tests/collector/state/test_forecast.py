@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -43,13 +41,6 @@ workflows:
       - {name: return.refunded, system: stripe}
 """
 )
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()
-    yield opened
-    opened.close()
 
 
 def event(key: str, step: str, at: dt.datetime, workflow: str = "orders") -> dict[str, Any]:

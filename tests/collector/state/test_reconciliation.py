@@ -9,12 +9,10 @@ it stored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from threadline.collector.models import TransactionSummary
 from threadline.collector.schema import parse_batch
@@ -28,13 +26,6 @@ TENANT = "acme"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 DEFINITIONS = (Path(__file__).parents[2] / "fixtures" / "reconciliation-workflows.yaml").read_text()
 WORKFLOWS = parse(DEFINITIONS)
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()
-    yield opened
-    opened.close()
 
 
 def event(key: str, step: str, system: str, minutes_ago: float, **fields: Any) -> dict[str, Any]:

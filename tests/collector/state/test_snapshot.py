@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +50,6 @@ QUEUE: dict[str, Any] = {
 }
 OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST, "dimension_filters": []}
 MOMENTS = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(hours=3))
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()
-    yield opened
-    opened.close()
 
 
 def send(store: Store, workflows: Workflows, events: list[dict[str, Any]]) -> None:

@@ -4,8 +4,6 @@ reconciliation and the dimensions come from one read of those values, on the rea
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -35,13 +33,6 @@ workflows:
       - {name: crm.account.created, system: salesforce}
 """
 )
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(f"chdb://{tmp_path / 'store'}").open()
-    yield opened
-    opened.close()
 
 
 def event(key: str, workflow: str, step: str, minutes_ago: int, **fields: Any) -> dict[str, Any]:
