@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,6 +231,30 @@ def _count_received(collector: Collector, signal: _Signal, events: int, rejected
         collector.metrics.events_rejected.labels(signal.endpoint, "invalid").inc(rejected)
 
 
+async def _store_converted(
+    collector: Collector,
+    principal: Principal,
+    signal: _Signal,
+    events: list[BusinessEvent],
+    rejected: list[str],
+    spans: Sequence[Mapping[str, Any]],
+    charged: int,
+    arrival: Arrival,
+) -> WriteResult:
+    """What an OTLP request carried, converted: counted, ``charged`` items taken from the key's
+    rate, its events redacted, and stored with its spans."""
+    _count_received(collector, signal, len(events), len(rejected))
+    enforce_rate(principal, charged)
+    return await collector.writer.submit(
+        principal.tenant,
+        signal.source,
+        collector.redact(events),
+        spans,
+        collector.workflows.key_rules,
+        arrival,
+    )
+
+
 def _count_stored(
     collector: Collector, signal: _Signal, result: WriteResult, events: list[BusinessEvent], started: float
 ) -> None:
@@ -272,11 +296,16 @@ async def post_traces(request: Request, collector: CollectorDep, principal: Prin
             )
         except otlp.InvalidPayload as invalid:
             raise _malformed(collector, _TRACES, invalid) from None
-        _count_received(collector, _TRACES, len(converted.events), len(converted.rejected))
-        enforce_rate(principal, len(converted.spans))
-        events, rules = collector.redact(converted.events), collector.workflows.key_rules
-        result = await collector.writer.submit(
-            tenant, _TRACES.source, events, converted.spans, rules, arrival
+        charged = len(converted.spans)
+        result = await _store_converted(
+            collector,
+            principal,
+            _TRACES,
+            converted.events,
+            converted.rejected,
+            converted.spans,
+            charged,
+            arrival,
         )
     _count_stored(collector, _TRACES, result, converted.events, started)
     return _otlp_answer(otlp.encode_response, converted.rejected, as_json)
@@ -304,12 +333,10 @@ async def post_logs(request: Request, collector: CollectorDep, principal: Princi
             converted = await run_in_threadpool(otlp_logs.convert, request_message, clock_of(collector))
         except otlp.InvalidPayload as invalid:
             raise _malformed(collector, _LOGS, invalid) from None
-        _count_received(collector, _LOGS, len(converted.events), len(converted.rejected))
         # Only business events are stored, so only they count against the key's rate.
-        enforce_rate(principal, len(converted.events))
-        events, rules = collector.redact(converted.events), collector.workflows.key_rules
-        result = await collector.writer.submit(
-            principal.tenant, _LOGS.source, events, rules=rules, arrival=arrival
+        charged = len(converted.events)
+        result = await _store_converted(
+            collector, principal, _LOGS, converted.events, converted.rejected, (), charged, arrival
         )
     _count_stored(collector, _LOGS, result, converted.events, started)
     return _otlp_answer(otlp_logs.encode_response, converted.rejected, as_json)
