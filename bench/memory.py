@@ -26,6 +26,7 @@ running against 10 M events.
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import os
 import queue
@@ -38,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,9 @@ class Plan:
     transactions: int  # planned for the senders in all; more than they can send in the budget
     budget_s: float  # how long the senders post, against each collector
     batch: int = 1000
+    # Each event dated when its batch is posted (in its planned order, 1 ms apart), as live
+    # integrations send them; otherwise dated as planned, in the generated history (a backfill).
+    live: bool = False
 
 
 PLANS = {
@@ -110,7 +115,23 @@ def _status(pid: int) -> dict[str, int]:
     return found
 
 
-def _post_for(url: str, bodies: list[tuple[bytes, int]], deadline: float) -> dict[str, Any]:
+Body = Callable[[], bytes]  # a batch's request body, made when it is posted
+
+
+def _as_planned(payload: bytes) -> bytes:
+    return payload
+
+
+def _dated_now(events: list[dict[str, Any]]) -> bytes:
+    """The batch as a live integration posts it: its events dated up to now, 1 ms apart, in order."""
+    now = dt.datetime.now(dt.UTC)
+    last = len(events) - 1
+    for n, event in enumerate(events):
+        event["timestamp"] = (now - dt.timedelta(milliseconds=last - n)).isoformat()
+    return orjson.dumps({"events": events})
+
+
+def _post_for(url: str, bodies: list[tuple[Body, int]], deadline: float) -> dict[str, Any]:
     """Post the batches in order until ``deadline`` (``time.monotonic``); what the sender saw."""
     seen: dict[str, Any] = {
         "acknowledged": 0,
@@ -133,7 +154,7 @@ def _post_for(url: str, bodies: list[tuple[bytes, int]], deadline: float) -> dic
                 try:
                     response = client.post(
                         url + "/v1/events",
-                        content=body,
+                        content=body(),
                         headers={"content-type": "application/json"},
                         timeout=remaining,
                     )
@@ -160,8 +181,7 @@ def _post_for(url: str, bodies: list[tuple[bytes, int]], deadline: float) -> dic
 
 def send(
     task: dataset.ChunkTask,
-    batch: int,
-    budget_s: float,
+    plan: Plan,
     planned: Event,
     goes: list[Event],
     port: Any,
@@ -175,16 +195,22 @@ def send(
     events until ``clock + budget_s`` and puts what it saw on ``results``.
     """
     events = dataset.plan_chunk(task).events_json
-    bodies = [
-        (orjson.dumps({"events": events[i : i + batch]}), len(events[i : i + batch]))
-        for i in range(0, len(events), batch)
-    ]
+    batches = [events[i : i + plan.batch] for i in range(0, len(events), plan.batch)]
     del events
+
+    def body(events: list[dict[str, Any]]) -> Body:
+        return (
+            partial(_dated_now, events)
+            if plan.live
+            else partial(_as_planned, orjson.dumps({"events": events}))
+        )
+
+    bodies = [(body(events), len(events)) for events in batches]
     planned.set()
     for go in goes:
         go.wait()
         try:
-            results.put(_post_for(f"http://127.0.0.1:{port.value}", bodies, clock.value + budget_s))
+            results.put(_post_for(f"http://127.0.0.1:{port.value}", bodies, clock.value + plan.budget_s))
         except Exception as error:  # reported, so that the run stops instead of waiting for it
             results.put({"error": f"{type(error).__name__}: {error}"})
 
@@ -297,7 +323,7 @@ def planning_senders(scale: str, plan: Plan, rounds: int) -> Iterator[Senders]:
     tasks = dataset.sender_tasks(dataset.SEED, plan.senders, plan.transactions, dataset.SCALES[scale].days)
     handles = (shared["port"], shared["clock"], shared["results"])
     processes = [
-        context.Process(target=send, args=(task, plan.batch, plan.budget_s, ready, goes, *handles))
+        context.Process(target=send, args=(task, plan, ready, goes, *handles))
         for task, ready in zip(tasks, planned, strict=True)
     ]
     try:
