@@ -265,7 +265,9 @@ def collector_on(store: Path, log_path: Path) -> Iterator[Collector]:
     # Defaults for everything but the store and port: no THREADLINE_* of the caller's (the alert
     # interval among them) changes what is measured.
     env = {key: value for key, value in os.environ.items() if not key.startswith("THREADLINE_")}
-    env["PYTHONPATH"] = str(dataset.PROJECT_ROOT)
+    # This checkout's code, whatever the environment's installed copy points at (a worktree's bench).
+    root = dataset.PROJECT_ROOT
+    env["PYTHONPATH"] = os.pathsep.join(str(path) for path in (root / "src", root / "sdk" / "src", root))
     # BENCH_SLOW_S (a diagnosis, off by default): the same command, logging its slow statements.
     module = "bench.slow_statements" if os.environ.get("BENCH_SLOW_S") else "threadline"
     command = [sys.executable, "-m", module, "collector", "--port", str(port)]
