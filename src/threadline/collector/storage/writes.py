@@ -101,11 +101,18 @@ CONFLICT_COLUMNS = (
 
 LINK_COLUMNS = ("tenant", "transaction_id", "merged_into", "linked_at", "version")
 
-# The aliases that pointed at transactions now linked into another: they follow.
-ALIASES_OF_TRANSACTIONS = f"""
-SELECT {", ".join(ALIAS_COLUMNS)}
-FROM aliases FINAL
-WHERE tenant = {{tenant:String}} AND transaction_id IN {{transactions:Array(String)}}
+# The aliases that pointed at transactions now linked into another: they follow. Each alias's latest
+# row, of those that ever pointed at one of them (the transaction index narrows the mapping, then its
+# sort key reads them): FINAL over the whole mapping cost each write about 170 ms at 2 M keys.
+ALIASES_OF_TRANSACTIONS = """
+SELECT tenant, alias, argMax(kind, version), argMax(transaction_id, version) AS current,
+       argMax(announced_by, version), argMax(first_seen, version), max(version)
+FROM aliases
+WHERE tenant = {tenant:String}
+  AND alias IN (SELECT alias FROM aliases
+                WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)})
+GROUP BY tenant, alias
+HAVING current IN {transactions:Array(String)}
 """
 
 # The transactions events were stored under, for these keys (through the sort key).
