@@ -105,13 +105,6 @@ FROM events
 WHERE tenant = {tenant:String} AND correlation_id IN {keys:Array(String)}
 """
 
-# Transactions linked earlier into these ones: their links follow too, so a link is one hop.
-LINKED_INTO = """
-SELECT transaction_id, merged_into
-FROM transaction_links FINAL
-WHERE tenant = {tenant:String} AND merged_into IN {transactions:Array(String)}
-"""
-
 
 @dataclass(frozen=True)
 class KeyRules:
@@ -260,7 +253,7 @@ def store_events(
     transactions = TransactionKeys(
         known,
         kinds={**declared, **kinds},  # a key keeps the kind it was first known as
-        steps_seen=_steps_seen(events, stored, rules),
+        steps_seen=_steps_seen(events, stored.events, rules),
         start_steps=rules.start_steps,
     )
     for event in events:
@@ -272,7 +265,7 @@ def store_events(
     event_ids = {str(event.event_id) for event in events}  # set by validation
     seen: set[tuple[str | None, str]] = {
         (event_id, transactions.transaction_of(transaction))
-        for event_id, transaction, _, _ in stored
+        for event_id, transaction, _, _ in stored.events
         if event_id in event_ids
     }
     new = []
@@ -290,7 +283,9 @@ def store_events(
         if key not in known and key not in transactions.new_aliases
     ]
     linked, alias_rows = (
-        _link(store, tenant, transactions, received_at, version) if transactions.new_aliases else (0, [])
+        _link(store, tenant, transactions, stored.links, received_at, version)
+        if transactions.new_aliases
+        else (0, [])
     )
     # Links before the mapping: while an alias is unknown, a retry announces it again and writes
     # the same links (the latest version stands), so a failure in between leaves nothing half-linked.
@@ -321,12 +316,17 @@ def store_events(
     return StoredEvents(new=new, linked=linked, alias_conflicts=len(transactions.conflicts))
 
 
-def _stored_in_transactions(
-    store: Store, tenant: str, keys: set[str], known: Mapping[str, str]
-) -> list[tuple[str, str, str, str]]:
+@dataclass(frozen=True)
+class _Stored:
+    """What is stored of a batch's transactions (``_stored_in_transactions``)."""
+
+    events: list[tuple[str, str, str, str]]  # (event id, the transaction it belongs to now, workflow, step)
+    links: dict[str, str]  # transaction -> the one it is linked into, for those linked into or out of them
+
+
+def _stored_in_transactions(store: Store, tenant: str, keys: set[str], known: Mapping[str, str]) -> _Stored:
     """Every event stored in the transactions of ``keys`` (the mapping's ``known`` one, or the key
-    itself), under any key of theirs or of a transaction linked into them: (event id, the
-    transaction it belongs to now, workflow, step)."""
+    itself), under any key of theirs or of a transaction linked into them, and their links."""
     transactions = {known.get(key, key) for key in keys} | keys
     around = store.query(LINKS_AROUND, {"tenant": tenant, "transactions": sorted(transactions)}).result_rows
     linked: dict[str, str] = {transaction: into for transaction, into in around if into}
@@ -338,10 +338,11 @@ def _stored_in_transactions(
     if elsewhere:  # a key that moved between transactions: rare, so their links are read only then
         found = store.query(LINKS_OF, {"tenant": tenant, "transactions": sorted(elsewhere)}).result_rows
         linked |= {transaction: into for transaction, into in found if into}
-    return [
+    events = [
         (event_id, linked.get(transaction) or transaction, workflow, step)
         for event_id, transaction, workflow, step in rows
     ]
+    return _Stored(events, linked)
 
 
 def _steps_seen(
@@ -366,6 +367,7 @@ def _link(
     store: Store,
     tenant: str,
     transactions: TransactionKeys,
+    links_around: Mapping[str, str],
     received_at: dt.datetime,
     version: int,
 ) -> tuple[int, list[list[Any]]]:
@@ -374,7 +376,8 @@ def _link(
 
     A new alias that was a transaction of its own (events were stored under it) is absorbed: it and
     every transaction linked into it earlier now link to the announcing transaction, and the aliases
-    that pointed at it follow. Mapping rows only; no event is rewritten.
+    that pointed at it follow. Mapping rows only; no event is rewritten. ``links_around``: the
+    links into the batch's transactions (``_Stored.links``), the absorbed ones' among them.
     """
     absorbed = list(transactions.new_aliases)
     moved = store.query(ALIASES_OF_TRANSACTIONS, {"tenant": tenant, "transactions": absorbed}).result_rows
@@ -385,8 +388,9 @@ def _link(
     keys = sorted(set(absorbed) | {row[1] for row in moved})
     stored_under = {row[0] for row in store.query(STORED_UNDER, {"tenant": tenant, "keys": keys}).result_rows}
     links = {alias: transactions.transaction_of(alias) for alias in absorbed if alias in stored_under}
-    for earlier, into in store.query(LINKED_INTO, {"tenant": tenant, "transactions": absorbed}).result_rows:
-        links[earlier] = transactions.transaction_of(into)
+    for earlier, into in links_around.items():  # linked earlier into an absorbed one: follows, one hop
+        if into in transactions.new_aliases:
+            links[earlier] = transactions.transaction_of(into)
     store.insert(
         "transaction_links",
         [[tenant, earlier, into, received_at, version] for earlier, into in links.items()],
