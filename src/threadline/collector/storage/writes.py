@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
@@ -56,8 +57,13 @@ KEYS_OF = """
 SELECT DISTINCT arrayJoin(keys) FROM transaction_rollups
 WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)}
 """
+# Each (transaction, workflow, step) once, and apart the events whose id may be one of the batch's:
+# a transaction of many events costs its steps, not its history. The ids travel as their CRC32
+# (``id_hashes``): binding a string costs clickhouse-connect a Python step per character, a number
+# one; a hash that collides only returns an id the caller then leaves out.
 EVENTS_UNDER = """
-SELECT event_id, transaction_id, workflow, step
+SELECT DISTINCT if(CRC32(event_id) IN {event_hashes:Array(UInt32)}, event_id, '') AS maybe_stored,
+       transaction_id, workflow, step
 FROM events
 WHERE tenant = {tenant:String} AND correlation_id IN {keys:Array(String)}
 """
@@ -248,7 +254,8 @@ def store_events(
         known[key] = transaction
         if kind:
             kinds[key] = kind
-    stored = _stored_in_transactions(store, tenant, keys, known)
+    event_ids = {str(event.event_id) for event in events}  # set by validation
+    stored = _stored_in_transactions(store, tenant, keys, known, event_ids)
     declared = {event.correlation_id: kind for event in events if (kind := rules.kind_of(event))}
     transactions = TransactionKeys(
         known,
@@ -262,7 +269,6 @@ def store_events(
 
     # An event id counts once in its transaction, whichever of the transaction's keys it comes under
     # (stored earlier, or earlier in this batch).
-    event_ids = {str(event.event_id) for event in events}  # set by validation
     seen: set[tuple[str | None, str]] = {
         (event_id, transactions.transaction_of(transaction))
         for event_id, transaction, _, _ in stored.events
@@ -320,20 +326,25 @@ def store_events(
 class _Stored:
     """What is stored of a batch's transactions (``_stored_in_transactions``)."""
 
-    events: list[tuple[str, str, str, str]]  # (event id, the transaction it belongs to now, workflow, step)
+    # (event id or "" for a step's other events, the transaction it belongs to now, workflow, step)
+    events: list[tuple[str, str, str, str]]
     links: dict[str, str]  # transaction -> the one it is linked into, for those linked into or out of them
 
 
-def _stored_in_transactions(store: Store, tenant: str, keys: set[str], known: Mapping[str, str]) -> _Stored:
-    """Every event stored in the transactions of ``keys`` (the mapping's ``known`` one, or the key
-    itself), under any key of theirs or of a transaction linked into them, and their links."""
+def _stored_in_transactions(
+    store: Store, tenant: str, keys: set[str], known: Mapping[str, str], event_ids: set[str]
+) -> _Stored:
+    """What is stored in the transactions of ``keys`` (the mapping's ``known`` one, or the key
+    itself), under any key of theirs or of a transaction linked into them: their steps, the events
+    among them whose id may be one of ``event_ids``, and their links."""
     transactions = {known.get(key, key) for key in keys} | keys
     around = store.query(LINKS_AROUND, {"tenant": tenant, "transactions": sorted(transactions)}).result_rows
     linked: dict[str, str] = {transaction: into for transaction, into in around if into}
     wanted = transactions | {transaction for transaction, into in linked.items() if into in transactions}
     stored_keys = store.query(KEYS_OF, {"tenant": tenant, "transactions": sorted(wanted)}).result_rows
     under = keys | {key for (key,) in stored_keys}
-    rows = store.query(EVENTS_UNDER, {"tenant": tenant, "keys": sorted(under)}).result_rows
+    parameters = {"tenant": tenant, "keys": sorted(under), "event_hashes": id_hashes(event_ids)}
+    rows = store.query(EVENTS_UNDER, parameters).result_rows
     elsewhere = {transaction for _, transaction, _, _ in rows} - transactions - linked.keys()
     if elsewhere:  # a key that moved between transactions: rare, so their links are read only then
         found = store.query(LINKS_OF, {"tenant": tenant, "transactions": sorted(elsewhere)}).result_rows
@@ -361,6 +372,11 @@ def _steps_seen(
     for event in events:
         seen[event.correlation_id].add((event.workflow, event.step))
     return seen
+
+
+def id_hashes(ids: Iterable[str]) -> list[int]:
+    """The CRC32 of each id, as ClickHouse's ``CRC32`` computes it (both are zlib's)."""
+    return sorted({zlib.crc32(value.encode()) for value in ids})
 
 
 def _link(
