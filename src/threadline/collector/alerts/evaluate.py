@@ -30,7 +30,7 @@ from ..workflows import Workflows
 ATTENTION = """
 SELECT *
 FROM ({summary})
-WHERE ({scope}) AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations) OR breach_expected
+WHERE ({scope}) AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations) OR {predicted}
                      OR notEmpty(mismatch_fields) OR notEmpty(duplicates))
 """
 
@@ -198,7 +198,8 @@ def _state(
     """``template`` over the state of the transactions in ``scope`` (``state_scope``: see
     ``snapshot.summary``), its result filtered by the scope again over the state's columns: the
     transactions derived whatever the scope (events after as_of, changed since the snapshot) too.
-    ``forecast``: each row has its forecast's columns too (``forecast.FORECASTED``), from ``model``."""
+    ``forecast``: each row has its forecast's columns too (``forecast.FORECASTED``), from ``model``,
+    and ``{predicted}`` is whether it is predicted to breach (else false)."""
     summary, parameters = snapshot.summary(
         store, workflows, tenant, as_of, scope=scope, state_scope=state_scope, **bound
     )
@@ -206,7 +207,10 @@ def _state(
     if forecast:
         summary = FORECASTED.replace("{summary}", summary)
         parameters |= forecast_parameters(model)
-    return template.format(summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer), parameters
+    predicted = "breach_expected" if forecast else "false"
+    return template.format(
+        summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer, predicted=predicted
+    ), parameters
 
 
 @dataclass(frozen=True)
@@ -278,7 +282,7 @@ def attention(
             scope,
             state_scope,
             model=model,
-            forecast=True,
+            forecast=model is not None,  # no predicted_breach rule: no forecast columns (~0.05 s at 10 M)
             **bound,
         )
     )
@@ -322,7 +326,17 @@ def summaries(
     if not wanted:
         return {}
     rows = store.rows(
-        *_state(SUMMARIES_OF, store, workflows, tenant, as_of, IDS, model=model, forecast=True, ids=wanted)
+        *_state(
+            SUMMARIES_OF,
+            store,
+            workflows,
+            tenant,
+            as_of,
+            IDS,
+            model=model,
+            forecast=model is not None,
+            ids=wanted,
+        )
     )
     return {
         row["transaction_id"]: Candidate(summary_of(row, as_of, model), bool(row["resolved"])) for row in rows
