@@ -192,22 +192,22 @@ def _state(
     state_scope: str | None = None,
     *,
     model: ForecastModel | None = None,
-    forecast: bool = False,
     **bound: Any,
 ) -> tuple[str, dict[str, Any]]:
     """``template`` over the state of the transactions in ``scope`` (``state_scope``: see
     ``snapshot.summary``), its result filtered by the scope again over the state's columns: the
     transactions derived whatever the scope (events after as_of, changed since the snapshot) too.
-    ``forecast``: each row has its forecast's columns too (``forecast.FORECASTED``), from ``model``,
-    and ``{predicted}`` is whether it is predicted to breach (else false)."""
+    With a ``model`` (a predicted_breach rule needs one), each row has its forecast's columns too
+    (``forecast.FORECASTED``, about 0.05 s at 10 M events), and ``{predicted}`` is whether it is
+    predicted to breach; without one, false."""
     summary, parameters = snapshot.summary(
         store, workflows, tenant, as_of, scope=scope, state_scope=state_scope, **bound
     )
     outer = (scope if state_scope is None else state_scope) or "1"
-    if forecast:
+    if model is not None:
         summary = FORECASTED.replace("{summary}", summary)
         parameters |= forecast_parameters(model)
-    predicted = "breach_expected" if forecast else "false"
+    predicted = "breach_expected" if model is not None else "false"
     return template.format(
         summary=summary, amount_at_risk=AMOUNT_AT_RISK, scope=outer, predicted=predicted
     ), parameters
@@ -282,7 +282,6 @@ def attention(
             scope,
             state_scope,
             model=model,
-            forecast=model is not None,  # no predicted_breach rule: no forecast columns (~0.05 s at 10 M)
             **bound,
         )
     )
@@ -325,19 +324,7 @@ def summaries(
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    rows = store.rows(
-        *_state(
-            SUMMARIES_OF,
-            store,
-            workflows,
-            tenant,
-            as_of,
-            IDS,
-            model=model,
-            forecast=model is not None,
-            ids=wanted,
-        )
-    )
+    rows = store.rows(*_state(SUMMARIES_OF, store, workflows, tenant, as_of, IDS, model=model, ids=wanted))
     return {
         row["transaction_id"]: Candidate(summary_of(row, as_of, model), bool(row["resolved"])) for row in rows
     }

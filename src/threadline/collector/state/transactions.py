@@ -156,8 +156,8 @@ LISTS: dict[QueueOrder, str] = {
 }
 
 
-# The rows of a page, by id, each with its forecast's columns.
-PAGE = f"SELECT * FROM ({_FORECASTED}) WHERE transaction_id IN {{{{page:Array(String)}}}}"
+# The rows of a page, by id, each with its forecast's columns (scope: PAGE_SCOPE).
+PAGE = f"SELECT * FROM ({_FORECASTED}) WHERE {{scope}}"
 PAGE_SCOPE = "transaction_id IN {page:Array(String)}"
 
 # The transactions the keeper found a mismatch or a duplicate in (``reconciliation.py``): the queue's
@@ -420,4 +420,4 @@ def _rows_of(
     summary, parameters = snapshot.summary(
         store, workflows, tenant, as_of, scope=PAGE_SCOPE, page=ids, **forecast_parameters(model)
     )
-    return store.rows(PAGE.format(summary=summary), parameters)
+    return store.rows(PAGE.format(summary=summary, scope=PAGE_SCOPE), parameters)
