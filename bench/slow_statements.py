@@ -2,9 +2,9 @@
 
 ``BENCH_SLOW_S=0.5 python -m bench --scale small --only memory`` starts the collector through this
 module instead of ``python -m threadline``: every ``Store.query``, ``command`` and ``insert`` that
-takes ``BENCH_SLOW_S`` seconds or more (waiting for the store's lock included: the embedded engine
-runs one statement at a time) is logged as a warning with the thread that ran it, the wait for the
-lock and the statement's start. Off by default: the figures measure the command as it ships.
+takes ``BENCH_SLOW_S`` seconds or more (waiting for a connection included) is logged as a warning
+with the thread that ran it and the statement's start. Off by default: the figures measure the
+command as it ships.
 """
 
 from __future__ import annotations
@@ -26,22 +26,18 @@ def _timed(name: str, original: Callable[..., Any], threshold_s: float) -> Calla
     @functools.wraps(original)
     def timed(self: Store, what: str, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        # Queued as the statement itself is (a query as a read); re-entrant, so it takes it again at once.
-        with self._lock.held(writer=name != "query"):
-            locked = time.perf_counter()
-            try:
-                return original(self, what, *args, **kwargs)
-            finally:
-                took = time.perf_counter() - started
-                if took >= threshold_s:
-                    logger.warning(
-                        "slow %s %.2f s (%.2f s waiting for the store) in %s: %s",
-                        name,
-                        took,
-                        locked - started,
-                        threading.current_thread().name,
-                        " ".join(what.split())[:240],
-                    )
+        try:
+            return original(self, what, *args, **kwargs)
+        finally:
+            took = time.perf_counter() - started
+            if took >= threshold_s:
+                logger.warning(
+                    "slow %s %.2f s in %s: %s",
+                    name,
+                    took,
+                    threading.current_thread().name,
+                    " ".join(what.split())[:240],
+                )
 
     return timed
 

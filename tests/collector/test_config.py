@@ -40,6 +40,7 @@ READS: Reads = {
     "THREADLINE_BODY_TIMEOUT": ("1m", "body_timeout", 60.0),
     "THREADLINE_BODY_MIN_RATE": ("100", "body_min_rate", 100.0),
     "THREADLINE_READ_TIMEOUT": ("2.5", "read_timeout", 2.5),
+    "THREADLINE_READ_CONNECTIONS": ("5", "read_connections", 5),
     "THREADLINE_READS_PER_TENANT": ("8", "reads_per_tenant", 8),
     "THREADLINE_READS_WAITING_PER_TENANT": ("32", "reads_waiting_per_tenant", 32),
     "THREADLINE_READS_PER_SECOND_PER_TENANT": ("off", "reads_per_second_per_tenant", 0.0),

@@ -117,5 +117,4 @@ async def admit_read(request: Request) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            collector.store.done_reading(caller)
             watcher.cancel()

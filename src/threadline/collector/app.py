@@ -77,6 +77,7 @@ def create_app(settings: CollectorSettings | None = None, alerts: AlertSettings 
             cluster=settings.cluster,
             ttl_days=settings.ttl_days if settings.cluster else None,
             read_timeout_s=settings.read_timeout,
+            read_connections=settings.read_connections,
         ).open()
         repair_at_start(store)  # before ingest: what a crash cut off between events and their views
         metrics = Metrics(StoreBusy(store))

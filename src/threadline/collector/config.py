@@ -18,7 +18,7 @@ from threadline.contract.redaction import DEFAULT_SALT
 from threadline.settings import comma_list, config, read
 
 from .storage import DEFAULT_DSN
-from .storage.connection import DEFAULT_READ_TIMEOUT_S
+from .storage.connection import DEFAULT_READ_CONNECTIONS, DEFAULT_READ_TIMEOUT_S
 from .workflows import parse_duration
 
 # The example definitions ship as package data, so an installed wheel runs the demo without a
@@ -134,6 +134,11 @@ class CollectorSettings(BaseSettings):
     read_timeout: Seconds = Field(
         default=DEFAULT_READ_TIMEOUT_S,
         description="a read's time limit (max_execution_time), seconds; writes have none",
+    )
+    read_connections: int = Field(
+        default=DEFAULT_READ_CONNECTIONS,
+        ge=1,
+        description="store connections for reads, beside the one for writes: queries running at once",
     )
     reads_per_tenant: int = Field(default=4, ge=1, description="API calls of one tenant running at once")
     reads_waiting_per_tenant: int = Field(

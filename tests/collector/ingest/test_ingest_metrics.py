@@ -146,8 +146,8 @@ def test_an_otlp_export_moves_the_span_and_event_counters(http: httpx.Client) ->
 
 
 def test_store_busy_time_is_counted_by_who_held_the_store(http: httpx.Client) -> None:
-    """Under load the embedded engine runs one statement at a time: the operator sees whose work
-    the rest waited behind, ingest's writer apart from API reads."""
+    """Under load the operator sees whose work kept the store busy, ingest's writer apart from API
+    reads."""
     before = MetricsSnapshot.scrape(http)
 
     post_events(http, business_event(unique_key("OPP")))

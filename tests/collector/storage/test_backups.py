@@ -63,11 +63,17 @@ def fill(collector: CollectorProcess) -> list[str]:
     return [*sorted({event["correlation_id"] for event in traffic.sent}), f"trace:{trace_id}"]
 
 
+def kept(http: httpx.Client) -> bool:
+    """The state keeper's first pass is done: the reconciliation and dimension facts are its."""
+    return 'threadline_state_snapshot_covered_until_seconds{tenant=""}' in http.get("/metrics").text
+
+
 def answers(collector: CollectorProcess, keys: list[str]) -> dict[str, Any]:
-    """Every read of the API, as of one moment."""
+    """Every read of the API, as of one moment, once the keeper has derived what it keeps."""
     moment = {"as_of": AS_OF.isoformat()}
     found: dict[str, Any] = {}
     with httpx.Client(base_url=collector.url, timeout=60) as http:
+        eventually(lambda: kept(http), timeout=60, what="the state keeper's first pass")
 
         def get(path: str, **params: Any) -> Any:
             response = http.get(path, params=params)

@@ -1,10 +1,11 @@
 """Which DSNs a store takes: chdb:// (embedded), http:// and https:// (a server), nothing else;
-the order in which it takes statements, and their time limits."""
+which statements wait for which, and their time limits."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import socket
 import threading
 import time
@@ -71,171 +72,91 @@ def _wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
         time.sleep(0.01)
 
 
-def test_a_waiting_write_goes_before_every_read_queued_ahead_of_it(tmp_path: Path) -> None:
+# A read that keeps its connection about a second (the engine caps one sleep at 3 s).
+SLOW_READ = "SELECT sleepEachRow(0.25) FROM numbers(4)"
+
+
+def test_a_read_runs_while_a_write_holds_the_store(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    read: list[int] = []
+    with store.writing():  # ingest's writer in the middle of a batch
+        store.insert("schema_migrations", [[0]], ["version"])
+        reader = threading.Thread(target=lambda: read.append(store.query("SELECT 1").result_rows[0][0]))
+        reader.start()
+        reader.join(30)
+        assert read == [1]  # answered before the write ended
+    store.close()
+
+
+def test_writes_go_one_at_a_time_a_write_block_whole(tmp_path: Path) -> None:
     store = Store(f"chdb://{tmp_path}").open()
     finished: list[str] = []
 
-    def read(name: str, sql: str = "SELECT count() FROM schema_migrations") -> None:
+    def write() -> None:
+        store.insert("schema_migrations", [[0]], ["version"])
+        finished.append("other write")
+
+    with store.writing():
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(0.5)
+        # The block reads what it wrote, with no other write in between.
+        assert store.query("SELECT count() FROM schema_migrations WHERE version = 0").result_rows == [(0,)]
+        store.insert("schema_migrations", [[0]], ["version"])
+        assert store.query("SELECT count() FROM schema_migrations WHERE version = 0").result_rows == [(1,)]
+        finished.append("block")
+    writer.join(30)
+    store.close()
+    assert finished == ["block", "other write"]
+
+
+def test_a_read_waits_for_a_free_read_connection_not_for_a_write(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}", read_connections=2).open()
+    finished: list[str] = []
+
+    def read(name: str, sql: str = "SELECT 1") -> None:
         store.query(sql)
         finished.append(name)
 
-    def write() -> None:
-        with store.writing():
-            store.insert("schema_migrations", [[0]], ["version"])
-        finished.append("write")
-
-    with store.writing():  # a write of no time: the readers' turn after it is spent by the first read
-        pass
-    # A dashboard read holds the store for a few seconds: everything else queues behind it.
-    holder = threading.Thread(target=read, args=("holder", "SELECT sleepEachRow(0.25) FROM numbers(10)"))
-    holder.start()
-    time.sleep(0.5)
-    readers = [threading.Thread(target=read, args=(f"read {n}",)) for n in range(8)]
-    for thread in readers:
+    slow = [threading.Thread(target=read, args=(f"slow {n}", SLOW_READ)) for n in range(2)]
+    for thread in slow:
         thread.start()
-    _wait_until(lambda: store.waiting == (8, 0))
-    writer = threading.Thread(target=write)
-    writer.start()
-    _wait_until(lambda: store.waiting == (8, 1))
-    for thread in [holder, *readers, writer]:
+    time.sleep(0.3)
+    quick = threading.Thread(target=read, args=("quick",))
+    quick.start()
+    _wait_until(lambda: store.reads_waiting == 1)  # both read connections busy
+    for thread in [*slow, quick]:
         thread.join(30)
     store.close()
-    assert finished[:2] == ["holder", "write"]
-    assert sorted(finished[2:]) == [f"read {n}" for n in range(8)]
+    assert finished[-1] == "quick"
 
 
-def _steady_flow(store: Store, write_s: float, queued: list[tuple[str, float]]) -> list[str]:
-    """Ingest writing for ``write_s``, while writes and reads (each its name and how long its
-    statement takes) queue in this order; the order they finished in."""
+def test_background_reads_wait_for_every_api_read_even_one_queued_after_them(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}", read_connections=1).open()
     finished: list[str] = []
 
-    def read(name: str, seconds: float) -> None:
-        store.query(f"SELECT sleep({seconds}), count() FROM schema_migrations")
-        finished.append(name)
-
-    def write(name: str, seconds: float) -> None:
-        with store.writing():
-            store.command(f"SELECT sleep({seconds})")
-            store.insert("schema_migrations", [[0]], ["version"])
-        finished.append(name)
-
-    began = time.monotonic()
-    with store.writing():  # ingest writing, with more writes and reads waiting for their turn
-        threads: list[threading.Thread] = []
-        for name, seconds in queued:
-            target = write if name.startswith("write") else read
-            threads.append(threading.Thread(target=target, args=(name, seconds)))
-            threads[-1].start()
-            count = len(threads)
-            _wait_until(lambda: sum(store.waiting) == count)  # noqa: B023 (called at once, in the loop)
-        time.sleep(max(0.0, write_s - (time.monotonic() - began)))
-    for thread in threads:
-        thread.join(30)
-    store.close()
-    return finished
-
-
-def test_under_a_steady_flow_of_writes_reads_have_the_store_for_as_long_as_the_write_before(
-    tmp_path: Path,
-) -> None:
-    # A write of 1.5 s earns the readers 1.5 s: both short reads go, then the writes.
-    finished = _steady_flow(
-        Store(f"chdb://{tmp_path}").open(),
-        1.5,
-        [("write 1", 0), ("read 1", 0), ("write 2", 0), ("read 2", 0)],
-    )
-
-    assert finished[:2] == ["read 1", "read 2"]
-    assert sorted(finished[2:]) == ["write 1", "write 2"]
-
-
-def test_a_read_longer_than_the_readers_turn_lets_the_waiting_write_go_next(tmp_path: Path) -> None:
-    # The first read starts in the readers' turn and runs past it: the write goes before the second.
-    finished = _steady_flow(
-        Store(f"chdb://{tmp_path}").open(),
-        0.5,
-        [("write 1", 0), ("read 1", 1.5), ("read 2", 0)],
-    )
-
-    assert finished == ["read 1", "write 1", "read 2"]
-
-
-def test_a_read_that_overran_the_readers_turn_is_paid_back_by_the_writes_after_it(tmp_path: Path) -> None:
-    # A write of 0.5 s earns the readers 0.5 s; the first read takes 1.5 s, a second behind it. The
-    # writes (0.3 s each) then go until they have held the store for the 1 s overrun: all three
-    # before the second read. (Which of the waiting writes goes first is not promised: ingest has one
-    # writer thread.) So ingest keeps half of the store whatever the reads' statements cost.
-    finished = _steady_flow(
-        Store(f"chdb://{tmp_path}").open(),
-        0.5,
-        [("write 1", 0.3), ("read 1", 1.5), ("write 2", 0.3), ("read 2", 0), ("write 3", 0.3)],
-    )
-
-    assert finished[0] == "read 1" and finished[-1] == "read 2"
-    assert sorted(finished[1:-1]) == ["write 1", "write 2", "write 3"]
-
-
-def test_background_reads_wait_for_every_read_even_one_queued_after_them(tmp_path: Path) -> None:
-    store = Store(f"chdb://{tmp_path}").open()
-    finished: list[str] = []
-
-    def read(name: str, background: bool) -> None:
+    def read(name: str, background: bool = False, sql: str = "SELECT 1") -> None:
         with Store.background() if background else contextlib.nullcontext():
-            store.query("SELECT count() FROM schema_migrations")
+            store.query(sql)
         finished.append(name)
 
-    with store.writing():  # the store busy: the alert evaluator queues first, a dashboard read after
-        evaluator = threading.Thread(target=read, args=("evaluator", True))
-        evaluator.start()
-        _wait_until(lambda: store.waiting == (1, 0))
-        dashboard = threading.Thread(target=read, args=("dashboard", False))
-        dashboard.start()
-        _wait_until(lambda: store.waiting == (2, 0))
-    for thread in (evaluator, dashboard):
+    holder = threading.Thread(target=read, args=("holder", False, SLOW_READ))
+    holder.start()
+    time.sleep(0.3)  # the one read connection busy: the alert evaluator queues first, a dashboard after
+    evaluator = threading.Thread(target=read, args=("evaluator", True))
+    evaluator.start()
+    _wait_until(lambda: store.reads_waiting == 1)
+    dashboard = threading.Thread(target=read, args=("dashboard",))
+    dashboard.start()
+    _wait_until(lambda: store.reads_waiting == 2)
+    for thread in (holder, evaluator, dashboard):
         thread.join(30)
     store.close()
-    assert finished == ["dashboard", "evaluator"]
-
-
-@pytest.mark.parametrize("answered_between", [False, True])
-def test_a_call_that_had_the_store_goes_on_before_the_waiting_write_until_it_has_answered(
-    tmp_path: Path, answered_between: bool
-) -> None:
-    # The call's first statement runs past the readers' short turn, a write waits behind it: the
-    # call's second statement still goes first (it waits for the store once), unless the call had
-    # answered, and its next read is a read like any other.
-    store = Store(f"chdb://{tmp_path}").open()
-    caller = ReadCaller("acme")
-    finished: list[str] = []
-
-    def call() -> None:
-        store.reading(caller)  # this thread's context only
-        store.query("SELECT sleep(0.6), count() FROM schema_migrations")
-        if answered_between:
-            store.done_reading(caller)
-        store.query("SELECT count() FROM schema_migrations")
-        finished.append("call")
-
-    def write() -> None:
-        with store.writing():
-            store.insert("schema_migrations", [[0]], ["version"])
-        finished.append("write")
-
-    with store.writing():  # ingest writing briefly: the readers' turn is short
-        caller_thread = threading.Thread(target=call)
-        caller_thread.start()
-        _wait_until(lambda: store.waiting == (1, 0))
-        writer = threading.Thread(target=write)
-        writer.start()
-        _wait_until(lambda: store.waiting == (1, 1))
-    for thread in (caller_thread, writer):
-        thread.join(30)
-    store.close()
-    assert finished == (["write", "call"] if answered_between else ["call", "write"])
+    assert finished == ["holder", "dashboard", "evaluator"]
 
 
 def test_a_background_read_waits_for_a_steady_flow_of_reads_a_second_at_most(tmp_path: Path) -> None:
-    store = Store(f"chdb://{tmp_path}").open()
+    store = Store(f"chdb://{tmp_path}", read_connections=1).open()
     stop = threading.Event()
     waited: list[float] = []
 
@@ -263,7 +184,7 @@ def test_a_background_read_waits_for_a_steady_flow_of_reads_a_second_at_most(tmp
 
 
 def test_a_read_whose_caller_has_gone_is_not_executed(tmp_path: Path) -> None:
-    store = Store(f"chdb://{tmp_path}").open()
+    store = Store(f"chdb://{tmp_path}", read_connections=1).open()
     caller = ReadCaller("acme")
     failures: list[BaseException] = []
 
@@ -274,15 +195,55 @@ def test_a_read_whose_caller_has_gone_is_not_executed(tmp_path: Path) -> None:
         except CallerGone as error:
             failures.append(error)
 
-    with store.writing():
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        _wait_until(lambda: store.waiting == (1, 0))
-        caller.gone.set()
-        _wait_until(lambda: store.waiting == (0, 0))  # left the queue while the store was busy
-    reader.join(30)
+    holder = threading.Thread(target=store.query, args=(SLOW_READ,))
+    holder.start()
+    time.sleep(0.3)
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    _wait_until(lambda: store.reads_waiting == 1)
+    caller.gone.set()
+    _wait_until(lambda: store.reads_waiting == 0)  # left the queue while the connection was busy
+    assert holder.is_alive()
+    for thread in (holder, reader):
+        thread.join(30)
     store.close()
     assert len(failures) == 1
+
+
+def test_a_running_read_whose_caller_has_gone_is_cancelled(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    caller = ReadCaller("acme")
+    outcome: list[tuple[str, float]] = []
+
+    def read() -> None:
+        store.reading(caller)
+        began = time.monotonic()
+        try:
+            store.query("SELECT count() FROM numbers(1e11) WHERE sipHash64(number) % 7 = 1")  # minutes
+            outcome.append(("answered", time.monotonic() - began))
+        except CallerGone:
+            outcome.append(("cancelled", time.monotonic() - began))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    _wait_until(lambda: caller.running)
+    time.sleep(0.5)
+    caller.gone.set()  # the dashboard gave up
+    store.cancel(caller)
+    reader.join(30)
+    store.close()
+    assert outcome and outcome[0][0] == "cancelled" and outcome[0][1] < 5
+
+
+def test_a_pass_never_marks_past_a_write_under_way(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    before = dt.datetime.now(dt.UTC)
+    with store.writing():
+        began = store.settled_until()
+        time.sleep(0.2)
+        assert before <= store.settled_until() == began  # the write's events are stamped after it
+    assert store.settled_until() >= began + dt.timedelta(seconds=0.2)
+    store.close()
 
 
 def test_a_read_for_a_caller_over_the_read_time_limit_is_stopped_and_said_so(tmp_path: Path) -> None:

@@ -1,17 +1,15 @@
 """The state snapshot: what the rules derive for every transaction, kept up to date off the ingest path.
 
-Deriving the state of millions of transactions again on every page read costs seconds of CPU, and
-the embedded engine runs one statement at a time: a few dashboards queued behind each other for
-minutes (issue 16). Almost none of those transactions changed since the last read. So a keeper (a
-thread of the collector, ``StateKeeper``) keeps ``transaction_states``: every few seconds it derives
-again the transactions an event was received for since its last pass (all of them on its first
-pass, or when the definitions changed), and records per tenant up to when the snapshot is complete
-(``state_marks``). A read (``summary``) takes the snapshot's rows and derives only the transactions
-changed since that mark itself (``rules.summary_sql(snapshot=True)``): the answer never lags
-ingest, and is the answer the rules give from the rollups (a test holds the two paths to each
-other). What depends on the moment asked about (stuck, the SLA clock) and the operators'
-resolutions are applied at read time, to both.
-"""
+Deriving the state of millions of transactions again on every page read costs seconds of CPU: a few
+dashboards queued behind each other for minutes (issue 16). Almost none of those transactions
+changed since the last read. So a keeper (a thread of the collector, ``StateKeeper``) keeps
+``transaction_states``: every few seconds it derives again the transactions an event was received
+for since its last pass (all of them on its first pass, or when the definitions changed), and
+records per tenant up to when the snapshot is complete (``state_marks``). A read (``summary``) takes
+the snapshot's rows and derives only the transactions changed since that mark itself
+(``rules.summary_sql(snapshot=True)``): the answer never lags ingest, and is the answer the rules
+give from the rollups (a test holds the two paths to each other). What depends on the moment asked
+about (stuck, the SLA clock) and the operators' resolutions are applied at read time, to both."""
 
 from __future__ import annotations
 
@@ -47,9 +45,9 @@ logger = logging.getLogger("threadline.collector")
 
 # What was received this long before a pass began counts as changed after it: a ClickHouse server
 # takes inserts from several collectors (each stamps its events received before storing them) and
-# shows them on every node a moment later. One embedded store needs none: a write holds the store
-# from before it stamps its events until they are stored, so a pass that began after the stamp
-# reads them.
+# shows them on every node a moment later. One embedded store needs none: a pass's mark is where
+# it began, or, were a write under way then, where that write began (``Store.settled_until``), so
+# the events that write stamps come after the mark.
 SERVER_MARGIN = dt.timedelta(seconds=30)
 
 
@@ -226,7 +224,7 @@ def keep(
     """Bring the tenant's snapshot up to date with every event received before ``now``; the number
     of statements it took (each derives the changed transactions, or a slice of all of them).
     ``changed_only``: nothing (0) when that takes deriving every transaction."""
-    began = now or dt.datetime.now(dt.UTC)
+    began = now or store.settled_until()
     definitions = WorkflowParameters.of(workflows)
     mark = read_mark(store, tenant) if store.aggregates_complete() else None
     base = {**definitions.values, "tenant": tenant, "as_of": LATEST, "version": time.time_ns() // 1000}
@@ -370,7 +368,7 @@ class StateKeeper:
 
     def _keep(self, workflows: Workflows, tenant: str, changed_only: bool = False) -> int:
         writes = self.store.writes  # counted before the pass begins: each one stored before ``began``
-        began = dt.datetime.now(dt.UTC)
+        began = self.store.settled_until()
         statements = keep(self.store, workflows, tenant, began, changed_only)
         if statements:
             self._covered[tenant] = (WorkflowParameters.of(workflows).digest, writes)

@@ -1,21 +1,22 @@
 """The connection to ClickHouse: embedded (``chdb://dir``) or a server (``http://host:8123``).
 
 Everything goes through ``clickhouse-connect`` and one ``Store``; nothing else in the collector
-depends on which deployment it is. The embedded engine is not safe for concurrent use from many
-threads, so every call is serialized by a lock (a server would not need it, and it costs little).
-That lock lets the writer go first, except that after each write the reads waiting have the store
-for as long as that write held it (``WriterFirstLock``).
+depends on which deployment it is. The store has one connection for writes and a few for reads
+(``ReadConnections``), each running one statement at a time; the embedded engine (chdb 4) runs
+statements of several connections at once, as a server does. So a read never waits behind a write
+or a long read, only for a free read connection; and writes go one at a time (ingest's writer reads
+what a batch meets and stores it with no other write in between), never behind a read.
 
 A read made for an API caller (``Store.reading``) has a time limit (ClickHouse's
-``max_execution_time``), is dropped before it starts if its caller has gone, and on a server is
-cancelled with ``KILL QUERY`` when its caller goes while it runs; the embedded engine cannot be
-interrupted from another thread, so there a running read ends at its time limit. Writes,
-migrations, the backfill and the collector's own reads (alert evaluation) have no limit: a cut
-write would only be sent again, and nothing queues behind them unboundedly.
+``max_execution_time``), is dropped before it starts if its caller has gone, and is cancelled with
+``KILL QUERY`` when its caller goes while it runs. Writes, migrations, the backfill and the
+collector's own reads (alert evaluation) have no limit: a cut write would only be sent again, and
+nothing queues behind them unboundedly.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -46,12 +47,15 @@ RECHECK_S = 5.0
 PARTITIONS_PER_INSERT = "SELECT toUInt64(getSetting('max_partitions_per_insert_block'))"
 DEFAULT_READ_TIMEOUT_S = 10.0
 TIMEOUT_EXCEEDED = 159  # ClickHouse's error code for a statement past max_execution_time
-CANCEL_READ = "KILL QUERY WHERE query_id = {query_id:String} ASYNC"
-# How often a read waiting for the lock looks whether its caller has gone.
+QUERY_WAS_CANCELLED = 394  # ... for a statement stopped by KILL QUERY
+# An API read carries its caller's id as its log_comment: the one mark of a running statement that
+# both engines keep (the embedded one assigns its own query_id).
+CANCEL_READ = "KILL QUERY WHERE Settings['log_comment'] = {read:String} ASYNC"
+# Connections for reads (API calls, alert evaluation, the state keeper) beside the one for writes:
+# on two cores, three let a short read pass a long one without splitting the cores many ways.
+DEFAULT_READ_CONNECTIONS = 3
+# How often a read waiting for a connection looks whether its caller has gone.
 GONE_CHECK_S = 0.1
-# How long the store waits, between two statements of one API call, for the next one (a handler maps
-# rows and builds its next statement in milliseconds; the call's end ends the wait at once).
-CALL_GRACE_S = 0.05
 # How long a background statement (the alert evaluator's, the state keeper's) gives way to the API's
 # reads: past it, it queues as one of them (else a steady flow of dashboards held back every alert).
 BACKGROUND_PATIENCE_S = 1.0
@@ -66,7 +70,7 @@ class ReadTimedOut(StoreUnavailable):
 
 
 class CallerGone(RuntimeError):
-    """The caller of a read went away before it started: the read was dropped, not executed."""
+    """The caller of a read went away: the read was dropped before it started, or cancelled."""
 
 
 @dataclass
@@ -75,9 +79,9 @@ class ReadCaller:
 
     tenant: str
     gone: threading.Event = field(default_factory=threading.Event)
-    running: str | None = None  # the query_id of its statement executing now (a server only)
-    had_the_store: bool = False  # a statement of it held the store: its next ones go first
-    done: bool = False  # its call has answered (``Store.done_reading``)
+    # Marks its statements (their log_comment), so that a running one can be found and cancelled.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    running: bool = False  # a statement of it is executing now
 
 
 # The caller of the reads made in this context (an API request); None for the collector's own.
@@ -101,151 +105,90 @@ class StoreTime:
 _spent: ContextVar[tuple[StoreTime, ...]] = ContextVar("threadline_store_time", default=())
 
 
-class WriterFirstLock:
-    """One statement at a time, reentrant; a waiting writer goes before every waiting reader, and a
-    waiting reader before every waiting background reader, except that after each write the readers
-    have the store for as long as that write held it.
+class ReadConnections:
+    """Up to ``size`` connections for reads, opened when first needed; each runs one statement at a
+    time, and a read takes one that is free. API reads take them in arrival order; background reads
+    (the alert evaluator's, the state keeper's) after every API read waiting, for a second at most
+    (``BACKGROUND_PATIENCE_S``: else a steady flow of dashboards would hold back every alert). A read
+    whose caller has gone leaves the queue without ever running."""
 
-    ``threading.RLock`` wakes waiters in no particular order, so ingest's writer could wait behind
-    any number of queued reads. Here readers go in arrival order, writers before them, background
-    reads (the alert evaluator's and the state keeper's passes) after them (for a second at most:
-    ``BACKGROUND_PATIENCE_S``), and a reader whose
-    caller has gone leaves the queue without ever holding the lock. Under a steady flow of events
-    there is always a write waiting: strictly first, writes would starve every read (a page waited
-    minutes). So the store's time is shared: each write earns the readers as much store time as it
-    held the store (their *turn*), which every read spends, one statement each in arrival order; a
-    waiting write goes next once it is spent (a statement begun in the turn runs to its end). A page
-    makes its calls one after another: within a turn each goes at once, instead of each waiting for
-    a write of its own (up to seconds for a batch of thousands of events; the writer leaves the
-    store for a few milliseconds between batches, so a turn must outlast a moment with no write
-    waiting). A read that runs past the turn is paid back: the writes after it go until they have
-    held the store as long as it overran. Under contention, writes and reads each get half of the
-    store, however long a read's statement. An API call that already had the store (its first
-    statement ran) goes first with its next ones, turn spent or not (and pays it back likewise): a call
-    of five statements waits for the store once, not five times behind a write each. Between two of
-    its statements (its handler mapping rows, building the next one) the store waits for it, up to
-    ``CALL_GRACE_S`` or until the call has answered, instead of going to a writer for a whole batch.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, size: int, open_connection: Callable[[], Client]) -> None:
+        self.size = size
+        self._open = open_connection
         self._condition = threading.Condition(threading.Lock())
-        self._owner: int | None = None
-        self._depth = 0
-        self._writers_waiting = 0
+        self._free: list[Client] = []
+        self._opened = 0  # free and in use
         self._readers: deque[object] = deque()
         self._background: deque[object] = deque()
-        self._writing = False  # the holder now is a writer
-        self._held_since = 0.0
-        self._turn_s = 0.0  # the readers' store time left before a waiting writer goes
-        self._continuing = 0  # readers waiting whose call already had the store: before writers
-        self._holder: ReadCaller | None = None  # the API call whose statement holds the store now
-        self._grace: tuple[ReadCaller, float] | None = None  # the call the store waits for, until when
-
-    def acquire(self, writer: bool, caller: ReadCaller | None = None, background: bool = False) -> None:
-        """Raises CallerGone, without taking the lock, when ``caller`` leaves while waiting."""
-        me = threading.get_ident()
-        with self._condition:
-            if self._owner == me:
-                self._depth += 1
-                return
-            if writer:
-                self._writers_waiting += 1
-                try:
-                    while not (
-                        self._owner is None
-                        and not self._continuing
-                        and not self._in_grace()
-                        and not (self._turn_s > 0 and (self._readers or self._background))
-                    ):
-                        self._condition.wait(CALL_GRACE_S)  # a grace ends without a notification
-                finally:
-                    self._writers_waiting -= 1
-            else:
-                ticket, queue = object(), self._background if background else self._readers
-                continuing = (
-                    caller is not None and caller.had_the_store and not caller.done and not background
-                )
-                if continuing:
-                    queue.appendleft(ticket)
-                    self._continuing += 1
-                else:
-                    queue.append(ticket)
-                patient_until = time.monotonic() + BACKGROUND_PATIENCE_S
-                try:
-                    while not (
-                        self._owner is None
-                        and (continuing or not self._writers_waiting or self._turn_s > 0)
-                        and queue[0] is ticket
-                        and (
-                            not background
-                            or not (self._readers or self._in_grace())
-                            or time.monotonic() >= patient_until
-                        )
-                    ):
-                        if caller is not None and caller.gone.is_set():
-                            raise CallerGone("the caller left before its read started")
-                        self._condition.wait(GONE_CHECK_S if caller is not None else CALL_GRACE_S)
-                finally:
-                    queue.remove(ticket)
-                    self._continuing -= continuing
-                    self._condition.notify_all()  # the next reader may be at the head now
-            self._owner = me
-            self._depth = 1
-            self._writing = writer
-            self._held_since = time.monotonic()
-            self._holder = caller
-            if caller is not None:
-                caller.had_the_store = True
-                if self._grace is not None and self._grace[0] is caller:
-                    self._grace = None
-
-    def _in_grace(self) -> bool:
-        """The store is waiting for the next statement of the call that just had it."""
-        if self._grace is None:
-            return False
-        caller, until = self._grace
-        if caller.done or caller.gone.is_set() or time.monotonic() >= until:
-            self._grace = None
-            return False
-        return True
-
-    def done(self, caller: ReadCaller) -> None:
-        """``caller``'s call has answered: the store waits no more for its next statement."""
-        with self._condition:
-            caller.done = True
-            if self._grace is not None and self._grace[0] is caller:
-                self._grace = None
-                self._condition.notify_all()
+        self._closed = False
 
     @property
-    def waiting(self) -> tuple[int, int]:
-        """Reads and writes waiting for the lock now."""
+    def waiting(self) -> int:
         with self._condition:
-            return len(self._readers) + len(self._background), self._writers_waiting
+            return len(self._readers) + len(self._background)
 
-    def release(self) -> None:
+    def take(self, caller: ReadCaller | None = None, background: bool = False) -> Client:
+        """Raises CallerGone when ``caller`` leaves while waiting, StoreUnavailable once closed."""
+        ticket, queue = object(), self._background if background else self._readers
+        patient_until = time.monotonic() + BACKGROUND_PATIENCE_S
         with self._condition:
-            self._depth -= 1
-            if self._depth == 0:
-                held = time.monotonic() - self._held_since
-                # A write earns the readers its own time, less what they overran before (a
-                # statement begun in the turn runs to its end); a read spends their time.
-                self._turn_s = held + min(self._turn_s, 0.0) if self._writing else self._turn_s - held
-                holder, self._holder = self._holder, None
-                if holder is not None and not holder.done:
-                    self._grace = (holder, time.monotonic() + CALL_GRACE_S)
-                self._owner = None
-                self._condition.notify_all()
-
-    @contextmanager
-    def held(
-        self, writer: bool = True, caller: ReadCaller | None = None, background: bool = False
-    ) -> Iterator[None]:
-        self.acquire(writer, caller, background)
+            queue.append(ticket)
+            try:
+                while not (
+                    queue[0] is ticket
+                    and (self._free or self._opened < self.size)
+                    and (not background or not self._readers or time.monotonic() >= patient_until)
+                ):
+                    if self._closed:
+                        raise StoreUnavailable("the store is closed")
+                    if caller is not None and caller.gone.is_set():
+                        raise CallerGone("the caller left before its read started")
+                    self._condition.wait(GONE_CHECK_S)
+            finally:
+                queue.remove(ticket)
+                self._condition.notify_all()  # the next read may be at the head now
+            if self._closed:
+                raise StoreUnavailable("the store is closed")
+            if self._free:
+                return self._free.pop()
+            self._opened += 1
         try:
-            yield
-        finally:
-            self.release()
+            return self._open()
+        except BaseException:
+            self.give_back(None)
+            raise
+
+    def give_back(self, connection: Client | None) -> None:
+        """``connection`` is free again; None: it broke (the next read opens another)."""
+        with self._condition:
+            if connection is not None and not self._closed:
+                self._free.append(connection)
+            else:
+                self._opened -= 1
+                if connection is not None:
+                    _close_quietly(connection)
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Close the free connections now, those in use when given back; refuse reads from now on."""
+        with self._condition:
+            self._closed = True
+            for connection in self._free:
+                _close_quietly(connection)
+            self._opened -= len(self._free)
+            self._free.clear()
+            self._condition.notify_all()
+
+    def reopen(self) -> None:
+        with self._condition:
+            self._closed = False
+
+
+def _close_quietly(connection: Client) -> None:
+    try:
+        connection.close()
+    except Exception:  # closing a broken connection: nothing to do about it
+        logger.debug("threadline: closing a store connection failed", exc_info=True)
 
 
 class UnsupportedStore(ValueError):
@@ -293,6 +236,7 @@ class Store:
         ttl_days: int | None = None,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         backups_path: Path | None = None,
+        read_connections: int = DEFAULT_READ_CONNECTIONS,
     ) -> None:
         self.dsn = normalize_dsn(dsn)
         self.backups_path = backups_path  # the embedded engine's backups.allowed_path (backups.py)
@@ -300,16 +244,21 @@ class Store:
         self.ttl_days = ttl_days
         self.read_timeout_s = read_timeout_s
         self.embedded = self.dsn.startswith("chdb:")
-        self._client: Client | None = None
+        self._client: Client | None = None  # for writes, and the reads of a write (``writing``)
         self._closed = False
-        self._lock = WriterFirstLock()
+        self._write = threading.RLock()
+        self._write_depth = 0
+        self._write_began: dt.datetime | None = None
+        self._reads = ReadConnections(read_connections, self._open_connection)
+        self._control: Client | None = None  # cancels reads, whatever the others are doing
+        self._control_lock = threading.Lock()
         self._aggregates_complete = False
         self._aggregates_checked_at = 0.0
         self._remembered: dict[Hashable, tuple[float, object]] = {}
         self.writes = 0  # ingest's writes through this object so far (``writing`` blocks)
-        # Who held the store, and for how long: API reads as "api", the rest by their thread's name
-        # (ingest's writer, the state keeper, the alert evaluator). The embedded engine runs one
-        # statement at a time, so under load this says which work the others waited behind.
+        # Who kept the store busy, and for how long: API reads as "api", the rest by their thread's
+        # name (ingest's writer, the state keeper, the alert evaluator); statements that ran at once
+        # each count their whole time.
         self.busy: dict[str, StoreTime] = {}
         self.partitions_per_insert = 100  # the server's own limit, read at open
 
@@ -319,6 +268,7 @@ class Store:
         """Connect and bring the schema up to date (unless ``migrate`` is False: a backup takes the
         store as it is). Raises StoreUnavailable if the store cannot be reached."""
         self._closed = False
+        self._reads.reopen()
         with self.writing():  # migrations: no time limit
             self._connect()
             if migrate:
@@ -327,14 +277,18 @@ class Store:
         return self
 
     def _connect(self) -> Client:
+        """The connection for writes (opened again after it broke)."""
+        if self._client is None:
+            self._client = self._open_connection()
+        return self._client
+
+    def _open_connection(self) -> Client:
         if self._closed:
             raise StoreUnavailable(f"the store {self.redacted_dsn} is closed")
-        if self._client is None:
-            try:
-                self._client = clickhouse_connect.get_client(dsn=self.dsn, **self._server_options())
-            except Exception as error:
-                raise StoreUnavailable(f"cannot connect to {self.redacted_dsn}: {error}") from error
-        return self._client
+        try:
+            return clickhouse_connect.get_client(dsn=self.dsn, **self._server_options())
+        except Exception as error:
+            raise StoreUnavailable(f"cannot connect to {self.redacted_dsn}: {error}") from error
 
     def _server_options(self) -> dict[str, Any]:
         if self.embedded:  # a server's backup locations are in its own configuration
@@ -364,13 +318,13 @@ class Store:
     def close(self) -> None:
         """Close the connection for good: a statement after this raises StoreUnavailable (a thread
         still running, like an alert evaluation past its stop, must not open the store again)."""
-        with self._lock.held():
+        with self._write:
             self._closed = True
-            if self._client is not None:
-                try:
-                    self._client.close()
-                finally:
-                    self._client = None
+            self._reads.close()
+            for connection in (self._client, self._control):
+                if connection is not None:
+                    _close_quietly(connection)
+            self._client = self._control = None
 
     def migrate(self, up_to: int | None = None) -> int:
         """Apply every migration newer than the store's version (up to ``up_to``: the upgrade test's
@@ -419,9 +373,9 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Ingest's writer, migrations: their statements go before every waiting read (but for the
-        readers' turn after a write: ``WriterFirstLock``), and have no time limit."""
-        with self._lock.held(writer=True):
+        """Ingest's writer, migrations, backups, retention: every statement of the block, its reads
+        too, on the write connection with no other write in between, and no time limit."""
+        with self._holding_writes():
             outer = getattr(_writer, "active", False)
             _writer.active = True
             try:
@@ -430,17 +384,38 @@ class Store:
                 _writer.active = outer
                 self.writes += 1
 
+    @contextmanager
+    def _holding_writes(self) -> Iterator[None]:
+        with self._write:
+            self._write_depth += 1
+            if self._write_depth == 1:
+                self._write_began = dt.datetime.now(dt.UTC)
+            try:
+                yield
+            finally:
+                self._write_depth -= 1
+                if self._write_depth == 0:
+                    self._write_began = None
+
+    def settled_until(self) -> dt.datetime:
+        """Now, or when the write under way began: every event received (stamped inside a write)
+        before it is stored, so a pass that reads what was received since a mark may move the mark
+        here, never past a write still to show."""
+        now = dt.datetime.now(dt.UTC)  # first: a write beginning after it stamps after it
+        began = self._write_began
+        return min(now, began) if began is not None else now
+
     @property
-    def waiting(self) -> tuple[int, int]:
-        """Reads and writes waiting for the store now (the embedded one takes one at a time)."""
-        return self._lock.waiting
+    def reads_waiting(self) -> int:
+        """Reads waiting for a free read connection now."""
+        return self._reads.waiting
 
     @staticmethod
     @contextmanager
     def background() -> Iterator[None]:
-        """This thread's statements inside the block wait until no read is waiting (the alert
-        evaluator, the state snapshot's keeper: a dashboard's read waits for one of their statements
-        at most, never their queue)."""
+        """This thread's reads inside the block take a read connection after every API read waiting
+        (the alert evaluator, the state snapshot's keeper: a dashboard's read waits for one of their
+        statements at most, never their queue)."""
         outer = getattr(_background, "active", False)
         _background.active = True
         try:
@@ -466,58 +441,81 @@ class Store:
         """The reads made from now on in this context are for ``caller`` (an API request)."""
         _caller.set(caller)
 
-    def done_reading(self, caller: ReadCaller) -> None:
-        """``caller``'s call has answered: its statements are over (``WriterFirstLock.done``)."""
-        self._lock.done(caller)
-
     def cancel(self, caller: ReadCaller) -> None:
-        """Stop the read running for a caller that has gone (a server only: see the module doc)."""
-        query_id = caller.running
-        if self.embedded or query_id is None or self._client is None:
+        """Stop the read running for a caller that has gone (on a connection of its own, so that it
+        waits for no other statement)."""
+        if not caller.running or self._closed:
             return
-        try:  # not under the lock: the HTTP client takes concurrent statements
-            self._client.command(CANCEL_READ, parameters={"query_id": query_id})
-        except (ClickHouseError, OSError) as error:
+        try:
+            with self._control_lock:
+                if self._control is None:
+                    self._control = self._open_connection()
+                self._control.command(CANCEL_READ, parameters={"read": caller.id})
+        except (ClickHouseError, OSError, StoreUnavailable) as error:
             logger.warning("threadline: could not cancel a read whose caller left: %s", error)
 
     @contextmanager
     def _call(self, read: bool = False) -> Iterator[tuple[Client, dict[str, Any]]]:
-        """The client, and the settings of the statement: a read's time limit, its query_id."""
+        """The connection, and the settings of the statement: a read's time limit, its mark."""
         writer = getattr(_writer, "active", False)
-        read = read and not writer
-        caller = _caller.get() if read else None
-        settings: dict[str, Any] = {}
-        background = not writer and getattr(_background, "active", False)
-        with self._lock.held(writer=not read and not background, caller=caller, background=background):
-            if caller is not None and caller.gone.is_set():
-                raise CallerGone("the caller left before its read started")
-            if caller is not None:
-                settings["max_execution_time"] = self.read_timeout_s
-                if not self.embedded:
-                    settings["query_id"] = caller.running = uuid.uuid4().hex
-            client = self._connect()
-            began = time.perf_counter()
+        if read and not writer:
+            caller = _caller.get()
+            background = getattr(_background, "active", False)
+            connection = self._reads.take(caller, background)
+            broken = False
             try:
-                yield client, settings
-            except ClickHouseError as error:
-                if getattr(error, "code", None) == TIMEOUT_EXCEEDED:
-                    limit = f"{self.read_timeout_s:g} s"
-                    raise ReadTimedOut(f"a read ran past the read time limit of {limit}") from error
-                if not self._is_connection_error(error):
-                    raise  # a query the store refused: a bug to fix, not an outage
-                self._client = None  # reconnect on the next call
-                raise StoreUnavailable(str(error).splitlines()[0]) from error
-            except OSError as error:
-                self._client = None
-                raise StoreUnavailable(str(error)) from error
+                with self._executing(connection, caller) as settings:
+                    yield connection, settings
+            except ReadTimedOut:
+                raise
+            except StoreUnavailable:
+                broken = True  # the next read opens another connection
+                raise
             finally:
-                if caller is not None:
-                    caller.running = None
-                took = time.perf_counter() - began
-                holder = "api" if caller is not None else threading.current_thread().name
-                for tally in (*_spent.get(), self.busy.setdefault(holder, StoreTime())):
-                    tally.seconds += took
-                    tally.statements += 1
+                self._reads.give_back(None if broken else connection)
+        else:
+            with self._holding_writes():
+                connection = self._connect()
+                try:
+                    with self._executing(connection, None) as settings:
+                        yield connection, settings
+                except StoreUnavailable:
+                    self._client = None  # broken: the next write opens another connection
+                    raise
+
+    @contextmanager
+    def _executing(self, connection: Client, caller: ReadCaller | None) -> Iterator[dict[str, Any]]:
+        """Run a statement: its settings, its store time tallied, its errors told apart."""
+        settings: dict[str, Any] = {}
+        if caller is not None:
+            if caller.gone.is_set():
+                raise CallerGone("the caller left before its read started")
+            settings["max_execution_time"] = self.read_timeout_s
+            settings["log_comment"] = caller.id
+            caller.running = True
+        began = time.perf_counter()
+        try:
+            yield settings
+        except ClickHouseError as error:
+            code = getattr(error, "code", None)
+            if code == TIMEOUT_EXCEEDED:
+                limit = f"{self.read_timeout_s:g} s"
+                raise ReadTimedOut(f"a read ran past the read time limit of {limit}") from error
+            if code == QUERY_WAS_CANCELLED and caller is not None and caller.gone.is_set():
+                raise CallerGone("the caller left while its read ran: it was cancelled") from error
+            if not self._is_connection_error(error):
+                raise  # a query the store refused: a bug to fix, not an outage
+            raise StoreUnavailable(str(error).splitlines()[0]) from error
+        except OSError as error:
+            raise StoreUnavailable(str(error)) from error
+        finally:
+            if caller is not None:
+                caller.running = False
+            took = time.perf_counter() - began
+            holder = "api" if caller is not None else threading.current_thread().name
+            for tally in (*_spent.get(), self.busy.setdefault(holder, StoreTime())):
+                tally.seconds += took
+                tally.statements += 1
 
     @staticmethod
     def _is_connection_error(error: Exception) -> bool:
