@@ -260,6 +260,7 @@ class Store:
         # name (ingest's writer, the state keeper, the alert evaluator); statements that ran at once
         # each count their whole time.
         self.busy: dict[str, StoreTime] = {}
+        self._tallying = threading.Lock()
         self.partitions_per_insert = 100  # the server's own limit, read at open
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -513,9 +514,10 @@ class Store:
                 caller.running = False
             took = time.perf_counter() - began
             holder = "api" if caller is not None else threading.current_thread().name
-            for tally in (*_spent.get(), self.busy.setdefault(holder, StoreTime())):
-                tally.seconds += took
-                tally.statements += 1
+            with self._tallying:  # statements end at once on several threads
+                for tally in (*_spent.get(), self.busy.setdefault(holder, StoreTime())):
+                    tally.seconds += took
+                    tally.statements += 1
 
     @staticmethod
     def _is_connection_error(error: Exception) -> bool:
