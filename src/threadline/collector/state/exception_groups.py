@@ -172,6 +172,57 @@ WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)
 GROUP BY transaction_id
 """
 
+# The report in one statement, over OPEN_EXCEPTIONS: per group (kind, system) its counts and its
+# newest ``limit`` items; the grand total row of the grouping sets (``everything``) counts each
+# transaction once however many groups it is in. At 10 M events, 80,000 open exceptions no longer
+# travel to Python one row each (3.6 -> 1.7 s). An acknowledgement covers an exception of its
+# transaction, or of its group, that had arrived when it was made (the acknowledgements are few:
+# bound as arrays, the newest first).
+GROUPED = """
+SELECT
+    grouping(kind, system) != 0 AS everything,
+    kind,
+    system,
+    uniqExact(transaction_id) AS transactions,
+    sum(failing_steps) AS exceptions,
+    sum(covered_steps) AS acknowledged,
+    sumMap(map(workflow, toUInt64(1))) AS workflows,
+    max(latest_error) AS last_error_at,
+    groupArraySortedArray({{limit:UInt32}})(newest) AS items
+FROM
+(
+    SELECT
+        kind, system, workflow, transaction_id,
+        count() AS failing_steps,
+        countIf(covered) AS covered_steps,
+        max(error_at) AS latest_error,
+        -- newest error first, then by transaction and step; the sort key leads each item
+        groupArraySorted({{limit:UInt32}})(
+            (-toUnixTimestamp64Micro(error_at), transaction_id, step, workflow, state, message,
+             errors, covered, error_at)
+        ) AS newest
+    FROM
+    (
+        SELECT
+            *,
+            arrayExists(
+                (ack_transaction, ack_kind, ack_system, ack_workflow, ack_at) ->
+                    if(ack_transaction != '',
+                       ack_transaction = transaction_id,
+                       ack_kind = kind AND ack_system = system
+                           AND (ack_workflow = '' OR ack_workflow = workflow))
+                    AND ack_at >= received_at,
+                {{ack_transactions:Array(String)}}, {{ack_kinds:Array(String)}},
+                {{ack_systems:Array(String)}}, {{ack_workflows:Array(String)}},
+                {{ack_ats:Array(DateTime64(6, 'UTC'))}}
+            ) AS covered
+        FROM ({open_exceptions})
+    )
+    GROUP BY kind, system, workflow, transaction_id
+)
+GROUP BY GROUPING SETS ((kind, system), ())
+"""
+
 # Resolving a transaction is check-then-write; one collector process serializes them here.
 _actions = threading.Lock()
 
@@ -215,18 +266,15 @@ class Acknowledgement:
     entry: AuditEntry
 
 
-def _covers(ack: Acknowledgement, row: dict[str, Any]) -> bool:
-    """An acknowledgement covers an exception of its group, or of its transaction, that had arrived
-    when it was made."""
-    entry = ack.entry
-    if ack.transaction:
-        return ack.transaction == row["transaction_id"] and entry.at >= utc(row["received_at"])
-    return (
-        entry.kind == row["kind"]
-        and entry.system == row["system"]
-        and (entry.workflow is None or entry.workflow == row["workflow"])
-        and entry.at >= utc(row["received_at"])
-    )
+def _acknowledgements_bound(acks: list[Acknowledgement]) -> dict[str, list[Any]]:
+    """The acknowledgements as GROUPED binds them: one array per field ('' for none)."""
+    return {
+        "ack_transactions": [ack.transaction for ack in acks],
+        "ack_kinds": [ack.entry.kind or "" for ack in acks],
+        "ack_systems": [ack.entry.system or "" for ack in acks],
+        "ack_workflows": [ack.entry.workflow or "" for ack in acks],
+        "ack_ats": [ack.entry.at for ack in acks],
+    }
 
 
 @dataclass(frozen=True)
@@ -248,20 +296,21 @@ def open_exceptions(
     summary, parameters = snapshot.summary(
         store, workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
     )
-    rows = store.rows(_sql(OPEN_EXCEPTIONS, summary), parameters)
     acks = [
         Acknowledgement(row["transaction_id"], audit_entry(row))
         for row in store.rows(ACKNOWLEDGEMENTS, {"tenant": tenant, "as_of": as_of})
     ]
-    grouped: dict[tuple[str, str], list[tuple[dict[str, Any], Acknowledgement | None]]] = {}
-    for row in rows:
-        ack = next((ack for ack in acks if _covers(ack, row)), None)
-        grouped.setdefault((row["kind"], row["system"]), []).append((row, ack))
+    rows = store.rows(
+        GROUPED.format(open_exceptions=_sql(OPEN_EXCEPTIONS, summary)),
+        # groupArraySorted keeps one item at least (an acknowledgement asks for none)
+        {**parameters, **_acknowledgements_bound(acks), "limit": max(limit, 1)},
+    )
+    total = next((row for row in rows if row["everything"]), {"transactions": 0, "exceptions": 0})
     groups = []
-    for (kind, system), members in grouped.items():
-        per_workflow: dict[str, set[str]] = {}
-        for row, _ in members:
-            per_workflow.setdefault(row["workflow"], set()).add(row["transaction_id"])
+    for row in rows:
+        if row["everything"]:
+            continue
+        kind, system = row["kind"], row["system"]
         latest_ack = next(
             (
                 ack
@@ -276,33 +325,33 @@ def open_exceptions(
             ExceptionGroup(
                 kind=kind,
                 system=system,
-                transactions=len({row["transaction_id"] for row, _ in members}),
-                exceptions=len(members),
-                acknowledged=sum(1 for _, ack in members if ack is not None),
-                workflows={name: len(keys) for name, keys in sorted(per_workflow.items())},
-                last_error_at=max(utc(row["error_at"]) for row, _ in members),
+                transactions=row["transactions"],
+                exceptions=row["exceptions"],
+                acknowledged=row["acknowledged"],
+                workflows=dict(sorted(row["workflows"].items())),
+                last_error_at=utc(row["last_error_at"]),
                 acknowledgement=latest_ack,
-                items=[
-                    ExceptionItem(
-                        correlation_id=row["transaction_id"],
-                        workflow=row["workflow"],
-                        state=row["state"],
-                        step=row["step"],
-                        message=row["message"],
-                        error_at=utc(row["error_at"]),
-                        errors=row["errors"],
-                        acknowledged=ack is not None,
-                    )
-                    for row, ack in members[:limit]
-                ],
+                items=[_item(item) for item in row["items"][:limit]],
             )
         )
     groups.sort(key=lambda g: (-(g.exceptions - g.acknowledged), -g.transactions, g.kind, g.system))
     return ExceptionsReport(
-        as_of=as_of,
-        transactions=len({row["transaction_id"] for row in rows}),
-        exceptions=len(rows),
-        groups=groups,
+        as_of=as_of, transactions=total["transactions"], exceptions=total["exceptions"], groups=groups
+    )
+
+
+def _item(item: tuple[Any, ...]) -> ExceptionItem:
+    """One of GROUPED's items (its sort key first)."""
+    _, transaction_id, step, workflow, state, message, errors, acknowledged, error_at = item
+    return ExceptionItem(
+        correlation_id=transaction_id,
+        workflow=workflow,
+        state=state,
+        step=step,
+        message=message,
+        error_at=utc(error_at),
+        errors=errors,
+        acknowledged=acknowledged,
     )
 
 
@@ -437,11 +486,17 @@ def group_transactions(
     store: Store, workflows: Workflows, tenant: str, filters: ExceptionFilters
 ) -> list[str]:
     """Every transaction behind an exception group's open exceptions, newest error first."""
-    # Every open exception is read anyway: the limit only trims the listed items, so list them all.
-    everything = 2**31
-    report = open_exceptions(store, workflows, tenant, filters, dt.datetime.now(dt.UTC), limit=everything)
-    group = next((g for g in report.groups if g.kind == filters.kind and g.system == filters.system), None)
-    return list(dict.fromkeys(item.correlation_id for item in group.items)) if group else []
+    summary, parameters = snapshot.summary(
+        store,
+        workflows,
+        tenant,
+        dt.datetime.now(dt.UTC),
+        kind=filters.kind,
+        system=filters.system,
+        workflow=filters.workflow,
+    )
+    rows = store.rows(_sql(OPEN_EXCEPTIONS, summary), parameters)
+    return list(dict.fromkeys(row["transaction_id"] for row in rows))
 
 
 def act_in_bulk(
