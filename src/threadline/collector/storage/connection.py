@@ -322,7 +322,7 @@ class Store:
         return redact_dsn(self.dsn)
 
     def close(self) -> None:
-        """Close the connection for good: a statement after this raises StoreUnavailable (a thread
+        """Close the connections for good: a statement after this raises StoreUnavailable (a thread
         still running, like an alert evaluation past its stop, must not open the store again)."""
         with self._write:
             self._closed = True
