@@ -56,10 +56,11 @@ CANCEL_READ = "KILL QUERY WHERE Settings['log_comment'] = {read:String} ASYNC"
 DEFAULT_READ_CONNECTIONS = 3
 # The nice value of the collector's own statements (ingest's writes, the state keeper's and the alert
 # evaluator's work; ClickHouse's os_thread_priority): where they and a dashboard's read want the
-# cores at once, the read gets about three quarters of them (a scan beside a looping scan: 0.2 s with
-# the loop at nice 19, 0.35-0.6 s without). At nice 10 (nine tenths to the reads) ingest under the
-# overload bench's readers fell to 0.48x of ingest alone, under its 0.5 goal.
-OWN_WORK_NICENESS = 5
+# cores at once, the read gets most of them (a scan beside a looping scan: 0.2 s with the loop at
+# nice 19, 0.35-0.6 s without). Overload bench at 10 M events, worst page p95 and ingest with
+# readers against ingest alone: nice 10, 17.5 s and 0.55x, then 12.0 s and 0.48x; nice 5, 21.2 s
+# and 0.41x (bench/runs/2026-11-29-overload-full-*): run-to-run variation is larger than the effect.
+OWN_WORK_NICENESS = 10
 # How often a read waiting for a connection looks whether its caller has gone.
 GONE_CHECK_S = 0.1
 # How long a background statement (the alert evaluator's, the state keeper's) gives way to the API's
