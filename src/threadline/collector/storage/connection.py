@@ -474,7 +474,7 @@ class Store:
             connection = self._reads.take(caller, background)
             broken = False
             try:
-                with self._executing(connection, caller, settings):
+                with self._executing(caller, settings):
                     yield connection, settings
             except ReadTimedOut:
                 raise
@@ -487,16 +487,14 @@ class Store:
             with self._holding_writes():
                 connection = self._connect()
                 try:
-                    with self._executing(connection, None, settings):
+                    with self._executing(None, settings):
                         yield connection, settings
                 except StoreUnavailable:
                     self._client = None  # broken: the next write opens another connection
                     raise
 
     @contextmanager
-    def _executing(
-        self, connection: Client, caller: ReadCaller | None, settings: dict[str, Any]
-    ) -> Iterator[None]:
+    def _executing(self, caller: ReadCaller | None, settings: dict[str, Any]) -> Iterator[None]:
         """Run a statement: a read's settings added, its store time tallied, its errors told apart."""
         if caller is not None:
             if caller.gone.is_set():
