@@ -130,7 +130,11 @@ def test_a_tenant_over_its_read_rate_gets_429_saying_when_to_retry_while_another
     assert read(GLOBEX).status_code == 200  # another tenant's rate is its own
 
 
-@pytest.mark.parametrize("collector", [{"THREADLINE_READS_PER_TENANT": str(CALLS)}], indirect=True)
+@pytest.mark.parametrize(
+    "collector",
+    [{"THREADLINE_READS_PER_TENANT": str(CALLS), "THREADLINE_READ_CONNECTIONS": "1"}],
+    indirect=True,
+)
 def test_ingest_is_stored_while_many_reads_are_queued(collector: CollectorProcess) -> None:
     stored = httpx.post(collector.url + "/v1/events", json=batch(2000), headers=bearer(ACME), timeout=60)
     assert stored.status_code == 200

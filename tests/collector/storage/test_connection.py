@@ -236,7 +236,9 @@ def test_a_running_read_whose_caller_has_gone_is_cancelled(tmp_path: Path) -> No
     assert outcome and outcome[0][0] == "cancelled" and outcome[0][1] < 5
 
 
-def test_the_collectors_own_statements_leave_the_cores_to_api_reads_first(tmp_path: Path) -> None:
+def test_the_collectors_own_reads_leave_the_cores_to_api_reads_and_writes_keep_theirs(
+    tmp_path: Path,
+) -> None:
     store = Store(f"chdb://{tmp_path}").open()
     niceness = "SELECT toInt64(getSetting('os_thread_priority'))"
 
@@ -247,8 +249,10 @@ def test_the_collectors_own_statements_leave_the_cores_to_api_reads_first(tmp_pa
     assert contextvars.copy_context().run(api_read) == 0
     with Store.background():  # the alert evaluator, the state keeper
         assert store.query(niceness).result_rows[0][0] == OWN_WORK_NICENESS
-    with store.writing():  # ingest's writer
-        assert store.query(niceness).result_rows[0][0] == OWN_WORK_NICENESS
+        with store.writing():  # the keeper's insert: ingest would wait behind it, so never niced
+            assert store.query(niceness).result_rows[0][0] == 0
+    with store.writing():  # ingest's writer: writes go first
+        assert store.query(niceness).result_rows[0][0] == 0
         store.insert("schema_migrations", [[0]], ["version"])
     store.close()
 

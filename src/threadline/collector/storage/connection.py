@@ -54,12 +54,13 @@ CANCEL_READ = "KILL QUERY WHERE Settings['log_comment'] = {read:String} ASYNC"
 # Connections for reads (API calls, alert evaluation, the state keeper) beside the one for writes:
 # on two cores, three let a short read pass a long one without splitting the cores many ways.
 DEFAULT_READ_CONNECTIONS = 3
-# The nice value of the collector's own statements (ingest's writes, the state keeper's and the alert
-# evaluator's work; ClickHouse's os_thread_priority): where they and a dashboard's read want the
-# cores at once, the read gets most of them (a scan beside a looping scan: 0.2 s with the loop at
-# nice 19, 0.35-0.6 s without). Overload bench at 10 M events, worst page p95 and ingest with
-# readers against ingest alone: nice 10, 17.5 s and 0.55x, then 12.0 s and 0.48x; nice 5, 21.2 s
-# and 0.41x (bench/runs/2026-11-29-overload-full-*): run-to-run variation is larger than the effect.
+# The nice value of the collector's own reads (the state keeper's and the alert evaluator's;
+# ClickHouse's os_thread_priority): where they and a dashboard's read want the cores at once, the
+# dashboard's read gets most of them (a scan beside a looping scan: 0.2 s with the loop at nice 19,
+# 0.35-0.6 s without). Overload bench at 10 M events, worst page p95: nice 10, 17.5 s then 12.0 s;
+# nice 5, 21.2 s (bench/runs/2026-11-29-overload-full-*). Never a statement on the write
+# connection: ingest waits for it (a niced keeper insert behind which a batch waits), and under
+# reads a niced batch of 10 events waited for 15 reads of 16 (test_admission): writes go first.
 OWN_WORK_NICENESS = 10
 # How often a read waiting for a connection looks whether its caller has gone.
 GONE_CHECK_S = 0.1
@@ -465,11 +466,12 @@ class Store:
     @contextmanager
     def _call(self, read: bool = False) -> Iterator[tuple[Client, dict[str, Any]]]:
         """The connection, and the settings of the statement: a read's time limit, its mark, and
-        for the collector's own work its lower priority."""
-        writer = getattr(_writer, "active", False)
-        background = getattr(_background, "active", False)
-        settings: dict[str, Any] = {"os_thread_priority": OWN_WORK_NICENESS} if writer or background else {}
-        if read and not writer:
+        for the collector's own reads their lower priority."""
+        settings: dict[str, Any] = {}
+        if read and not getattr(_writer, "active", False):
+            background = getattr(_background, "active", False)
+            if background:
+                settings["os_thread_priority"] = OWN_WORK_NICENESS
             caller = _caller.get()
             connection = self._reads.take(caller, background)
             broken = False
