@@ -1,8 +1,8 @@
 """Exceptions, and what operators do about them: acknowledge, resolve, reopen, all audited.
 
 An *open exception* is a step of a transaction that is not completed whose errors were never
-recovered: the step has an error event (``status: error`` or an error kind) and no ``ok`` event,
-the same rule by which state says a step is done. Exceptions are grouped by error kind
+recovered (``transaction_exceptions``: derived from the events, kept by the state keeper). Exceptions are
+grouped by error kind
 (transient, business, validation, auth, timeout; an error stored without one has the default kind) and
 by the system of the step's latest error, with counts and the transactions behind them.
 
@@ -34,8 +34,6 @@ from typing import Any, Literal
 
 import orjson
 
-from threadline.contract.event import DEFAULT_ERROR_KIND
-
 from .. import cursors
 from ..models import (
     AcknowledgeRequest,
@@ -53,26 +51,13 @@ from ..models import (
 )
 from ..schema import EARLIEST, LATEST
 from ..storage import Store
-from ..storage.keys import and_linked_into, with_current_transaction
 from ..workflows import Workflows
-from . import snapshot
+from . import snapshot, transaction_exceptions
 from .rules import RESOLVED_TRANSACTIONS
 from .transactions import RESOLVE_KEY, utc
 
-# An error: an event with status error, or one that names an error (a retry, say).
-IS_ERROR = "status = 'error' OR error_kind != ''"
-# Only the events of transactions with an error in any of their stored parts are read (4.1 -> 2.7 s
-# at 10 M events): two narrow columns find them. No FINAL: ingest stores each event once
-# (``storage.writes.store_events``).
-ERRORED = with_current_transaction(
-    f"SELECT transaction_id FROM events WHERE tenant = {{tenant:String}} AND ({IS_ERROR})"
-)
-ERROR_EVENTS = with_current_transaction(f"""
-    SELECT * FROM events
-    WHERE tenant = {{tenant:String}} AND timestamp <= {{as_of:DateTime64(6, 'UTC')}}
-      AND transaction_id IN ({and_linked_into(ERRORED)})
-""")
-
+# Per open exception, its transaction's workflow and state; only transactions not completed nor
+# resolved, as filtered. ``{exceptions}``: ``transaction_exceptions.read``.
 OPEN_EXCEPTIONS = """
 SELECT
     errors.transaction_id AS transaction_id,
@@ -87,25 +72,10 @@ SELECT
     errors.errors AS errors
 FROM
 (
-    SELECT
-        transaction_id,
-        step,
-        argMaxIf(error_kind, timestamp, is_error) AS last_kind,
-        if(last_kind = '', '{default_kind}', last_kind) AS kind,
-        argMaxIf(system, timestamp, is_error) AS system,
-        argMaxIf(error_message, timestamp, is_error) AS message,
-        maxIf(timestamp, is_error) AS error_at,
-        maxIf(received_at, is_error) AS received_at,
-        countIf(is_error) AS errors
-    FROM
-    (
-        SELECT
-            current_transaction AS transaction_id, step, system, status, error_kind, error_message,
-            timestamp, received_at, ({is_error}) AS is_error
-        FROM ({errors})
-    )
-    GROUP BY transaction_id, step
-    HAVING errors > 0 AND countIf(status = 'ok') = 0
+    SELECT transaction_id, e.1 AS step, e.2 AS kind, e.3 AS system, e.4 AS message, e.5 AS error_at,
+           e.6 AS received_at, e.7 AS errors
+    FROM ({exceptions})
+    ARRAY JOIN exceptions AS e
 ) AS errors
 INNER JOIN
 (
@@ -227,14 +197,16 @@ GROUP BY GROUPING SETS ((kind, system), ())
 _actions = threading.Lock()
 
 
-def _sql(template: str, summary: str) -> str:
-    return template.format(
-        summary=summary,
-        resolved=RESOLVED_TRANSACTIONS,
-        errors=ERROR_EVENTS,
-        is_error=IS_ERROR,
-        default_kind=DEFAULT_ERROR_KIND,
+def _open_exceptions(
+    store: Store, workflows: Workflows, tenant: str, filters: ExceptionFilters, as_of: dt.datetime
+) -> tuple[str, dict[str, Any]]:
+    """OPEN_EXCEPTIONS and its parameters: from the kept rows wherever the snapshot holds them."""
+    state = snapshot.read(
+        store, workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
     )
+    exceptions = transaction_exceptions.read(kept=state.kept and not state.late, changed=state.changed)
+    sql = OPEN_EXCEPTIONS.format(summary=state.sql, exceptions=exceptions, resolved=RESOLVED_TRANSACTIONS)
+    return sql, state.parameters
 
 
 def audit_entry(row: dict[str, Any]) -> AuditEntry:
@@ -293,15 +265,13 @@ def open_exceptions(
     limit: int = 100,
 ) -> ExceptionsReport:
     """Open exceptions grouped by kind and system, most unacknowledged first."""
-    summary, parameters = snapshot.summary(
-        store, workflows, tenant, as_of, kind=filters.kind, system=filters.system, workflow=filters.workflow
-    )
+    open_sql, parameters = _open_exceptions(store, workflows, tenant, filters, as_of)
     acks = [
         Acknowledgement(row["transaction_id"], audit_entry(row))
         for row in store.rows(ACKNOWLEDGEMENTS, {"tenant": tenant, "as_of": as_of})
     ]
     rows = store.rows(
-        GROUPED.format(open_exceptions=_sql(OPEN_EXCEPTIONS, summary)),
+        GROUPED.format(open_exceptions=open_sql),
         # groupArraySorted keeps one item at least (an acknowledgement asks for none)
         {**parameters, **_acknowledgements_bound(acks), "limit": max(limit, 1)},
     )
@@ -486,16 +456,8 @@ def group_transactions(
     store: Store, workflows: Workflows, tenant: str, filters: ExceptionFilters
 ) -> list[str]:
     """Every transaction behind an exception group's open exceptions, newest error first."""
-    summary, parameters = snapshot.summary(
-        store,
-        workflows,
-        tenant,
-        dt.datetime.now(dt.UTC),
-        kind=filters.kind,
-        system=filters.system,
-        workflow=filters.workflow,
-    )
-    rows = store.rows(_sql(OPEN_EXCEPTIONS, summary), parameters)
+    sql, parameters = _open_exceptions(store, workflows, tenant, filters, dt.datetime.now(dt.UTC))
+    rows = store.rows(sql, parameters)
     return list(dict.fromkeys(row["transaction_id"] for row in rows))
 
 

@@ -30,7 +30,7 @@ from ..schema import EARLIEST, LATEST
 from ..storage import CallerGone, Store, StoreUnavailable
 from ..storage.writes import utc
 from ..workflows import Workflows
-from . import transaction_facts
+from . import transaction_exceptions, transaction_facts
 from .rules import (
     CHANGED_FACTS,
     DERIVED,
@@ -164,7 +164,20 @@ def _set_mark(store: Store, tenant: str, definitions: str, covered_until: dt.dat
     store.forget(_mark_key(tenant))
 
 
-def summary(
+@dataclass(frozen=True)
+class StateRead:
+    """How a read takes every transaction's state (``read``): its SQL and parameters; ``kept``: from
+    the snapshot, complete up to ``snapshot_since`` (bound); ``changed``: events were received since
+    then; ``late``: some transaction has an event after as_of."""
+
+    sql: str
+    parameters: dict[str, Any]
+    kept: bool
+    changed: bool
+    late: bool
+
+
+def read(
     store: Store,
     workflows: Workflows,
     tenant: str,
@@ -173,7 +186,7 @@ def summary(
     scope: str = "",
     state_scope: str | None = None,
     **extra: Any,
-) -> tuple[str, dict[str, Any]]:
+) -> StateRead:
     """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
     parameters: from the snapshot wherever it holds these definitions, else derived from the rollups.
 
@@ -185,21 +198,29 @@ def summary(
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
     complete = store.aggregates_complete()
     mark = readable_mark(store, tenant, definitions.digest) if state_scope != "" else None
-    snapshot = mark is not None
     pending = {"changed": True, "late": True}
     if mark is not None:
         parameters["snapshot_since"] = mark.covered_until - margin(store)
         scope = scope if state_scope is None else state_scope
         pending = store.rows(PENDING, parameters)[0]
+    changed, late = bool(pending["changed"]), bool(pending["late"])
     sql = summary_sql(
         aggregates_complete=complete,
         open_only=open_only,
         scope=scope,
-        snapshot=snapshot,
-        changed=bool(pending["changed"]),
-        late=bool(pending["late"]),
+        snapshot=mark is not None,
+        changed=changed,
+        late=late,
     )
-    return sql, parameters
+    return StateRead(sql, parameters, mark is not None, changed, late)
+
+
+def summary(
+    store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime, **options: Any
+) -> tuple[str, dict[str, Any]]:
+    """``read``'s SQL and parameters (``options``: ``read``'s)."""
+    state = read(store, workflows, tenant, as_of, **options)
+    return state.sql, state.parameters
 
 
 def unchanged(store: Store, workflows: Workflows, tenant: str, keys: list[str], as_of: dt.datetime) -> bool:
@@ -234,6 +255,7 @@ def keep(
         since = mark.covered_until - margin(store)
         store.command(KEEP_CHANGED, {**base, "snapshot_since": since})
         transaction_facts.keep_changed(store, workflows, tenant, since)
+        transaction_exceptions.keep_changed(store, tenant, since)
         statements = 1
     else:
         if mark is not None:  # derived with other definitions: not read again until derived anew
@@ -245,6 +267,7 @@ def keep(
         if not parts:
             return 0  # nothing to keep yet, or the aggregates are still being filled
         transaction_facts.keep_all(store, workflows, tenant, parts)
+        transaction_exceptions.keep_all(store, tenant)
     _set_mark(store, tenant, definitions.digest, began)
     return statements
 

@@ -40,6 +40,7 @@ SNAPSHOT_TABLES = (
     "state_marks",
     "transaction_reconciliations",
     "transaction_dimensions",
+    "transaction_exceptions",
 )
 
 

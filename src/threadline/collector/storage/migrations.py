@@ -610,6 +610,41 @@ GROUP BY {aggregates.PRESENCE_BY}
 """
 
 
+# --- Migration 18: open exceptions per transaction ----------------------------------------------------
+# Per transaction that ever had an error event, its open exceptions (``state/transaction_exceptions.py``):
+# each step with errors and no ``ok`` event, with its latest error. Kept by the state keeper with the
+# snapshot, so that the exceptions report reads these rows instead of every event of every erring
+# transaction. An empty array: every error of the transaction was recovered.
+OPEN_EXCEPTION = (
+    f"Tuple(step String, kind String, system String, message String, error_at {TIME}, "
+    f"received_at {TIME}, errors UInt64)"
+)
+TRANSACTION_EXCEPTIONS = Table(
+    name="transaction_exceptions",
+    columns=f"""
+    tenant LowCardinality(String),
+    transaction_id String,
+    exceptions Array({OPEN_EXCEPTION}),
+    last_error_at {TIME},
+    version UInt64
+    """,
+    order_by="(tenant, transaction_id)",
+    month_column=None,
+    ttl_column="last_error_at",
+    shard_key="cityHash64(tenant, transaction_id)",
+    version_column="version",
+)
+
+# Every tenant's snapshot mark cleared: the keeper's next pass derives every transaction again, and
+# keeps the new table's rows with it (until then reads derive what they need from the events).
+CLEAR_STATE_MARKS = f"""
+INSERT INTO {STATE_MARKS.name} (tenant, definitions, covered_until, version)
+SELECT tenant, '', toDateTime64(0, 6, 'UTC'), max(version) + 1
+FROM {STATE_MARKS.name}
+GROUP BY tenant
+"""
+
+
 def _checked_identifier(value: str, what: str) -> str:
     if not _IDENTIFIER.match(value):
         raise ValueError(f"{what} {value!r} is not a plain identifier (letters, digits, underscore)")
@@ -834,6 +869,7 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
                 *presence_view(cluster),
             ],
         ),
+        (18, [*create_table(TRANSACTION_EXCEPTIONS, cluster, ttl_days), CLEAR_STATE_MARKS]),
     ]
 
 

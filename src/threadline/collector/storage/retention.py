@@ -54,6 +54,7 @@ DELETE_TRANSACTIONS = (
     f"DELETE FROM transaction_states WHERE {_THESE}",
     f"DELETE FROM transaction_reconciliations WHERE {_THESE}",
     f"DELETE FROM transaction_dimensions WHERE {_THESE}",
+    f"DELETE FROM transaction_exceptions WHERE {_THESE}",
     f"DELETE FROM aliases WHERE {_THESE}",
     "DELETE FROM alias_conflicts WHERE tenant = {tenant:String} "
     "AND (claimed_by IN {transactions:Array(String)} OR belongs_to IN {transactions:Array(String)})",
