@@ -1,10 +1,10 @@
 """Exceptions, and what operators do about them: acknowledge, resolve, reopen, all audited.
 
 An *open exception* is a step of a transaction that is not completed whose errors were never
-recovered (``transaction_exceptions``: derived from the events, kept by the state keeper). Exceptions are
-grouped by error kind
-(transient, business, validation, auth, timeout; an error stored without one has the default kind) and
-by the system of the step's latest error, with counts and the transactions behind them.
+recovered (``transaction_exceptions``: derived from the events, kept by the state keeper).
+Exceptions are grouped by error kind (transient, business, validation, auth, timeout; an error
+stored without one has the default kind) and by the system of the step's latest error, with counts
+and the transactions behind them.
 
 Operators answer them in two ways, each recorded in ``audit_log`` with who (the API key's name,
 and the person if the caller names one), when and why:
