@@ -96,11 +96,11 @@ WHERE tenant = {{tenant:String}} AND notEmpty(exceptions)
 
 _KEEP = f"""
 INSERT INTO {TRANSACTION_EXCEPTIONS.name} (tenant, transaction_id, exceptions, last_error_at, version)
-SELECT {{{{tenant:String}}}}, transaction_id, exceptions, last_error_at, {{{{version:UInt64}}}}
+SELECT {{tenant:String}}, transaction_id, exceptions, last_error_at, {{version:UInt64}}
 FROM ({{derived}})
 """
-KEEP_ALL = _KEEP.format(derived=DERIVED)
-KEEP_CHANGED = _KEEP.format(derived=DERIVED_CHANGED)
+KEEP_ALL = _KEEP.replace("{derived}", DERIVED)
+KEEP_CHANGED = _KEEP.replace("{derived}", DERIVED_CHANGED)
 
 
 def read(kept: bool, changed: bool = True) -> str:
