@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from threadline.collector.cursors import AFTER_EVERY_ID
 from threadline.collector.models import TransactionSummary
 from threadline.collector.schema import parse_batch
 from threadline.collector.state import snapshot, transactions
@@ -187,3 +189,41 @@ def test_new_definitions_derive_every_transaction_again(store: Store) -> None:
     looser = parse(DEFINITIONS.replace("tolerance: 0.5%", "tolerance: 5%"))
     snapshot.keep(store, looser, TENANT)  # a reload: nothing new received, yet everything derived again
     assert found(store, "OPP-LOOSE", looser).mismatches == []
+
+
+TRANSACTION_IDS = """
+SELECT DISTINCT transaction_id FROM transaction_rollups WHERE hasAny(keys, {keys:Array(String)})
+ORDER BY transaction_id
+"""
+
+
+def test_a_pass_over_every_transaction_links_duplicates_kept_in_different_slices(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def account(key: str, tax_id: str, days_ago: float) -> dict[str, Any]:
+        attributes = {"tax_id": tax_id}
+        return event(
+            key,
+            "crm.account.created",
+            "salesforce",
+            days_ago * 1440,
+            workflow="onboarding",
+            attributes=attributes,
+        )
+
+    send(store, account("ONB-1", "DE123", 20), account("ONB-2", "DE123", 5), account("ONB-3", "FR999", 5))
+    ids = [row["transaction_id"] for row in store.rows(TRANSACTION_IDS, {"keys": ["ONB-1", "ONB-2"]})]
+    split = [{"low": "", "high": ids[1]}, {"low": ids[1], "high": AFTER_EVERY_ID}]  # one in each
+    monkeypatch.setattr(snapshot, "slices", lambda store, tenant: split)
+
+    wider = parse(DEFINITIONS.replace("within: 30d", "within: 60d"))
+    snapshot.keep(store, wider, TENANT)  # new definitions: every transaction derived again, slice by slice
+    assert [d.correlation_id for d in found(store, "ONB-1", wider).duplicates] == ["ONB-2"]
+    assert [d.correlation_id for d in found(store, "ONB-2", wider).duplicates] == ["ONB-1"]
+    assert found(store, "ONB-3", wider).duplicates == []
+
+    narrower = parse(DEFINITIONS.replace("within: 30d", "within: 10d"))  # 15 days apart: not one now
+    snapshot.keep(store, narrower, TENANT)
+    assert (
+        found(store, "ONB-1", narrower).duplicates == [] and found(store, "ONB-2", narrower).duplicates == []
+    )

@@ -25,14 +25,17 @@ def keep_changed(store: Store, workflows: Workflows, tenant: str, snapshot_since
 
 def keep_all(store: Store, workflows: Workflows, tenant: str, slices: Iterable[Mapping[str, str]]) -> None:
     """Derive every transaction's facts again, slice by slice (the definitions changed): what was
-    derived with the old ones is forgotten first."""
+    derived with the old ones is forgotten first, and the duplicates linked once, at the end."""
     reconciliation.forget(store, tenant)
     dimensions.forget(store, tenant)
     for part in slices:
-        _keep(store, workflows, tenant, SLICE_STEP_VALUES, part)
+        _keep(store, workflows, tenant, SLICE_STEP_VALUES, part, link=False)
+    reconciliation.link_all(store, workflows, tenant)
 
 
-def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapping[str, Any]) -> None:
+def _keep(
+    store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapping[str, Any], link: bool = True
+) -> None:
     reconciled = reconciliation.reconciled_workflows(workflows)
     dimensioned = dimensions.dimensioned_workflows(workflows)
     if not reconciled and not dimensioned:
@@ -48,5 +51,5 @@ def _keep(store: Store, workflows: Workflows, tenant: str, sql: str, bound: Mapp
         "attribute_keys": sorted(keys),
     }
     rows = store.rows(sql, parameters)
-    reconciliation.keep(store, workflows, tenant, rows)
+    reconciliation.keep(store, workflows, tenant, rows, link)
     dimensions.keep(store, workflows, tenant, rows)
