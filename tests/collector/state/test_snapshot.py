@@ -18,7 +18,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.support.traffic import NOW, Traffic
+from threadline.collector.alerts.evaluate import gauge_rows
 from threadline.collector.config import EXAMPLE_WORKFLOWS
+from threadline.collector.cursors import AFTER_EVERY_ID
 from threadline.collector.schema import EARLIEST, LATEST, parse_batch
 from threadline.collector.state import dimensions, snapshot
 from threadline.collector.state.forecast import forecast_parameters
@@ -49,6 +51,7 @@ QUEUE: dict[str, Any] = {
     **forecast_parameters(None),
 }
 OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST, "dimension_filters": []}
+TRANSACTION_IDS = "SELECT transaction_id FROM transaction_rollups WHERE tenant = {tenant:String}"
 MOMENTS = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(hours=3))
 
 
@@ -241,3 +244,21 @@ def test_the_keeper_spaces_its_passes_so_that_they_take_at_most_a_quarter_of_the
     # ingest keeps the store and a core for three quarters of the time and the next pass derives more at once.
     assert snapshot.pause_after(3.0, 2.0) == pytest.approx(9.0)
     assert 3.0 / (3.0 + snapshot.pause_after(3.0, 2.0)) == pytest.approx(snapshot.KEEPER_SHARE)
+
+
+def test_a_read_over_every_transaction_is_whole_once_the_snapshot_is_kept_and_adds_up_to_its_slices(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflows = load(EXAMPLE_WORKFLOWS)
+    traffic = Traffic(workflows, seed=5)
+    send(store, workflows, [e for n in range(60) for e in traffic.transaction(n)])
+    ids = sorted(row["transaction_id"] for row in store.rows(TRANSACTION_IDS, {"tenant": TENANT}))
+    halves = [{"low": "", "high": ids[30]}, {"low": ids[30], "high": AFTER_EVERY_ID}]
+    monkeypatch.setattr(snapshot, "slices", lambda store, tenant: halves)
+
+    assert snapshot.read_parts(store, workflows, TENANT) == [(snapshot.SLICE, part) for part in halves]
+    sliced = gauge_rows(store, workflows, TENANT, NOW)
+    snapshot.keep(store, workflows, TENANT)
+    assert snapshot.read_parts(store, workflows, TENANT) == [("", {})]
+    assert gauge_rows(store, workflows, TENANT, NOW) == sliced
+    assert sum(row.transactions for row in sliced) > len(ids) / 2  # both halves counted (links aside)

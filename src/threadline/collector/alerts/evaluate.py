@@ -291,11 +291,12 @@ def attention(
 def gauge_rows(
     store: Store, workflows: Workflows, tenant: str, as_of: dt.datetime, **bound: Any
 ) -> list[GaugeRow]:
-    """The gauge figures of every transaction, read slice by slice (they add up)."""
+    """The gauge figures of every transaction, read whole or slice by slice (``snapshot.read_parts``:
+    they add up)."""
     sums: dict[tuple[str, str, str], list[float]] = {}
-    for part in snapshot.slices(store, tenant):
+    for scope, part in snapshot.read_parts(store, workflows, tenant):
         sliced: dict[str, Any] = {**part, **bound}
-        sql, parameters = _state(GAUGES, store, workflows, tenant, as_of, snapshot.SLICE, **sliced)
+        sql, parameters = _state(GAUGES, store, workflows, tenant, as_of, scope, **sliced)
         for row in store.rows(sql, parameters):
             figures = (
                 row["transactions"],

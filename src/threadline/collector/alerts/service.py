@@ -11,10 +11,10 @@ that may have become stuck since (time alone does that, read off the rollups bef
 the transactions with an event received or an operator's resolve or reopen since (only those make a
 transaction fail, violate its workflow or leave a state), those active within a count rule's
 window, and the subjects of the alerts firing. The gauges (Prometheus; the value-at-risk and count
-rules total from them) read every transaction, in slices, at most once per ``GAUGES_SHARE`` times
-their own store time (every evaluation when that is cheap). A rule watches from the first
-evaluation that sees it (``watches``): that evaluation reads every transaction once, in slices,
-and what already met the rule is summarised on it, not fired. Its reads are background work: the
+rules total from them) read every transaction (``snapshot.read_parts``), at most once per
+``GAUGES_SHARE`` times their own store time (every evaluation when that is cheap). A rule watches
+from the first evaluation that sees it (``watches``): that evaluation reads every transaction once,
+the same way, and what already met the rule is summarised on it, not fired. Its reads are background work: the
 dashboard's reads go first.
 
 Then measure every rule, compare with the alerts firing in the store, and write what changed: first
@@ -247,9 +247,9 @@ class Alerting:
         if since is None:
             return [
                 candidate
-                for part in snapshot.slices(store, tenant)
+                for scope, part in snapshot.read_parts(store, workflows, tenant)
                 for candidate in evaluate.attention(
-                    store, workflows, tenant, as_of, snapshot.SLICE, model=model, **part
+                    store, workflows, tenant, as_of, scope, model=model, **part
                 )
             ]
         rules = workflows.alerts

@@ -131,6 +131,16 @@ def slices(store: Store, tenant: str) -> list[dict[str, str]]:
     return [{"low": low, "high": high} for low, high in itertools.pairwise(bounds)]
 
 
+def read_parts(store: Store, workflows: Workflows, tenant: str) -> list[tuple[str, dict[str, str]]]:
+    """How a read over every transaction (the alert gauges, a first evaluation) is cut, as (scope,
+    bound parameters): whole when the snapshot is kept, for only what changed since its mark is then
+    derived (one statement planned, not one per slice: each took 1-1.5 s at 10 M events under load);
+    else in ``slices``, which bound what one statement derives."""
+    if readable_mark(store, tenant, WorkflowParameters.of(workflows).digest) is not None:
+        return [("", {})]
+    return [(SLICE, part) for part in slices(store, tenant)]
+
+
 def read_mark(store: Store, tenant: str) -> Mark | None:
     rows = store.rows(MARK, {"tenant": tenant})
     if not rows or not rows[0]["definitions"]:
