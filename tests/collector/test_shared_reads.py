@@ -95,6 +95,20 @@ def test_an_answer_is_kept_for_its_time_and_an_operators_action_drops_it(collect
     eventually(lambda: total(transactions(collector, ACME)) == 3, what="the refreshed answer")
 
 
+def test_a_lookup_of_one_transaction_is_never_kept(collector: CollectorProcess) -> None:
+    order = unique_key("ORDER")
+    send(collector, ACME, business_event(order))
+
+    def events_of_the_order() -> int:
+        answer = httpx.get(f"{collector.url}/api/transactions/{order}", headers=bearer(ACME), timeout=60)
+        assert answer.status_code == 200 and "x-threadline-shared" not in answer.headers
+        return int(answer.json()["event_count"])
+
+    assert events_of_the_order() == 1
+    send(collector, ACME, business_event(order, step="erp.order.created", system="netsuite"))
+    assert events_of_the_order() == 2  # not the answer of a moment ago
+
+
 def test_one_keys_answer_is_never_served_to_another_key(collector: CollectorProcess) -> None:
     send(collector, ACME, business_event(unique_key("ACME")), business_event(unique_key("ACME")))
     send(collector, GLOBEX, business_event(unique_key("GLOBEX")))

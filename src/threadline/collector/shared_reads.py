@@ -17,6 +17,11 @@ answering the same question and every answer comes late. So, for ``GET /api/...`
   the write succeeded is neither kept nor shared with a call made after it. Ingest does not: under a steady
   flow of events nothing would ever be shared, and the answers' age bounds how late they are.
 
+An answer about one transaction (``/api/transactions/<key>``: its detail, its trace) is never kept:
+it reads one transaction's rows, and whoever opens a transaction must see the event that just
+arrived (a kept answer of a slow lookup once showed a sales order without the alias that had joined
+it). Identical calls in flight still share it.
+
 A shared answer says so: ``Age`` (seconds since it was computed, RFC 9111) and
 ``X-Threadline-Shared: fresh | kept | stale``. Only 200 answers are kept or shared.
 """
@@ -46,6 +51,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STALE_FACTOR = 2  # an answer up to this many times its ttl old is served while a fresh one is made
 MAX_KEPT = 256  # answers kept at most (the least recently used leave first)
 SHARED_PREFIX = "/api/"
+NEVER_KEPT_PREFIX = "/api/transactions/"  # one transaction's answers
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
 CREDENTIAL_HEADERS = (b"authorization", b"cookie")
 
@@ -135,7 +141,8 @@ class SharedReads:
         with Store.timed() as spent:  # what computing it cost the store, not how long it queued
             await self.app(scope, receive, capture)
         answer = Answer(status, headers, b"".join(chunks))
-        if status == 200 and spent.seconds >= self.min_cost_s and writes == self._writes:
+        keepable = not scope["path"].startswith(NEVER_KEPT_PREFIX)
+        if keepable and status == 200 and spent.seconds >= self.min_cost_s and writes == self._writes:
             self._keep(key, answer)
         return answer
 
