@@ -150,19 +150,21 @@ def test_the_queue_lists_mismatched_transactions_completed_ones_too_and_the_over
     assert (figures.with_mismatches, figures.mismatched_values) == (1, {"amount": 1})
 
 
+def account(key: str, tax_id: str, days_ago: float) -> dict[str, Any]:
+    """An onboarding account created ``days_ago`` with its business key (``unique_by``)."""
+    return event(
+        key,
+        "crm.account.created",
+        "salesforce",
+        days_ago * 1440,
+        workflow="onboarding",
+        attributes={"tax_id": tax_id},
+    )
+
+
 def test_two_transactions_with_the_same_business_key_within_the_window_link_to_each_other(
     store: Store,
 ) -> None:
-    def account(key: str, tax_id: str, days_ago: float) -> dict[str, Any]:
-        return event(
-            key,
-            "crm.account.created",
-            "salesforce",
-            days_ago * 1440,
-            workflow="onboarding",
-            attributes={"tax_id": tax_id},
-        )
-
     send(store, account("ONB-1", "DE123", 20), account("ONB-OTHER", "FR999", 20))
     assert found(store, "ONB-1").duplicates == []
 
@@ -200,17 +202,6 @@ ORDER BY transaction_id
 def test_a_pass_over_every_transaction_links_duplicates_kept_in_different_slices(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def account(key: str, tax_id: str, days_ago: float) -> dict[str, Any]:
-        attributes = {"tax_id": tax_id}
-        return event(
-            key,
-            "crm.account.created",
-            "salesforce",
-            days_ago * 1440,
-            workflow="onboarding",
-            attributes=attributes,
-        )
-
     send(store, account("ONB-1", "DE123", 20), account("ONB-2", "DE123", 5), account("ONB-3", "FR999", 5))
     ids = [row["transaction_id"] for row in store.rows(TRANSACTION_IDS, {"keys": ["ONB-1", "ONB-2"]})]
     split = [{"low": "", "high": ids[1]}, {"low": ids[1], "high": AFTER_EVERY_ID}]  # one in each
