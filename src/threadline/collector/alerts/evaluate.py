@@ -69,7 +69,7 @@ WHERE {scope}
 IDS = "transaction_id IN {ids:Array(String)}"
 # What may have changed since the last evaluation: a transaction with an event received since then
 # (whatever its event time), or an operator's resolve or reopen since; one active within the count
-# rules' window; and the ones given (subjects of alerts firing, to see them resolve).
+# rules' window; and the ones given (the subjects of the alerts firing, to see them resolve).
 RECEIVED_SINCE = with_current_transaction(
     "SELECT transaction_id FROM events "
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"

@@ -10,8 +10,7 @@ is stored, so a restart resumes from it), not history: the open transactions who
 that may have become stuck since (time alone does that, read off the rollups before any rule runs),
 the transactions with an event received or an operator's resolve or reopen since (only those make a
 transaction fail, violate its workflow or leave a state), those active within a count rule's
-window, and the subjects of the alerts firing (while they are many, only those that may have
-changed: ``FIRING_MEASURED_ALWAYS``). The gauges (Prometheus; the value-at-risk and count
+window, and the subjects of the alerts firing. The gauges (Prometheus; the value-at-risk and count
 rules total from them) read every transaction (``snapshot.read_parts``), at most once per
 ``GAUGES_SHARE`` times their own store time (every evaluation when that is cheap). A rule watches
 from the first evaluation that sees it (``watches``): that evaluation reads every transaction once,
