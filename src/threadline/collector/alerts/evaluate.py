@@ -27,14 +27,11 @@ from ..storage import Store
 from ..storage.keys import with_current_transaction
 from ..workflows import Workflows
 
-# The transactions in scope needing attention, and the subjects of alerts firing in scope whatever
-# their state (one that left the attention set must be seen, to resolve its alert).
 ATTENTION = """
 SELECT *
 FROM ({summary})
 WHERE ({scope}) AND (state IN ('stuck', 'failed') OR breached OR notEmpty(violations) OR {predicted}
-                     OR notEmpty(mismatch_fields) OR notEmpty(duplicates)
-                     OR transaction_id IN {{firing:Array(String)}})
+                     OR notEmpty(mismatch_fields) OR notEmpty(duplicates))
 """
 
 # Per workflow, state and currency, so one pass over the state gives every gauge. "Stuck" and the
@@ -271,11 +268,10 @@ def attention(
     scope: str = "",
     state_scope: str | None = None,
     model: ForecastModel | None = None,
-    firing: Sequence[str] = (),
     **bound: Any,
 ) -> list[Candidate]:
     """The transactions needing attention within ``scope`` (``state_scope``: see ``_state``), or
-    predicted to breach their SLA by ``model``, and those of ``firing`` (alerts' subjects) within it."""
+    predicted to breach their SLA by ``model``."""
     rows = store.rows(
         *_state(
             ATTENTION,
@@ -286,7 +282,6 @@ def attention(
             scope,
             state_scope,
             model=model,
-            firing=sorted(firing),
             **bound,
         )
     )

@@ -42,7 +42,6 @@ from ..alert_rules import PER_TRANSACTION, AlertRule
 from ..models import State, TransactionSummary
 from ..state import drift, snapshot
 from ..state.forecast import ForecastModel
-from ..state.rules import WorkflowParameters
 from ..storage import Store, StoreUnavailable
 from ..workflows import Workflows
 from . import evaluate, payloads, records, watches
@@ -60,17 +59,6 @@ STATES: tuple[State, ...] = ("completed", "failed", "stuck", "in_progress")
 CHANGED_MARGIN = dt.timedelta(seconds=60)
 # The gauges read every transaction: at most this share of the store's time goes to them.
 GAUGES_SHARE = 20
-# The subjects of the per-transaction alerts firing are measured at every evaluation while they are
-# this few. Beyond, only those whose rule time alone can clear (``predicted_breach``) are; the others
-# change only with the transaction (an event, an operator, the keeper's reconciliation), which puts
-# it in the evaluation's scope, and all of them are measured again every ``FIRING_RECHECK`` (a
-# transaction gone into another through an alias, or past retention, has nothing left to change).
-# At 10 M events, with every live transaction's mismatch firing, measuring them all took most of
-# each evaluation (18,000 subjects after 5 min of the overload bench, growing with every cycle).
-FIRING_MEASURED_ALWAYS = 1_000
-FIRING_RECHECK = dt.timedelta(minutes=5)
-# Rules that can stop holding with time alone, the transaction unchanged.
-TIME_CLEARED: frozenset[str] = frozenset({"predicted_breach"})
 
 
 @dataclass
@@ -148,8 +136,6 @@ class Alerting:
         self._gauges_due = 0.0  # time.monotonic() of the next refresh
         # When this process first evaluated each rule (name, definition): where its watch starts.
         self._first_seen: dict[tuple[str, str], dt.datetime] = {}
-        # Per tenant, when every firing subject was last measured, and with which definitions.
-        self._rechecked: dict[str, tuple[dt.datetime, str]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="threadline-alert-evaluator", daemon=True)
@@ -251,13 +237,11 @@ class Alerting:
         as_of: dt.datetime,
         since: dt.datetime | None,
         firing: Sequence[str],
-        measured: Sequence[str],
     ) -> list[Candidate]:
         """The transactions the rules are measured on: every one needing attention when ``since``
         is None (a first evaluation), else what may have changed since: what time alone made late
         or stuck, what an event or an operator changed, what a count rule's window holds, and the
-        subjects of the alerts firing in ``measured``; with each subject of ``firing`` among them
-        (to see its alert resolve)."""
+        subjects of the alerts firing (to see them resolve)."""
         store = self.store
         model = self.model(tenant, workflows)
         if since is None:
@@ -265,7 +249,7 @@ class Alerting:
                 candidate
                 for scope, part in snapshot.read_parts(store, workflows, tenant)
                 for candidate in evaluate.attention(
-                    store, workflows, tenant, as_of, scope, model=model, firing=firing, **part
+                    store, workflows, tenant, as_of, scope, model=model, **part
                 )
             ]
         rules = workflows.alerts
@@ -284,8 +268,7 @@ class Alerting:
             longest_lead=longest_lead,
             changed_since=since - CHANGED_MARGIN,
             active_since=as_of - dt.timedelta(seconds=window) if window else as_of,
-            ids=sorted(measured),
-            firing=firing,
+            ids=sorted(firing),
         )
 
     def model(self, tenant: str, workflows: Workflows) -> ForecastModel | None:
@@ -309,15 +292,7 @@ class Alerting:
         first = any(rule.per_transaction for rule in unwatched)
         since = None if first else self._cursors[tenant]
         firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
-        recheck = self._recheck(tenant, workflows, as_of, len(firing)) or since is None
-        measured_firing = [
-            record.subject
-            for record in current.values()
-            if record.condition in PER_TRANSACTION and (recheck or record.condition in TIME_CLEARED)
-        ]
-        candidates = (
-            self._candidates(tenant, workflows, as_of, since, firing, measured_firing) if rules else []
-        )
+        candidates = self._candidates(tenant, workflows, as_of, since, firing) if rules else []
         if any(rule.dimensions for rule in rules):
             candidates = evaluate.with_dimensions(store, workflows, tenant, candidates)
         measured = evaluate.evaluate_rules(
@@ -330,18 +305,10 @@ class Alerting:
         )
         holding = {key: match for key, match in measured.items() if match.holds}
         holding = self._watch(tenant, rules, unwatched, holding, candidates, current, as_of)
-        # A firing subject out of this evaluation's scope (unchanged) still holds its alert.
-        seen = {candidate.summary.correlation_id for candidate in candidates} | set(measured_firing)
-        by_name = {rule.name: rule for rule in rules}
-        unmeasured = {
-            key
-            for key, record in current.items()
-            if record.condition in PER_TRANSACTION and record.subject not in seen and record.rule in by_name
-        }
         new = [key for key in holding if key not in current]
-        cleared = [record for key, record in current.items() if key not in holding and key not in unmeasured]
+        cleared = [record for key, record in current.items() if key not in holding]
         for key, record in current.items():
-            if key in holding or key in unmeasured:
+            if key in holding:
                 figures.firing[tenant, record.rule, record.severity] += 1
         for key in new:
             figures.firing[tenant, holding[key].rule.name, holding[key].rule.severity] += 1
@@ -370,6 +337,7 @@ class Alerting:
                 if tx in states
             ]
 
+        by_name = {rule.name: rule for rule in rules}
         alerts: list[AlertRecord] = []
         notifications: list[NotificationRecord] = []
         previous = records.episodes(store, tenant, new)
@@ -418,17 +386,6 @@ class Alerting:
         records.save_notifications(store, notifications)  # the outbox first: see the module docstring
         records.save_alerts(store, alerts)
         self._covered(tenant, as_of)
-
-    def _recheck(self, tenant: str, workflows: Workflows, as_of: dt.datetime, firing: int) -> bool:
-        """Whether every firing subject is measured now: while they are few
-        (``FIRING_MEASURED_ALWAYS``), once the definitions changed, and every ``FIRING_RECHECK``."""
-        definitions = WorkflowParameters.of(workflows).digest
-        last = self._rechecked.get(tenant)
-        due = last is None or last[1] != definitions or as_of - last[0] >= FIRING_RECHECK
-        if firing <= FIRING_MEASURED_ALWAYS or due:
-            self._rechecked[tenant] = (as_of, definitions)
-            return True
-        return False
 
     def _covered(self, tenant: str, as_of: dt.datetime) -> None:
         """Everything up to ``as_of`` is evaluated and its alerts stored: the next evaluation starts
