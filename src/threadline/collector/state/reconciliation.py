@@ -303,9 +303,8 @@ def _with_duplicates(
         for row in (Reconciled.of(found) for found in store.rows(WITH_KEYS, {"tenant": tenant, "keys": keys}))
         if row.transaction_id not in ours
     ]
-    return _linked(definitions, derived, [*derived, *others]) + _changed(
-        definitions, others, [*derived, *others]
-    )
+    among = [*derived, *others]
+    return _linked(definitions, derived, among) + _changed(definitions, others, among)
 
 
 def _changed(
