@@ -380,6 +380,8 @@ def summary_sql(
     snapshot: bool = False,
     changed: bool = True,
     late: bool = True,
+    changed_scope: str = "",
+    derive_changed: bool = True,
 ) -> str:
     """The state of every transaction (or of one, found by its keys: ``one_transaction``, from its
     events, or its snapshot row when ``snapshot``: ``snapshot.unchanged``) as of ``as_of``.
@@ -399,6 +401,10 @@ def summary_sql(
     ``changed`` (no event received since ``snapshot_since``: False) and ``late`` (no event after
     as_of: False) leave out the parts that would find nothing: the analyzer plans every part, however
     few rows it reads, and these are two thirds of the statement (``snapshot.summary`` asks first).
+    ``changed_scope``: a condition on ``transaction_id`` and ``last_activity`` that narrows the changed
+    transactions derived again (a read of a few transactions derives only those). ``derive_changed``
+    False: the changed transactions are left out instead (the alert evaluator's read: it measures
+    them at its next cycle, once the snapshot holds them).
     """
     scoped = f"AND ({scope})" if scope else ""
     late_facts = [EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")] if late else []
@@ -409,8 +415,10 @@ def summary_sql(
     elif not aggregates_complete:  # an older store's events are still being backfilled into them
         derived = DERIVED.format(facts=EVENT_FACTS.replace("{scope}", ""))
     elif snapshot:
-        # The changed transactions are few: derived whatever the scope (the caller filters the result).
-        again = [CHANGED_FACTS.replace("{scope}", "")] if changed else []
+        # The changed transactions are few: derived whatever a scope over the state's columns (the
+        # caller filters the result).
+        narrowed = f"AND ({changed_scope})" if changed_scope else ""
+        again = [CHANGED_FACTS.replace("{scope}", narrowed)] if changed and derive_changed else []
         again += late_facts
         derived = (
             SNAPSHOT_STATES.replace("{open_only}", SNAPSHOT_OPEN_ONLY if open_only else "")

@@ -195,6 +195,7 @@ def read(
     open_only: bool = False,
     scope: str = "",
     state_scope: str | None = None,
+    derive_changed: bool = True,
     **extra: Any,
 ) -> StateRead:
     """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
@@ -203,14 +204,19 @@ def read(
     ``scope`` is a condition on ``transaction_id`` and ``last_activity``, columns of both; one that
     reads the rollups' own columns has its equivalent over the state's columns in ``state_scope``,
     for the snapshot (without one, it is derived from the rollups).
+
+    ``derive_changed`` False: the transactions changed since the snapshot's mark are left out, not
+    derived (``rules.summary_sql``): what the snapshot held at its mark, as of ``as_of``.
     """
     definitions = WorkflowParameters.of(workflows)
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
     complete = store.aggregates_complete()
     mark = readable_mark(store, tenant, definitions.digest) if state_scope != "" else None
     pending = {"changed": True, "late": True}
+    changed_scope = ""
     if mark is not None:
         parameters["snapshot_since"] = mark.covered_until - margin(store)
+        changed_scope = scope if state_scope is None else ""  # over columns of the rollups too
         scope = scope if state_scope is None else state_scope
         pending = store.rows(PENDING, parameters)[0]
     changed, late = bool(pending["changed"]), bool(pending["late"])
@@ -221,6 +227,8 @@ def read(
         snapshot=mark is not None,
         changed=changed,
         late=late,
+        changed_scope=changed_scope,
+        derive_changed=derive_changed,
     )
     return StateRead(sql, parameters, mark is not None, changed, late)
 
