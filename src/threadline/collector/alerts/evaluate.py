@@ -21,7 +21,7 @@ from ..alert_rules import AlertRule
 from ..models import SchemaDrift, TransactionSummary
 from ..state import dimensions, drift, snapshot
 from ..state.forecast import FORECASTED, ForecastModel, forecast_parameters
-from ..state.rules import AMOUNT_AT_RISK
+from ..state.rules import AMOUNT_AT_RISK, CHANGED_SINCE_SNAPSHOT
 from ..state.transactions import summary_of
 from ..storage import Store
 from ..storage.keys import with_current_transaction
@@ -65,13 +65,17 @@ WHERE {scope}
 
 IDS = "transaction_id IN {ids:Array(String)}"
 # What may have changed since the last evaluation: a transaction with an event received since then
-# (whatever its event time), or an operator's resolve or reopen since; one active within the count
-# rules' window; and the ones given (the subjects of the alerts firing, to see them resolve).
+# (whatever its event time), or an operator's resolve or reopen since; and the ones given (the
+# subjects of the alerts firing, to see them resolve).
 RECEIVED_SINCE = with_current_transaction(
     "SELECT transaction_id FROM events "
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
 )
 RECEIVED = f"SELECT DISTINCT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})"
+CHANGED_AMONG = f"""
+SELECT DISTINCT current_transaction AS transaction_id FROM ({CHANGED_SINCE_SNAPSHOT})
+WHERE current_transaction IN {{ids:Array(String)}}
+"""
 # The transactions that time alone may have made meet an open condition since ``changed_since``: their
 # SLA ran out, or they went without progress for their workflow's ``stuck_after`` (up to the longest
 # a stuck rule waits beyond it). Read off the rollups' columns, before any rule runs.
@@ -140,8 +144,13 @@ transaction_id IN (
     WHERE tenant = {{tenant:String}} AND kept_at >= {{changed_since:DateTime64(6, 'UTC')}}
 )
 OR transaction_id IN {{ids:Array(String)}}
-OR last_activity >= {{active_since:DateTime64(6, 'UTC')}}
 """
+# What a count rule counts beside the stuck (the gauges total those): the transactions that failed
+# within its window. Over the rollups' columns, those active within it (one that failed then was),
+# whose state the state's filter narrows to the failed. Not every transaction active in the window:
+# under live traffic, that is most of what arrived in the last hour.
+ACTIVE_IN_WINDOW = "last_activity >= {active_since:DateTime64(6, 'UTC')}"
+FAILED_IN_WINDOW = "failed_at >= {active_since:DateTime64(6, 'UTC')}"
 
 # Errors and events per system over a window of event time, as ``systems.py`` counts them. Without
 # FINAL (it would merge the whole month's rows to find a few minutes' worth): an event stored twice
@@ -260,6 +269,10 @@ class Match:
 # --- reading ----------------------------------------------------------------------------------
 
 
+def unpaced() -> None:
+    """Work on at full speed (see ``attention``'s ``pace``)."""
+
+
 def attention(
     store: Store,
     workflows: Workflows,
@@ -268,10 +281,12 @@ def attention(
     scope: str = "",
     state_scope: str | None = None,
     model: ForecastModel | None = None,
+    pace: Callable[[], None] = unpaced,
     **bound: Any,
 ) -> list[Candidate]:
     """The transactions needing attention within ``scope`` (``state_scope``: see ``_state``), or
-    predicted to breach their SLA by ``model``."""
+    predicted to breach their SLA by ``model``. ``pace`` is called after each one is built (it may
+    pause: over 100,000 at 10 M events on a first evaluation)."""
     rows = store.rows(
         *_state(
             ATTENTION,
@@ -285,7 +300,11 @@ def attention(
             **bound,
         )
     )
-    return [Candidate(summary_of(row, as_of, model), bool(row["resolved"])) for row in rows]
+    candidates = []
+    for row in rows:
+        candidates.append(Candidate(summary_of(row, as_of, model), bool(row["resolved"])))
+        pace()
+    return candidates
 
 
 def gauge_rows(
@@ -343,6 +362,16 @@ def with_dimensions(
         else c
         for c in candidates
     ]
+
+
+def changed_since(store: Store, tenant: str, since: dt.datetime, ids: Iterable[str]) -> set[str]:
+    """Those of these transactions with an event received after ``since`` (the snapshot's mark: as
+    the state read leaves them out, ``rules.NOT_CHANGED_SINCE_SNAPSHOT``)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    rows = store.rows(CHANGED_AMONG, {"tenant": tenant, "snapshot_since": since, "ids": wanted})
+    return {row["transaction_id"] for row in rows}
 
 
 def received_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:
@@ -465,7 +494,7 @@ def _count_match(
     rule: AlertRule, candidates: Sequence[Candidate], gauges: Sequence[GaugeRow], as_of: dt.datetime
 ) -> Match:
     """Stuck now (as the gauges count every transaction), or failed within the window (a failure
-    stays failed, so only recent ones count: the candidates hold every transaction active in it)."""
+    stays failed, so only recent ones count: the candidates hold every one that failed in it)."""
     since = as_of - dt.timedelta(seconds=rule.window_s or 0)
     stuck = sum(
         row.transactions for row in gauges if row.state == "stuck" and rule.workflow in (None, row.workflow)
@@ -554,11 +583,13 @@ def evaluate_rules(
     as_of: dt.datetime,
     gauges: Sequence[GaugeRow] = (),
     drifts: Callable[[], Sequence[SchemaDrift]] = tuple,
+    pace: Callable[[], None] = unpaced,
 ) -> dict[tuple[str, str], Match]:
     """Every (rule, subject) measured now: per-transaction rules only where they hold, aggregate
     rules for every subject seen (so a resolved notification can say where the figure stands).
     ``gauges``: the figures of every transaction, which the value at risk and the stuck count total;
-    ``drifts``: the schema drifts now (read once, when a rule asks)."""
+    ``drifts``: the schema drifts now (read once, when a rule asks); ``pace``: called after each
+    transaction a rule is matched against (see ``attention``)."""
     found: dict[tuple[str, str], Match] = {}
     for rule in rules:
         scoped = [
@@ -569,7 +600,11 @@ def evaluate_rules(
             and all(c.summary.dimensions.get(key) == value for key, value in rule.dimensions)
         ]
         if rule.per_transaction:
-            matches = [m for c in scoped if (m := _transaction_match(rule, c.summary, as_of)) is not None]
+            matches = []
+            for c in scoped:
+                if (match := _transaction_match(rule, c.summary, as_of)) is not None:
+                    matches.append(match)
+                pace()
         elif rule.when == "stuck_or_failed_count_above":
             matches = [_count_match(rule, scoped, gauges, as_of)]
         elif rule.when == "system_error_rate_above":

@@ -1,0 +1,152 @@
+"""What an evaluation after the first one measures: what may have changed since the last, not history.
+
+The evaluator runs in-process on a real embedded store, with the test's clock (``as_of``); its
+events are stored as ingest stores them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.collector.state.test_snapshot import TENANT, send
+from threadline.collector.alerts import records
+from threadline.collector.alerts.service import CHANGED_MARGIN, Alerting, Outcome, Pacer
+from threadline.collector.alerts.settings import AlertSettings
+from threadline.collector.state import snapshot
+from threadline.collector.storage import Store
+from threadline.collector.workflows import Workflows, load
+
+WORKFLOWS = """\
+workflows:
+  order:
+    stuck_after: 30m
+    fail_on: [order.cancelled]
+    steps:
+      - {name: order.received, system: crm}
+      - {name: order.booked, system: erp}
+      - {name: order.cancelled, system: erp, after: [order.received]}
+alerts:
+  receivers:
+    hook: {type: webhook, url_env: TEST_HOOK_URL}
+  rules:
+"""
+COUNT_RULE = """\
+    - {name: failing, when: stuck_or_failed_count_above, threshold: 1, window: 1h, severity: warning,
+       receivers: [hook]}
+"""
+FAILED_RULE = "    - {name: failing, when: failed, severity: warning, receivers: [hook]}\n"
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(f"chdb://{tmp_path / 'store'}").open()
+    yield opened
+    opened.close()
+
+
+def order(key: str, now: dt.datetime, *steps: tuple[str, float]) -> list[dict[str, Any]]:
+    """Events of one order: each step ``minutes`` before ``now``."""
+    systems = {"order.received": "crm", "order.booked": "erp", "order.cancelled": "erp"}
+    return [
+        {
+            "correlation_id": key,
+            "workflow": "order",
+            "step": step,
+            "system": systems[step],
+            "timestamp": (now - dt.timedelta(minutes=minutes)).isoformat(),
+        }
+        for step, minutes in steps
+    ]
+
+
+def test_a_later_evaluation_counts_what_failed_within_the_window_and_reads_no_other_active_transaction(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "workflows.yaml").write_text(WORKFLOWS + COUNT_RULE)
+    workflows: Workflows = load(tmp_path / "workflows.yaml")
+    now = dt.datetime.now(dt.UTC)
+    send(
+        store,
+        workflows,
+        [
+            *order("FAILED-LONG-AGO", now, ("order.received", 200), ("order.cancelled", 180)),
+            *order("FAILED-RECENTLY", now, ("order.received", 30), ("order.cancelled", 20)),
+            # Stuck since 10 minutes before the first evaluation: the gauges count it.
+            *order("STUCK-IN-WINDOW", now, ("order.received", 40)),
+        ],
+    )
+    alerting = Alerting(store, lambda: workflows, CollectorRegistry(), AlertSettings(interval=30))
+    first = now + dt.timedelta(minutes=3)
+    [fired] = alerting.evaluate(as_of=first).fired
+    assert fired.rule == "failing" and fired.transactions == ("FAILED-RECENTLY", "STUCK-IN-WINDOW")
+
+    # Nothing received, resolved or reconciled since: what the next evaluation reads is what time
+    # alone may have changed, and what failed within the window: not every transaction active in it.
+    later = first + dt.timedelta(minutes=10)
+    cursor = alerting._cursors[TENANT]
+    assert cursor == first - CHANGED_MARGIN  # it derived every state: what was being stored counts too
+    measured = alerting._candidates(TENANT, workflows, later, cursor, firing=[])
+    assert [c.summary.correlation_id for c in measured] == ["FAILED-RECENTLY"]
+
+    # Once it failed longer ago than the window, the count drops to 1 (the stuck one): it resolves.
+    [resolved] = alerting.evaluate(as_of=now + dt.timedelta(minutes=45)).resolved
+    assert resolved.rule == "failing" and resolved.resolution == "back within the limit"
+
+
+def test_an_evaluation_reading_the_snapshot_leaves_what_changed_since_its_mark_to_the_next_one(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "workflows.yaml").write_text(WORKFLOWS + FAILED_RULE)
+    workflows: Workflows = load(tmp_path / "workflows.yaml")
+    now = dt.datetime.now(dt.UTC)
+    send(store, workflows, order("ORDER-1", now, ("order.received", 5)))
+    alerting = Alerting(store, lambda: workflows, CollectorRegistry(), AlertSettings(interval=30))
+    assert alerting.evaluate(as_of=now).fired == []  # the first: every state derived
+    snapshot.keep(store, workflows, TENANT)
+    mark = snapshot.read_mark(store, TENANT)
+    assert mark is not None
+
+    send(store, workflows, order("ORDER-1", now, ("order.cancelled", 1)))  # it fails after the mark
+    assert alerting.evaluate(as_of=now + dt.timedelta(minutes=1)).fired == []
+    assert alerting._cursors[TENANT] == mark.covered_until  # what the snapshot holds is evaluated
+
+    snapshot.keep(store, workflows, TENANT)  # the keeper's next pass
+    [fired] = alerting.evaluate(as_of=now + dt.timedelta(minutes=2)).fired
+    assert (fired.rule, fired.subject) == ("failing", "ORDER-1")
+
+    # Left out again (another event since the mark): not measured, so it keeps firing.
+    send(store, workflows, [{**order("ORDER-1", now, ("order.cancelled", 0))[0], "event_id": "again"}])
+    assert alerting.evaluate(as_of=now + dt.timedelta(minutes=3)) == Outcome()
+    snapshot.keep(store, workflows, TENANT)
+    assert alerting.evaluate(as_of=now + dt.timedelta(minutes=4)) == Outcome()  # measured: still failed
+    assert [alert.subject for alert in records.firing(store, TENANT).values()] == ["ORDER-1"]
+
+
+class Waits:
+    """A stop event that is never set, recording how long it was waited on."""
+
+    def __init__(self) -> None:
+        self.waited: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waited.append(seconds)
+        return False
+
+
+def test_paced_work_takes_at_most_its_share_of_the_time() -> None:
+    now = [0.0]
+    stop = Waits()
+    pace = Pacer(0.25, stop, quantum_s=0.1, clock=lambda: now[0])  # type: ignore[arg-type]
+    for _ in range(10 * Pacer.CHECK_EVERY):
+        now[0] += 0.001  # a unit of work: 1 ms
+        pace()
+    worked = 10 * Pacer.CHECK_EVERY * 0.001
+    # A pause after each 0.1 s of work or more (256 units: 0.256 s), three times as long as the work.
+    assert stop.waited == pytest.approx([3 * Pacer.CHECK_EVERY * 0.001] * 10)
+    assert worked / (worked + sum(stop.waited)) == pytest.approx(0.25)
