@@ -257,6 +257,29 @@ def test_the_collectors_own_reads_leave_the_cores_to_api_reads_and_writes_keep_t
     store.close()
 
 
+def test_the_collectors_own_writes_run_beside_ingests_never_waiting_for_its_batch(tmp_path: Path) -> None:
+    store = Store(f"chdb://{tmp_path}").open()
+    niceness = "SELECT toInt64(getSetting('os_thread_priority'))"
+    written: list[str] = []
+
+    def keeper_pass() -> None:
+        with Store.background(), Store.beside_ingest():
+            store.insert("schema_migrations", [[0]], ["version"])
+            written.append("the keeper's rows")
+
+    with store.writing():  # ingest's writer in the middle of a batch
+        keeper = threading.Thread(target=keeper_pass)
+        keeper.start()
+        keeper.join(30)
+        assert written == ["the keeper's rows"]  # stored before the batch ended
+        with Store.beside_ingest():  # inside a write block, on its connection: one write at a time
+            assert store.query(niceness).result_rows[0][0] == 0
+    with Store.background(), Store.beside_ingest():
+        store.command("INSERT INTO schema_migrations (version) VALUES (0)")  # background work
+    assert store.query("SELECT count() FROM schema_migrations WHERE version = 0").result_rows == [(2,)]
+    store.close()
+
+
 def test_a_pass_never_marks_past_a_write_under_way(tmp_path: Path) -> None:
     store = Store(f"chdb://{tmp_path}").open()
     before = dt.datetime.now(dt.UTC)

@@ -2,8 +2,9 @@
 
 Two daemon threads, so a slow receiver never delays an evaluation and an evaluation never delays a
 delivery: the evaluator (every ``THREADLINE_ALERT_INTERVAL`` seconds, or at once when an operator
-acts) and the dispatcher (``delivery.Dispatcher``). Both only talk to the store through ``Store``,
-whose reads wait behind ingest's writes; ingest never waits for an evaluation.
+acts) and the dispatcher (``delivery.Dispatcher``). Both only talk to the store through ``Store``.
+Ingest never waits for an evaluation: the evaluator's reads are background work (the dashboard's
+go first) and its writes run beside ingest's (``Store.beside_ingest``).
 
 One evaluation, per tenant, as of now, reads what may have changed since the last one (its cursor
 is stored, so a restart resumes from it), not history: the open transactions whose SLA ran out or
@@ -214,7 +215,8 @@ class Alerting:
             self._wake.clear()
             started = time.monotonic()
             try:
-                with Store.background():  # the dashboard's reads go first
+                # The dashboard's reads go first; ingest's writes never wait for its own.
+                with Store.background(), Store.beside_ingest():
                     self.evaluate()
             except StoreUnavailable as error:
                 logger.warning("threadline: alert evaluation skipped, the store is unavailable: %s", error)

@@ -410,7 +410,8 @@ class StateKeeper:
     def _keep(self, workflows: Workflows, tenant: str, changed_only: bool = False) -> int:
         writes = self.store.writes  # counted before the pass begins: each one stored before ``began``
         began = self.store.settled_until()
-        statements = keep(self.store, workflows, tenant, began, changed_only)
+        with Store.beside_ingest():  # a read's catch-up, too, waits for no batch
+            statements = keep(self.store, workflows, tenant, began, changed_only)
         if statements:
             self._covered[tenant] = (WorkflowParameters.of(workflows).digest, writes)
             self.covered_until.labels(tenant).set(began.timestamp())
