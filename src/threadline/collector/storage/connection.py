@@ -102,6 +102,17 @@ _background = threading.local()
 _beside_ingest = threading.local()
 
 
+@contextmanager
+def _active(flag: threading.local) -> Iterator[None]:
+    """The thread's ``flag`` set inside the block (blocks may nest)."""
+    outer = getattr(flag, "active", False)
+    flag.active = True
+    try:
+        yield
+    finally:
+        flag.active = outer
+
+
 @dataclass
 class StoreTime:
     """The time one thread's statements spent executing in the store, waiting for it not counted."""
@@ -386,13 +397,10 @@ class Store:
     def writing(self) -> Iterator[None]:
         """Ingest's writer, migrations, backups, retention: every statement of the block, its reads
         too, on the write connection with no other write in between, and no time limit."""
-        with self._holding_writes():
-            outer = getattr(_writer, "active", False)
-            _writer.active = True
+        with self._holding_writes(), _active(_writer):
             try:
                 yield
             finally:
-                _writer.active = outer
                 self.writes += 1
 
     @contextmanager
@@ -427,12 +435,8 @@ class Store:
         """This thread's reads inside the block take a read connection after every API read waiting
         (the alert evaluator, the state snapshot's keeper: a dashboard's read waits for one of their
         statements at most, never their queue)."""
-        outer = getattr(_background, "active", False)
-        _background.active = True
-        try:
+        with _active(_background):
             yield
-        finally:
-            _background.active = outer
 
     @staticmethod
     @contextmanager
@@ -444,12 +448,8 @@ class Store:
         read's catch-up pass waited there: 7.5 s of the API threads' first 50 s under the overload
         bench, beside 8.7 s waiting for one another's passes.) Inside ``writing``, every statement
         stays on the write connection."""
-        outer = getattr(_beside_ingest, "active", False)
-        _beside_ingest.active = True
-        try:
+        with _active(_beside_ingest):
             yield
-        finally:
-            _beside_ingest.active = outer
 
     @staticmethod
     @contextmanager
