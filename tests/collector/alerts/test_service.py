@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.collector.state.test_snapshot import TENANT, send
 from threadline.collector.alerts import records
+from threadline.collector.alerts.evaluate import unpaced
 from threadline.collector.alerts.service import CHANGED_MARGIN, Alerting, Outcome, Pacer
 from threadline.collector.alerts.settings import AlertSettings
 from threadline.collector.state import snapshot
@@ -91,7 +92,7 @@ def test_a_later_evaluation_counts_what_failed_within_the_window_and_reads_no_ot
     later = first + dt.timedelta(minutes=10)
     cursor = alerting._cursors[TENANT]
     assert cursor == first - CHANGED_MARGIN  # it derived every state: what was being stored counts too
-    measured = alerting._candidates(TENANT, workflows, later, cursor, firing=[])
+    measured = alerting._candidates(TENANT, workflows, later, cursor, [], kept=False, pace=unpaced)
     assert [c.summary.correlation_id for c in measured] == ["FAILED-RECENTLY"]
 
     # Once it failed longer ago than the window, the count drops to 1 (the stuck one): it resolves.

@@ -277,17 +277,18 @@ class Alerting:
         as_of: dt.datetime,
         since: dt.datetime | None,
         firing: Sequence[str],
-        kept: bool = False,
+        kept: bool,
+        pace: Callable[[], None],
     ) -> list[Candidate]:
         """The transactions the rules are measured on: every one needing attention when ``since``
-        is None (a first evaluation), else what may have changed since: what time alone made late
-        or stuck, what an event or an operator changed, what failed within a count rule's window,
-        and the subjects of the alerts firing (to see them resolve). ``kept``: as the state snapshot holds
-        them (those changed since its mark are left out: the next evaluation measures them)."""
+        is None (a first evaluation, built at ``pace``), else what may have changed since: what
+        time alone made late or stuck, what an event or an operator changed, what failed within a
+        count rule's window, and the subjects of the alerts firing (to see them resolve). ``kept``:
+        as the state snapshot holds them (those changed since its mark are left out: the next
+        evaluation measures them)."""
         store = self.store
         model = self.model(tenant, workflows)
         if since is None:
-            pace = Pacer(FIRST_EVALUATION_SHARE, self._stop)
             return [
                 candidate
                 for scope, part in snapshot.read_parts(store, workflows, tenant)
@@ -343,9 +344,9 @@ class Alerting:
         digest = WorkflowParameters.of(workflows).digest
         mark = snapshot.readable_mark(store, tenant, digest) if since is not None else None
         covered = min(mark.covered_until - snapshot.margin(store), as_of) if mark else as_of - CHANGED_MARGIN
-        candidates = (
-            self._candidates(tenant, workflows, as_of, since, firing, kept=mark is not None) if rules else []
-        )
+        pace = Pacer(FIRST_EVALUATION_SHARE, self._stop) if since is None else evaluate.unpaced
+        kept = mark is not None
+        candidates = self._candidates(tenant, workflows, as_of, since, firing, kept, pace) if rules else []
         if any(rule.dimensions for rule in rules):
             candidates = evaluate.with_dimensions(store, workflows, tenant, candidates)
         measured = evaluate.evaluate_rules(
@@ -355,7 +356,7 @@ class Alerting:
             as_of,
             self._gauges.get(tenant, []),
             functools.cache(lambda: drift.detect(store, tenant, as_of).drifts),
-            Pacer(FIRST_EVALUATION_SHARE, self._stop) if since is None else evaluate.unpaced,
+            pace,
         )
         holding = {key: match for key, match in measured.items() if match.holds}
         holding = self._watch(tenant, rules, unwatched, holding, candidates, current, as_of)
