@@ -51,6 +51,11 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
+def definitions(folder: Path, rule: str) -> Workflows:
+    (folder / "workflows.yaml").write_text(WORKFLOWS + rule)
+    return load(folder / "workflows.yaml")
+
+
 def order(key: str, now: dt.datetime, *steps: tuple[str, float]) -> list[dict[str, Any]]:
     """Events of one order: each step ``minutes`` before ``now``."""
     systems = {"order.received": "crm", "order.booked": "erp", "order.cancelled": "erp"}
@@ -69,8 +74,7 @@ def order(key: str, now: dt.datetime, *steps: tuple[str, float]) -> list[dict[st
 def test_a_later_evaluation_counts_what_failed_within_the_window_and_reads_no_other_active_transaction(
     store: Store, tmp_path: Path
 ) -> None:
-    (tmp_path / "workflows.yaml").write_text(WORKFLOWS + COUNT_RULE)
-    workflows: Workflows = load(tmp_path / "workflows.yaml")
+    workflows = definitions(tmp_path, COUNT_RULE)
     now = dt.datetime.now(dt.UTC)
     send(
         store,
@@ -103,8 +107,7 @@ def test_a_later_evaluation_counts_what_failed_within_the_window_and_reads_no_ot
 def test_an_evaluation_reading_the_snapshot_leaves_what_changed_since_its_mark_to_the_next_one(
     store: Store, tmp_path: Path
 ) -> None:
-    (tmp_path / "workflows.yaml").write_text(WORKFLOWS + FAILED_RULE)
-    workflows: Workflows = load(tmp_path / "workflows.yaml")
+    workflows = definitions(tmp_path, FAILED_RULE)
     now = dt.datetime.now(dt.UTC)
     send(store, workflows, order("ORDER-1", now, ("order.received", 5)))
     alerting = Alerting(store, lambda: workflows, CollectorRegistry(), AlertSettings(interval=30))
