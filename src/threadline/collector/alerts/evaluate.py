@@ -21,7 +21,7 @@ from ..alert_rules import AlertRule
 from ..models import SchemaDrift, TransactionSummary
 from ..state import dimensions, drift, snapshot
 from ..state.forecast import FORECASTED, ForecastModel, forecast_parameters
-from ..state.rules import AMOUNT_AT_RISK, CHANGED_SINCE_SNAPSHOT
+from ..state.rules import AMOUNT_AT_RISK
 from ..state.transactions import summary_of
 from ..storage import Store
 from ..storage.keys import with_current_transaction
@@ -72,10 +72,6 @@ RECEIVED_SINCE = with_current_transaction(
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
 )
 RECEIVED = f"SELECT DISTINCT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})"
-CHANGED_AMONG = f"""
-SELECT DISTINCT current_transaction AS transaction_id FROM ({CHANGED_SINCE_SNAPSHOT})
-WHERE current_transaction IN {{ids:Array(String)}}
-"""
 # The transactions that time alone may have made meet an open condition since ``changed_since``: their
 # SLA ran out, or they went without progress for their workflow's ``stuck_after`` (up to the longest
 # a stuck rule waits beyond it). Read off the rollups' columns, before any rule runs.
@@ -362,16 +358,6 @@ def with_dimensions(
         else c
         for c in candidates
     ]
-
-
-def changed_since(store: Store, tenant: str, since: dt.datetime, ids: Iterable[str]) -> set[str]:
-    """Those of these transactions with an event received after ``since`` (the snapshot's mark: as
-    the state read leaves them out, ``rules.NOT_CHANGED_SINCE_SNAPSHOT``)."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return set()
-    rows = store.rows(CHANGED_AMONG, {"tenant": tenant, "snapshot_since": since, "ids": wanted})
-    return {row["transaction_id"] for row in rows}
 
 
 def received_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:

@@ -360,9 +360,9 @@ class Alerting:
         )
         holding = {key: match for key, match in measured.items() if match.holds}
         holding = self._watch(tenant, rules, unwatched, holding, candidates, current, as_of)
-        # A firing alert's transaction left out of the read (changed since the mark) was not
-        # measured: it keeps firing until the next evaluation measures it.
-        deferred = evaluate.changed_since(store, tenant, covered, firing) if mark else set()
+        # A firing alert's transaction left out of the read (an event received since the mark) was
+        # not measured: it keeps firing until the next evaluation measures it.
+        deferred = evaluate.received_since(store, tenant, covered) if mark and firing else set()
         unmeasured = {
             key
             for key, record in current.items()
