@@ -313,3 +313,16 @@ def test_a_closed_store_refuses_statements_instead_of_opening_again(tmp_path: Pa
         store.query("SELECT 1")
     assert store.open().query("SELECT 1").result_rows == [(1,)]  # an explicit open does
     store.close()
+
+
+def test_rows_read_one_at_a_time_are_the_same_rows_and_hold_no_connection_meanwhile(tmp_path: Path) -> None:
+    # A paced reader (a first alert evaluation) decodes its answer between pauses, while the API reads.
+    store = Store(f"chdb://{tmp_path}", read_connections=1).open()
+    several_blocks = (
+        "SELECT number AS n, toString(number) AS s FROM numbers(5000) SETTINGS max_block_size = 1000"
+    )
+    rows = store.each_row(several_blocks)
+    first = next(rows)
+    assert store.rows("SELECT 1 AS one") == [{"one": 1}]  # the only read connection is free
+    assert [first, *rows] == store.rows(several_blocks)
+    store.close()
