@@ -61,6 +61,7 @@ def test_a_renamed_attribute_is_two_drifts_and_an_alert_until_it_comes_back(tmp_
     workflows.write_text(WORKFLOWS)
     env = {
         "THREADLINE_ALERT_INTERVAL": "0.3",
+        "THREADLINE_ALERT_DRIFT_INTERVAL": "0",  # every evaluation looks (300 s by default)
         "THREADLINE_SHARED_READ_SECONDS": "0",
         "TEST_HOOK_URL": receiver.url("/hook"),
     }

@@ -15,6 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.collector.state.test_snapshot import TENANT, send
+from tests.collector.test_api_drift import NOW, STEP, renamed
+from tests.collector.test_api_drift import WORKFLOWS as DRIFT_WORKFLOWS
+from tests.support.ingest import stripe_activation
 from threadline.collector.alerts import records
 from threadline.collector.alerts.evaluate import unpaced
 from threadline.collector.alerts.service import CHANGED_MARGIN, Alerting, Outcome, Pacer
@@ -154,3 +157,22 @@ def test_paced_work_takes_at_most_its_share_of_the_time() -> None:
     # A pause after each 0.1 s of work or more (256 units: 0.256 s), three times as long as the work.
     assert stop.waited == pytest.approx([3 * Pacer.CHECK_EVERY * 0.001] * 10)
     assert worked / (worked + sum(stop.waited)) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(("drift_interval", "still_firing"), [(300.0, True), (0.0, False)])
+def test_schema_drift_is_looked_for_again_once_its_interval_has_passed(
+    store: Store, tmp_path: Path, drift_interval: float, still_firing: bool
+) -> None:
+    # Drift is judged over hours of events, and a look costs up to 50 statements: between looks,
+    # the drifts last found stand.
+    (tmp_path / "workflows.yaml").write_text(DRIFT_WORKFLOWS)
+    workflows = load(tmp_path / "workflows.yaml")
+    send(store, workflows, renamed())  # `plan` stops coming at CHANGE, `plan_id` comes instead
+    settings = AlertSettings(interval=30, drift_interval=drift_interval)
+    alerting = Alerting(store, lambda: workflows, CollectorRegistry(), settings)
+    missing = ("stripe-schema", f"stripe / {STEP} / plan (missing)")
+    assert missing in {(alert.rule, alert.subject) for alert in alerting.evaluate(as_of=NOW).fired}
+
+    send(store, workflows, [stripe_activation(400, NOW, plan="Enterprise annual")])  # it comes back
+    alerting.evaluate(as_of=NOW + dt.timedelta(seconds=30))
+    assert (missing in records.firing(store, TENANT)) is still_firing

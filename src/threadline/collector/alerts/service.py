@@ -40,7 +40,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from ..alert_rules import PER_TRANSACTION, AlertRule
-from ..models import State, TransactionSummary
+from ..models import SchemaDrift, State, TransactionSummary
 from ..state import drift, snapshot
 from ..state.forecast import ForecastModel
 from ..state.rules import WorkflowParameters
@@ -173,6 +173,8 @@ class Alerting:
         self._cursors: dict[str, dt.datetime | None] = {}
         self._gauges: dict[str, list[GaugeRow]] = {}
         self._gauges_due = 0.0  # time.monotonic() of the next refresh
+        # Per tenant, the schema drifts last found and when (``drift_interval``).
+        self._drifts: dict[str, tuple[float, Sequence[SchemaDrift]]] = {}
         # When this process first evaluated each rule (name, definition): where its watch starts.
         self._first_seen: dict[tuple[str, str], dt.datetime] = {}
         self._wake = threading.Event()
@@ -316,6 +318,15 @@ class Alerting:
             ids=sorted(firing),
         )
 
+    def _drifts_of(self, tenant: str, as_of: dt.datetime) -> Sequence[SchemaDrift]:
+        """The tenant's schema drifts: looked for again once ``drift_interval`` has passed since the
+        last look (drift is judged over hours of events, and a look costs up to 50 statements)."""
+        looked = self._drifts.get(tenant)
+        if looked is None or time.monotonic() - looked[0] >= self.settings.drift_interval:
+            looked = (time.monotonic(), drift.detect(self.store, tenant, as_of).drifts)
+            self._drifts[tenant] = looked
+        return looked[1]
+
     def model(self, tenant: str, workflows: Workflows) -> ForecastModel | None:
         """The tenant's forecast model, when a predicted_breach rule needs it."""
         if self.forecasts is None or not any(r.when == "predicted_breach" for r in workflows.alerts):
@@ -355,7 +366,7 @@ class Alerting:
             lambda rule: evaluate.error_rates(store, tenant, rule, as_of),
             as_of,
             self._gauges.get(tenant, []),
-            functools.cache(lambda: drift.detect(store, tenant, as_of).drifts),
+            functools.partial(self._drifts_of, tenant, as_of),
             pace,
         )
         holding = {key: match for key, match in measured.items() if match.holds}

@@ -28,6 +28,12 @@ class AlertSettings(BaseSettings):
     interval: Annotated[float, AfterValidator(_off_or_long_enough)] = Field(
         default=30.0, ge=0, allow_inf_nan=False, description="seconds between evaluations (0: no alerting)"
     )
+    drift_interval: float = Field(
+        default=300.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="seconds between looks for schema drift (the drifts last found stand meanwhile)",
+    )
     retry_seconds: float = Field(
         default=5.0, ge=0.01, allow_inf_nan=False, description="the wait after the first failed delivery"
     )
