@@ -135,6 +135,59 @@ def test_an_evaluation_reading_the_snapshot_leaves_what_changed_since_its_mark_t
     assert [alert.subject for alert in records.firing(store, TENANT).values()] == ["ORDER-1"]
 
 
+def failing_orders(store: Store, workflows: Workflows, alerting: Alerting, now: dt.datetime) -> None:
+    """A first evaluation (the rule starts watching), then ORDER-1 and ORDER-2 fail: both fire.
+    ORDER-2 is only a cancellation (not started: another transaction may absorb it)."""
+    send(store, workflows, order("ORDER-0", now, ("order.received", 5)))
+    assert alerting.evaluate(as_of=now).fired == []
+    send(store, workflows, order("ORDER-1", now, ("order.received", 4), ("order.cancelled", 3)))
+    send(store, workflows, order("ORDER-2", now, ("order.cancelled", 3)))
+    fired = alerting.evaluate(as_of=dt.datetime.now(dt.UTC)).fired
+    assert sorted(alert.subject for alert in fired) == ["ORDER-1", "ORDER-2"]
+
+
+def test_a_firing_alert_is_measured_again_once_its_transaction_changes_a_link_into_another_included(
+    store: Store, tmp_path: Path
+) -> None:
+    workflows = definitions(tmp_path, FAILED_RULE)
+    now = dt.datetime.now(dt.UTC)
+    alerting = Alerting(store, lambda: workflows, CollectorRegistry(), AlertSettings(interval=30))
+    failing_orders(store, workflows, alerting, now)  # the evaluations as of the time they are made
+    assert alerting.evaluate(as_of=dt.datetime.now(dt.UTC)) == Outcome()  # nothing new: both still fire
+
+    # ORDER-1 announces ORDER-2 as its alias: ORDER-2 is ORDER-1's from then on, nothing else of
+    # ORDER-2 is received, and not every firing alert is measured again yet.
+    absorbs = {**order("ORDER-1", now, ("order.received", 0))[0], "aliases": {"erp.order": "ORDER-2"}}
+    send(store, workflows, [absorbs])
+    [resolved] = alerting.evaluate(as_of=dt.datetime.now(dt.UTC)).resolved
+    assert resolved.subject == "ORDER-2"
+    assert (
+        resolved.resolution == "no transaction has this key any more (it joined another one through an alias)"
+    )
+
+
+def test_once_the_definitions_change_every_firing_alert_is_measured_again(
+    store: Store, tmp_path: Path
+) -> None:
+    in_force = [definitions(tmp_path, FAILED_RULE)]
+    alerting = Alerting(store, lambda: in_force[0], CollectorRegistry(), AlertSettings(interval=30))
+    now = dt.datetime.now(dt.UTC)
+    failing_orders(store, in_force[0], alerting, now)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)
+    assert alerting.evaluate(as_of=later) == Outcome()  # from here on, their events are old news
+
+    # A cancellation no longer fails an order: no event since, yet both alerts resolve.
+    (tmp_path / "workflows.yaml").write_text(
+        WORKFLOWS.replace("    fail_on: [order.cancelled]\n", "") + FAILED_RULE
+    )
+    in_force[0] = load(tmp_path / "workflows.yaml")
+    resolved = alerting.evaluate(as_of=later + dt.timedelta(minutes=1)).resolved
+    assert sorted((alert.subject, alert.resolution) for alert in resolved) == [
+        ("ORDER-1", "the transaction completed"),
+        ("ORDER-2", "the transaction completed"),
+    ]
+
+
 class Waits:
     """A stop event that is never set, recording how long it was waited on."""
 

@@ -64,9 +64,10 @@ WHERE {scope}
 """
 
 IDS = "transaction_id IN {ids:Array(String)}"
-# What may have changed since the last evaluation: a transaction with an event received since then
-# (whatever its event time), or an operator's resolve or reopen since; and the ones given (the
-# subjects of the alerts firing, to see them resolve).
+# What may have changed since the last evaluation (``CHANGED_SINCE``): a transaction with an event
+# received since then (whatever its event time), an operator's resolve or reopen since, what the
+# state keeper reconciled or gave dimensions since, one linked into another since; and (``CHANGED``)
+# the ones given (the subjects of the alerts firing, to see them resolve).
 RECEIVED_SINCE = with_current_transaction(
     "SELECT transaction_id FROM events "
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
@@ -124,9 +125,8 @@ OR
         >= toUnixTimestamp64Micro({changed_since:DateTime64(6, 'UTC')})
 )
 """
-CHANGED = f"""
-transaction_id IN (
-    SELECT current_transaction FROM ({RECEIVED_SINCE})
+CHANGED_SINCE = f"""
+    SELECT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})
     UNION ALL
     SELECT transaction_id FROM audit_log
     WHERE tenant = {{tenant:String}} AND at >= {{changed_since:DateTime64(6, 'UTC')}}
@@ -138,9 +138,13 @@ transaction_id IN (
     -- and gave dimensions, which a rule's `dimensions:` may wait for
     SELECT transaction_id FROM transaction_dimensions
     WHERE tenant = {{tenant:String}} AND kept_at >= {{changed_since:DateTime64(6, 'UTC')}}
-)
-OR transaction_id IN {{ids:Array(String)}}
+    UNION ALL
+    -- a transaction linked into another since: it is the other's now (its alerts resolve)
+    SELECT transaction_id FROM transaction_links
+    WHERE tenant = {{tenant:String}} AND linked_at >= {{changed_since:DateTime64(6, 'UTC')}}
 """
+CHANGED = f"transaction_id IN ({CHANGED_SINCE}) OR transaction_id IN {{ids:Array(String)}}"
+CHANGED_IDS = f"SELECT DISTINCT transaction_id FROM ({CHANGED_SINCE})"
 # What a count rule counts beside the stuck (the gauges total those): the transactions that failed
 # within its window. Over the rollups' columns, those active within it (one that failed then was),
 # whose state the state's filter narrows to the failed. Not every transaction active in the window:
@@ -348,6 +352,12 @@ def with_dimensions(
         else c
         for c in candidates
     ]
+
+
+def changed_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:
+    """The transactions that may have changed since ``since`` (``CHANGED_SINCE``)."""
+    rows = store.rows(CHANGED_IDS, {"tenant": tenant, "changed_since": since})
+    return {row["transaction_id"] for row in rows}
 
 
 def received_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:

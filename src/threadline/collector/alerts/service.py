@@ -11,7 +11,8 @@ is stored, so a restart resumes from it), not history: the open transactions who
 that may have become stuck since (time alone does that, read off the rollups before any rule runs),
 the transactions with an event received or an operator's resolve or reopen since (only those make a
 transaction fail, violate its workflow or leave a state), those active within a count rule's
-window, and the subjects of the alerts firing. The gauges (Prometheus; the value-at-risk and count
+window, and the subjects of the alerts firing when they changed (every one, every
+``FIRING_RECHECK_S``). The gauges (Prometheus; the value-at-risk and count
 rules total from them) read every transaction (``snapshot.read_parts``), at most once per
 ``GAUGES_SHARE`` times their own store time (every evaluation when that is cheap). A rule watches
 from the first evaluation that sees it (``watches``): that evaluation reads every transaction once,
@@ -68,6 +69,13 @@ GAUGES_SHARE = 20
 # slowed (overload bench: its 30 s at full speed put the first round's pages at 9-14 s). Its answers
 # do not change: every state is read at once, as of the evaluation's moment.
 FIRST_EVALUATION_SHARE = 0.25
+# A firing per-transaction alert stops holding when its transaction changes (``evaluate.CHANGED``:
+# an event, an operator's action, a reconciliation, a link into another), or when what judges it
+# does (the definitions, a forecast model learned again, retention): a later evaluation measures
+# the firing ones that changed, and every one at least this often and whenever the definitions
+# change. Measuring every one at every cycle grew with the alerts left open (14,000 after the
+# overload bench's 5 minutes, half of each cycle's reads), however little had changed.
+FIRING_RECHECK_S = 300.0
 
 
 @dataclass
@@ -175,6 +183,9 @@ class Alerting:
         self._gauges_due = 0.0  # time.monotonic() of the next refresh
         # Per tenant, the schema drifts last found and when (``drift_interval``).
         self._drifts: dict[str, tuple[float, Sequence[SchemaDrift]]] = {}
+        # Per tenant, when every firing alert was last measured (time.monotonic()), and with which
+        # definitions (``FIRING_RECHECK_S``).
+        self._firing_measured: dict[str, tuple[float, str]] = {}
         # When this process first evaluated each rule (name, definition): where its watch starts.
         self._first_seen: dict[tuple[str, str], dt.datetime] = {}
         self._wake = threading.Event()
@@ -285,7 +296,7 @@ class Alerting:
         """The transactions the rules are measured on: every one needing attention when ``since``
         is None (a first evaluation, built at ``pace``), else what may have changed since: what
         time alone made late or stuck, what an event or an operator changed, what failed within a
-        count rule's window, and the subjects of the alerts firing (to see them resolve). ``kept``:
+        count rule's window, and ``firing``, the subjects of alerts firing (to see them resolve). ``kept``:
         as the state snapshot holds them (those changed since its mark are left out: the next
         evaluation measures them)."""
         store = self.store
@@ -357,7 +368,14 @@ class Alerting:
         covered = min(mark.covered_until - snapshot.margin(store), as_of) if mark else as_of - CHANGED_MARGIN
         pace = Pacer(FIRST_EVALUATION_SHARE, self._stop) if since is None else evaluate.unpaced
         kept = mark is not None
-        candidates = self._candidates(tenant, workflows, as_of, since, firing, kept, pace) if rules else []
+        last = self._firing_measured.get(tenant)
+        every_firing = last is None or last[1] != digest or time.monotonic() - last[0] >= FIRING_RECHECK_S
+        measured_firing = firing if every_firing or since is None else []
+        candidates = (
+            self._candidates(tenant, workflows, as_of, since, measured_firing, kept, pace) if rules else []
+        )
+        if every_firing:
+            self._firing_measured[tenant] = (time.monotonic(), digest)
         if any(rule.dimensions for rule in rules):
             candidates = evaluate.with_dimensions(store, workflows, tenant, candidates)
         measured = evaluate.evaluate_rules(
@@ -371,9 +389,13 @@ class Alerting:
         )
         holding = {key: match for key, match in measured.items() if match.holds}
         holding = self._watch(tenant, rules, unwatched, holding, candidates, current, as_of)
-        # A firing alert's transaction left out of the read (an event received since the mark) was
-        # not measured: it keeps firing until the next evaluation measures it.
+        # A firing alert whose transaction was not measured keeps firing until an evaluation measures
+        # it: left out of the read (an event received since the mark), or unchanged since the last
+        # evaluation while not every firing one is measured.
         deferred = evaluate.received_since(store, tenant, covered) if mark and firing else set()
+        if firing and since is not None and not measured_firing:
+            in_scope = evaluate.changed_since(store, tenant, since)
+            deferred |= set(firing) - in_scope - {c.summary.correlation_id for c in candidates}
         unmeasured = {
             key
             for key, record in current.items()
