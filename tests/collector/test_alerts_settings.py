@@ -9,6 +9,7 @@ from threadline.collector.alerts.settings import AlertSettings
 
 READS: Reads = {
     "THREADLINE_ALERT_INTERVAL": ("0", "interval", 0.0),
+    "THREADLINE_ALERT_DRIFT_INTERVAL": ("60", "drift_interval", 60.0),
     "THREADLINE_ALERT_RETRY_SECONDS": ("2", "retry_seconds", 2.0),
     "THREADLINE_ALERT_RETRY_MAX_SECONDS": ("20", "retry_max_seconds", 20.0),
     "THREADLINE_ALERT_MAX_ATTEMPTS": ("3", "max_attempts", 3),
@@ -46,6 +47,7 @@ def test_retries_back_off_exponentially_up_to_a_bound(environment: pytest.Monkey
         ("THREADLINE_ALERT_INTERVAL", "soon", "expected a number"),
         ("THREADLINE_ALERT_INTERVAL", "-1", "expected at least 0"),
         ("THREADLINE_ALERT_INTERVAL", "0.05", "expected 0 (no alerting) or at least 0.1 seconds"),
+        ("THREADLINE_ALERT_DRIFT_INTERVAL", "-5", "expected at least 0"),
         ("THREADLINE_ALERT_RETRY_SECONDS", "0", "expected at least 0.01"),
         ("THREADLINE_ALERT_MAX_ATTEMPTS", "2.5", "expected a whole number"),
         ("THREADLINE_ALERT_TIMEOUT", "inf", "expected a finite number"),

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,6 +268,7 @@ class Store:
         self._client: Client | None = None  # for writes, and the reads of a write (``writing``)
         self._closed = False
         self._write = threading.RLock()
+        self._deleting = threading.Lock()  # a deletion under way (``deleting``)
         self._write_depth = 0
         self._write_began: dt.datetime | None = None
         self._reads = ReadConnections(read_connections, self._open_connection)
@@ -404,6 +405,15 @@ class Store:
                 self.writes += 1
 
     @contextmanager
+    def deleting(self) -> Iterator[None]:
+        """Retention's batch: ``writing``, and no write beside ingest (``beside_ingest``) meets it
+        half done either. A state keeper's pass is one INSERT ... SELECT from the rollups: run between
+        the batch's DELETE of the states and its DELETE of the rollups, it derived the expired
+        transaction again, kept for good (the queue still listed it, its events gone)."""
+        with self.writing(), self._deleting:
+            yield
+
+    @contextmanager
     def _holding_writes(self) -> Iterator[None]:
         with self._write:
             self._write_depth += 1
@@ -495,8 +505,9 @@ class Store:
             caller = _caller.get() if read else None  # a write beside ingest outlives a read's caller
             connection = self._reads.take(caller, background)
             broken = False
+            deletion_done = nullcontext() if read else self._deleting  # see ``deleting``
             try:
-                with self._executing(caller, settings):
+                with self._executing(caller, settings), deletion_done:
                     yield connection, settings
             except ReadTimedOut:
                 raise

@@ -108,7 +108,7 @@ def expire(store: Store, tenant: str, cutoff: dt.datetime, batch: int = TRANSACT
     (one absorbed into another counts too)."""
     deleted = 0
     while True:
-        with store.writing():  # no other write meets a batch half deleted
+        with store.deleting():  # no other write meets a batch half deleted
             found = store.rows(EXPIRED_IDS, {"tenant": tenant, "cutoff": cutoff, "batch": batch})
             transactions = [row["transaction_id"] for row in found]
             if transactions:
