@@ -257,19 +257,26 @@ def test_the_collectors_own_reads_leave_the_cores_to_api_reads_and_writes_keep_t
     store.close()
 
 
+def keeper_pass(store: Store, written: list[str]) -> threading.Thread:
+    """A state keeper's write, beside ingest, in a thread of its own: ``written`` says when it is done."""
+
+    def write() -> None:
+        with Store.background(), Store.beside_ingest():
+            store.insert("schema_migrations", [[0]], ["version"])
+            written.append("the keeper's rows")
+
+    keeper = threading.Thread(target=write)
+    keeper.start()
+    return keeper
+
+
 def test_the_collectors_own_writes_run_beside_ingests_never_waiting_for_its_batch(tmp_path: Path) -> None:
     store = Store(f"chdb://{tmp_path}").open()
     niceness = "SELECT toInt64(getSetting('os_thread_priority'))"
     written: list[str] = []
 
-    def keeper_pass() -> None:
-        with Store.background(), Store.beside_ingest():
-            store.insert("schema_migrations", [[0]], ["version"])
-            written.append("the keeper's rows")
-
     with store.writing():  # ingest's writer in the middle of a batch
-        keeper = threading.Thread(target=keeper_pass)
-        keeper.start()
+        keeper = keeper_pass(store, written)
         keeper.join(30)
         assert written == ["the keeper's rows"]  # stored before the batch ended
         with Store.beside_ingest():  # inside a write block, on its connection: one write at a time
@@ -334,14 +341,8 @@ def test_a_write_beside_ingest_waits_for_a_deletion_under_way(tmp_path: Path) ->
     store = Store(f"chdb://{tmp_path}").open()
     written: list[str] = []
 
-    def keeper_pass() -> None:
-        with Store.background(), Store.beside_ingest():
-            store.insert("schema_migrations", [[0]], ["version"])
-            written.append("the keeper's rows")
-
     with store.deleting():
-        keeper = threading.Thread(target=keeper_pass)
-        keeper.start()
+        keeper = keeper_pass(store, written)
         keeper.join(0.5)
         assert written == []  # not while the batch is half done
         written.append("the batch")

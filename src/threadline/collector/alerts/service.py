@@ -370,7 +370,7 @@ class Alerting:
         kept = mark is not None
         last = self._firing_measured.get(tenant)
         every_firing = last is None or last[1] != digest or time.monotonic() - last[0] >= FIRING_RECHECK_S
-        measured_firing = firing if every_firing or since is None else []
+        measured_firing = firing if every_firing else []  # a first evaluation reads every one anyway
         candidates = (
             self._candidates(tenant, workflows, as_of, since, measured_firing, kept, pace) if rules else []
         )
