@@ -152,24 +152,32 @@ CHANGED_IDS = f"SELECT DISTINCT transaction_id FROM ({CHANGED_SINCE})"
 ACTIVE_IN_WINDOW = "last_activity >= {active_since:DateTime64(6, 'UTC')}"
 FAILED_IN_WINDOW = "failed_at >= {active_since:DateTime64(6, 'UTC')}"
 
-# Errors and events per system over a window of event time, as ``systems.py`` counts them. Without
-# FINAL (it would merge the whole month's rows to find a few minutes' worth): an event stored twice
-# counts once by its id, and both copies have the same status.
+# Errors and events per system over a window of event time, counted as ``systems.py`` counts them
+# (ingest stores each event once), so an alert and the Systems page agree. Without FINAL: it would
+# merge the whole month's rows to find a few minutes' worth. Only the failing events are mapped to
+# the transaction they belong to now: under live traffic the window holds millions of events, and
+# counting them by id, through the links, took 2.8x as long (0.26 s against 0.09 s for 1 M, quiet).
 WINDOW_EVENTS = """
-SELECT transaction_id, event_id, system, status FROM events
+SELECT transaction_id, system, status FROM events
 WHERE tenant = {tenant:String}
   AND timestamp > {since:DateTime64(6, 'UTC')} AND timestamp <= {as_of:DateTime64(6, 'UTC')}
   AND (empty({workflow:String}) OR workflow = {workflow:String})
   AND (empty({system:String}) OR system = {system:String})
 """
 ERROR_RATES = f"""
-SELECT
-    system,
-    uniqExact(event_id) AS events,
-    uniqExactIf(event_id, status = 'error') AS errors,
-    groupUniqArrayIf(50)(current_transaction, status = 'error') AS failing
-FROM ({with_current_transaction(WINDOW_EVENTS)})
-GROUP BY system
+SELECT system, events, errors, failing
+FROM
+(
+    SELECT system, count() AS events, countIf(status = 'error') AS errors
+    FROM ({WINDOW_EVENTS})
+    GROUP BY system
+) AS totals
+LEFT JOIN
+(
+    SELECT system, groupUniqArray(50)(current_transaction) AS failing
+    FROM ({with_current_transaction(WINDOW_EVENTS + " AND status = 'error'")})
+    GROUP BY system
+) AS failures USING (system)
 """
 
 # Every other key (alias) of the given transactions: the latest claim of each alias wins.
