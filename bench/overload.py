@@ -272,23 +272,39 @@ def _metrics(collector: memory.Collector) -> str:
 
 @dataclass(frozen=True)
 class AlertCycles:
-    cycles: int
-    over: int | None  # cycles over GOAL_CYCLE_S; None when the histogram has no such bucket
+    cycles: int  # evaluations of what changed since the last (the issue's cycles)
+    over: int | None  # of those, over GOAL_CYCLE_S; None when the histogram has no such bucket
+    first: int = 0  # evaluations that read every transaction (a rule seen for the first time)
+    first_seconds: float = 0.0  # their store time, together
 
 
 def alert_cycles(metrics: str) -> AlertCycles | None:
-    """The evaluator's cycles, and how many took over 5 s of store time; None when not exported."""
-    for family in text_string_to_metric_families(metrics):
-        if family.name != ALERT_HISTOGRAM:
-            continue
-        cycles = sum(s.value for s in family.samples if s.name == f"{ALERT_HISTOGRAM}_count")
-        within = [
+    """The evaluator's cycles (``reads="changes"``), how many took over 5 s of store time, and the
+    evaluations that read every transaction apart; None when not exported."""
+    families = [
+        family for family in text_string_to_metric_families(metrics) if family.name == ALERT_HISTOGRAM
+    ]
+    if not families:
+        return None
+    samples = [sample for family in families for sample in family.samples]  # none before an evaluation
+
+    def total(suffix: str, reads: str, le: float | None = None) -> list[float]:
+        return [
             s.value
-            for s in family.samples
-            if s.name == f"{ALERT_HISTOGRAM}_bucket" and float(s.labels["le"]) == GOAL_CYCLE_S
+            for s in samples
+            if s.name == f"{ALERT_HISTOGRAM}_{suffix}"
+            and s.labels.get("reads") == reads
+            and (le is None or float(s.labels["le"]) == le)
         ]
-        return AlertCycles(int(cycles), int(cycles - sum(within)) if within else None)
-    return None
+
+    cycles = sum(total("count", "changes"))
+    within = total("bucket", "changes", GOAL_CYCLE_S)
+    return AlertCycles(
+        int(cycles),
+        int(cycles - sum(within)) if within or not cycles else None,
+        int(sum(total("count", "all"))),
+        sum(total("sum", "all")),
+    )
 
 
 def run(scale: str) -> list[Figure]:
@@ -464,6 +480,11 @@ def _cycles_figure(metrics: str, round_name: str) -> Figure:
         value, met = f"{cycles.cycles} cycles, no le={GOAL_CYCLE_S} bucket", False
     else:
         value, met = f"{cycles.over} of {cycles.cycles} cycles", cycles.over == 0
+    if cycles is not None and cycles.first:
+        value += (
+            f"; apart, {cycles.first} first evaluation{'s' if cycles.first > 1 else ''} reading every "
+            f"transaction: {cycles.first_seconds:.1f} s of store time"
+        )
     return Figure.absolute(
         f"overload: alert cycles over {GOAL_CYCLE_S:.0f} s of store time ({round_name})", value, "0", met
     )

@@ -229,3 +229,22 @@ def test_schema_drift_is_looked_for_again_once_its_interval_has_passed(
     send(store, workflows, [stripe_activation(400, NOW, plan="Enterprise annual")])  # it comes back
     alerting.evaluate(as_of=NOW + dt.timedelta(seconds=30))
     assert (missing in records.firing(store, TENANT)) is still_firing
+
+
+def test_the_store_time_histogram_tells_the_first_evaluation_from_the_later_ones(
+    store: Store, tmp_path: Path
+) -> None:
+    workflows = definitions(tmp_path, FAILED_RULE)
+    now = dt.datetime.now(dt.UTC)
+    send(store, workflows, order("CANCELLED", now, ("order.received", 30), ("order.cancelled", 20)))
+    registry = CollectorRegistry()
+    alerting = Alerting(store, lambda: workflows, registry, AlertSettings(interval=30))
+
+    def evaluations(reads: str) -> float | None:
+        return registry.get_sample_value("threadline_alert_evaluation_seconds_count", {"reads": reads})
+
+    alerting.evaluate(as_of=now)  # the rule is new: every transaction is read once
+    assert (evaluations("all"), evaluations("changes")) == (1.0, None)
+    alerting.evaluate(as_of=now + dt.timedelta(minutes=1))
+    alerting.evaluate(as_of=now + dt.timedelta(minutes=2))
+    assert (evaluations("all"), evaluations("changes")) == (1.0, 2.0)

@@ -13,9 +13,11 @@ Alertmanager rules can then alert on them directly (deploy/prometheus/threadline
 - ``threadline_alerts_firing{tenant,rule,severity}``, ``threadline_alert_notifications_pending``,
   ``threadline_alert_deliveries_total{receiver,result}``,
   ``threadline_alert_last_evaluation_timestamp_seconds``.
-- ``threadline_alert_evaluation_seconds``: the store time of each evaluation (its statements
+- ``threadline_alert_evaluation_seconds{reads}``: the store time of each evaluation (its statements
   executing, waiting for the store not counted), the gauges' refresh apart in
-  ``threadline_alert_gauges_refresh_seconds``.
+  ``threadline_alert_gauges_refresh_seconds``. ``reads="changes"``: an evaluation of what changed
+  since the last; ``reads="all"``: one that read every transaction (a rule seen for the first
+  time, at a start or a reload): the two differ by orders of magnitude at 10 M events.
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ class AlertingMetrics(Collector):
         buckets = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
         self.evaluation = Histogram(
             "threadline_alert_evaluation_seconds",
-            "Store time of each alert evaluation (statements executing), the gauges' refresh apart",
+            "Store time of each alert evaluation (statements executing), the gauges' refresh apart, by "
+            "what it read: every transaction (all) or what changed since the last (changes)",
+            ["reads"],
             buckets=buckets,
             registry=registry,
         )
@@ -76,8 +80,8 @@ class AlertingMetrics(Collector):
             registry=registry,
         )
 
-    def evaluated(self, store_s: float, gauges_s: float | None) -> None:
-        self.evaluation.observe(store_s)
+    def evaluated(self, store_s: float, gauges_s: float | None, read_all: bool) -> None:
+        self.evaluation.labels(reads="all" if read_all else "changes").observe(store_s)
         if gauges_s is not None:
             self.gauges_refresh.observe(gauges_s)
 

@@ -251,6 +251,7 @@ class Alerting:
             self._first_seen.setdefault((rule.name, watches.definition(rule)), moment)
         refresh_gauges = time.monotonic() >= self._gauges_due
         gauges_time = 0.0
+        read_all = False  # for a tenant, every transaction (a rule seen for the first time)
         with Store.timed() as spent:
             for tenant in records.tenants(self.store):
                 if self._stop.is_set():  # stopping: what is left waits for the next start
@@ -260,10 +261,10 @@ class Alerting:
                         self._gauges[tenant] = evaluate.gauge_rows(self.store, workflows, tenant, moment)
                     gauges_time += reading.seconds
                 figures.add(tenant, self._gauges[tenant])
-                self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
+                read_all |= self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
         if refresh_gauges:
             self._gauges_due = time.monotonic() + max(self.settings.interval, GAUGES_SHARE * gauges_time)
-        self.metrics.evaluated(spent.seconds - gauges_time, gauges_time if refresh_gauges else None)
+        self.metrics.evaluated(spent.seconds - gauges_time, gauges_time if refresh_gauges else None, read_all)
         self.metrics.update(figures.snapshot())
         self.last_evaluation = moment
         if outcome.fired or outcome.resolved:
@@ -346,7 +347,9 @@ class Alerting:
 
     def _evaluate_tenant(
         self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
-    ) -> None:
+    ) -> bool:
+        """Evaluate one tenant's rules; whether it read every transaction (a rule seen for the first
+        time)."""
         store = self.store
         rules = workflows.alerts
         if tenant not in self._watches:
@@ -410,7 +413,7 @@ class Alerting:
             figures.firing[tenant, holding[key].rule.name, holding[key].rule.severity] += 1
         if not new and not cleared:
             self._covered(tenant, covered)
-            return
+            return first
 
         # The transactions the notifications list: behind each new alert, and behind each one that
         # resolves (as measured now for an aggregate rule, its own transaction for the others).
@@ -482,6 +485,7 @@ class Alerting:
         records.save_notifications(store, notifications)  # the outbox first: see the module docstring
         records.save_alerts(store, alerts)
         self._covered(tenant, covered)
+        return first
 
     def _covered(self, tenant: str, covered: dt.datetime) -> None:
         """Everything received before ``covered`` is evaluated and its alerts stored: the next
