@@ -9,7 +9,10 @@ every row: the operations queue (every state, open only) and the overview's figu
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +247,34 @@ def test_the_keeper_spaces_its_passes_so_that_they_take_at_most_a_quarter_of_the
     # ingest keeps the store and a core for three quarters of the time and the next pass derives more at once.
     assert snapshot.pause_after(3.0, 2.0) == pytest.approx(9.0)
     assert 3.0 / (3.0 + snapshot.pause_after(3.0, 2.0)) == pytest.approx(snapshot.KEEPER_SHARE)
+
+
+def test_the_keeper_waits_for_a_pause_in_ingest_but_no_longer_than_its_limit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflows, traffic, keeper = kept(store, seed=17)
+    monkeypatch.setattr(snapshot, "INGEST_PAUSE_S", 0.5)  # each write below takes far less
+    stop = threading.Event()
+
+    def ingest() -> None:  # back to back, as a burst of batches is written
+        for n in itertools.count(30):
+            if stop.is_set():
+                return
+            send(store, workflows, traffic.transaction(n))
+
+    sender = threading.Thread(target=ingest)
+    sender.start()
+    try:
+        began = time.monotonic()
+        keeper._after_ingest_pauses(began + 1.5)  # ingest never pauses: the pass waits its limit
+        assert time.monotonic() - began >= 1.5
+        threading.Timer(1.0, stop.set).start()
+        began = time.monotonic()
+        keeper._after_ingest_pauses(began + 60)  # ingest pauses after 1 s: the pass goes then
+        assert 1.0 <= time.monotonic() - began < 10
+    finally:
+        stop.set()
+        sender.join()
 
 
 def test_a_read_over_every_transaction_is_whole_once_the_snapshot_is_kept_and_adds_up_to_its_slices(
