@@ -18,7 +18,7 @@ from tests.collector.state.test_snapshot import TENANT, send
 from tests.collector.test_api_drift import NOW, STEP, renamed
 from tests.collector.test_api_drift import WORKFLOWS as DRIFT_WORKFLOWS
 from tests.support.ingest import stripe_activation
-from threadline.collector.alerts import records
+from threadline.collector.alerts import records, watches
 from threadline.collector.alerts.evaluate import unpaced
 from threadline.collector.alerts.service import CHANGED_MARGIN, Alerting, Outcome, Pacer
 from threadline.collector.alerts.settings import AlertSettings
@@ -248,3 +248,31 @@ def test_the_store_time_histogram_tells_the_first_evaluation_from_the_later_ones
     alerting.evaluate(as_of=now + dt.timedelta(minutes=1))
     alerting.evaluate(as_of=now + dt.timedelta(minutes=2))
     assert (evaluations("all"), evaluations("changes")) == (1.0, 2.0)
+
+
+def test_an_evaluation_far_behind_covers_two_intervals_of_arrivals_at_a_time(
+    store: Store, tmp_path: Path
+) -> None:
+    workflows = definitions(tmp_path, FAILED_RULE)
+    now = dt.datetime.now(dt.UTC)
+    alerting = Alerting(store, lambda: workflows, CollectorRegistry(), AlertSettings(interval=30))
+    send(store, workflows, order("BOOKED", now, ("order.received", 9), ("order.booked", 8)))
+    alerting.evaluate(as_of=now)  # the rule's first evaluation: its watch starts
+    # Five minutes behind (the collector was stopped, or its first evaluation took that long), and an
+    # order cancelled since.
+    behind = now - dt.timedelta(minutes=5)
+    watches.save_cursor(store, TENANT, behind)
+    alerting._cursors[TENANT] = behind
+    send(store, workflows, order("CANCELLED", now, ("order.received", 3), ("order.cancelled", 2)))
+
+    cursors, fired = [], []
+    for step in range(1, 6):
+        fired = alerting.evaluate(as_of=now + dt.timedelta(seconds=step)).fired
+        cursors.append(alerting._cursors[TENANT])
+        if fired:
+            break
+    # Two minutes of arrivals per evaluation (two intervals, and the minute of margin a derived one
+    # leaves), one right after the other, until the cancelled order's: then it fires.
+    assert cursors[:2] == [behind + dt.timedelta(minutes=2), behind + dt.timedelta(minutes=4)]
+    assert len(cursors) == 3 and [alert.subject for alert in fired] == ["CANCELLED"]
+    assert not alerting._behind

@@ -253,7 +253,7 @@ def test_the_keeper_waits_for_a_pause_in_ingest_but_no_longer_than_its_limit(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workflows, traffic, keeper = kept(store, seed=17)
-    monkeypatch.setattr(snapshot, "INGEST_PAUSE_S", 0.5)  # each write below takes far less
+    monkeypatch.setattr(snapshot, "INGEST_PAUSE_S", 1.0)  # each write below takes far less (~50 ms)
     stop = threading.Event()
 
     def ingest() -> None:  # back to back, as a burst of batches is written
@@ -266,12 +266,12 @@ def test_the_keeper_waits_for_a_pause_in_ingest_but_no_longer_than_its_limit(
     sender.start()
     try:
         began = time.monotonic()
-        keeper._after_ingest_pauses(began + 1.5)  # ingest never pauses: the pass waits its limit
-        assert time.monotonic() - began >= 1.5
-        threading.Timer(1.0, stop.set).start()
+        keeper._after_ingest_pauses(began + 2.5)  # ingest never pauses: the pass waits its limit
+        assert time.monotonic() - began >= 2.5
+        threading.Timer(2.0, stop.set).start()
         began = time.monotonic()
-        keeper._after_ingest_pauses(began + 60)  # ingest pauses after 1 s: the pass goes then
-        assert 1.0 <= time.monotonic() - began < 10
+        keeper._after_ingest_pauses(began + 60)  # ingest pauses after 2 s: the pass goes then
+        assert 2.0 <= time.monotonic() - began < 15
     finally:
         stop.set()
         sender.join()

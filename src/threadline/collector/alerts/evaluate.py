@@ -19,6 +19,7 @@ from typing import Any
 
 from ..alert_rules import AlertRule
 from ..models import SchemaDrift, TransactionSummary
+from ..schema import LATEST
 from ..state import dimensions, drift, snapshot
 from ..state.forecast import FORECASTED, ForecastModel, forecast_parameters
 from ..state.rules import AMOUNT_AT_RISK
@@ -64,14 +65,15 @@ WHERE {scope}
 """
 
 IDS = "transaction_id IN {ids:Array(String)}"
-# What may have changed since the last evaluation (``CHANGED_SINCE``): a transaction with an event
-# received since then (whatever its event time), an operator's resolve or reopen since, what the
-# state keeper reconciled or gave dimensions since, one linked into another since; and (``CHANGED``)
+# What may have changed since the last evaluation, up to ``changed_until`` (``CHANGED_SINCE``): a
+# transaction with an event received then (whatever its event time), an operator's resolve or reopen,
+# what the state keeper reconciled or gave dimensions, one linked into another; and (``CHANGED``)
 # the ones given (the subjects of the alerts firing, to see them resolve).
-RECEIVED_SINCE = with_current_transaction(
+_RECEIVED = (
     "SELECT transaction_id FROM events "
     "WHERE tenant = {tenant:String} AND received_at >= {changed_since:DateTime64(6, 'UTC')}"
 )
+RECEIVED_SINCE = with_current_transaction(_RECEIVED)
 RECEIVED = f"SELECT DISTINCT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})"
 # The transactions that time alone may have made meet an open condition since ``changed_since``: their
 # SLA ran out, or they went without progress for their workflow's ``stuck_after`` (up to the longest
@@ -125,23 +127,29 @@ OR
         >= toUnixTimestamp64Micro({changed_since:DateTime64(6, 'UTC')})
 )
 """
+UNTIL = "{changed_until:DateTime64(6, 'UTC')}"
 CHANGED_SINCE = f"""
-    SELECT current_transaction AS transaction_id FROM ({RECEIVED_SINCE})
+    SELECT current_transaction AS transaction_id
+    FROM ({with_current_transaction(f"{_RECEIVED} AND received_at < {UNTIL}")})
     UNION ALL
     SELECT transaction_id FROM audit_log
     WHERE tenant = {{tenant:String}} AND at >= {{changed_since:DateTime64(6, 'UTC')}}
+      AND at < {UNTIL}
     UNION ALL
     -- what the state keeper reconciled since (it derives a mismatch after its events were received)
     SELECT transaction_id FROM transaction_reconciliations
     WHERE tenant = {{tenant:String}} AND reconciled_at >= {{changed_since:DateTime64(6, 'UTC')}}
+      AND reconciled_at < {UNTIL}
     UNION ALL
     -- and gave dimensions, which a rule's `dimensions:` may wait for
     SELECT transaction_id FROM transaction_dimensions
     WHERE tenant = {{tenant:String}} AND kept_at >= {{changed_since:DateTime64(6, 'UTC')}}
+      AND kept_at < {UNTIL}
     UNION ALL
     -- a transaction linked into another since: it is the other's now (its alerts resolve)
     SELECT transaction_id FROM transaction_links
     WHERE tenant = {{tenant:String}} AND linked_at >= {{changed_since:DateTime64(6, 'UTC')}}
+      AND linked_at < {UNTIL}
 """
 CHANGED = f"transaction_id IN ({CHANGED_SINCE}) OR transaction_id IN {{ids:Array(String)}}"
 CHANGED_IDS = f"SELECT DISTINCT transaction_id FROM ({CHANGED_SINCE})"
@@ -362,9 +370,9 @@ def with_dimensions(
     ]
 
 
-def changed_since(store: Store, tenant: str, since: dt.datetime) -> set[str]:
-    """The transactions that may have changed since ``since`` (``CHANGED_SINCE``)."""
-    rows = store.rows(CHANGED_IDS, {"tenant": tenant, "changed_since": since})
+def changed_since(store: Store, tenant: str, since: dt.datetime, until: dt.datetime = LATEST) -> set[str]:
+    """The transactions that may have changed since ``since``, before ``until`` (``CHANGED_SINCE``)."""
+    rows = store.rows(CHANGED_IDS, {"tenant": tenant, "changed_since": since, "changed_until": until})
     return {row["transaction_id"] for row in rows}
 
 
