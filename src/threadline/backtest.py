@@ -76,6 +76,8 @@ class Figures:
     model_error_s: float = 0.0
     naive_error_s: float = 0.0
     no_forecast: int = 0  # open transactions at the moments without a forecast (too little history)
+    not_expected: int = 0  # forecast not to complete without intervention (stuck, no ETA)
+    not_expected_completed: int = 0  # ... that completed by the end of the history all the same
     breach_cases: int = 0
     true_positive: int = 0
     false_positive: int = 0
@@ -110,6 +112,8 @@ class Figures:
             [
                 f"moments: {self.moments}; forecasts scored: {self.eta_scored}; "
                 f"open without a forecast: {self.no_forecast}",
+                f"not expected to complete without intervention (no ETA): {self.not_expected}; "
+                f"of these, completed by the end of the history: {self.not_expected_completed}",
                 f"ETA mean absolute error: model {self.model_mae_h:.2f} h, naive baseline "
                 f"{self.naive_mae_h:.2f} h: {100 * self.improvement:.1f}% better than the baseline "
                 f"(goal: at least 30%)",
@@ -273,6 +277,10 @@ def _score_etas(
         outcome = ended[row["transaction_id"]]
         if not row["forecastable"]:
             figures.no_forecast += 1
+            continue
+        if row["fc_eta_time"] is None:
+            figures.not_expected += 1
+            figures.not_expected_completed += outcome.completed_at is not None
             continue
         baseline = naive_eta(row, naive, moment)
         if outcome.completed_at is None or baseline is None:

@@ -3,7 +3,8 @@ sorted and filtered by predicted breach, and the ``predicted_breach`` rule firin
 breached. Event times are relative to the collector's clock (now), as a live integration's are.
 
 Every order goes order.received -> order.approved (about an hour later) -> order.shipped (about
-75 minutes after approval, which completes it); the SLA is 2h.
+75 minutes after approval, which completes it); the SLA is 2h. A claim is filed then paid, stuck when
+unpaid for 30 minutes; none of the claims stuck in the history was ever paid.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ workflows:
       - {name: order.received, system: shop}
       - {name: order.approved, system: erp}
       - {name: order.shipped, system: wms}
+  claims:
+    sla: 4h
+    stuck_after: 30m
+    complete_on: [claim.paid]
+    steps:
+      - {name: claim.filed, system: portal}
+      - {name: claim.paid, system: erp}
 alerts:
   receivers:
     ops: {type: webhook, url_env: FORECAST_TEST_HOOK_URL}
@@ -49,8 +57,17 @@ def order(key: str, *steps: tuple[str, float]) -> list[dict[str, Any]]:
     ]
 
 
+def claim(key: str, *steps: tuple[str, float]) -> list[dict[str, Any]]:
+    return [
+        {"correlation_id": key, "workflow": "claims", "step": step, "system": "x", "timestamp": ago(minutes)}
+        for step, minutes in steps
+    ]
+
+
 def history() -> list[dict[str, Any]]:
-    """25 orders completed hours ago; SOON, whose SLA ends in 20 minutes, and FRESH, in 110."""
+    """25 orders completed hours ago; SOON, whose SLA ends in 20 minutes, and FRESH, in 110. 25 claims
+    paid 10 minutes after filing, 12 stuck two days ago and never paid, and STALLED, stuck for 20
+    minutes (its SLA ends in 3h10)."""
     events = []
     for number in range(25):  # completed between 12 and 6 hours ago
         received = 12 * 60 - 10 * number
@@ -63,6 +80,15 @@ def history() -> list[dict[str, Any]]:
         )
     events += order("SOON", ("order.received", 100), ("order.approved", 40))  # SLA ends in 20 min
     events += order("FRESH", ("order.received", 10))  # SLA ends in 110 min
+    for number in range(25):
+        events += claim(
+            f"PAID-{number:02d}",
+            ("claim.filed", 12 * 60 - 10 * number),
+            ("claim.paid", 12 * 60 - 10 * number - 10),
+        )
+    for number in range(12):
+        events += claim(f"LOST-{number:02d}", ("claim.filed", 2 * 24 * 60))
+    events += claim("STALLED", ("claim.filed", 50))
     return events
 
 
@@ -103,6 +129,20 @@ def test_a_transaction_carries_its_forecast(api: httpx.Client) -> None:
     assert body["sla"]["breached"] is False
 
 
+def test_a_stuck_transaction_whose_like_never_completed_is_not_expected_to_complete(
+    api: httpx.Client,
+) -> None:
+    forecast = api.get("/api/transactions/STALLED").json()["forecast"]
+
+    assert forecast["eta"] is None and forecast["completion_expected"] is False
+    assert forecast["breach_expected"] is True
+    assert 185 * 60 < forecast["lead_seconds"] <= 190 * 60
+    assert forecast["reason"].startswith(
+        "stuck: of the 13 claims transactions stuck recently, 0 completed later"
+    )
+    assert "not expected to complete without intervention, SLA ends in 3h" in forecast["reason"]
+
+
 def test_a_completed_transaction_has_no_eta(api: httpx.Client) -> None:
     forecast = api.get("/api/transactions/DONE-000").json()["forecast"]
 
@@ -111,7 +151,9 @@ def test_a_completed_transaction_has_no_eta(api: httpx.Client) -> None:
 
 def test_the_queue_sorts_and_filters_by_predicted_breach(api: httpx.Client) -> None:
     def keys(**params: Any) -> list[str]:
-        response = api.get("/api/transactions", params={"state": "in_progress,stuck", **params})
+        response = api.get(
+            "/api/transactions", params={"state": "in_progress,stuck", "workflow": "orders", **params}
+        )
         assert response.status_code == 200, response.text
         return [item["correlation_id"] for item in response.json()["items"]]
 

@@ -1,5 +1,6 @@
 """The forecasts on the dashboard: the queue says which transaction will breach its SLA and when,
-soonest first; the transaction page shows the ETA beside the SLA clock."""
+soonest first; the transaction page shows the ETA beside the SLA clock, or that a stuck one is not
+expected to complete without intervention."""
 
 from __future__ import annotations
 
@@ -37,3 +38,11 @@ def test_the_queue_says_when_a_transaction_will_breach_and_its_page_shows_the_et
     browser.open("/transactions/SOON", ready="#sla-clock")
     assert browser.text("#sla-eta").startswith("ETA ")
     assert "will breach its SLA" in browser.text("#sla-eta")
+
+
+def test_a_stuck_transaction_not_expected_to_complete_says_so_beside_its_sla_clock(browser: Browser) -> None:
+    browser.open("/transactions/STALLED", ready="#sla-clock")
+
+    assert browser.text("#sla-eta") == (
+        "No ETA: not expected to complete without intervention · will breach its SLA"
+    )

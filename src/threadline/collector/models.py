@@ -118,9 +118,15 @@ class Duplicate(BaseModel):
 
 class Forecast(BaseModel):
     """When an open transaction is expected to complete, learned from its workflow's recently
-    completed transactions (``state/forecast.py``); no ETA when there is too little history."""
+    completed transactions (``state/forecast.py``); no ETA when there is too little history, or when
+    a stuck transaction's like seldom completed."""
 
-    eta: dt.datetime | None = Field(description="Expected completion (None: no forecast)")
+    eta: dt.datetime | None = Field(description="Expected completion (None: no forecast, or not expected)")
+    completion_expected: bool | None = Field(
+        default=None,
+        description="False: stuck, and most of its workflow's transactions stuck recently never "
+        "completed, so it is not expected to complete without intervention (no ETA); None: no forecast",
+    )
     breach_expected: bool = Field(description="The ETA is after the SLA deadline")
     lead_seconds: float | None = Field(
         description="Seconds from as_of to the SLA deadline, when a breach is expected"

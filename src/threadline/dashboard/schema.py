@@ -71,6 +71,7 @@ class Duplicate(TypedDict):
 
 class Forecast(TypedDict):
     eta: str | None
+    completion_expected: bool | None
     breach_expected: bool
     lead_seconds: float | None
     reason: str

@@ -2,13 +2,15 @@
 real embedded engine at a fixed moment (the clock is the ``now`` and ``as_of`` given).
 
 Every order goes order.received -> order.approved (55 to 65 minutes later) -> order.shipped (70 to
-80 minutes after approval, which completes it); the SLA is 2h.
+80 minutes after approval, which completes it); the SLA is 2h. A claim is filed, then paid: stuck
+when unpaid for 30 minutes, its SLA 4h.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -39,6 +41,13 @@ workflows:
     steps:
       - {name: return.requested, system: shop}
       - {name: return.refunded, system: stripe}
+  claims:
+    sla: 4h
+    stuck_after: 30m
+    complete_on: [claim.paid]
+    steps:
+      - {name: claim.filed, system: portal}
+      - {name: claim.paid, system: erp}
 """
 )
 
@@ -224,3 +233,87 @@ def test_the_queue_lists_the_soonest_predicted_breach_first(store: Store) -> Non
     assert keys(order="predicted_breach") == ["SOON", "FRESH", "NEW"]
     assert keys(order="predicted_breach", predicted_breach=True) == ["SOON", "FRESH"]
     assert keys() == ["NEW", "FRESH", "SOON"]  # otherwise newest activity first (ties: by key, descending)
+
+
+def claims(store: Store, paid_after_minutes: Mapping[str, float | None], filed: dt.datetime) -> None:
+    events = []
+    for key, minutes in paid_after_minutes.items():
+        events.append(event(key, "claim.filed", filed, workflow="claims"))
+        if minutes is not None:
+            events.append(event(key, "claim.paid", filed + dt.timedelta(minutes=minutes), workflow="claims"))
+    send(store, events)
+
+
+def paid_claims(store: Store) -> None:
+    """25 claims paid 10 minutes after they were filed, hours ago: the position's history."""
+    for number in range(25):
+        claims(store, {f"PAID-{number:02d}": 10}, NOW - dt.timedelta(hours=12, minutes=-10 * number))
+
+
+def test_a_stuck_claim_whose_like_never_completed_has_no_eta_and_is_expected_to_breach(store: Store) -> None:
+    paid_claims(store)
+    claims(store, {f"LOST-{n:02d}": None for n in range(12)}, NOW - dt.timedelta(days=3))  # never paid
+    claims(store, {"STALLED": None}, NOW - dt.timedelta(minutes=50))  # stuck 20 min; SLA ends in 3h10
+    model = forecast.learn(store, WORKFLOWS, TENANT, NOW, WINDOW_S)
+
+    stalled = detail(store, "STALLED", model)
+
+    # the 12 lost claims and STALLED itself, open while seen
+    assert model.stuck["claims"] == forecast.Stuck("claims", history=13, completed=0, median=None)
+    assert stalled.eta is None and stalled.completion_expected is False
+    assert stalled.breach_expected and stalled.lead_seconds == pytest.approx(190 * 60)
+    # the 25 paid claims say 10 minutes from filing; that says nothing of one that stopped moving
+    assert stalled.reason == (
+        "stuck: of the 13 claims transactions stuck recently, 0 completed later; "
+        "not expected to complete without intervention, SLA ends in 3h10"
+    )
+
+
+def test_a_stuck_claim_whose_like_mostly_completed_is_given_their_median_from_becoming_stuck(
+    store: Store,
+) -> None:
+    paid_claims(store)
+    # 12 claims paid 2h after they were filed: stuck after 30 min, completed 1h30 after that
+    claims(store, {f"LATE-{n:02d}": 120 for n in range(12)}, NOW - dt.timedelta(days=1))
+    claims(store, {"STALLED": None}, NOW - dt.timedelta(minutes=50))  # stuck for 20 minutes
+    model = forecast.learn(store, WORKFLOWS, TENANT, NOW, WINDOW_S)
+
+    stalled = detail(store, "STALLED", model)
+
+    assert model.stuck["claims"] == forecast.Stuck("claims", history=13, completed=12, median=90 * 60)
+    assert stalled.completion_expected is True and not stalled.breach_expected
+    assert close(stalled.eta, NOW + dt.timedelta(minutes=70))
+    assert stalled.reason.startswith(
+        "stuck: of the 13 claims transactions stuck recently, 12 completed later, "
+        "half of them within 1h30 of becoming stuck; expected to complete in 1h10"
+    )
+
+
+def test_fewer_stuck_than_needed_leave_a_stuck_claim_to_its_position(store: Store) -> None:
+    paid_claims(store)
+    lost = {f"LOST-{n:02d}": None for n in range(forecast.MIN_STUCK_HISTORY - 2)}  # with STALLED: 1 short
+    claims(store, lost, NOW - dt.timedelta(days=3))
+    claims(store, {"STALLED": None}, NOW - dt.timedelta(minutes=50))
+    model = forecast.learn(store, WORKFLOWS, TENANT, NOW, WINDOW_S)
+
+    stalled = detail(store, "STALLED", model)
+
+    assert stalled.completion_expected is True and stalled.eta is not None
+    assert stalled.reason.startswith("claim.paid usually takes 10 min (p50)")
+
+
+def episode(completes_after: float | None = None, seen_for: float | None = None) -> forecast.Episode:
+    return forecast.Episode(0.0, completes_after=completes_after, seen_for=seen_for)
+
+
+def test_the_stuck_median_counts_those_still_open_while_seen_and_failed_ones_as_never_completing() -> None:
+    completed = [episode(completes_after=t) for t in (1.0, 2.0, 3.0)]
+    # three still open, seen for 10: after 1, 2 and 3 completed, half are left (6 -> 5/6 -> 4/6 -> 3/6)
+    assert forecast.kaplan_meier_median([*completed, *[episode(seen_for=10.0)] * 3]) == 3.0
+    # seen only briefly, they leave the count early: the three completions are all there is
+    assert forecast.kaplan_meier_median([*completed, *[episode(seen_for=0.5)] * 3]) == 2.0
+    # two more that failed never complete: 5/8 are left after the three completions
+    assert (
+        forecast.kaplan_meier_median([*completed, *[episode(seen_for=10.0)] * 3, episode(), episode()])
+        is None
+    )

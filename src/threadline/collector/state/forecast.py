@@ -18,6 +18,12 @@ SQL as parameters, so the queue sorts millions of transactions by predicted brea
   of; past the last threshold and that median, where history says no more, from as of; the latest
   over the steps it waits on); a breach is
   expected when the ETA is after the SLA deadline (first event + the workflow's SLA).
+- A *stuck* transaction (nothing done for the workflow's ``stuck_after``) is compared with the
+  workflow's recent transactions that became stuck: how many of them completed later, and how long
+  after becoming stuck (a Kaplan-Meier median: those still open count for as long as they were seen,
+  failed ones never complete). When fewer than half are expected to complete, it has no ETA, is not
+  expected to complete without intervention, and a breach of its SLA is expected: the step-to-step
+  times of the transactions that did complete say nothing about one that stopped moving.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ from .rules import WorkflowParameters
 logger = logging.getLogger("threadline.collector")
 
 MIN_HISTORY = 20  # completed transactions from a position, below which it gives no forecast
+# Stuck episodes of a workflow below which a stuck transaction is forecast by its position instead:
+# with 10 seen and none completed, that in truth half would complete has a chance below 0.1%.
+MIN_STUCK_HISTORY = 10
 RECENT = 200  # the latest completions per position the model learns from
 # Waited-time thresholds, as quantiles of the step's own waits: 0 (just due), then ever longer waits.
 WAIT_QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9)
@@ -55,7 +64,8 @@ SELECT
     transaction_id,
     min(first_event).1 AS started_at,
     min(first_event).3 AS workflow,
-    minMap(step_first_ok) AS done
+    minMap(step_first_ok) AS done,
+    minMap(step_first) AS seen
 FROM transaction_rollups
 WHERE tenant = {tenant:String}
   AND transaction_id IN (
@@ -158,11 +168,96 @@ def samples_of(
 
 
 @dataclass(frozen=True)
+class Stuck:
+    """What the model knows of one workflow's stuck transactions: of ``history`` that became stuck,
+    ``completed`` completed later; half of them within ``median`` seconds of becoming stuck (a
+    Kaplan-Meier median), or None when fewer than half are expected to complete at all."""
+
+    workflow: str
+    history: int
+    completed: int
+    median: float | None
+
+    @property
+    def usable(self) -> bool:
+        return self.history >= MIN_STUCK_HISTORY
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One transaction stuck from ``stuck_at``: completed ``completes_after`` seconds later, or seen
+    open for ``seen_for`` seconds (None: failed, it never completes)."""
+
+    stuck_at: float
+    completes_after: float | None = None
+    seen_for: float | None = None
+
+
+def stuck_episodes(
+    definition: WorkflowDefinition,
+    started_at: float,
+    done: Mapping[str, float],
+    seen: Mapping[str, float],
+    cut: float,
+) -> list[Episode]:
+    """Each time a transaction went ``stuck_after`` without progress before ending, as known at
+    ``cut`` (as ``rules.CLOCKED`` names a transaction stuck: no step done for that long while open)."""
+    done = {step: at for step, at in done.items() if at <= cut}
+    completed = min((done[s] for s in definition.complete_on if s in done), default=None)
+    failed = min((at for s, at in seen.items() if s in definition.fail_on and at <= cut), default=None)
+    ended = min((at for at in (completed, failed) if at is not None), default=cut)
+    progress = sorted({started_at, *(at for at in done.values() if at <= ended)})
+    episodes = []
+    for at, following in zip(progress, [*progress[1:], ended], strict=True):
+        stuck_at = at + definition.stuck_after_s
+        if stuck_at >= following:
+            continue
+        if completed is not None:
+            episodes.append(Episode(stuck_at, completes_after=completed - stuck_at))
+        elif failed is not None:
+            episodes.append(Episode(stuck_at))
+        else:
+            episodes.append(Episode(stuck_at, seen_for=cut - stuck_at))
+    return episodes
+
+
+def kaplan_meier_median(episodes: Sequence[Episode]) -> float | None:
+    """The time from becoming stuck by which half are expected to have completed (those still open
+    count while seen, failed ones never complete); None when the estimate never falls to half."""
+    completions = sorted(e.completes_after for e in episodes if e.completes_after is not None)
+    left = (e.seen_for if e.completes_after is None else e.completes_after for e in episodes)
+    exits = sorted(t for t in left if t is not None)  # failed ones never leave
+    never = sum(1 for e in episodes if e.completes_after is None and e.seen_for is None)
+    surviving, gone, index = 1.0, 0, 0
+    for time in sorted(set(completions)):
+        while gone < len(exits) and exits[gone] < time:
+            gone += 1  # left before this moment: completed earlier, or last seen open
+        at_risk = len(exits) - gone + never
+        while index < len(completions) and completions[index] == time:
+            index += 1
+            surviving *= 1 - 1 / at_risk
+            at_risk -= 1
+        if surviving <= 0.5:
+            return time
+    return None
+
+
+def stuck_of(workflow: str, episodes: Sequence[Episode]) -> Stuck:
+    return Stuck(
+        workflow,
+        len(episodes),
+        sum(1 for e in episodes if e.completes_after is not None),
+        kaplan_meier_median(episodes),
+    )
+
+
+@dataclass(frozen=True)
 class ForecastModel:
     """Every position's model, as learned at ``learned_at`` from completions before it."""
 
     learned_at: dt.datetime
     positions: Mapping[tuple[str, str], Position] = field(default_factory=dict)
+    stuck: Mapping[str, Stuck] = field(default_factory=dict)
 
     def position(self, workflow: str, step: str) -> Position | None:
         return self.positions.get((workflow, step))
@@ -171,10 +266,14 @@ class ForecastModel:
     def parameters(self) -> dict[str, Any]:
         """The usable positions as bound parameters of ``FORECAST`` (parallel arrays)."""
         usable = [p for p in self.positions.values() if p.usable]
+        stuck = [k for k in self.stuck.values() if k.usable]
         return {
             "fc_positions": [(p.workflow, p.step) for p in usable],
             "fc_waits": [list(p.waits) for p in usable],
             "fc_remaining": [list(p.remaining) for p in usable],
+            "fc_stuck_workflows": [k.workflow for k in stuck],
+            "fc_stuck_never": [k.median is None for k in stuck],
+            "fc_stuck_median": [k.median or 0.0 for k in stuck],
         }
 
 
@@ -195,48 +294,67 @@ def learn(
     )
     cut = now.timestamp()
     collected: dict[tuple[str, str], list[Sample]] = {}
+    episodes: dict[str, list[Episode]] = {}
     for row in rows:
         definition = workflows.get(row["workflow"])
         if definition is None:
             continue
+        started_at = utc(row["started_at"]).timestamp()
         done = {step: utc(at).timestamp() for step, at in row["done"].items()}
-        for step, sample in samples_of(definition, utc(row["started_at"]).timestamp(), done).items():
+        for step, sample in samples_of(definition, started_at, done).items():
             if sample.completed_at <= cut:  # what was known at ``now`` only
                 collected.setdefault((definition.name, step), []).append(sample)
+        seen = {step: utc(at).timestamp() for step, at in row["seen"].items()}
+        episodes.setdefault(definition.name, []).extend(
+            stuck_episodes(definition, started_at, done, seen, cut)
+        )
     positions = {
         (d.name, s.name): position_of(d.name, s.name, collected.get((d.name, s.name), []), recent)
         for d in workflows
         for s in d.steps
     }
-    return ForecastModel(now, positions)
+    stuck = {d.name: stuck_of(d.name, episodes.get(d.name, [])) for d in workflows}
+    return ForecastModel(now, positions, stuck)
 
 
 # --- In the engine: over the rows of ``rules.summary_sql`` --------------------------------------
 # Per step waited on: its position's index (0: no usable model), the wait so far, the longest
 # threshold it has waited past, and the median remaining time from that threshold less the time
 # waited since (never below 0); past the last threshold and longer than that median, where history
-# says no more, that median from now. The ETA is the latest over the steps waited on.
+# says no more, that median from now. The ETA is the latest over the steps waited on. A stuck
+# transaction whose workflow has a usable stuck model: that median from when it became stuck (from
+# now, once that is past), or no ETA when its like are not expected to complete.
 FORECAST_COLUMNS = """
     arrayMap(s -> indexOf({fc_positions:Array(Tuple(String, String))}, (workflow, s)), waiting) AS fc_at,
-    state IN ('in_progress', 'stuck') AND notEmpty(waiting) AND NOT has(fc_at, 0) AS forecastable,
+    if(state = 'stuck', indexOf({fc_stuck_workflows:Array(String)}, workflow), 0) AS fc_stuck,
+    fc_stuck > 0 AND {fc_stuck_never:Array(Bool)}[fc_stuck] AS fc_never,
+    state IN ('in_progress', 'stuck') AND notEmpty(waiting) AND (fc_stuck > 0 OR NOT has(fc_at, 0))
+        AS forecastable,
     arrayMap(due -> greatest(dateDiff('microsecond', due, {as_of:DateTime64(6, 'UTC')}) / 1e6, 0), due_since)
         AS fc_waited,
     arrayMap((k, waited) -> arrayLastIndex(w -> w <= waited, {fc_waits:Array(Array(Float64))}[k]),
              fc_at, fc_waited) AS fc_threshold,
-    if(forecastable,
-       arrayMax(arrayMap((k, i, waited) ->
-                             if(i = length({fc_waits:Array(Array(Float64))}[k])
-                                  AND {fc_remaining:Array(Array(Float64))}[k][i]
-                                      <= waited - {fc_waits:Array(Array(Float64))}[k][i],
-                                {fc_remaining:Array(Array(Float64))}[k][i],
-                                greatest({fc_remaining:Array(Array(Float64))}[k][i]
-                                         - (waited - {fc_waits:Array(Array(Float64))}[k][i]), 0)),
-                         fc_at, fc_threshold, fc_waited)),
-       NULL) AS fc_remaining_seconds,
+    dateDiff('microsecond', last_progress, {as_of:DateTime64(6, 'UTC')}) / 1e6 - stuck_after AS fc_stuck_for,
+    multiIf(
+        NOT forecastable OR fc_never, NULL,
+        fc_stuck > 0,
+        if({fc_stuck_median:Array(Float64)}[fc_stuck] <= fc_stuck_for,
+           {fc_stuck_median:Array(Float64)}[fc_stuck],
+           {fc_stuck_median:Array(Float64)}[fc_stuck] - fc_stuck_for),
+        arrayMax(arrayMap((k, i, waited) ->
+                              if(i = length({fc_waits:Array(Array(Float64))}[k])
+                                   AND {fc_remaining:Array(Array(Float64))}[k][i]
+                                       <= waited - {fc_waits:Array(Array(Float64))}[k][i],
+                                 {fc_remaining:Array(Array(Float64))}[k][i],
+                                 greatest({fc_remaining:Array(Array(Float64))}[k][i]
+                                          - (waited - {fc_waits:Array(Array(Float64))}[k][i]), 0)),
+                          fc_at, fc_threshold, fc_waited))) AS fc_remaining_seconds,
     if(sla_limit > 0, started_at + toIntervalMicrosecond(toInt64(sla_limit * 1e6)), NULL) AS sla_deadline,
-    {as_of:DateTime64(6, 'UTC')} + toIntervalMicrosecond(toInt64(ifNull(fc_remaining_seconds, 0) * 1e6))
-        AS fc_eta_time,
-    forecastable AND sla_limit > 0 AND fc_eta_time > assumeNotNull(sla_deadline) AS breach_expected,
+    if(fc_remaining_seconds IS NULL, NULL,
+       {as_of:DateTime64(6, 'UTC')}
+           + toIntervalMicrosecond(toInt64(assumeNotNull(fc_remaining_seconds) * 1e6))) AS fc_eta_time,
+    forecastable AND sla_limit > 0 AND (fc_never OR ifNull(fc_eta_time > assumeNotNull(sla_deadline), false))
+        AS breach_expected,
     if(breach_expected,
        greatest(dateDiff('microsecond', {as_of:DateTime64(6, 'UTC')}, assumeNotNull(sla_deadline)) / 1e6, 0),
        NULL) AS breach_lead_seconds
@@ -245,7 +363,13 @@ FORECASTED = f"SELECT *, {FORECAST_COLUMNS} FROM ({{summary}})"
 
 
 def no_forecast(why: str) -> Forecast:
-    return Forecast(eta=None, breach_expected=False, lead_seconds=None, reason=f"no forecast: {why}")
+    return Forecast(
+        eta=None,
+        completion_expected=None,
+        breach_expected=False,
+        lead_seconds=None,
+        reason=f"no forecast: {why}",
+    )
 
 
 def forecast_of(row: Mapping[str, Any], model: ForecastModel, as_of: dt.datetime) -> Forecast:
@@ -255,21 +379,24 @@ def forecast_of(row: Mapping[str, Any], model: ForecastModel, as_of: dt.datetime
         return no_forecast(f"the transaction is {row['state']}")
     if not waiting:
         return no_forecast("it waits on no step of its workflow's definition")
-    positions = [model.position(row["workflow"], step) for step in waiting]
-    for step, position in zip(waiting, positions, strict=True):
-        if position is None or not position.usable:
-            history = position.history if position else 0
-            return no_forecast(
-                f"{history} completed {row['workflow']} transactions waited on {step} recently, "
-                f"{MIN_HISTORY} needed"
-            )
-    eta = utc(row["fc_eta_time"])
-    parts = [
-        f"{p.step} usually takes {duration_text(p.step_p50)} (p50), {duration_text(p.step_p80)} (p80) here; "
-        f"from it, completion takes {duration_text(p.remaining_p50)} (p50)"
-        for p in positions
-        if p is not None
-    ]
+    stuck = model.stuck.get(row["workflow"]) if row["state"] == "stuck" else None
+    if stuck is not None and stuck.usable:
+        parts = [stuck_text(stuck)]
+    else:
+        positions = [model.position(row["workflow"], step) for step in waiting]
+        for step, position in zip(waiting, positions, strict=True):
+            if position is None or not position.usable:
+                history = position.history if position else 0
+                return no_forecast(
+                    f"{history} completed {row['workflow']} transactions waited on {step} recently, "
+                    f"{MIN_HISTORY} needed"
+                )
+        parts = [
+            f"{p.step} usually takes {duration_text(p.step_p50)} (p50), {duration_text(p.step_p80)} (p80) "
+            f"here; from it, completion takes {duration_text(p.remaining_p50)} (p50)"
+            for p in positions
+            if p is not None
+        ]
     deadline = utc(row["sla_deadline"]) if row["sla_deadline"] is not None else None
     expected = bool(row["breach_expected"])
     if deadline is None:
@@ -278,13 +405,29 @@ def forecast_of(row: Mapping[str, Any], model: ForecastModel, as_of: dt.datetime
         clock = f"SLA ended {duration_text((as_of - deadline).total_seconds())} ago"
     else:
         clock = f"SLA ends in {duration_text((deadline - as_of).total_seconds())}"
-    expect = f"expected to complete in {duration_text((eta - as_of).total_seconds())}"
+    eta = utc(row["fc_eta_time"]) if row["fc_eta_time"] is not None else None
+    if eta is None:
+        expect = "not expected to complete without intervention"
+    else:
+        expect = f"expected to complete in {duration_text((eta - as_of).total_seconds())}"
     return Forecast(
         eta=eta,
+        completion_expected=eta is not None,
         breach_expected=expected,
         lead_seconds=row["breach_lead_seconds"] if expected else None,
         reason="; ".join([*parts, f"{expect}, {clock}"]),
     )
+
+
+def stuck_text(stuck: Stuck) -> str:
+    """Stuck: "of the 23 quote-to-cash transactions stuck recently, 2 completed later"."""
+    text = (
+        f"stuck: of the {stuck.history} {stuck.workflow} transactions stuck recently, "
+        f"{stuck.completed} completed later"
+    )
+    if stuck.median is None:
+        return text
+    return f"{text}, half of them within {duration_text(stuck.median)} of becoming stuck"
 
 
 def duration_text(seconds: float) -> str:

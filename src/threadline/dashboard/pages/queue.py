@@ -67,12 +67,17 @@ def will_breach(item: TransactionSummary) -> bool:
 
 
 def forecast_text(item: TransactionSummary, now: dt.datetime) -> str:
-    """ "will breach in 40m", "ETA in 2h 10m", or a dash without a forecast."""
+    """ "will breach in 40m", "ETA in 2h 10m", "not expected to complete" (stuck, and its like seldom
+    completed), or a dash without a forecast."""
     forecast = item.get("forecast")
-    if not forecast or not forecast["eta"]:
+    if not forecast:
         return fmt.DASH
     if will_breach(item):
         return f"will breach in {fmt.duration(forecast['lead_seconds'], parts=1)}"
+    if forecast.get("completion_expected") is False:
+        return "not expected to complete"
+    if not forecast["eta"]:
+        return fmt.DASH
     return f"ETA {fmt.ago(forecast['eta'], now)}"
 
 

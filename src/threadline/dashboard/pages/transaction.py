@@ -228,7 +228,11 @@ def _eta(detail: TransactionDetail) -> html.Div | None:
     forecast = detail.get("forecast")
     if not forecast or detail["state"] in ("completed", "failed"):
         return None
-    if forecast["eta"] is None:
+    if forecast.get("completion_expected") is False:
+        text = "No ETA: not expected to complete without intervention"
+        if forecast["breach_expected"]:
+            text += " · will breach its SLA"
+    elif forecast["eta"] is None:
         text = "No ETA: too little history"
     elif forecast["breach_expected"]:
         text = f"ETA {fmt.clock(forecast['eta'], dt.UTC)} UTC · will breach its SLA"
