@@ -250,7 +250,7 @@ def test_the_store_time_histogram_tells_the_first_evaluation_from_the_later_ones
     assert (evaluations("all"), evaluations("changes")) == (1.0, 2.0)
 
 
-def test_an_evaluation_far_behind_covers_two_intervals_of_arrivals_at_a_time(
+def test_an_evaluation_far_behind_covers_an_interval_of_arrivals_at_a_time(
     store: Store, tmp_path: Path
 ) -> None:
     workflows = definitions(tmp_path, FAILED_RULE)
@@ -271,8 +271,10 @@ def test_an_evaluation_far_behind_covers_two_intervals_of_arrivals_at_a_time(
         cursors.append(alerting._cursors[TENANT])
         if fired:
             break
-    # Two minutes of arrivals per evaluation (two intervals, and the minute of margin a derived one
-    # leaves), one right after the other, until the cancelled order's: then it fires.
-    assert cursors[:2] == [behind + dt.timedelta(minutes=2), behind + dt.timedelta(minutes=4)]
+    # 90 s of arrivals per evaluation (an interval, and the minute of margin a derived one leaves),
+    # one right after the other, until it is less than that behind: that one reads every arrival
+    # since, the cancelled order's too, and it fires (its cursor, as always, short of the margin).
+    assert cursors[:2] == [behind + dt.timedelta(seconds=90), behind + dt.timedelta(seconds=180)]
+    assert cursors[2] == now + dt.timedelta(seconds=3) - CHANGED_MARGIN
     assert len(cursors) == 3 and [alert.subject for alert in fired] == ["CANCELLED"]
     assert not alerting._behind
