@@ -31,6 +31,10 @@ def test_a_simulated_history_is_replayed_and_the_forecasts_are_measured(tmp_path
     out = result.stdout
     assert re.search(r"moments: 3; forecasts scored: \d+; open without a forecast: \d+", out), out
     assert re.search(r"ETA mean absolute error: model \d+\.\d\d h, naive baseline \d+\.\d\d h", out), out
+    assert re.search(r"hindsight \(.*\): \d+\.\d\d h, -?\d+\.\d% better than the baseline", out), out
+    assert re.search(
+        r"not expected to complete without intervention \(no ETA\): \d+; of these, completed", out
+    ), out
     assert re.search(r"breach at 30 min lead: \d+ transactions with an SLA open then", out), out
     assert "breach precision" in out and "recall" in out
 

@@ -116,15 +116,22 @@ def quantile(values: Sequence[float], q: float) -> float:
     return values[low] + (values[high] - values[low]) * (at - low)
 
 
-def position_of(workflow: str, step: str, samples: Sequence[Sample], recent_count: int = RECENT) -> Position:
-    """The model of one position from its samples (the latest ``recent_count`` of them)."""
+def position_of(
+    workflow: str,
+    step: str,
+    samples: Sequence[Sample],
+    recent_count: int = RECENT,
+    quantiles: Sequence[float] = WAIT_QUANTILES,
+) -> Position:
+    """The model of one position from its samples (the latest ``recent_count`` of them), its
+    waited-time thresholds at ``quantiles`` of their waits."""
     recent = sorted(samples, key=lambda s: s.completed_at)[-recent_count:]
     if len(recent) < MIN_HISTORY:
         return Position(workflow, step, len(recent))
     steps = sorted(s.waited for s in recent)
     waits: list[float] = []
     remaining: list[float] = []
-    for q in WAIT_QUANTILES:
+    for q in quantiles:
         wait = quantile(steps, q) if q else 0.0
         left = sorted(s.remaining - wait for s in recent if s.waited >= wait)
         if len(left) < MIN_HISTORY or (waits and wait <= waits[-1]):
@@ -278,10 +285,16 @@ class ForecastModel:
 
 
 def learn(
-    store: Store, workflows: Workflows, tenant: str, now: dt.datetime, window_s: float, recent: int = RECENT
+    store: Store,
+    workflows: Workflows,
+    tenant: str,
+    now: dt.datetime,
+    window_s: float,
+    recent: int = RECENT,
+    quantiles: Sequence[float] = WAIT_QUANTILES,
 ) -> ForecastModel:
     """The model from the transactions completed in the ``window_s`` seconds before ``now`` (the
-    latest ``recent`` per position)."""
+    latest ``recent`` per position, waited-time thresholds at ``quantiles``)."""
     rows = store.rows(
         RECENT_ROLLUPS,
         {
@@ -309,7 +322,7 @@ def learn(
             stuck_episodes(definition, started_at, done, seen, cut)
         )
     positions = {
-        (d.name, s.name): position_of(d.name, s.name, collected.get((d.name, s.name), []), recent)
+        (d.name, s.name): position_of(d.name, s.name, collected.get((d.name, s.name), []), recent, quantiles)
         for d in workflows
         for s in d.steps
     }
