@@ -7,6 +7,7 @@ it would get), so its error mapping is checked without a collector; the browser 
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import httpx
 import pytest
@@ -16,7 +17,16 @@ from threadline.dashboard.actions import ActionRequest, refusal
 from threadline.dashboard.alerting import delivery_lines, delivery_phrase, describe_rule, figure_facts
 from threadline.dashboard.client import ApiRejected, ApiUnavailable, NotFound, QueryClient
 from threadline.dashboard.pages.process_map import _wrap, columns, unexpected
-from threadline.dashboard.schema import Notification, ProcessMap, Span, SpanEvent, Workflow
+from threadline.dashboard.pages.queue import forecast_text
+from threadline.dashboard.schema import (
+    Forecast,
+    Notification,
+    ProcessMap,
+    Span,
+    SpanEvent,
+    TransactionSummary,
+    Workflow,
+)
 from threadline.dashboard.theme import LIGHT
 from threadline.dashboard.urls import Query, age_seconds, alert_path, href, tail, transaction_path
 from threadline.dashboard.waterfall import figure as waterfall
@@ -375,3 +385,27 @@ def test_retention_says_how_far_back_the_data_goes() -> None:
         "Data kept for 1 day, since 2026-11-27"
     )
     assert fmt.retention(None, None, dt.UTC) == "Data kept without a time limit"
+
+
+def test_the_queue_says_when_a_transaction_is_expected_to_complete_or_breach_or_not_at_all() -> None:
+    now = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+    def text(**forecast: object) -> str:
+        shown: Forecast = {
+            "eta": None,
+            "completion_expected": None,
+            "breach_expected": False,
+            "lead_seconds": None,
+            "reason": "",
+        }
+        item = cast(TransactionSummary, {"forecast": {**shown, **forecast}, "sla": {"breached": False}})
+        return forecast_text(item, now)
+
+    assert text(eta="2026-03-02T14:10:00Z", completion_expected=True) == "ETA in 2h 10m"
+    assert text(
+        eta="2026-03-02T14:10:00Z", completion_expected=True, breach_expected=True, lead_seconds=2400
+    ) == ("will breach in 40m")
+    # stuck, and its like seldom completed: no ETA; with an SLA, the breach it is heading for
+    assert text(completion_expected=False) == "not expected to complete"
+    assert text(completion_expected=False, breach_expected=True, lead_seconds=2400) == "will breach in 40m"
+    assert text() == fmt.DASH  # too little history

@@ -65,7 +65,7 @@ SELECT
     min(first_event).1 AS started_at,
     min(first_event).3 AS workflow,
     minMap(step_first_ok) AS done,
-    minMap(step_first) AS seen
+    mapFilter((step, at) -> has({failures:Array(String)}, step), minMap(step_first)) AS failures
 FROM transaction_rollups
 WHERE tenant = {tenant:String}
   AND transaction_id IN (
@@ -204,14 +204,15 @@ def stuck_episodes(
     definition: WorkflowDefinition,
     started_at: float,
     done: Mapping[str, float],
-    seen: Mapping[str, float],
+    failures: Mapping[str, float],
     cut: float,
 ) -> list[Episode]:
     """Each time a transaction went ``stuck_after`` without progress before ending, as known at
-    ``cut`` (as ``rules.CLOCKED`` names a transaction stuck: no step done for that long while open)."""
+    ``cut`` (as ``rules.CLOCKED`` names a transaction stuck: no step done for that long while open);
+    ``failures``: when each failure step was first seen."""
     done = {step: at for step, at in done.items() if at <= cut}
     completed = min((done[s] for s in definition.complete_on if s in done), default=None)
-    failed = min((at for s, at in seen.items() if s in definition.fail_on and at <= cut), default=None)
+    failed = min((at for s, at in failures.items() if s in definition.fail_on and at <= cut), default=None)
     ended = min((at for at in (completed, failed) if at is not None), default=cut)
     progress = sorted({started_at, *(at for at in done.values() if at <= ended)})
     episodes = []
@@ -303,6 +304,7 @@ def learn(
             "until": now,
             "limit": MAX_TRANSACTIONS * max(len(workflows), 1),
             "workflows": [d.name for d in workflows],
+            "failures": sorted({step for d in workflows for step in d.fail_on}),
         },
     )
     cut = now.timestamp()
@@ -317,9 +319,9 @@ def learn(
         for step, sample in samples_of(definition, started_at, done).items():
             if sample.completed_at <= cut:  # what was known at ``now`` only
                 collected.setdefault((definition.name, step), []).append(sample)
-        seen = {step: utc(at).timestamp() for step, at in row["seen"].items()}
+        failures = {step: utc(at).timestamp() for step, at in row["failures"].items()}
         episodes.setdefault(definition.name, []).extend(
-            stuck_episodes(definition, started_at, done, seen, cut)
+            stuck_episodes(definition, started_at, done, failures, cut)
         )
     positions = {
         (d.name, s.name): position_of(d.name, s.name, collected.get((d.name, s.name), []), recent, quantiles)
