@@ -123,7 +123,6 @@ class Forecast(BaseModel):
 
     eta: dt.datetime | None = Field(description="Expected completion (None: no forecast, or not expected)")
     completion_expected: bool | None = Field(
-        default=None,
         description="False: stuck, and most of its workflow's transactions stuck recently never "
         "completed, so it is not expected to complete without intervention (no ETA); None: no forecast",
     )
