@@ -126,7 +126,9 @@ class Forecast(BaseModel):
         description="False: stuck, and most of its workflow's transactions stuck recently never "
         "completed, so it is not expected to complete without intervention (no ETA); None: no forecast",
     )
-    breach_expected: bool = Field(description="The ETA is after the SLA deadline")
+    breach_expected: bool = Field(
+        description="The ETA is after the SLA deadline, or it is not expected to complete at all"
+    )
     lead_seconds: float | None = Field(
         description="Seconds from as_of to the SLA deadline, when a breach is expected"
     )
