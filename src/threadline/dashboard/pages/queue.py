@@ -74,7 +74,7 @@ def forecast_text(item: TransactionSummary, now: dt.datetime) -> str:
         return fmt.DASH
     if will_breach(item):
         return f"will breach in {fmt.duration(forecast['lead_seconds'], parts=1)}"
-    if forecast.get("completion_expected") is False:
+    if forecast["completion_expected"] is False:
         return "not expected to complete"
     if not forecast["eta"]:
         return fmt.DASH

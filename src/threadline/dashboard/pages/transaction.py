@@ -228,7 +228,7 @@ def _eta(detail: TransactionDetail) -> html.Div | None:
     forecast = detail.get("forecast")
     if not forecast or detail["state"] in ("completed", "failed"):
         return None
-    if forecast.get("completion_expected") is False:
+    if forecast["completion_expected"] is False:
         text = "No ETA: not expected to complete without intervention"
         if forecast["breach_expected"]:
             text += " · will breach its SLA"
