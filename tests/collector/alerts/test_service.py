@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from threadline.collector.alerts.service import CHANGED_MARGIN, Alerting, Outcom
 from threadline.collector.alerts.settings import AlertSettings
 from threadline.collector.state import snapshot
 from threadline.collector.storage import Store
+from threadline.collector.storage.connection import OWN_WORK_NICENESS
 from threadline.collector.workflows import Workflows, load
 
 WORKFLOWS = """\
@@ -278,3 +280,42 @@ def test_an_evaluation_far_behind_covers_an_interval_of_arrivals_at_a_time(
     assert cursors[2] == now + dt.timedelta(seconds=3) - CHANGED_MARGIN
     assert len(cursors) == 3 and [alert.subject for alert in fired] == ["CANCELLED"]
     assert not alerting._behind
+
+
+class PriorityNotingStore(Store):
+    """The store, noting the priority (ClickHouse's os_thread_priority, 0 unset) of each read."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn)
+        self.priorities: list[int] = []
+
+    @contextmanager
+    def _call(self, read: bool = False) -> Iterator[tuple[Any, dict[str, Any]]]:
+        with super()._call(read) as (connection, settings):
+            if read:
+                self.priorities.append(settings.get("os_thread_priority", 0))
+            yield connection, settings
+
+
+def test_a_cycle_reads_at_the_api_priority_while_a_first_evaluation_is_niced(tmp_path: Path) -> None:
+    store = PriorityNotingStore(f"chdb://{tmp_path / 'store'}")
+    store.open()
+    workflows = definitions(tmp_path, FAILED_RULE)
+    now = dt.datetime.now(dt.UTC)
+    send(store, workflows, order("CANCELLED", now, ("order.received", 30), ("order.cancelled", 20)))
+    alerting = Alerting(store, lambda: workflows, CollectorRegistry(), AlertSettings(interval=30))
+
+    def priorities(as_of: dt.datetime) -> list[int]:
+        store.priorities = []
+        with Store.background(), Store.beside_ingest():  # as the evaluator's thread runs
+            alerting.evaluate(as_of=as_of)
+        noted, store.priorities = store.priorities, []
+        return noted
+
+    first = priorities(now)  # every transaction read: the dashboard's reads get the cores first
+    send(store, workflows, order("LATER", now, ("order.received", 1), ("order.cancelled", 0)))
+    cycle = priorities(now + dt.timedelta(minutes=1))  # what changed: small, and on-call waits for it
+    store.close()
+    assert set(first) == {OWN_WORK_NICENESS}
+    # The tenants' list is read before the evaluator knows what each needs; the rest, at once.
+    assert cycle[0] == OWN_WORK_NICENESS and len(cycle) > 3 and set(cycle[1:]) == {0}

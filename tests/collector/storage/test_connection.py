@@ -249,6 +249,8 @@ def test_the_collectors_own_reads_leave_the_cores_to_api_reads_and_writes_keep_t
     assert contextvars.copy_context().run(api_read) == 0
     with Store.background():  # the alert evaluator, the state keeper
         assert store.query(niceness).result_rows[0][0] == OWN_WORK_NICENESS
+        with Store.promptly():  # an alert cycle's reads of what changed
+            assert store.query(niceness).result_rows[0][0] == 0
         with store.writing():  # the keeper's insert: ingest would wait behind it, so never niced
             assert store.query(niceness).result_rows[0][0] == 0
     with store.writing():  # ingest's writer: writes go first

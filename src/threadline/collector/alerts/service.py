@@ -18,7 +18,8 @@ rules total from them) read every transaction (``snapshot.read_parts``), at most
 ``GAUGES_SHARE`` times their own store time (every evaluation when that is cheap). A rule watches
 from the first evaluation that sees it (``watches``): that evaluation reads every transaction once,
 the same way, and what already met the rule is summarised on it, not fired. Its reads are background work: the
-dashboard's reads go first.
+dashboard's reads go first. A later evaluation's reads, bounded by what changed, take a connection
+after the dashboard's but then run at the same priority (``Store.promptly``).
 
 Then measure every rule, compare with the alerts firing in the store, and write what changed: first
 the notifications (the outbox), then the alerts. A crash between the two leaves notifications whose
@@ -36,6 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -276,7 +278,11 @@ class Alerting:
                         self._gauges[tenant] = evaluate.gauge_rows(self.store, workflows, tenant, moment)
                     gauges_time += reading.seconds
                 figures.add(tenant, self._gauges[tenant])
-                read_all |= self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
+                # A cycle reads what changed, a bounded piece that on-call waits on: at the API's
+                # priority. A first evaluation and the gauges read everything: niced.
+                first = _reads_all(self._unwatched(tenant, workflows.alerts))
+                with nullcontext() if first else Store.promptly():
+                    read_all |= self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
         if refresh_gauges:
             self._gauges_due = time.monotonic() + max(self.settings.interval, GAUGES_SHARE * gauges_time)
         self.metrics.evaluated(spent.seconds - gauges_time, gauges_time if refresh_gauges else None, read_all)
@@ -364,6 +370,15 @@ class Alerting:
             return None
         return self.forecasts(tenant)
 
+    def _unwatched(self, tenant: str, rules: Sequence[AlertRule]) -> list[AlertRule]:
+        """The rules in force that the tenant's watches do not know yet (its watches and cursor
+        loaded at the first call)."""
+        if tenant not in self._watches:
+            self._watches[tenant] = watches.load(self.store, tenant)
+            self._cursors[tenant] = watches.cursor(self.store, tenant)
+        known = self._watches[tenant]
+        return [rule for rule in rules if (rule.name, watches.definition(rule)) not in known]
+
     def _evaluate_tenant(
         self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
     ) -> bool:
@@ -371,14 +386,9 @@ class Alerting:
         time)."""
         store = self.store
         rules = workflows.alerts
-        if tenant not in self._watches:
-            self._watches[tenant] = watches.load(store, tenant)
-            self._cursors[tenant] = watches.cursor(store, tenant)
-        known = self._watches[tenant]
-        unwatched = [rule for rule in rules if (rule.name, watches.definition(rule)) not in known]
+        unwatched = self._unwatched(tenant, rules)
         current = records.firing(store, tenant)
-        # A new per-transaction rule needs every transaction once, to know what already meets it.
-        first = any(rule.per_transaction for rule in unwatched)
+        first = _reads_all(unwatched)
         since = None if first else self._cursors[tenant]
         firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
         # What this evaluation covers, so the next looks only at what was received since: up to the
@@ -614,6 +624,12 @@ class Alerting:
             )
             for receiver in rule.receivers
         ]
+
+
+def _reads_all(unwatched: Sequence[AlertRule]) -> bool:
+    """Whether an evaluation reads every transaction: a new per-transaction rule needs every one
+    once, to know what already meets it."""
+    return any(rule.per_transaction for rule in unwatched)
 
 
 def _summary(match: Match, states: Mapping[str, Candidate]) -> TransactionSummary | None:

@@ -61,6 +61,7 @@ DEFAULT_READ_CONNECTIONS = 3
 # nice 5, 21.2 s (bench/runs/2026-11-29-overload-full-*). Never a statement on the write
 # connection: ingest waits for it (a niced keeper insert behind which a batch waits), and under
 # reads a niced batch of 10 events waited for 15 reads of 16 (test_admission): writes go first.
+# Nor inside ``Store.promptly`` (an alert cycle's reads).
 OWN_WORK_NICENESS = 10
 # How often a read waiting for a connection looks whether its caller has gone.
 GONE_CHECK_S = 0.1
@@ -100,6 +101,8 @@ _writer = threading.local()
 _background = threading.local()
 # Whether this thread's writes run beside ingest's, inside ``Store.beside_ingest``.
 _beside_ingest = threading.local()
+# Whether this thread's background statements run at the API's priority, inside ``Store.promptly``.
+_prompt = threading.local()
 
 
 @contextmanager
@@ -450,6 +453,16 @@ class Store:
 
     @staticmethod
     @contextmanager
+    def promptly() -> Iterator[None]:
+        """This thread's background statements inside the block run at the API's priority (still
+        taking a read connection after the API's reads waiting): for small, bounded work that people
+        wait on, an alert cycle's reads of what changed. Niced, under a saturated store they took
+        3-8 s for what takes 1-2 s quiet."""
+        with _active(_prompt):
+            yield
+
+    @staticmethod
+    @contextmanager
     def beside_ingest() -> Iterator[None]:
         """This thread's writes inside the block (the state keeper's derived tables, the alert
         evaluator's alerts) take a read connection, as its reads do, instead of waiting in ingest's
@@ -500,7 +513,7 @@ class Store:
         writer = getattr(_writer, "active", False)
         if not writer and (read or getattr(_beside_ingest, "active", False)):
             background = getattr(_background, "active", False)
-            if background:
+            if background and not getattr(_prompt, "active", False):
                 settings["os_thread_priority"] = OWN_WORK_NICENESS
             caller = _caller.get() if read else None  # a write beside ingest outlives a read's caller
             connection = self._reads.take(caller, background)
