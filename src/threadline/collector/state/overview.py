@@ -79,10 +79,12 @@ SELECT * FROM ({summary}) AS state
 LEFT JOIN ({valued}) AS valued USING (transaction_id)
 """.replace("{valued}", dimensions.VALUE_OF)
 
-# Per five minutes of start (the smallest bucket; ``overview`` sums them into the one it draws).
+# Per bucket of start, the one drawn (``bucket_seconds``; aligned on the epoch, as Python's
+# ``seconds - seconds % bucket``). Read after FIGURES, which gives the first start when the range has
+# none: five-minute buckets summed here instead were 26,000 rows to decode at 10 M events, 80 ms.
 TREND = """
 SELECT
-    toStartOfInterval(started_at, INTERVAL 300 SECOND) AS start,
+    toStartOfInterval(started_at, toIntervalSecond({{trend_bucket:UInt32}})) AS start,
     count() AS started,
     countIf(state = 'completed') AS completed,
     countIf(state = 'failed') AS failed,
@@ -93,7 +95,6 @@ WHERE {in_range}
 GROUP BY start
 """
 
-TREND_GRAIN_S = 300
 TREND_FIGURES = ("started", "completed", "failed", "stuck", "breached")
 
 BUCKETS = (300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
@@ -147,20 +148,15 @@ def _workflow_figures(row: dict[str, Any]) -> WorkflowFigures:
     return WorkflowFigures(workflow=row["grouped"] if not row["is_total"] else "", **_figures(row))
 
 
-def _trend(rows: list[dict[str, Any]], bucket: int) -> list[TrendPoint]:
-    """The five-minute counts summed into buckets of ``bucket`` seconds (aligned as ClickHouse aligns)."""
-    points: dict[int, list[int]] = {}
-    for row in rows:
-        seconds = int(utc(row["start"]).timestamp())
-        sums = points.setdefault(seconds - seconds % bucket, [0] * len(TREND_FIGURES))
-        for index, figure in enumerate(TREND_FIGURES):
-            sums[index] += row[figure]
-    return [
-        TrendPoint(
-            start=dt.datetime.fromtimestamp(seconds, dt.UTC), **dict(zip(TREND_FIGURES, sums, strict=True))
-        )
-        for seconds, sums in sorted(points.items())
-    ]
+def _trend(rows: list[dict[str, Any]]) -> list[TrendPoint]:
+    """TREND's rows as points, oldest first."""
+    return sorted(
+        (
+            TrendPoint(start=utc(row["start"]), **{figure: row[figure] for figure in TREND_FIGURES})
+            for row in rows
+        ),
+        key=lambda point: point.start,
+    )
 
 
 def _bottlenecks(row: dict[str, Any]) -> list[Bottleneck]:
@@ -216,7 +212,6 @@ def overview(
         return store.rows(sql, parameters)
 
     rows = figures("workflow", summary)
-    trend = store.rows(TREND.format(summary=summary, in_range=within), parameters)
     groups = figures("dimension_value", BY_DIMENSION.replace("{summary}", summary)) if group_by else []
     totals_row = next((row for row in rows if row["is_total"]), None)
     if totals_row is None or not totals_row["transactions"]:
@@ -243,6 +238,7 @@ def overview(
         }
     first = since or utc(totals_row["first_started"])
     bucket = bucket_seconds((until or as_of) - first)
+    trend = store.rows(TREND.format(summary=summary, in_range=within), parameters | {"trend_bucket": bucket})
     return Overview(
         as_of=as_of,
         since=since,
@@ -253,5 +249,5 @@ def overview(
         groups=[DimensionFigures(value=row["grouped"] or None, **_figures(row)) for row in listed(groups)],
         bottlenecks=_bottlenecks(totals_row),
         trend_bucket_seconds=bucket,
-        trend=_trend(trend, bucket),
+        trend=_trend(trend),
     )
