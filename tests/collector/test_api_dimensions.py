@@ -79,6 +79,11 @@ def test_the_queue_overview_and_map_filter_and_group_by_dimensions(client: httpx
         ("smb", 2),
         ("enterprise", 1),
     ]
+    # The same answer has the figures per workflow and in total, as an ungrouped overview has.
+    assert overview["totals"]["transactions"] == 3
+    assert [(figures["workflow"], figures["transactions"]) for figures in overview["workflows"]] == [
+        ("quote-to-cash", 3)
+    ]
     emea = client.get("/api/overview", params={"dimension": "region:EMEA"}).json()["totals"]
     assert emea["transactions"] == 2
 

@@ -40,8 +40,9 @@ def in_range(filters: Sequence[DimensionFilter] = ()) -> str:
 
 FIGURES = """
 SELECT
-    grouping({group}) = 1 AS is_total,
-    {group} AS grouped,
+    {is_total} AS is_total,
+    grouping(workflow) = 0 AS by_workflow,
+    {grouped} AS grouped,
     count() AS transactions,
     countIf(state = 'completed') AS completed,
     countIf(state = 'failed') AS failed,
@@ -71,9 +72,17 @@ FROM
     FROM ({source})
     WHERE {in_range}
 )
-GROUP BY GROUPING SETS (({group}), ())
+GROUP BY GROUPING SETS ({sets})
 """
-# The same per value of one dimension (``group_by``): '' for the transactions that carry none.
+# What FIGURES groups by: per workflow and in total; or per value of one dimension (``group_by``)
+# as well, in the same pass ('' for the transactions that carry none): a pass of its own cost as
+# much again (0.94-1.18 s against 0.53-0.65 s for both at 10 M events).
+PER_WORKFLOW = {"is_total": "grouping(workflow) = 1", "grouped": "workflow", "sets": "(workflow), ()"}
+AND_PER_VALUE = {
+    "is_total": "grouping(workflow) = 1 AND grouping(dimension_value) = 1",
+    "grouped": "if(grouping(workflow) = 0, workflow, dimension_value)",
+    "sets": "(workflow), (dimension_value), ()",
+}
 BY_DIMENSION = """
 SELECT * FROM ({summary}) AS state
 LEFT JOIN ({valued}) AS valued USING (transaction_id)
@@ -207,12 +216,14 @@ def overview(
 
     within = in_range(dimension_filters)
 
-    def figures(group: str, source: str) -> list[dict[str, Any]]:
-        sql = FIGURES.format(group=group, source=source, in_range=within, amount_at_risk=AMOUNT_AT_RISK)
-        return store.rows(sql, parameters)
-
-    rows = figures("workflow", summary)
-    groups = figures("dimension_value", BY_DIMENSION.replace("{summary}", summary)) if group_by else []
+    source, grouping = (
+        (BY_DIMENSION.replace("{summary}", summary), AND_PER_VALUE) if group_by else (summary, PER_WORKFLOW)
+    )
+    figures = store.rows(
+        FIGURES.format(source=source, in_range=within, amount_at_risk=AMOUNT_AT_RISK, **grouping), parameters
+    )
+    rows = [row for row in figures if row["by_workflow"] or row["is_total"]]
+    groups = [row for row in figures if not row["by_workflow"] and not row["is_total"]]
     totals_row = next((row for row in rows if row["is_total"]), None)
     if totals_row is None or not totals_row["transactions"]:
         totals_row = {
