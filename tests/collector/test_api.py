@@ -205,6 +205,20 @@ def test_overview_figures(api: httpx.Client) -> None:
     assert sum(point["started"] for point in overview["trend"]) == 9
 
 
+def test_a_range_with_a_start_gives_the_figures_and_trend_of_the_same_transactions(api: httpx.Client) -> None:
+    """The dashboard's ranges have a start: its trend then comes in the figures' pass."""
+    whole = api.get("/api/overview", params={"as_of": AS_OF}).json()
+    since = (T0 - dt.timedelta(hours=1)).isoformat()
+    ranged = api.get("/api/overview", params={"as_of": AS_OF, "since": since}).json()
+
+    assert ranged["totals"] == whole["totals"] and ranged["workflows"] == whole["workflows"]
+    for figure in ("started", "completed", "failed", "stuck", "breached"):
+        counted = sum(point[figure] for point in ranged["trend"])
+        assert counted == sum(point[figure] for point in whole["trend"]), figure
+    assert sum(point["started"] for point in ranged["trend"]) == ranged["totals"]["transactions"] == 9
+    assert sum(point["stuck"] for point in ranged["trend"]) == ranged["totals"]["stuck"]
+
+
 def test_overview_since_until_and_workflow_narrow_it(api: httpx.Client) -> None:
     late = (T0 + dt.timedelta(minutes=300)).isoformat()
     assert (

@@ -45,10 +45,9 @@ def test_a_stuck_credit_adds_its_size_to_the_value_at_risk_and_never_cancels_an_
 def test_groups_are_listed_by_their_transactions_then_by_name() -> None:
     """The same order on every store and every read, whatever order the engine grouped them in."""
     rows = [
-        {"is_total": False, "grouped": "quote-to-cash", "transactions": 1},
-        {"is_total": True, "grouped": "", "transactions": 4},
-        {"is_total": False, "grouped": "customer-onboarding", "transactions": 1},
-        {"is_total": False, "grouped": "support-credit", "transactions": 2},
+        {"grouped": "quote-to-cash", "transactions": 1},
+        {"grouped": "customer-onboarding", "transactions": 1},
+        {"grouped": "support-credit", "transactions": 2},
     ]
 
     assert [row["grouped"] for row in listed(rows)] == [

@@ -38,17 +38,26 @@ def in_range(filters: Sequence[DimensionFilter] = ()) -> str:
     return IN_RANGE.replace("{in_slice}", dimensions.condition(filters))
 
 
-FIGURES = """
-SELECT
-    {is_total} AS is_total,
-    grouping(workflow) = 0 AS by_workflow,
-    {grouped} AS grouped,
+# The counts the figures and the trend both give (``breached_count``, not ``breached``: FIGURES' sums
+# read the column).
+COUNTS = """
     count() AS transactions,
     countIf(state = 'completed') AS completed,
     countIf(state = 'failed') AS failed,
     countIf(state = 'stuck' AND NOT resolved) AS stuck,
+    countIf(breached) AS breached_count
+"""
+# One row per grouping set (``_grouping``): per workflow, per value of the dimension grouped by
+# ('' for the transactions that carry none), per bucket of start (the trend), and in total. One
+# pass: a pass of its own per dimension value cost as much again (0.94-1.18 s against 0.53-0.65 s
+# for both at 10 M events); the trend in the same pass, 0.43-0.48 s against 0.51-0.62 s.
+FIGURES = """
+SELECT
+    {grouped_by} AS grouped_by,
+    {grouped} AS grouped,
+    {start}
+    {counts},
     countIf(state = 'in_progress') AS in_progress,
-    countIf(breached) AS breached_count,  -- not `breached`: the sums below read the column
     countIf(resolved) AS resolved_count,
     countIf((state = 'stuck' OR breached) AND NOT resolved) AS at_risk_count,
     countIf(sla_limit > 0) AS with_sla,
@@ -68,43 +77,42 @@ FROM
 (
     SELECT
         *,
-        (state = 'stuck' OR breached) AND NOT resolved AND amount IS NOT NULL AND currency != '' AS at_risk
+        (state = 'stuck' OR breached) AND NOT resolved AND amount IS NOT NULL AND currency != '' AS at_risk,
+        toStartOfInterval(started_at, toIntervalSecond({{trend_bucket:UInt32}})) AS start
     FROM ({source})
     WHERE {in_range}
 )
 GROUP BY GROUPING SETS ({sets})
-"""
-# What FIGURES groups by: per workflow and in total; or per value of one dimension (``group_by``)
-# as well, in the same pass ('' for the transactions that carry none): a pass of its own cost as
-# much again (0.94-1.18 s against 0.53-0.65 s for both at 10 M events).
-PER_WORKFLOW = {"is_total": "grouping(workflow) = 1", "grouped": "workflow", "sets": "(workflow), ()"}
-AND_PER_VALUE = {
-    "is_total": "grouping(workflow) = 1 AND grouping(dimension_value) = 1",
-    "grouped": "if(grouping(workflow) = 0, workflow, dimension_value)",
-    "sets": "(workflow), (dimension_value), ()",
-}
+""".replace("{counts}", COUNTS.strip())
 BY_DIMENSION = """
 SELECT * FROM ({summary}) AS state
 LEFT JOIN ({valued}) AS valued USING (transaction_id)
 """.replace("{valued}", dimensions.VALUE_OF)
-
-# Per bucket of start, the one drawn (``bucket_seconds``; aligned on the epoch, as Python's
-# ``seconds - seconds % bucket``). Read after FIGURES, which gives the first start when the range has
-# none: five-minute buckets summed here instead were 26,000 rows to decode at 10 M events, 80 ms.
+# The trend alone, for a range with no start: the bucket drawn depends on the first start, which
+# FIGURES gives. Per bucket of start (``bucket_seconds``; aligned on the epoch): five-minute buckets
+# summed in Python were 26,000 rows to decode at 10 M events, 80 ms.
 TREND = """
 SELECT
     toStartOfInterval(started_at, toIntervalSecond({{trend_bucket:UInt32}})) AS start,
-    count() AS started,
-    countIf(state = 'completed') AS completed,
-    countIf(state = 'failed') AS failed,
-    countIf(state = 'stuck' AND NOT resolved) AS stuck,
-    countIf(breached) AS breached
+    {counts}
 FROM ({summary})
 WHERE {in_range}
 GROUP BY start
-"""
+""".replace("{counts}", COUNTS.strip())
+WORKFLOW, VALUE, START, TOTAL = "workflow", "dimension_value", "start", ""
 
-TREND_FIGURES = ("started", "completed", "failed", "stuck", "breached")
+
+def _grouping(keys: Sequence[str]) -> dict[str, str]:
+    """FIGURES' grouping sets, one per key and the total; ``grouped_by`` names the key of a row
+    (``TOTAL``: none), ``grouped`` its workflow or dimension value."""
+    named = [key for key in keys if key != START]
+    return {
+        "sets": "".join(f"({key}), " for key in keys) + "()",
+        "grouped_by": "multiIf(" + "".join(f"grouping({key}) = 0, '{key}', " for key in keys) + "'')",
+        "grouped": "multiIf(" + "".join(f"grouping({key}) = 0, {key}, " for key in named) + "'')",
+        "start": "start," if START in keys else "",
+    }
+
 
 BUCKETS = (300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
@@ -154,14 +162,21 @@ def _figures(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _workflow_figures(row: dict[str, Any]) -> WorkflowFigures:
-    return WorkflowFigures(workflow=row["grouped"] if not row["is_total"] else "", **_figures(row))
+    return WorkflowFigures(workflow=row["grouped"], **_figures(row))
 
 
 def _trend(rows: list[dict[str, Any]]) -> list[TrendPoint]:
-    """TREND's rows as points, oldest first."""
+    """Rows per bucket of start (FIGURES' or TREND's) as points, oldest first."""
     return sorted(
         (
-            TrendPoint(start=utc(row["start"]), **{figure: row[figure] for figure in TREND_FIGURES})
+            TrendPoint(
+                start=utc(row["start"]),
+                started=row["transactions"],
+                completed=row["completed"],
+                failed=row["failed"],
+                stuck=row["stuck"],
+                breached=row["breached_count"],
+            )
             for row in rows
         ),
         key=lambda point: point.start,
@@ -180,12 +195,10 @@ def _bottlenecks(row: dict[str, Any]) -> list[Bottleneck]:
 
 
 def listed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The groups' rows (workflows, a dimension's values), most transactions first, then by name: the
+    """The rows of one grouping (workflows, a dimension's values), most transactions first, then by name: the
     engine's GROUP BY order varies from store to store and read to read, and a tie must not swap two
     workflows on the page."""
-    return sorted(
-        (row for row in rows if not row["is_total"]), key=lambda row: (-row["transactions"], row["grouped"])
-    )
+    return sorted(rows, key=lambda row: (-row["transactions"], row["grouped"]))
 
 
 def overview(
@@ -215,19 +228,17 @@ def overview(
     )
 
     within = in_range(dimension_filters)
-
-    source, grouping = (
-        (BY_DIMENSION.replace("{summary}", summary), AND_PER_VALUE) if group_by else (summary, PER_WORKFLOW)
-    )
-    figures = store.rows(
-        FIGURES.format(source=source, in_range=within, amount_at_risk=AMOUNT_AT_RISK, **grouping), parameters
-    )
-    rows = [row for row in figures if row["by_workflow"] or row["is_total"]]
-    groups = [row for row in figures if not row["by_workflow"] and not row["is_total"]]
-    totals_row = next((row for row in rows if row["is_total"]), None)
-    if totals_row is None or not totals_row["transactions"]:
+    source = BY_DIMENSION.replace("{summary}", summary) if group_by else summary
+    # With a start, the bucket drawn is known: the trend comes in the same pass.
+    bucket = bucket_seconds((until or as_of) - since) if since else None
+    keys = [WORKFLOW, *([VALUE] if group_by else []), *([START] if bucket else [])]
+    sql = FIGURES.format(source=source, in_range=within, amount_at_risk=AMOUNT_AT_RISK, **_grouping(keys))
+    by: dict[str, list[dict[str, Any]]] = {WORKFLOW: [], VALUE: [], START: [], TOTAL: []}
+    for row in store.rows(sql, parameters | {"trend_bucket": bucket or BUCKETS[-1]}):
+        by[row["grouped_by"]].append(row)
+    totals_row = by[TOTAL][0] if by[TOTAL] and by[TOTAL][0]["transactions"] else None
+    if totals_row is None:
         totals_row = {
-            "is_total": True,
             "grouped": "",
             "transactions": 0,
             "completed": 0,
@@ -247,18 +258,20 @@ def overview(
             "value_at_risk": ([], [], []),
             "waiting_on": ([], [], []),
         }
-    first = since or utc(totals_row["first_started"])
-    bucket = bucket_seconds((until or as_of) - first)
-    trend = store.rows(TREND.format(summary=summary, in_range=within), parameters | {"trend_bucket": bucket})
+    if bucket is None:
+        bucket = bucket_seconds((until or as_of) - utc(totals_row["first_started"]))
+        by[START] = store.rows(
+            TREND.format(summary=summary, in_range=within), parameters | {"trend_bucket": bucket}
+        )
     return Overview(
         as_of=as_of,
         since=since,
         until=until,
         totals=_workflow_figures(totals_row),
-        workflows=[_workflow_figures(row) for row in listed(rows)],
+        workflows=[_workflow_figures(row) for row in listed(by[WORKFLOW])],
         group_by=group_by,
-        groups=[DimensionFigures(value=row["grouped"] or None, **_figures(row)) for row in listed(groups)],
+        groups=[DimensionFigures(value=row["grouped"] or None, **_figures(row)) for row in listed(by[VALUE])],
         bottlenecks=_bottlenecks(totals_row),
         trend_bucket_seconds=bucket,
-        trend=_trend(trend),
+        trend=_trend(by[START]),
     )
