@@ -27,7 +27,7 @@ from threadline.collector.cursors import AFTER_EVERY_ID
 from threadline.collector.schema import EARLIEST, LATEST, parse_batch
 from threadline.collector.state import dimensions, snapshot
 from threadline.collector.state.forecast import forecast_parameters
-from threadline.collector.state.overview import FIGURES, TREND, in_range
+from threadline.collector.state.overview import FIGURES, TREND, WORKFLOW, grouping_sets, in_range
 from threadline.collector.state.rules import AMOUNT_AT_RISK, summary_sql
 from threadline.collector.state.transactions import LIST, RESOLVE_KEY, find
 from threadline.collector.storage import Store
@@ -53,7 +53,13 @@ QUEUE: dict[str, Any] = {
     "predicted_breach": False,
     **forecast_parameters(None),
 }
-OVERVIEW: dict[str, Any] = {"workflow": "", "since": EARLIEST, "until": LATEST, "dimension_filters": []}
+OVERVIEW: dict[str, Any] = {
+    "workflow": "",
+    "since": EARLIEST,
+    "until": LATEST,
+    "dimension_filters": [],
+    "trend_bucket": 300,
+}
 TRANSACTION_IDS = "SELECT transaction_id FROM transaction_rollups WHERE tenant = {tenant:String}"
 MOMENTS = (NOW, NOW - dt.timedelta(hours=20), NOW + dt.timedelta(hours=3))
 
@@ -82,9 +88,9 @@ def answers(store: Store, workflows: Workflows, as_of: dt.datetime, snapshot_pat
         sql = template.format(
             summary=summary,
             source=summary,
-            group="workflow",
             in_range=in_range(),
             amount_at_risk=AMOUNT_AT_RISK,
+            **grouping_sets([WORKFLOW]),
         )
         rows = store.rows(sql.replace("{in_slice}", dimensions.condition(())), parameters)  # LIST: no slice
         found[name] = sorted(rows, key=repr)

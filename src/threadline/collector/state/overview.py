@@ -47,7 +47,7 @@ COUNTS = """
     countIf(state = 'stuck' AND NOT resolved) AS stuck,
     countIf(breached) AS breached_count
 """
-# One row per grouping set (``_grouping``): per workflow, per value of the dimension grouped by
+# One row per grouping set (``grouping_sets``): per workflow, per value of the dimension grouped by
 # ('' for the transactions that carry none), per bucket of start (the trend), and in total. One
 # pass: a pass of its own per dimension value cost as much again (0.94-1.18 s against 0.53-0.65 s
 # for both at 10 M events); the trend in the same pass, 0.43-0.48 s against 0.51-0.62 s.
@@ -102,7 +102,7 @@ GROUP BY start
 WORKFLOW, VALUE, START, TOTAL = "workflow", "dimension_value", "start", ""
 
 
-def _grouping(keys: Sequence[str]) -> dict[str, str]:
+def grouping_sets(keys: Sequence[str]) -> dict[str, str]:
     """FIGURES' grouping sets, one per key and the total; ``grouped_by`` names the key of a row
     (``TOTAL``: none), ``grouped`` its workflow or dimension value."""
     named = [key for key in keys if key != START]
@@ -232,7 +232,7 @@ def overview(
     # With a start, the bucket drawn is known: the trend comes in the same pass.
     bucket = bucket_seconds((until or as_of) - since) if since else None
     keys = [WORKFLOW, *([VALUE] if group_by else []), *([START] if bucket else [])]
-    sql = FIGURES.format(source=source, in_range=within, amount_at_risk=AMOUNT_AT_RISK, **_grouping(keys))
+    sql = FIGURES.format(source=source, in_range=within, amount_at_risk=AMOUNT_AT_RISK, **grouping_sets(keys))
     by: dict[str, list[dict[str, Any]]] = {WORKFLOW: [], VALUE: [], START: [], TOTAL: []}
     for row in store.rows(sql, parameters | {"trend_bucket": bucket or BUCKETS[-1]}):
         by[row["grouped_by"]].append(row)
