@@ -280,9 +280,11 @@ class Alerting:
                 figures.add(tenant, self._gauges[tenant])
                 # A cycle reads what changed, a bounded piece that on-call waits on: at the API's
                 # priority. A first evaluation and the gauges read everything: niced.
-                first = _reads_all(self._unwatched(tenant, workflows.alerts))
+                unwatched = self._unwatched(tenant, workflows.alerts)
+                first = _reads_all(unwatched)
                 with nullcontext() if first else Store.promptly():
-                    read_all |= self._evaluate_tenant(tenant, workflows, moment, figures, outcome)
+                    self._evaluate_tenant(tenant, workflows, moment, figures, outcome, unwatched)
+                read_all |= first
         if refresh_gauges:
             self._gauges_due = time.monotonic() + max(self.settings.interval, GAUGES_SHARE * gauges_time)
         self.metrics.evaluated(spent.seconds - gauges_time, gauges_time if refresh_gauges else None, read_all)
@@ -380,16 +382,20 @@ class Alerting:
         return [rule for rule in rules if (rule.name, watches.definition(rule)) not in known]
 
     def _evaluate_tenant(
-        self, tenant: str, workflows: Workflows, as_of: dt.datetime, figures: _Figures, outcome: Outcome
-    ) -> bool:
-        """Evaluate one tenant's rules; whether it read every transaction (a rule seen for the first
-        time)."""
+        self,
+        tenant: str,
+        workflows: Workflows,
+        as_of: dt.datetime,
+        figures: _Figures,
+        outcome: Outcome,
+        unwatched: Sequence[AlertRule],
+    ) -> None:
+        """Evaluate one tenant's rules; ``unwatched``: those its watches do not know yet
+        (``_unwatched``), which make it read every transaction (``_reads_all``)."""
         store = self.store
         rules = workflows.alerts
-        unwatched = self._unwatched(tenant, rules)
         current = records.firing(store, tenant)
-        first = _reads_all(unwatched)
-        since = None if first else self._cursors[tenant]
+        since = None if _reads_all(unwatched) else self._cursors[tenant]
         firing = [record.subject for record in current.values() if record.condition in PER_TRANSACTION]
         # What this evaluation covers, so the next looks only at what was received since: up to the
         # snapshot's mark when a later evaluation reads the snapshot alone (the state of what changed
@@ -452,7 +458,7 @@ class Alerting:
             figures.firing[tenant, holding[key].rule.name, holding[key].rule.severity] += 1
         if not new and not cleared:
             self._covered(tenant, covered)
-            return first
+            return
 
         # The transactions the notifications list: behind each new alert, and behind each one that
         # resolves (as measured now for an aggregate rule, its own transaction for the others).
@@ -524,7 +530,6 @@ class Alerting:
         records.save_notifications(store, notifications)  # the outbox first: see the module docstring
         records.save_alerts(store, alerts)
         self._covered(tenant, covered)
-        return first
 
     def _covered(self, tenant: str, covered: dt.datetime) -> None:
         """Everything received before ``covered`` is evaluated and its alerts stored: the next
