@@ -186,8 +186,8 @@ def test_an_operator_acts_and_the_audit_trail_names_them_not_a_typed_name(
     sign_in(browser, "otto", f"/transactions/{KEY}")
     assert browser.text("#signed-in-role") == "operator"
     browser.click(".tl-resolve-action")
+    assert "as you signed in" in browser.text("#action-signed-in")  # waits for the dialog
     assert not browser.driver.find_element(By.ID, "action-operator").is_displayed()  # no name to type
-    assert "as you signed in" in browser.text("#action-signed-in")
     browser.visible("#action-comment").send_keys("Booked by hand in the ERP")
     browser.click("#action-submit")
     browser.visible("#action-result")
