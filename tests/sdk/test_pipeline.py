@@ -140,6 +140,9 @@ def test_a_full_queue_spills_to_disk_without_blocking_or_losing(
     )  # not on the collector
 
 
+SLOW_WRITE_S = 1.0
+
+
 def test_a_slow_disk_never_holds_up_the_caller_either(
     receiver: OtlpReceiver, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,14 +152,15 @@ def test_a_slow_disk_never_holds_up_the_caller_either(
 
     def slow_write(spool: Spool, payload: bytes, spans: int) -> bool:
         writers.append(threading.current_thread().name)
-        time.sleep(0.3)  # a disk under load
+        time.sleep(SLOW_WRITE_S)  # a disk under load
         return write(spool, payload, spans)
 
     monkeypatch.setattr(Spool, "write", slow_write)
     slowest = slowest_call_behind_a_slow_collector(receiver, spool_dir, monkeypatch)
     assert "threadline-spool" in writers  # the overflow did go to disk
     assert threading.current_thread().name not in writers
-    assert slowest < 0.25  # each write takes 0.3 s: the caller never waited for one
+    # half a write: a busy machine may pause any call a few tenths of a second, never a whole write
+    assert slowest < SLOW_WRITE_S / 2
 
 
 def test_the_caller_never_waits_for_a_hanging_collector(receiver: OtlpReceiver, spool_dir: Path) -> None:
