@@ -63,6 +63,23 @@ def test_a_version_10_store_migrates_in_place_and_answers_as_before(tmp_path: Pa
     counted = counted_from_events(store_dir)
     assert counted[("salesforce", "crm.opportunity.won", "")] > 0  # the fixture's events are counted
     assert presence_counts(store_dir) == counted
+    # made again for reading pages by id (migration 19), then derived again by the state keeper
+    assert kept_table_settings(store_dir) == {table: migrations.POINT_READS for table in POINT_READ_TABLES}
+
+
+POINT_READ_TABLES = ("transaction_states", "transaction_reconciliations", "transaction_dimensions")
+
+
+def kept_table_settings(store_dir: Path) -> dict[str, str]:
+    """The settings each table the state keeper keeps was created with."""
+    store = Store(f"chdb://{store_dir}").open(migrate=False)
+    try:
+        created = {
+            table: store.query(f"SHOW CREATE TABLE {table}").result_rows[0][0] for table in POINT_READ_TABLES
+        }
+    finally:
+        store.close()
+    return {table: ddl.rpartition("SETTINGS ")[2].strip() for table, ddl in created.items()}
 
 
 def presence_counts(store_dir: Path) -> dict[tuple[str, str, str], int]:
