@@ -299,15 +299,16 @@ FROM
 """
 
 # Transactions resolved as of `as_of`: those whose latest resolve/reopen in the audit log is a resolve.
-RESOLVED_TRANSACTIONS = """
+RESOLVED = """
 SELECT transaction_id
 FROM audit_log
 WHERE tenant = {tenant:String}
   AND action IN ('resolve', 'reopen')
-  AND at <= {as_of:DateTime64(6, 'UTC')}
+  AND at <= {as_of:DateTime64(6, 'UTC')} {keyed}
 GROUP BY transaction_id
 HAVING argMax(action, (at, action_id)) = 'resolve'
 """
+RESOLVED_TRANSACTIONS = RESOLVED.replace("{keyed}", "")
 
 
 # What the state keeper found wrong across systems (``state/reconciliation.py``): values that do not
@@ -315,7 +316,7 @@ HAVING argMax(action, (at, action_id)) = 'resolve'
 RECONCILED = """
 SELECT transaction_id, mismatches, mismatch_fields, key_field, key_value, duplicates
 FROM transaction_reconciliations FINAL
-WHERE tenant = {tenant:String} AND (notEmpty(mismatch_fields) OR notEmpty(duplicates))
+WHERE tenant = {tenant:String} AND (notEmpty(mismatch_fields) OR notEmpty(duplicates)) {keyed}
 """
 
 
@@ -351,7 +352,8 @@ SNAPSHOT_STATES = f"""
 SELECT {", ".join(DERIVED_COLUMNS)}
 FROM transaction_states FINAL
 WHERE tenant = {{tenant:String}} AND last_activity <= as_of_time
-  AND transaction_id NOT IN (SELECT transaction_id FROM ({LINKS})) {{open_only}} {{scope}} {{not_changed}}
+  AND transaction_id NOT IN (SELECT transaction_id FROM ({LINKS}) WHERE true {{keyed}})
+  {{open_only}} {{scope}} {{not_changed}}
 """
 NOT_CHANGED_SINCE_SNAPSHOT = (
     f"AND transaction_id NOT IN (SELECT current_transaction FROM ({CHANGED_SINCE_SNAPSHOT}))"
@@ -362,12 +364,12 @@ SELECT {", ".join(DERIVED_COLUMNS)}
 FROM ({{derived}})
 """
 # One transaction's rows (``one_transaction``), read through the sort key.
+ONE_KEYED = "transaction_id = {transaction:String}"
 ONE_SNAPSHOT_STATE = (
     SNAPSHOT_STATES.replace("{open_only}", "")
-    .replace("{scope}", "AND transaction_id = {transaction:String}")
+    .replace("{scope}", f"AND {ONE_KEYED}")
     .replace("{not_changed}", "")
 )
-ONE_RECONCILED = "  AND transaction_id = {transaction:String}"
 # A snapshot row knows whether its transaction completed or failed.
 SNAPSHOT_OPEN_ONLY = "AND completed_at IS NULL AND failed_at IS NULL"
 
@@ -382,6 +384,7 @@ def summary_sql(
     late: bool = True,
     changed_scope: str = "",
     derive_changed: bool = True,
+    keyed: str = "",
 ) -> str:
     """The state of every transaction (or of one, found by its keys: ``one_transaction``, from its
     events, or its snapshot row when ``snapshot``: ``snapshot.unchanged``) as of ``as_of``.
@@ -405,12 +408,15 @@ def summary_sql(
     transactions derived again (a read of a few transactions derives only those). ``derive_changed``
     False: the changed transactions are left out instead (the alert evaluator's read: it measures
     them at its next cycle, once the snapshot holds them).
+    ``keyed``: a condition on ``transaction_id`` alone that the caller applies to the result (a page's
+    ids; one transaction's id with ``one_transaction``): the links, the reconciliations and the audit
+    log are read for those transactions only, through their sort keys, not whole.
     """
     scoped = f"AND ({scope})" if scope else ""
+    keyed = ONE_KEYED if one_transaction and not keyed else keyed
+    narrowed_to = f"AND ({keyed})" if keyed else ""
     late_facts = [EVENT_FACTS.replace("{scope}", f"AND correlation_id IN ({LATE_KEYS})")] if late else []
-    reconciled = RECONCILED
     if one_transaction:
-        reconciled += ONE_RECONCILED
         derived = ONE_SNAPSHOT_STATE if snapshot else DERIVED.format(facts=ONE_TRANSACTION_FACTS)
     elif not aggregates_complete:  # an older store's events are still being backfilled into them
         derived = DERIVED.format(facts=EVENT_FACTS.replace("{scope}", ""))
@@ -431,7 +437,11 @@ def summary_sql(
         rollups = ROLLUP_FACTS.replace("{open_only}", OPEN_ONLY if open_only else "")
         rollups = rollups.replace("{scope}", scoped)
         derived = DERIVED.format(facts="\nUNION ALL\n".join([rollups, *late_facts]))
-    return PARAMETERS + CLOCKED.format(derived=derived, resolved=RESOLVED_TRANSACTIONS, reconciled=reconciled)
+    return PARAMETERS + CLOCKED.format(
+        derived=derived.replace("{keyed}", narrowed_to),
+        resolved=RESOLVED.replace("{keyed}", narrowed_to),
+        reconciled=RECONCILED.replace("{keyed}", narrowed_to),
+    )
 
 
 def summary_parameters(workflows: Workflows, tenant: str, as_of: dt.datetime, **extra: Any) -> dict[str, Any]:

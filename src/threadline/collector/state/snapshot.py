@@ -196,6 +196,7 @@ def read(
     scope: str = "",
     state_scope: str | None = None,
     derive_changed: bool = True,
+    keyed: str = "",
     **extra: Any,
 ) -> StateRead:
     """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
@@ -206,7 +207,8 @@ def read(
     for the snapshot (without one, it is derived from the rollups).
 
     ``derive_changed`` False: the transactions changed since the snapshot's mark are left out, not
-    derived (``rules.summary_sql``): what the snapshot held at its mark, as of ``as_of``.
+    derived (``rules.summary_sql``): what the snapshot held at its mark, as of ``as_of``. ``keyed``:
+    ``rules.summary_sql``'s, a condition on ``transaction_id`` alone that narrows every table read.
     """
     definitions = WorkflowParameters.of(workflows)
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
@@ -229,6 +231,7 @@ def read(
         late=late,
         changed_scope=changed_scope,
         derive_changed=derive_changed,
+        keyed=keyed,
     )
     return StateRead(sql, parameters, mark is not None, changed, late)
 

@@ -418,6 +418,13 @@ def _rows_of(
     if not ids:
         return []
     summary, parameters = snapshot.summary(
-        store, workflows, tenant, as_of, scope=PAGE_SCOPE, page=ids, **forecast_parameters(model)
+        store,
+        workflows,
+        tenant,
+        as_of,
+        scope=PAGE_SCOPE,
+        keyed=PAGE_SCOPE,
+        page=ids,
+        **forecast_parameters(model),
     )
     return store.rows(PAGE.format(summary=summary, scope=PAGE_SCOPE), parameters)
