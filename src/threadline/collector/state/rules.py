@@ -211,9 +211,9 @@ SELECT
      - toUnixTimestamp64Micro(started_at)) / 1e6 AS sla_elapsed,
     sla_limit > 0 AND sla_elapsed > sla_limit AS breached,
     transaction_id IN ({{resolved}}) AS resolved,
-    mismatches, mismatch_fields, key_field, key_value, duplicates
+    {{reconciliation}}
 FROM ({{derived}}) AS derived
-LEFT JOIN ({{reconciled}}) AS reconciled USING (transaction_id)
+{{reconciled}}
 """
 
 DERIVED = """
@@ -320,6 +320,15 @@ WHERE tenant = {tenant:String} AND (notEmpty(mismatch_fields) OR notEmpty(duplic
 """
 
 
+RECONCILIATION_JOIN = "LEFT JOIN ({reconciled}) AS reconciled USING (transaction_id)"
+RECONCILIATION_COLUMNS = "mismatches, mismatch_fields, key_field, key_value, duplicates"
+# What a transaction with no row in RECONCILED has: the columns of a read that filters on none of them.
+NOT_RECONCILED = (
+    "'' AS mismatches, CAST([], 'Array(String)') AS mismatch_fields, '' AS key_field, '' AS key_value, "
+    "CAST([], 'Array(String)') AS duplicates"
+)
+
+
 # A transaction in one row of its own has all its facts there: when only open transactions are
 # asked for, a row that reached a step completing or failing its workflow is left out before the
 # rules run (the costly part, at millions of transactions).
@@ -385,6 +394,7 @@ def summary_sql(
     changed_scope: str = "",
     derive_changed: bool = True,
     keyed: str = "",
+    reconciled: bool = True,
 ) -> str:
     """The state of every transaction (or of one, found by its keys: ``one_transaction``, from its
     events, or its snapshot row when ``snapshot``: ``snapshot.unchanged``) as of ``as_of``.
@@ -410,7 +420,10 @@ def summary_sql(
     them at its next cycle, once the snapshot holds them).
     ``keyed``: a condition on ``transaction_id`` alone that the caller applies to the result (a page's
     ids; one transaction's id with ``one_transaction``): the links, the reconciliations and the audit
-    log are read for those transactions only, through their sort keys, not whole.
+    log are read for those transactions only, through their sort keys, not whole. ``reconciled``
+    False: the caller neither filters on nor shows what the state keeper found wrong across systems,
+    so its rows are not joined (40 ms of the stuck list's 150 ms at 10 M events) and the columns are
+    empty.
     """
     scoped = f"AND ({scope})" if scope else ""
     keyed = ONE_KEYED if one_transaction and not keyed else keyed
@@ -440,7 +453,12 @@ def summary_sql(
     return PARAMETERS + CLOCKED.format(
         derived=derived.replace("{keyed}", narrowed_to),
         resolved=RESOLVED.replace("{keyed}", narrowed_to),
-        reconciled=RECONCILED.replace("{keyed}", narrowed_to),
+        reconciliation=RECONCILIATION_COLUMNS if reconciled else NOT_RECONCILED,
+        reconciled=(
+            RECONCILIATION_JOIN.format(reconciled=RECONCILED.replace("{keyed}", narrowed_to))
+            if reconciled
+            else ""
+        ),
     )
 
 

@@ -197,6 +197,7 @@ def read(
     state_scope: str | None = None,
     derive_changed: bool = True,
     keyed: str = "",
+    reconciled: bool = True,
     **extra: Any,
 ) -> StateRead:
     """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
@@ -208,7 +209,8 @@ def read(
 
     ``derive_changed`` False: the transactions changed since the snapshot's mark are left out, not
     derived (``rules.summary_sql``): what the snapshot held at its mark, as of ``as_of``. ``keyed``:
-    ``rules.summary_sql``'s, a condition on ``transaction_id`` alone that narrows every table read.
+    ``rules.summary_sql``'s, a condition on ``transaction_id`` alone that narrows every table read;
+    ``reconciled`` False: without what the state keeper found wrong across systems (``summary_sql``).
     """
     definitions = WorkflowParameters.of(workflows)
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
@@ -232,6 +234,7 @@ def read(
         changed_scope=changed_scope,
         derive_changed=derive_changed,
         keyed=keyed,
+        reconciled=reconciled,
     )
     return StateRead(sql, parameters, mark is not None, changed, late)
 

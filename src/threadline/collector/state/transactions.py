@@ -373,6 +373,8 @@ def page(
             )
             if wanted
         ),
+        # LIST reads the reconciliation's columns only to filter: its rows are joined for those filters
+        reconciled=filters.attention or filters.with_mismatches or filters.with_duplicates,
         dimension_filters=dimensions.bound(filters.dimensions),
         workflow=filters.workflow,
         states=list(filters.states),
