@@ -219,6 +219,22 @@ def test_a_range_with_a_start_gives_the_figures_and_trend_of_the_same_transactio
     assert sum(point["stuck"] for point in ranged["trend"]) == ranged["totals"]["stuck"]
 
 
+def test_a_whole_history_of_months_draws_the_same_trend_as_a_range_of_the_same_bucket(
+    api: httpx.Client,
+) -> None:
+    """With no start, the figures' pass counts the trend per day and the days are summed into the
+    bucket drawn (a week, 100 days on): the points a range with that bucket counts in the store."""
+    as_of = (T0 + dt.timedelta(days=100)).isoformat()
+    whole = api.get("/api/overview", params={"as_of": as_of}).json()
+    since = (T0 - dt.timedelta(hours=1)).isoformat()
+    ranged = api.get("/api/overview", params={"as_of": as_of, "since": since}).json()
+
+    assert whole["trend_bucket_seconds"] == ranged["trend_bucket_seconds"] == 7 * 86400
+    assert whole["trend"] == ranged["trend"]
+    assert sum(point["started"] for point in whole["trend"]) == whole["totals"]["transactions"] == 9
+    assert sum(point["stuck"] for point in whole["trend"]) == whole["totals"]["stuck"] > 0
+
+
 def test_overview_since_until_and_workflow_narrow_it(api: httpx.Client) -> None:
     late = (T0 + dt.timedelta(minutes=300)).isoformat()
     assert (
