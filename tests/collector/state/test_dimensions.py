@@ -53,9 +53,12 @@ def send(store: Store, *events: dict[str, Any], workflows: Workflows = WORKFLOWS
     snapshot.keep(store, workflows, TENANT)
 
 
-def queue(store: Store, *wanted: str, workflows: Workflows = WORKFLOWS) -> dict[str, dict[str, str]]:
+def queue(
+    store: Store, *wanted: str, workflows: Workflows = WORKFLOWS, as_of: dt.datetime | None = None
+) -> dict[str, dict[str, str]]:
     filters = transactions.ListFilters(dimensions=tuple(DimensionFilter.parse(text) for text in wanted))
-    items, total, _ = transactions.page(store, workflows, TENANT, filters, dt.datetime.now(dt.UTC), 50, None)
+    moment = as_of or dt.datetime.now(dt.UTC)
+    items, total, _ = transactions.page(store, workflows, TENANT, filters, moment, 50, None)
     assert total == len(items)
     return {item.correlation_id: item.dimensions for item in items}
 
@@ -81,6 +84,21 @@ def test_each_dimension_is_the_latest_value_its_events_carry_and_filters_the_que
     assert everything["CR-1"] == {}  # its workflow declares no dimensions
     found = transactions.find(store, WORKFLOWS, TENANT, "OPP-1", dt.datetime.now(dt.UTC))
     assert found is not None and found.summary.dimensions == {"region": "UK", "segment": "enterprise"}
+
+
+def test_a_slice_asked_before_the_latest_events_lists_only_its_transactions(store: Store) -> None:
+    """As of a moment before some events, those transactions are derived from their events up to
+    then, outside the snapshot: the slice applies to them too."""
+    send(
+        store,
+        event("OPP-1", "crm.opportunity.won", 30, region="EMEA"),
+        event("OPP-2", "crm.opportunity.won", 30, region="AMER"),
+        event("OPP-1", "erp.order.created", 5, region="EMEA"),
+        event("OPP-2", "erp.order.created", 5, region="AMER"),
+    )
+    earlier = NOW - dt.timedelta(minutes=10)
+    assert set(queue(store, "region:EMEA", as_of=earlier)) == {"OPP-1"}
+    assert set(queue(store, "region:AMER", as_of=earlier)) == {"OPP-2"}
 
 
 def test_a_later_event_moves_the_transaction_to_its_new_value(store: Store) -> None:

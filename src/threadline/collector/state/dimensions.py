@@ -28,12 +28,14 @@ SELECT transaction_id, dimensions FROM transaction_dimensions FINAL
 WHERE tenant = {tenant:String} AND transaction_id IN {transactions:Array(String)}
 """
 # The transactions with every (dimension, value) of ``dimension_filters``: a condition on
-# transaction_id, so the state snapshot narrows its rows by it before anything is derived.
+# transaction_id, so the state snapshot narrows its rows by it before anything is derived. One
+# equality per filter (``WANTED``, its place in the parameter), not a lambda over the filters: that
+# took 43 ms instead of 16 ms over 874 k rows at 10 M events.
 MATCHING = """transaction_id IN (
     SELECT transaction_id FROM transaction_dimensions FINAL
-    WHERE tenant = {tenant:String}
-      AND arrayAll(wanted -> dimensions[wanted.1] = wanted.2,
-                   {dimension_filters:Array(Tuple(String, String))}))"""
+    WHERE tenant = {tenant:String} AND {wanted})"""
+FILTERS = "{dimension_filters:Array(Tuple(String, String))}"
+WANTED = f"dimensions[{FILTERS}[{{at}}].1] = {FILTERS}[{{at}}].2"
 # Each transaction's value of the dimension ``group_by`` ('' where it has none), to join by id.
 VALUE_OF = """
 SELECT transaction_id, dimensions[{group_by:String}] AS dimension_value
@@ -72,9 +74,12 @@ class DimensionFilter:
 
 
 def condition(filters: Sequence[DimensionFilter]) -> str:
-    """MATCHING when there are filters, else none: ClickHouse builds an IN's set before it looks at
-    the condition around it, so an unused MATCHING would still read the whole table."""
-    return MATCHING if filters else "1"
+    """MATCHING ``filters`` (bound by ``bound``), or none: ClickHouse builds an IN's set before it
+    looks at the condition around it, so an unused MATCHING would still read the whole table."""
+    if not filters:
+        return "1"
+    wanted = (WANTED.replace("{at}", str(at)) for at in range(1, len(filters) + 1))
+    return MATCHING.replace("{wanted}", " AND ".join(wanted))
 
 
 def bound(filters: Sequence[DimensionFilter]) -> list[tuple[str, str]]:

@@ -235,7 +235,7 @@ def overview(
         workflows,
         tenant,
         as_of,
-        scope=dimensions.MATCHING if dimension_filters else "",
+        scope=dimensions.condition(dimension_filters) if dimension_filters else "",
         workflow=workflow,
         since=since or EARLIEST,
         until=until or LATEST,

@@ -359,7 +359,7 @@ def page(
     """A page of transactions, newest activity first (or by ``filters.order``), with the total and
     the next cursor."""
     after_time, after_id = after or cursors.FIRST_PAGE
-    summary, parameters = snapshot.summary(
+    state = snapshot.read(
         store,
         workflows,
         tenant,
@@ -369,7 +369,7 @@ def page(
             condition
             for condition, wanted in (
                 (FLAGGED, filters.with_mismatches or filters.with_duplicates),
-                (dimensions.MATCHING, bool(filters.dimensions)),
+                (dimensions.condition(filters.dimensions), bool(filters.dimensions)),
             )
             if wanted
         ),
@@ -392,12 +392,11 @@ def page(
         predicted_breach=filters.predicted_breach,
         **forecast_parameters(model),
     )
-    sql = (
-        LISTS[filters.order]
-        .format(summary=summary)
-        .replace("{in_slice}", dimensions.condition(filters.dimensions))
-    )
-    found = store.rows(sql, parameters)
+    # The read narrows every part to the slice (its scope) but the transactions with events after
+    # as_of: only those are sliced again (building the slice's set twice cost 55 ms at 10 M events).
+    in_slice = dimensions.condition(filters.dimensions) if state.late else "1"
+    sql = LISTS[filters.order].format(summary=state.sql).replace("{in_slice}", in_slice)
+    found = store.rows(sql, state.parameters)
     total = found[0]["total"] if found else 0
     ids = [row["transaction_id"] for row in found[:limit]]
     by_id = {row["transaction_id"]: row for row in _rows_of(store, workflows, tenant, as_of, ids, model)}
