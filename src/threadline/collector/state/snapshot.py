@@ -198,6 +198,7 @@ def read(
     derive_changed: bool = True,
     keyed: str = "",
     reconciled: bool = True,
+    pending: tuple[bool, bool] | None = None,
     **extra: Any,
 ) -> StateRead:
     """The state of every transaction of ``tenant`` as of ``as_of`` (``rules.summary_sql``), and its
@@ -211,19 +212,23 @@ def read(
     derived (``rules.summary_sql``): what the snapshot held at its mark, as of ``as_of``. ``keyed``:
     ``rules.summary_sql``'s, a condition on ``transaction_id`` alone that narrows every table read;
     ``reconciled`` False: without what the state keeper found wrong across systems (``summary_sql``).
+    ``pending``: what a read of the same ``as_of`` just found (its ``changed``, ``late``), not asked
+    again: a later mark covers more, so nothing received since the earlier one is none since it.
     """
     definitions = WorkflowParameters.of(workflows)
     parameters = {**definitions.values, "tenant": tenant, "as_of": as_of, **extra}
     complete = store.aggregates_complete()
     mark = readable_mark(store, tenant, definitions.digest) if state_scope != "" else None
-    pending = {"changed": True, "late": True}
+    changed, late = True, True
     changed_scope = ""
     if mark is not None:
         parameters["snapshot_since"] = mark.covered_until - margin(store)
         changed_scope = scope if state_scope is None else ""  # over columns of the rollups too
         scope = scope if state_scope is None else state_scope
-        pending = store.rows(PENDING, parameters)[0]
-    changed, late = bool(pending["changed"]), bool(pending["late"])
+        if pending is None:
+            found = store.rows(PENDING, parameters)[0]
+            pending = bool(found["changed"]), bool(found["late"])
+        changed, late = pending
     sql = summary_sql(
         aggregates_complete=complete,
         open_only=open_only,

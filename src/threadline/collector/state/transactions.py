@@ -399,7 +399,10 @@ def page(
     found = store.rows(sql, state.parameters)
     total = found[0]["total"] if found else 0
     ids = [row["transaction_id"] for row in found[:limit]]
-    by_id = {row["transaction_id"]: row for row in _rows_of(store, workflows, tenant, as_of, ids, model)}
+    pending = (state.changed, state.late)
+    by_id = {
+        row["transaction_id"]: row for row in _rows_of(store, workflows, tenant, as_of, ids, model, pending)
+    }
     listed = dimensions.of_transactions(store, workflows, tenant, ids)
     items = [summary_of(by_id[id_], as_of, model, listed.get(id_)) for id_ in ids if id_ in by_id]
     pages = filters.order == "activity" and len(found) > limit and bool(items)
@@ -414,8 +417,10 @@ def _rows_of(
     as_of: dt.datetime,
     ids: list[str],
     model: ForecastModel | None,
+    pending: tuple[bool, bool],
 ) -> list[dict[str, Any]]:
-    """The summary rows of these transactions as of ``as_of``, with their forecasts' columns."""
+    """The summary rows of these transactions as of ``as_of``, with their forecasts' columns
+    (``pending``: what the list's read found, ``snapshot.read``)."""
     if not ids:
         return []
     summary, parameters = snapshot.summary(
@@ -425,6 +430,7 @@ def _rows_of(
         as_of,
         scope=PAGE_SCOPE,
         keyed=PAGE_SCOPE,
+        pending=pending,
         page=ids,
         **forecast_parameters(model),
     )
