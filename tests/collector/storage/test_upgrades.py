@@ -64,18 +64,20 @@ def test_a_version_10_store_migrates_in_place_and_answers_as_before(tmp_path: Pa
     assert counted[("salesforce", "crm.opportunity.won", "")] > 0  # the fixture's events are counted
     assert presence_counts(store_dir) == counted
     # made again for reading pages by id (migration 19), then derived again by the state keeper
-    assert kept_table_settings(store_dir) == {table: migrations.POINT_READS for table in POINT_READ_TABLES}
-
-
-POINT_READ_TABLES = ("transaction_states", "transaction_reconciliations", "transaction_dimensions")
+    assert kept_table_settings(store_dir) == {
+        "transaction_states": migrations.POINT_READS,
+        "transaction_reconciliations": migrations.POINT_READS,
+        "transaction_dimensions": migrations.POINT_READS,
+    }
 
 
 def kept_table_settings(store_dir: Path) -> dict[str, str]:
-    """The settings each table the state keeper keeps was created with."""
+    """The settings each table the state keeper keeps for reads by id was created with."""
     store = Store(f"chdb://{store_dir}").open(migrate=False)
     try:
         created = {
-            table: store.query(f"SHOW CREATE TABLE {table}").result_rows[0][0] for table in POINT_READ_TABLES
+            table.name: store.query(f"SHOW CREATE TABLE {table.name}").result_rows[0][0]
+            for table in migrations.READ_BY_ID
         }
     finally:
         store.close()

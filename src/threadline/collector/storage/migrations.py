@@ -590,6 +590,10 @@ TRANSACTION_DIMENSIONS = Table(
 )
 
 
+# The state keeper's tables that pages and lookups read by id: made with POINT_READS (migration 19).
+READ_BY_ID = (TRANSACTION_STATES, TRANSACTION_RECONCILIATIONS, TRANSACTION_DIMENSIONS)
+
+
 # --- Migration 17: which attributes each system's events carry -----------------------------------
 # Kept by the engine at insert time (``aggregates.PRESENCE``), filled once from the events stored
 # before; schema drift (``state/drift.py``) reads these rows, never the events in bulk.
@@ -883,7 +887,7 @@ def migrations(cluster: str | None = None, ttl_days: int | None = None) -> list[
             19,
             [  # kept by the state keeper: made again with POINT_READS, and derived again from the events
                 statement
-                for table in (TRANSACTION_STATES, TRANSACTION_RECONCILIATIONS, TRANSACTION_DIMENSIONS)
+                for table in READ_BY_ID
                 for statement in [*drop_table(table.name, cluster), *create_table(table, cluster, ttl_days)]
             ]
             + [CLEAR_STATE_MARKS],
